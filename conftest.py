@@ -14,8 +14,10 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -69,7 +71,7 @@ def _wait_until_listening(port: int, proc: subprocess.Popen[bytes], log: str, se
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}; log:\n{open(log).read()[-3000:]}")
+            raise RuntimeError(f"server exited with {proc.returncode}; log:\n{Path(log).read_text()[-3000:]}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
             return
@@ -150,10 +152,16 @@ def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     ports = {name: _free_weed_port() for name in ("master", "volume", "filer", "webdav", "admin")}
     log = str(root / "weed.log")
     command = [
-        weed, "mini", f"-dir={root / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-        f"-s3.port={s3_port}", f"-s3.config={root / 'identities.json'}", "-admin.ui=false",
+        weed,
+        "mini",
+        f"-dir={root / 'data'}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        f"-s3.port={s3_port}",
+        f"-s3.config={root / 'identities.json'}",
+        "-admin.ui=false",
         *(f"-{name}.port={port}" for name, port in ports.items()),
-    ]  # fmt: skip
+    ]
     with open(log, "wb") as out:
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=root)
     try:
@@ -196,4 +204,3 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
         if name.startswith("AWS_"):
             monkeypatch.delenv(name)
     return monkeypatch
-

@@ -21,9 +21,11 @@ import io
 import os
 import threading
 import time
-from datetime import datetime, timedelta, timezone
-from functools import lru_cache
-from weakref import WeakSet
+from datetime import datetime as _datetime
+from datetime import timedelta as _timedelta
+from datetime import timezone as _timezone
+from functools import lru_cache as _lru_cache
+from weakref import WeakSet as _WeakSet
 
 __version__ = "1.0.0"
 __all__ = [
@@ -45,6 +47,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping
     from concurrent.futures import Future, ThreadPoolExecutor
+    from datetime import datetime, timedelta
     from http.client import HTTPConnection, HTTPMessage
     from ssl import SSLContext
     from typing import IO, Any, Union
@@ -169,7 +172,7 @@ def _http_error(response: Response) -> HTTPError:
         region = fields.get("Region") or headers.get("x-amz-bucket-region")
     return HTTPError(
         response.status_code,
-        fields.get("Code") or response.reason.replace(" ", "") or "Error",
+        fields.get("Code") or _status_code_name(response.status_code),
         fields.get("Message") or _status_message(response),
         request_id=fields.get("RequestId") or headers.get("x-amz-request-id"),
         host_id=fields.get("HostId") or headers.get("x-amz-id-2"),
@@ -178,6 +181,13 @@ def _http_error(response: Response) -> HTTPError:
         region=region,
         response=response,
     )
+
+
+def _status_code_name(status: int) -> str:
+    """An error code for an answer without body: the standard phrase, ``NotFound`` for 404."""
+    from http.client import responses
+
+    return responses.get(status, "Error").replace(" ", "")
 
 
 def _status_message(response: Response) -> str:
@@ -306,10 +316,7 @@ def _canonical_request(
       HTTPRequestMethod + '\\n' + CanonicalURI + '\\n' + CanonicalQueryString + '\\n' +
       CanonicalHeaders + '\\n' + SignedHeaders + '\\n' + HexEncode(Hash(RequestPayload))
     """
-    return (
-        f"{method}\n{canonical_uri}\n{canonical_query}\n"
-        f"{canonical_headers}\n{signed_headers}\n{payload_hash}"
-    )
+    return f"{method}\n{canonical_uri}\n{canonical_query}\n{canonical_headers}\n{signed_headers}\n{payload_hash}"
 
 
 def _scope(amz_date: str, region: str, service: str) -> str:
@@ -323,7 +330,7 @@ def _string_to_sign(amz_date: str, scope: str, canonical_request: str) -> str:
     return f"{_ALGORITHM}\n{amz_date}\n{scope}\n{digest}"
 
 
-@lru_cache(maxsize=16)
+@_lru_cache(maxsize=16)
 def _signing_key(secret_key: str, date: str, region: str, service: str) -> bytes:
     """HMAC chain ``AWS4``+secret → date → region → service → ``aws4_request``."""
     key = ("AWS4" + secret_key).encode("utf-8")
@@ -339,15 +346,12 @@ def _signature(signing_key: bytes, string_to_sign: str) -> str:
 
 def _authorization(access_key: str, scope: str, signed_headers: str, signature: str) -> str:
     """The ``Authorization`` header value."""
-    return (
-        f"{_ALGORITHM} Credential={access_key}/{scope}, "
-        f"SignedHeaders={signed_headers}, Signature={signature}"
-    )
+    return f"{_ALGORITHM} Credential={access_key}/{scope}, SignedHeaders={signed_headers}, Signature={signature}"
 
 
 def _amz_date(now: datetime) -> str:
     """ISO 8601 basic format in UTC, as ``x-amz-date`` wants it."""
-    return now.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return now.astimezone(_timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 
 
 def _sign(
@@ -423,7 +427,7 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 class _Request:
     """One S3 request, unsigned: plain data built by pure functions."""
 
-    __slots__ = ("method", "bucket", "key", "query", "headers", "body")
+    __slots__ = ("body", "bucket", "headers", "key", "method", "query")
 
     def __init__(
         self,
@@ -445,7 +449,7 @@ class _Request:
 class _Endpoint:
     """Where requests go: scheme, host, port, and how buckets are addressed."""
 
-    __slots__ = ("scheme", "host", "port", "addressing", "is_aws")
+    __slots__ = ("addressing", "host", "is_aws", "port", "scheme")
 
     def __init__(self, scheme: str, host: str, port: int, addressing: str) -> None:
         self.scheme = scheme
@@ -481,8 +485,7 @@ def _dns_compatible(bucket: str, dots_ok: bool) -> bool:
     """True if the bucket name can be a DNS label under the endpoint host."""
     labels = bucket.split(".") if dots_ok else [bucket]
     return 3 <= len(bucket) <= 63 and all(
-        label and set(label) <= _DNS_BUCKET_CHARS and label[0] != "-" and label[-1] != "-"
-        for label in labels
+        label and set(label) <= _DNS_BUCKET_CHARS and label[0] != "-" and label[-1] != "-" for label in labels
     )
 
 
@@ -539,7 +542,7 @@ def _header_value(name: str, value: object) -> str:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise InvalidType(f"header {name!r} must be a str (or int); got {type(value).__name__}")
     text = str(value)
-    if not text.isascii() or any(c < " " and c != "\t" or c == "\x7f" for c in text):
+    if not text.isascii() or any((c < " " and c != "\t") or c == "\x7f" for c in text):
         raise InvalidInput(
             f"header {name!r} has a non-ASCII or control character (newlines included); "
             "S3 headers and metadata values must be printable ASCII"
@@ -594,9 +597,9 @@ def _expiry_headers(expires: Expires, public: bool, now: float) -> dict[str, str
     """
     if expires is None:
         return {}
-    if isinstance(expires, datetime):
+    if isinstance(expires, _datetime):
         seconds = max(0.0, expires.timestamp() - now)
-    elif isinstance(expires, timedelta):
+    elif isinstance(expires, _timedelta):
         seconds = expires.total_seconds()
     elif expires == "max":
         seconds = _ONE_YEAR
@@ -605,9 +608,7 @@ def _expiry_headers(expires: Expires, public: bool, now: float) -> dict[str, str
     elif isinstance(expires, str):
         raise InvalidInput(f"expires must be seconds, 'max', a timedelta or a datetime; got {expires!r}")
     else:
-        raise InvalidType(
-            f"expires must be seconds, 'max', a timedelta or a datetime; got {type(expires).__name__}"
-        )
+        raise InvalidType(f"expires must be seconds, 'max', a timedelta or a datetime; got {type(expires).__name__}")
     if not 0 <= seconds < float("inf"):
         raise InvalidInput(f"expires must not be negative; got {expires!r}")
     cache_control = f"max-age={int(seconds)}" + (", public" if public else "")
@@ -694,7 +695,7 @@ class _Body:
     ``close``.
     """
 
-    __slots__ = ("data", "file", "start", "length", "sha256", "owned")
+    __slots__ = ("data", "file", "length", "owned", "sha256", "start")
 
     def __init__(
         self, data: bytes | memoryview | None, file: IO[bytes] | None, start: int, length: int, owned: bool
@@ -710,6 +711,8 @@ class _Body:
         digest = hashlib.sha256()
         for chunk in self.chunks():
             digest.update(chunk)
+        assert self.file is not None
+        self.file.seek(self.start)
         return digest.hexdigest()
 
     def chunks(self) -> Iterator[bytes | memoryview]:
@@ -788,7 +791,7 @@ def _spool(stream: Any) -> _Body:
         if spill is None and size > _SPOOL_IN_MEMORY:
             import tempfile
 
-            spill = tempfile.TemporaryFile()
+            spill = tempfile.TemporaryFile()  # noqa: SIM115 - closed with the body
             spill.writelines(parts)
             parts.clear()
         if spill is None:
@@ -819,7 +822,7 @@ class _Transport:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._ssl_context: SSLContext | None = None
-        self._open: WeakSet[HTTPConnection] = WeakSet()
+        self._open: _WeakSet[HTTPConnection] = _WeakSet()
 
     def _context(self) -> SSLContext:
         """One SSL context per Connection, made on first HTTPS use."""
@@ -922,7 +925,7 @@ class _Transport:
     def close(self) -> None:
         """Close every connection this transport opened, in any thread."""
         with self._lock:
-            conns, self._open = list(self._open), WeakSet()
+            conns, self._open = list(self._open), _WeakSet()
         for conn in conns:
             conn.close()
         self._local.__dict__.pop("pool", None)
@@ -963,7 +966,7 @@ class Response:
     build or keep around.
     """
 
-    __slots__ = ("status_code", "reason", "headers", "content", "url", "method", "bucket", "key")
+    __slots__ = ("bucket", "content", "headers", "key", "method", "reason", "status_code", "url")
 
     def __init__(
         self,
@@ -1245,10 +1248,16 @@ class Connection:
         elif request.method in ("PUT", "POST"):
             headers["Content-Length"] = "0"
         for attempt in range(1, self._retries + 1):
-            now = datetime.now(timezone.utc)
+            now = _datetime.now(_timezone.utc)
             signed = _sign(
-                request.method, path, request.query, headers, headers["x-amz-content-sha256"],
-                self._credentials, self.region, now,
+                request.method,
+                path,
+                request.query,
+                headers,
+                headers["x-amz-content-sha256"],
+                self._credentials,
+                self.region,
+                now,
             )
             del signed["Host"]
             try:
@@ -1265,8 +1274,9 @@ class Connection:
                     raise
                 _backoff(attempt)
                 continue
-            response = Response(status, reason, reply_headers, content, url, request.method, request.bucket,
-                                request.key or None)
+            response = Response(
+                status, reason, reply_headers, content, url, request.method, request.bucket, request.key or None
+            )
             if response.ok and not (error_in_body and _error_fields(content)):
                 return response
             error = _http_error(response)

@@ -1,0 +1,1272 @@
+"""Specification of tinys3, in the order of its sections.
+
+Pure logic is checked offline against AWS's published examples and botocore's
+signer; behaviour is checked against real servers over real sockets on
+127.0.0.1 (moto with signature checking, SeaweedFS; see conftest.py), and
+every upload is read back with boto3.
+"""
+
+from __future__ import annotations
+
+import ast
+import concurrent.futures
+import email.utils
+import hashlib
+import io
+import os
+import re
+import socket
+import socketserver
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import types
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+import tinys3
+from conftest import Server
+
+AWS_EXAMPLE_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+
+def connect(server: Server, **kwargs: Any) -> tinys3.Connection:
+    return tinys3.Connection(server.access_key, server.secret_key, endpoint=server.endpoint, **kwargs)
+
+
+###############################################################################
+# The module itself ###########################################################
+###############################################################################
+
+
+def test_public_names_are_exactly_all_and_documented() -> None:
+    public = {
+        name
+        for name, value in vars(tinys3).items()
+        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+    }
+    public -= {"annotations", "TYPE_CHECKING"}
+    assert public == set(tinys3.__all__) - {"__version__"}
+    for name in public:
+        assert getattr(tinys3, name).__doc__, name
+
+
+def test_import_loads_only_cheap_stdlib_modules() -> None:
+    code = "import sys; before = set(sys.modules); import tinys3; print(' '.join(sorted(set(sys.modules) - before)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    loaded = {name.split(".")[0] for name in out}
+    assert loaded <= set(sys.stdlib_module_names) | {"tinys3"}
+    heavy = {"http", "ssl", "concurrent", "xml", "mimetypes", "argparse", "email", "urllib", "typing", "logging"}
+    assert not loaded & heavy, loaded & heavy
+
+
+def test_module_has_no_third_party_imports() -> None:
+    tree = ast.parse(Path(tinys3.__file__).read_text())
+    imported = {
+        alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+    }
+    imported |= {
+        node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
+    }
+    assert imported <= set(sys.stdlib_module_names) | {"__future__"}, imported - set(sys.stdlib_module_names)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["ruff", "check", "."],
+        ["ruff", "format", "--check", "."],
+        ["mypy", "--strict", "tinys3.py"],
+        ["vermin", "-t=3.9-", "--no-tips", "--violations", "tinys3.py"],
+    ],
+    ids=["ruff", "ruff-format", "mypy-strict", "vermin-py39"],
+)
+def test_code_checks_pass(command: list[str]) -> None:
+    """ruff clean, mypy --strict clean, and nothing newer than Python 3.9."""
+    tool = str(Path(sys.executable).parent / command[0])
+    result = subprocess.run(
+        [tool, *command[1:]], cwd=Path(__file__).parent, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+###############################################################################
+# Errors ######################################################################
+###############################################################################
+
+
+def test_every_error_is_an_s3error_and_input_errors_are_value_or_type_errors() -> None:
+    assert issubclass(tinys3.S3Error, OSError)
+    for cls in (tinys3.HTTPError, tinys3.TransportError, tinys3.CredentialsError, tinys3.InvalidInput):
+        assert issubclass(cls, tinys3.S3Error)
+    assert issubclass(tinys3.Timeout, tinys3.TransportError) and issubclass(tinys3.Timeout, TimeoutError)
+    assert issubclass(tinys3.InvalidInput, ValueError)
+    assert issubclass(tinys3.InvalidType, TypeError)
+
+
+def test_http_error_names_status_code_message_and_request_id() -> None:
+    body = (
+        b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NoSuchKey</Code>'
+        b"<Message>The specified key does not exist.</Message><Key>a/b.txt</Key>"
+        b"<BucketName>bkt</BucketName><RequestId>REQ123</RequestId><HostId>HOST9</HostId></Error>"
+    )
+    response = tinys3.Response(404, "Not Found", _headers({}), body, "https://s3/bkt/a/b.txt", "GET")
+    with pytest.raises(tinys3.HTTPError) as caught:
+        response.raise_for_status()
+    error = caught.value
+    assert (error.status, error.code, error.request_id, error.host_id) == (404, "NoSuchKey", "REQ123", "HOST9")
+    assert (error.bucket, error.key, error.message) == ("bkt", "a/b.txt", "The specified key does not exist.")
+    assert error.response is response
+    assert str(error) == (
+        "404 NoSuchKey: The specified key does not exist. [GET https://s3/bkt/a/b.txt, request id REQ123]"
+    )
+
+
+def test_an_error_without_body_is_built_from_the_status() -> None:
+    response = tinys3.Response(
+        403, "Forbidden", _headers({"x-amz-request-id": "R1"}), b"", "http://h/b/k", "HEAD", "b", "k"
+    )
+    error = tinys3._http_error(response)
+    assert (error.code, error.request_id, error.bucket, error.key) == ("Forbidden", "R1", "b", "k")
+    assert "403 Forbidden" in str(error)
+
+
+def test_a_redirect_names_the_buckets_region() -> None:
+    body = b"<Error><Code>PermanentRedirect</Code><Message>Use the right endpoint.</Message></Error>"
+    response = tinys3.Response(301, "Moved", _headers({"x-amz-bucket-region": "eu-west-1"}), body, "u", "PUT")
+    error = tinys3._http_error(response)
+    assert error.region == "eu-west-1"
+    assert "region='eu-west-1'" in str(error)
+
+
+def test_non_xml_error_bodies_do_not_break_parsing() -> None:
+    assert tinys3._error_fields(b"<html>Bad gateway</html>") == {}
+    assert tinys3._error_fields(b"<Error><Code>Broken") == {}
+    assert tinys3._error_fields(b"\x00\x01") == {}
+
+
+###############################################################################
+# Credentials #################################################################
+###############################################################################
+
+
+def test_credentials_repr_hides_secret_and_token() -> None:
+    creds = tinys3.Credentials("AKIDEXAMPLE", "s3cr3t-value", "t0k3n-value")
+    assert "s3cr3t" not in repr(creds) and "t0k3n" not in repr(creds)
+    assert "AKIDEXAMPLE" in repr(creds)
+    with pytest.raises(AttributeError):
+        creds.secret_key = "other"  # type: ignore[misc]
+
+
+def test_credentials_come_from_the_environment_when_not_given(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("AWS_ACCESS_KEY_ID", "AKIDENV")
+    clean_env.setenv("AWS_SECRET_ACCESS_KEY", "secret-from-env")
+    clean_env.setenv("AWS_SESSION_TOKEN", "token-from-env")
+    clean_env.setenv("AWS_REGION", "eu-central-1")
+    conn = tinys3.Connection()
+    assert conn.credentials.access_key == "AKIDENV"
+    assert conn.credentials.token == "token-from-env"
+    assert conn.region == "eu-central-1"
+    assert conn.endpoint == "https://s3.eu-central-1.amazonaws.com"
+
+
+def test_missing_credentials_say_which_variables_to_set(clean_env: pytest.MonkeyPatch) -> None:
+    with pytest.raises(tinys3.CredentialsError, match="AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"):
+        tinys3.Connection()
+    with pytest.raises(tinys3.CredentialsError, match="secret_key is missing"):
+        tinys3.Connection("AKID", None)
+
+
+def test_default_region_and_endpoint_variables(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("AWS_DEFAULT_REGION", "ap-south-1")
+    assert tinys3.Connection("a", "b").region == "ap-south-1"
+    clean_env.delenv("AWS_DEFAULT_REGION")
+    assert tinys3.Connection("a", "b").region == "us-east-1"
+    clean_env.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9000")
+    assert tinys3.Connection("a", "b").endpoint == "http://127.0.0.1:9000"
+    clean_env.setenv("AWS_ENDPOINT_URL_S3", "https://minio.local")
+    assert tinys3.Connection("a", "b").endpoint == "https://minio.local"
+
+
+###############################################################################
+# Signing #####################################################################
+###############################################################################
+
+
+def _sign_parts(method: str, uri: str, query: list[tuple[str, str]], headers: dict[str, str], payload: str) -> str:
+    return tinys3._canonical_request(
+        method, uri, tinys3._canonical_query_string(query), *tinys3._canonical_headers(headers), payload
+    )
+
+
+def test_aws_get_vanilla_vector() -> None:
+    """AWS SigV4 test suite, get-vanilla (service 'service', no payload header)."""
+    creds = tinys3.Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+    now = datetime(2015, 8, 30, 12, 36, tzinfo=timezone.utc)
+    headers = {"Host": "example.amazonaws.com", "X-Amz-Date": "20150830T123600Z"}
+    canonical = _sign_parts("GET", "/", [], headers, EMPTY_SHA256)
+    assert canonical == (
+        "GET\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\n" + EMPTY_SHA256
+    )
+    scope = tinys3._scope("20150830T123600Z", "us-east-1", "service")
+    assert tinys3._string_to_sign("20150830T123600Z", scope, canonical) == (
+        "AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\n"
+        "bb579772317eb040ac9ed261061d46c1f17a8133879d6129b6e1c25292927e63"
+    )
+    signed = tinys3._sign(
+        "GET", "/", [], {"Host": "example.amazonaws.com"}, EMPTY_SHA256, creds, "us-east-1", now, service="service"
+    )
+    assert signed["Authorization"] == (
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, "
+        "SignedHeaders=host;x-amz-date, "
+        "Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"
+    )
+
+
+def test_aws_s3_get_object_example() -> None:
+    """The GET-object example of AWS's S3 SigV4 documentation (Range: bytes=0-9)."""
+    creds = tinys3.Credentials("AKIAIOSFODNN7EXAMPLE", AWS_EXAMPLE_SECRET)
+    now = datetime(2013, 5, 24, tzinfo=timezone.utc)
+    headers = {
+        "Host": "examplebucket.s3.amazonaws.com",
+        "Range": "bytes=0-9",
+        "x-amz-content-sha256": EMPTY_SHA256,
+        "x-amz-date": "20130524T000000Z",
+    }
+    canonical = _sign_parts("GET", "/test.txt", [], headers, EMPTY_SHA256)
+    digest = hashlib.sha256(canonical.encode()).hexdigest()
+    assert digest == "7344ae5b7ee6c3e7e6b0fe0640412a37625d1fbfff95c48bbb2dc43964946972"
+    signed = tinys3._sign("GET", "/test.txt", [], headers, EMPTY_SHA256, creds, "us-east-1", now)
+    assert signed["Authorization"].endswith(
+        "SignedHeaders=host;range;x-amz-content-sha256;x-amz-date, "
+        "Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"
+    )
+
+
+def test_aws_s3_put_object_example() -> None:
+    """The PUT-object example of the same page: key 'test$file.text', a storage class, a body."""
+    creds = tinys3.Credentials("AKIAIOSFODNN7EXAMPLE", AWS_EXAMPLE_SECRET)
+    body = b"Welcome to Amazon S3."
+    payload = hashlib.sha256(body).hexdigest()
+    headers = {
+        "Host": "examplebucket.s3.amazonaws.com",
+        "Date": "Fri, 24 May 2013 00:00:00 GMT",
+        "x-amz-storage-class": "REDUCED_REDUNDANCY",
+        "x-amz-content-sha256": payload,
+    }
+    uri = "/" + tinys3._uri_encode("test$file.text", keep_slash=True)
+    assert uri == "/test%24file.text"
+    now = datetime(2013, 5, 24, tzinfo=timezone.utc)
+    signed = tinys3._sign("PUT", uri, [], headers, payload, creds, "us-east-1", now)
+    assert signed["Authorization"].endswith(
+        "Signature=98ad721746da40c64f1a55b78f14c238d841ea1380cd77a1b5971af0ece108bd"
+    )
+
+
+def test_aws_s3_list_objects_example_query() -> None:
+    """The GET-bucket example: query parameters sorted and encoded."""
+    creds = tinys3.Credentials("AKIAIOSFODNN7EXAMPLE", AWS_EXAMPLE_SECRET)
+    headers = {"Host": "examplebucket.s3.amazonaws.com", "x-amz-content-sha256": EMPTY_SHA256}
+    now = datetime(2013, 5, 24, tzinfo=timezone.utc)
+    query = [("prefix", "J"), ("max-keys", "2")]
+    assert tinys3._canonical_query_string(query) == "max-keys=2&prefix=J"
+    signed = tinys3._sign("GET", "/", query, headers, EMPTY_SHA256, creds, "us-east-1", now)
+    assert signed["Authorization"].endswith(
+        "Signature=34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7"
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "path"),
+    [
+        ("a b/c=d~e//f+g", "a%20b/c%3Dd~e//f%2Bg"),
+        ("/leading", "/leading"),
+        ("dots/./../x", "dots/./../x"),
+        ("über/日本.txt", "%C3%BCber/%E6%97%A5%E6%9C%AC.txt"),
+        ("q?x#y&z%", "q%3Fx%23y%26z%25"),
+    ],
+)
+def test_keys_are_encoded_once_and_never_normalised(key: str, path: str) -> None:
+    assert tinys3._uri_encode(key, keep_slash=True) == path
+
+
+def test_query_values_encode_slashes_and_bare_names_get_equals() -> None:
+    assert tinys3._canonical_query_string([("uploads", "")]) == "uploads="
+    assert tinys3._canonical_query_string([("b", "x/y z"), ("a", "2"), ("a", "1")]) == "a=1&a=2&b=x%2Fy%20z"
+
+
+def test_header_canonicalisation_folds_whitespace_and_skips_proxy_headers() -> None:
+    canonical, signed = tinys3._canonical_headers(
+        {"Host": "h", "X-Amz-Meta-A": "  two   words\t here ", "User-Agent": "x", "Content-Length": "3"}
+    )
+    assert canonical == "content-length:3\nhost:h\nx-amz-meta-a:two words here\n"
+    assert signed == "content-length;host;x-amz-meta-a"
+
+
+def test_session_token_is_signed_and_stale_auth_is_replaced() -> None:
+    creds = tinys3.Credentials("AKID", "secret", "the-token")
+    now = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    stale = {"Host": "h", "Authorization": "old", "X-Amz-Date": "19990101T000000Z"}
+    signed = tinys3._sign("GET", "/", [], stale, EMPTY_SHA256, creds, "us-east-1", now)
+    assert signed["X-Amz-Security-Token"] == "the-token"
+    assert signed["X-Amz-Date"] == "20260102T030405Z"
+    assert "host;x-amz-date;x-amz-security-token" in signed["Authorization"]
+    assert "old" not in signed.values()
+
+
+@pytest.mark.parametrize(
+    ("key", "query"),
+    [
+        ("plain.txt", []),
+        ("a b/c=d~e//f+g", []),
+        ("ünï/cødé 1+1=2.txt", [("uploadId", "x/y+z"), ("partNumber", "3")]),
+        ("/lead//dots/../x", [("uploads", "")]),
+        ("!'()*,;:@$&", []),
+    ],
+)
+def test_same_signature_as_botocore(monkeypatch: pytest.MonkeyPatch, key: str, query: list[tuple[str, str]]) -> None:
+    """botocore's S3 signer, used offline as an oracle, agrees on every part."""
+    import botocore.auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials as BotoCredentials
+
+    now = datetime(2026, 3, 4, 5, 6, 7, tzinfo=timezone.utc)
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: now.replace(tzinfo=None))
+    body = b"some bytes"
+    uri = "/bucket/" + tinys3._uri_encode(key, keep_slash=True)
+    query_string = tinys3._canonical_query_string(query)
+    headers = {"Content-Type": "text/plain", "x-amz-meta-color": "blue  green", "x-amz-acl": "private"}
+    url = f"http://127.0.0.1:9000{uri}" + (f"?{query_string}" if query_string else "")
+    boto_request = AWSRequest("PUT", url, headers=dict(headers), data=body)
+    botocore.auth.S3SigV4Auth(BotoCredentials("AKID", "secret", "tok"), "s3", "eu-west-2").add_auth(boto_request)
+
+    ours = dict(headers, Host="127.0.0.1:9000", **{"x-amz-content-sha256": hashlib.sha256(body).hexdigest()})
+    creds = tinys3.Credentials("AKID", "secret", "tok")
+    signed = tinys3._sign("PUT", uri, query, ours, ours["x-amz-content-sha256"], creds, "eu-west-2", now)
+    assert signed["Authorization"] == boto_request.headers["Authorization"]
+
+
+###############################################################################
+# Requests: addressing, headers, bodies #######################################
+###############################################################################
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "addressing", "bucket", "host", "path"),
+    [
+        ("https://s3.us-east-1.amazonaws.com", "auto", "my-bucket", "my-bucket.s3.us-east-1.amazonaws.com", "/k"),
+        ("https://s3.us-east-1.amazonaws.com", "auto", "my.bucket", "s3.us-east-1.amazonaws.com", "/my.bucket/k"),
+        ("http://s3.us-east-1.amazonaws.com", "auto", "my.bucket", "my.bucket.s3.us-east-1.amazonaws.com", "/k"),
+        ("https://s3.us-east-1.amazonaws.com", "auto", "my_bucket", "s3.us-east-1.amazonaws.com", "/my_bucket/k"),
+        ("https://s3.us-east-1.amazonaws.com", "path", "my-bucket", "s3.us-east-1.amazonaws.com", "/my-bucket/k"),
+        ("http://127.0.0.1:9000", "auto", "my-bucket", "127.0.0.1:9000", "/my-bucket/k"),
+        ("https://minio.example.com", "auto", "my-bucket", "minio.example.com", "/my-bucket/k"),
+        ("https://r2.example.com:8443", "virtual", "my-bucket", "my-bucket.r2.example.com:8443", "/k"),
+        ("http://[::1]:9000", "auto", "bkt", "[::1]:9000", "/bkt/k"),
+    ],
+)
+def test_addressing(endpoint: str, addressing: str, bucket: str, host: str, path: str) -> None:
+    parsed = tinys3._parse_endpoint(endpoint, True, addressing)
+    assert parsed.locate(bucket, "k") == (host, path)
+
+
+def test_bare_endpoint_host_takes_scheme_from_tls() -> None:
+    assert str(tinys3._parse_endpoint("s3.amazonaws.com", True, "auto")) == "https://s3.amazonaws.com"
+    assert str(tinys3._parse_endpoint("localhost:9000", False, "auto")) == "http://localhost:9000"
+
+
+def test_seed_spellings_are_aliases() -> None:
+    a = tinys3.Connection("k", "s", ssl=False, default="my_bucket", endpoint="example.com")
+    b = tinys3.Connection("k", "s", tls=False, default_bucket="my_bucket", endpoint="example.com")
+    assert (a.endpoint, a.default_bucket) == (b.endpoint, b.default_bucket) == ("http://example.com", "my_bucket")
+    assert tinys3.Connection("k", "s", endpoint="example.com").tls is True
+    with pytest.raises(tinys3.InvalidInput, match="same setting"):
+        tinys3.Connection("k", "s", tls=True, ssl=False)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"endpoint": "ftp://x"}, "endpoint must be a URL"),
+        ({"endpoint": "https://x/some/path"}, "endpoint must be a URL"),
+        ({"endpoint": "http://"}, "endpoint must be a URL"),
+        ({"endpoint": 9000}, "endpoint must be a URL"),
+        ({"addressing": "dns"}, "addressing must be one of"),
+        ({"timeout": -1}, "timeout must be"),
+        ({"retries": 0}, "retries must be"),
+        ({"verify": 1}, "verify must be"),
+        ({"default": "no/slash"}, "invalid bucket name"),
+    ],
+)
+def test_bad_connection_arguments_are_refused(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises((tinys3.InvalidInput, tinys3.InvalidType), match=message):
+        tinys3.Connection("k", "s", **kwargs)
+
+
+def test_header_rule_passes_standard_and_amz_names_and_prefixes_the_rest() -> None:
+    wire = tinys3._wire_headers(
+        {
+            "Content-Type": "a/b",
+            "Cache-Control": "no-cache",
+            "x-amz-storage-class": "STANDARD_IA",
+            "Color": "blue",
+            "x-amz-meta-Size": 3,
+            "Content-Disposition": "inline",
+        }
+    )
+    assert wire == {
+        "content-type": "a/b",
+        "cache-control": "no-cache",
+        "x-amz-storage-class": "STANDARD_IA",
+        "x-amz-meta-color": "blue",
+        "x-amz-meta-size": "3",
+        "content-disposition": "inline",
+    }
+
+
+@pytest.mark.parametrize(
+    ("headers", "error", "message"),
+    [
+        ({"x": "line\r\nInjected: yes"}, tinys3.InvalidInput, "control character"),
+        ({"x": "naïve"}, tinys3.InvalidInput, "non-ASCII"),
+        ({"bad name": "v"}, tinys3.InvalidInput, "not a valid header"),
+        ({"x": 1.5}, tinys3.InvalidType, "must be a str"),
+        ({"x": "v" * 2100}, tinys3.InvalidInput, "at most 2048"),
+        (["x"], tinys3.InvalidType, "must be a dict"),
+    ],
+)
+def test_bad_headers_are_refused(headers: Any, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=message):
+        tinys3._upload_headers("k", None, None, False, headers, 0)
+
+
+NOW = 1_700_000_000.0
+
+
+@pytest.mark.parametrize(
+    ("expires", "public", "cache_control", "seconds"),
+    [
+        (3600, False, "max-age=3600", 3600),
+        (0, True, "max-age=0, public", 0),
+        ("max", True, "max-age=31536000, public", 31536000),
+        (timedelta(weeks=5), False, "max-age=3024000", 3024000),
+        (timedelta(seconds=1.5), False, "max-age=1", 1.5),
+        (datetime.fromtimestamp(NOW + 90, timezone.utc), False, "max-age=90", 90),
+        (datetime.fromtimestamp(NOW - 90, timezone.utc), False, "max-age=0", 0),
+    ],
+)
+def test_expiry_sets_cache_control_and_an_http_date(
+    expires: Any, public: bool, cache_control: str, seconds: float
+) -> None:
+    headers = tinys3._expiry_headers(expires, public, NOW)
+    assert headers["cache-control"] == cache_control
+    assert headers["expires"] == email.utils.formatdate(NOW + seconds, usegmt=True)
+
+
+@pytest.mark.parametrize(
+    ("expires", "error"),
+    [
+        (-1, tinys3.InvalidInput),
+        (timedelta(seconds=-5), tinys3.InvalidInput),
+        ("forever", tinys3.InvalidInput),
+        (True, tinys3.InvalidType),
+        ([1], tinys3.InvalidType),
+        (float("nan"), tinys3.InvalidInput),
+    ],
+)
+def test_bad_expiry_is_refused(expires: Any, error: type[Exception]) -> None:
+    with pytest.raises(error, match="expires"):
+        tinys3._expiry_headers(expires, False, NOW)
+
+
+@pytest.mark.parametrize(
+    ("key", "content_type"),
+    [
+        ("some_file.zip", "application/zip"),
+        ("photos/cat.JPG", "image/jpeg"),
+        ("backup.tar.gz", "application/gzip"),
+        ("notes.txt", "text/plain"),
+        ("no-extension", "application/octet-stream"),
+        ("data:text/html", "application/octet-stream"),
+    ],
+)
+def test_content_type_is_guessed_from_the_key(key: str, content_type: str) -> None:
+    assert tinys3._upload_headers(key, None, None, False, None, 0)["content-type"] == content_type
+
+
+def test_guessing_leaves_the_global_mimetypes_table_alone() -> None:
+    import mimetypes
+
+    before = dict(mimetypes.types_map)
+    tinys3._guess_content_type("x.tinys3-unknown")
+    assert mimetypes.types_map == before
+
+
+def test_callers_headers_win_and_acl_is_sent_only_when_public() -> None:
+    headers = tinys3._upload_headers("a.zip", 60, "x/y", True, {"content-type": "z/w", "Expires": None}, NOW)
+    assert headers["content-type"] == "z/w"
+    assert "expires" not in headers
+    assert headers["x-amz-acl"] == "public-read"
+    assert "x-amz-acl" not in tinys3._upload_headers("a.zip", None, None, False, None, NOW)
+
+
+def test_replace_copy_keeps_stored_headers_and_metadata_unless_changed() -> None:
+    source = {
+        "content-type": "image/png",
+        "cache-control": "max-age=5",
+        "content-length": "10",
+        "etag": '"abc"',
+        "x-amz-meta-a": "1",
+        "x-amz-meta-b": "2",
+        "x-amz-storage-class": "STANDARD_IA",
+    }
+    headers = tinys3._replacement_headers(source, {"b": None, "c": "3", "Cache-Control": "no-cache"})
+    assert headers == {
+        "content-type": "image/png",
+        "cache-control": "no-cache",
+        "x-amz-meta-a": "1",
+        "x-amz-meta-c": "3",
+        "x-amz-storage-class": "STANDARD_IA",
+    }
+
+
+def test_copy_source_is_url_encoded() -> None:
+    assert tinys3._copy_source("bkt", "a b/ü+=.txt") == "/bkt/a%20b/%C3%BC%2B%3D.txt"
+
+
+@pytest.mark.parametrize(
+    ("key", "error", "message"),
+    [
+        ("", tinys3.InvalidInput, "must not be empty"),
+        ("k" * 1025, tinys3.InvalidInput, "at most 1024"),
+        ("é" * 513, tinys3.InvalidInput, "1026 bytes"),
+        ("\ud800", tinys3.InvalidInput, "not valid Unicode"),
+        (b"bytes", tinys3.InvalidType, "must be a str"),
+    ],
+)
+def test_bad_keys_are_refused(key: Any, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=message):
+        tinys3._check_key(key)
+
+
+@pytest.mark.parametrize("bucket", ["", "ab", "a/b", "has space", "x" * 256, "ünï"])
+def test_bad_bucket_names_are_refused(bucket: str) -> None:
+    with pytest.raises(tinys3.InvalidInput, match="bucket"):
+        tinys3._check_bucket(bucket)
+
+
+def test_bodies_of_every_kind_have_exact_length_and_hash(tmp_path: Path) -> None:
+    data = os.urandom(3000)
+    path = tmp_path / "f.bin"
+    path.write_bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
+    with open(path, "rb") as f:
+        f.seek(1000)
+        kept = tinys3._body(f, rewind=False)
+        assert (kept.length, kept.sha256) == (2000, hashlib.sha256(data[1000:]).hexdigest())
+        assert (tinys3._body(f, rewind=True).length, f.tell()) == (3000, 0)
+    for source in (data, bytearray(data), memoryview(data), path, io.BytesIO(data), _Unsized(data)):
+        body = tinys3._body(source, rewind=True)
+        assert (body.length, body.sha256) == (3000, digest), type(source)
+        assert b"".join(bytes(c) for c in body.chunks()) == data
+        assert b"".join(bytes(c) for c in body.chunks()) == data, "a body can be sent twice (retries)"
+        body.close()
+
+
+def test_large_unsized_streams_spill_to_a_temporary_file() -> None:
+    data = os.urandom(tinys3._SPOOL_IN_MEMORY + 5)
+    body = tinys3._body(_Unsized(data), rewind=True)
+    assert body.file is not None and body.owned and body.length == len(data)
+    assert body.sha256 == hashlib.sha256(data).hexdigest()
+    body.close()
+    assert body.file.closed
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("text", "not str"),
+        (io.StringIO("text"), "text mode"),
+        (42, "takes bytes"),
+    ],
+)
+def test_text_and_unknown_bodies_are_refused(source: Any, message: str) -> None:
+    with pytest.raises(tinys3.InvalidType, match=message):
+        tinys3._body(source, rewind=True)
+
+
+def test_text_mode_files_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "t.txt").write_text("héllo")
+    with open(tmp_path / "t.txt") as f, pytest.raises(tinys3.InvalidType, match="text mode"):
+        tinys3._body(f, rewind=True)
+
+
+class _Unsized:
+    """A stream with read() only: no length, no seek (like a pipe or a socket)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def read(self, size: int = -1) -> bytes:
+        return self._data.read(min(size, 777) if size > 0 else size)
+
+
+###############################################################################
+# Response ####################################################################
+###############################################################################
+
+
+def _headers(items: dict[str, str]) -> Any:
+    import http.client
+
+    message = http.client.HTTPMessage()
+    for name, value in items.items():
+        message[name] = value
+    return message
+
+
+def test_response_looks_like_requests() -> None:
+    response = tinys3.Response(200, "OK", _headers({"X-Amz-Meta-Color": "blue", "ETag": '"e"'}), b"x", "u")
+    assert repr(response) == "<Response [200]>"
+    assert response.ok and response.raise_for_status() is response
+    assert response.headers["etag"] == '"e"' and response.headers["ETAG"] == '"e"'
+    assert response.metadata == {"color": "blue"}
+    assert not tinys3.Response(302, "Found", _headers({}), b"", "u").ok
+
+
+###############################################################################
+# Behaviour against real servers ##############################################
+###############################################################################
+
+
+def _special_key(server: Server) -> str:
+    """A key full of characters S3 encodes; moto's checker mis-signs most (see conftest)."""
+    if server.name == "moto":
+        return "dir one/~tilde//double slash.bin"
+    return "ünï cødé/a+b=c&d:e(f)!*'@$,;.bin"
+
+
+def test_upload_reads_back_with_every_header(server: Server, bucket: str) -> None:
+    conn = connect(server, default=bucket)
+    data = os.urandom(70_000)
+    key = _special_key(server)
+    before = time.time()
+    response = conn.upload(
+        key,
+        data,
+        expires=3600,
+        content_type="application/x-test",
+        headers={"Color": "blue", "Content-Disposition": "attachment"},
+    )
+    assert response.status_code == 200
+    assert response.headers["ETag"].strip('"') == hashlib.md5(data).hexdigest()
+    got = server.boto3().get_object(Bucket=bucket, Key=key)
+    assert got["Body"].read() == data
+    assert got["ContentType"] == "application/x-test"
+    assert got["CacheControl"] == "max-age=3600"
+    assert got["ContentDisposition"] == "attachment"
+    assert abs(got["Expires"].timestamp() - (before + 3600)) < 5
+    assert got["Metadata"] == {"color": "blue"}
+
+
+def test_upload_takes_files_paths_and_unsized_streams(server: Server, bucket: str, tmp_path: Path) -> None:
+    conn = connect(server, default=bucket)
+    data = os.urandom(200_000)
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(data)
+    with open(path, "rb") as f:
+        conn.upload("from-file", f)
+        f.seek(100)
+        conn.upload("from-offset", f, rewind=False)
+    conn.upload("from-path.jpg", path)
+    conn.upload("from-stream", _Unsized(data))
+    conn.upload("empty", b"")
+    s3 = server.boto3()
+    for key, expected in [
+        ("from-file", data),
+        ("from-offset", data[100:]),
+        ("from-path.jpg", data),
+        ("from-stream", data),
+        ("empty", b""),
+    ]:
+        assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == expected, key
+    assert s3.head_object(Bucket=bucket, Key="from-path.jpg")["ContentType"] == "image/jpeg"
+
+
+def test_upload_closes_the_file_only_when_asked(server: Server, bucket: str, tmp_path: Path) -> None:
+    conn = connect(server, default=bucket)
+    (tmp_path / "a").write_bytes(b"abc")
+    with open(tmp_path / "a", "rb") as f:
+        conn.upload("a", f)
+        assert not f.closed
+        conn.upload("a", f, close=True)
+        assert f.closed
+
+
+def test_public_upload_is_readable_by_everyone_and_default_is_private(moto: Server) -> None:
+    bucket = moto.new_bucket()
+    conn = connect(moto, default=bucket)
+    conn.upload("public.txt", b"hi", public=True)
+    conn.upload("private.txt", b"hi")
+    s3 = moto.boto3()
+    all_users = "http://acs.amazonaws.com/groups/global/AllUsers"
+
+    def readers(key: str) -> list[str]:
+        grants = s3.get_object_acl(Bucket=bucket, Key=key)["Grants"]
+        return [g["Permission"] for g in grants if g["Grantee"].get("URI") == all_users]
+
+    assert readers("public.txt") == ["READ"]
+    assert readers("private.txt") == []
+
+
+def test_copy_keeps_metadata_or_merges_changes(server: Server, bucket: str) -> None:
+    conn = connect(server, default=bucket)
+    source = _special_key(server)
+    conn.upload(source, b"payload", content_type="text/csv", expires=60, headers={"a": "1", "b": "2"})
+    other = server.new_bucket()
+    conn.copy(source, bucket, "plain-copy", other)
+    conn.copy(source, bucket, "changed-copy", metadata={"b": None, "c": "3"})
+    s3 = server.boto3()
+    plain = s3.get_object(Bucket=other, Key="plain-copy")
+    assert plain["Body"].read() == b"payload"
+    assert (plain["ContentType"], plain["Metadata"]) == ("text/csv", {"a": "1", "b": "2"})
+    changed = s3.get_object(Bucket=bucket, Key="changed-copy")
+    assert changed["Body"].read() == b"payload"
+    assert (changed["ContentType"], changed["CacheControl"]) == ("text/csv", "max-age=60")
+    assert changed["Metadata"] == {"a": "1", "c": "3"}
+
+
+def test_update_metadata_keeps_content_type_and_existing_metadata(server: Server, bucket: str) -> None:
+    conn = connect(server, default=bucket)
+    conn.upload("doc.pdf", b"%PDF", headers={"owner": "ann"})
+    conn.update_metadata("doc.pdf", {"reviewed": "yes", "Cache-Control": "no-cache"})
+    head = server.boto3().head_object(Bucket=bucket, Key="doc.pdf")
+    assert head["ContentType"] == "application/pdf"
+    assert head["CacheControl"] == "no-cache"
+    assert head["Metadata"] == {"owner": "ann", "reviewed": "yes"}
+    conn.update_metadata("doc.pdf")
+    assert server.boto3().head_object(Bucket=bucket, Key="doc.pdf")["Metadata"] == head["Metadata"]
+
+
+def test_update_metadata_can_make_an_object_private_again(moto: Server) -> None:
+    bucket = moto.new_bucket()
+    conn = connect(moto, default=bucket)
+    conn.upload("k.txt", b"x", public=True)
+    conn.update_metadata("k.txt", {}, bucket, public=False)
+    grants = moto.boto3().get_object_acl(Bucket=bucket, Key="k.txt")["Grants"]
+    assert all("URI" not in g["Grantee"] for g in grants)
+
+
+def test_delete_removes_the_object(server: Server, bucket: str) -> None:
+    conn = connect(server, default=bucket)
+    conn.upload("gone", b"x")
+    assert conn.delete("gone").status_code == 204
+    assert server.boto3().list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+
+
+def test_s3_errors_are_raised_with_their_code(server: Server, bucket: str) -> None:
+    conn = connect(server)
+    if server.name == "moto":  # SeaweedFS makes a missing bucket on PUT for an admin key
+        with pytest.raises(tinys3.HTTPError) as caught:
+            conn.upload("k", b"x", bucket="tinys3-no-such-bucket")
+        assert (caught.value.status, caught.value.code) == (404, "NoSuchBucket")
+    with pytest.raises(tinys3.HTTPError) as caught:
+        conn.copy("missing", bucket, "target")
+    assert caught.value.code == "NoSuchKey"
+    with pytest.raises(tinys3.HTTPError) as caught:
+        conn.update_metadata("missing", {"a": "b"}, bucket)
+    assert (caught.value.status, caught.value.code) == (404, "NotFound")
+
+
+def test_a_wrong_secret_is_rejected_and_never_shown(server: Server, bucket: str) -> None:
+    secret = "wrong-secret-" + "x" * 20
+    texts = []
+    for token in (None, "tok-SECRET"):
+        conn = tinys3.Connection(server.access_key, secret, endpoint=server.endpoint, session_token=token)
+        with pytest.raises(tinys3.HTTPError) as caught:
+            conn.upload("k", b"x", bucket=bucket)
+        if token is None:
+            assert (caught.value.status, caught.value.code) == (403, "SignatureDoesNotMatch")
+        error = caught.value
+        texts += [str(error), repr(error), repr(conn), repr(conn.credentials), repr(error.response)]
+    assert not any(secret in text or "tok-SECRET" in text for text in texts)
+    with pytest.raises(Exception):  # noqa: B017 - whatever boto3 raises: nothing was stored
+        server.boto3().head_object(Bucket=bucket, Key="k")
+
+
+def test_bad_input_sends_nothing(moto: Server) -> None:
+    bucket = moto.new_bucket()
+    conn = connect(moto, default=bucket)
+    with pytest.raises(tinys3.InvalidType):
+        conn.upload("k", "some text")
+    with pytest.raises(tinys3.InvalidInput):
+        conn.upload("k", b"data", expires=-5)
+    with pytest.raises(tinys3.InvalidInput):
+        conn.copy("k", bucket, "k2", metadata={"x": "line\nbreak"})
+    assert moto.boto3().list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+
+
+###############################################################################
+# Transport ###################################################################
+###############################################################################
+
+
+class Recorded:
+    """One request as the scripted server saw it."""
+
+    def __init__(self, method: str, path: str, headers: dict[str, str], body: bytes, connection: int) -> None:
+        self.method, self.path, self.headers, self.body, self.connection = method, path, headers, body, connection
+
+
+Answer = Callable[[Recorded], "tuple[int, dict[str, str], bytes]"]
+
+
+@contextmanager
+def scripted_server(answer: Answer, close_after: bool = False) -> Iterator[tuple[str, list[Recorded]]]:
+    """A small HTTP/1.1 server on loopback; ``answer`` decides each response.
+
+    With ``close_after`` it closes every connection after one response, as a
+    server does to idle keep-alive connections.
+    """
+    seen: list[Recorded] = []
+    counter = iter(range(1_000_000))
+
+    class Handler(socketserver.StreamRequestHandler):
+        def handle(self) -> None:
+            number = next(counter)
+            for _ in range(100):
+                line = self.rfile.readline()
+                if not line:
+                    return
+                method, path, _ = line.decode().split(" ", 2)
+                headers = {}
+                while (header := self.rfile.readline()) not in (b"\r\n", b""):
+                    name, _, value = header.decode().partition(":")
+                    headers[name.strip().lower()] = value.strip()
+                body = self.rfile.read(int(headers.get("content-length", 0)))
+                request = Recorded(method, path, headers, body, number)
+                seen.append(request)
+                status, reply_headers, content = answer(request)
+                reply = [f"HTTP/1.1 {status} X", f"Content-Length: {len(content)}"]
+                reply += [f"{k}: {v}" for k, v in reply_headers.items()]
+                self.wfile.write(("\r\n".join(reply) + "\r\n\r\n").encode() + content)
+                self.wfile.flush()
+                if close_after:
+                    return
+
+    class Server(socketserver.ThreadingTCPServer):
+        daemon_threads = True
+        allow_reuse_address = True
+
+    with Server(("127.0.0.1", 0), Handler) as httpd:
+        thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{httpd.server_address[1]}", seen
+        finally:
+            httpd.shutdown()
+
+
+def _ok(request: Recorded) -> tuple[int, dict[str, str], bytes]:
+    return 200, {"x-amz-request-id": "R"}, b""
+
+
+def test_one_keep_alive_connection_per_thread() -> None:
+    with scripted_server(_ok) as (endpoint, seen):
+        conn = tinys3.Connection("k", "s", endpoint=endpoint, default="bkt")
+        for i in range(5):
+            conn.delete(f"k{i}")
+        assert {r.connection for r in seen} == {seen[0].connection}
+        threads = [threading.Thread(target=lambda: [conn.delete("t") for _ in range(3)]) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        per_connection: dict[int, int] = {}
+        for r in seen[5:]:
+            per_connection[r.connection] = per_connection.get(r.connection, 0) + 1
+        assert sorted(per_connection.values()) == [3, 3, 3]
+        conn.close()
+
+
+def test_a_connection_closed_by_the_server_is_reopened_transparently() -> None:
+    with scripted_server(_ok, close_after=True) as (endpoint, seen):
+        conn = tinys3.Connection("k", "s", endpoint=endpoint, default="bkt", retries=1)
+        for i in range(4):
+            assert conn.delete(f"k{i}").status_code == 200
+        assert len({r.connection for r in seen}) == 4
+
+
+def test_a_200_with_an_error_body_is_an_error_for_copy() -> None:
+    error = b"<Error><Code>InternalError</Code><Message>We encountered an internal error.</Message></Error>"
+
+    def answer(request: Recorded) -> tuple[int, dict[str, str], bytes]:
+        return 200, {}, error if "x-amz-copy-source" in request.headers else b""
+
+    with scripted_server(answer) as (endpoint, seen):
+        conn = tinys3.Connection("k", "s", endpoint=endpoint, default="bkt", retries=1)
+        with pytest.raises(tinys3.HTTPError) as caught:
+            conn.copy("a", "bkt", "b")
+        assert (caught.value.status, caught.value.code) == (200, "InternalError")
+        assert seen[-1].headers["x-amz-copy-source"] == "/bkt/a"
+
+
+def test_a_redirect_is_an_error_naming_the_region() -> None:
+    body = b"<Error><Code>PermanentRedirect</Code><Message>Wrong endpoint.</Message></Error>"
+    with scripted_server(lambda r: (301, {"x-amz-bucket-region": "eu-west-3"}, body)) as (endpoint, _):
+        conn = tinys3.Connection("k", "s", endpoint=endpoint, default="bkt")
+        with pytest.raises(tinys3.HTTPError, match="pass region='eu-west-3'") as caught:
+            conn.upload("k", b"x")
+        assert caught.value.region == "eu-west-3"
+
+
+def test_requests_carry_a_signed_payload_hash_and_exact_length() -> None:
+    with scripted_server(_ok) as (endpoint, seen):
+        conn = tinys3.Connection("k", "s", endpoint=endpoint, default="bkt", session_token="tok")
+        conn.upload("a b+c", b"12345")
+    request = seen[0]
+    assert request.path == "/bkt/a%20b%2Bc"
+    assert request.body == b"12345" and request.headers["content-length"] == "5"
+    assert request.headers["x-amz-content-sha256"] == hashlib.sha256(b"12345").hexdigest()
+    assert request.headers["x-amz-security-token"] == "tok"
+    assert "transfer-encoding" not in request.headers and "expect" not in request.headers
+    signed = re.search(r"SignedHeaders=([^,]+)", request.headers["authorization"])
+    assert signed and "x-amz-content-sha256" in signed.group(1).split(";")
+
+
+def test_server_errors_are_retried_and_client_errors_are_not() -> None:
+    answers = iter([503, 500, 200])
+    slow = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+    with scripted_server(lambda r: (next(answers), {}, slow)) as (endpoint, seen):
+        conn = tinys3.Connection("k", "s", endpoint=endpoint, default="bkt")
+        assert conn.upload("k", b"body").status_code == 200
+        assert [r.body for r in seen] == [b"body"] * 3
+    with scripted_server(lambda r: (403, {}, b"")) as (endpoint, seen):
+        with pytest.raises(tinys3.HTTPError):
+            tinys3.Connection("k", "s", endpoint=endpoint, default="bkt").upload("k", b"body")
+        assert len(seen) == 1
+
+
+@contextmanager
+def tls_proxy(target: str, names: tuple[str, ...] = ("localhost", "127.0.0.1")) -> Iterator[tuple[int, Any]]:
+    """A loopback TLS terminator (certificate from a trustme CA) in front of ``target``."""
+    import trustme
+
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(*names).configure_cert(context)
+    upstream_port = int(target.rsplit(":", 1)[1])
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def serve_one(raw: socket.socket) -> None:
+        try:
+            client = context.wrap_socket(raw, server_side=True)
+        except (OSError, ssl.SSLError):
+            raw.close()
+            return
+        upstream = socket.create_connection(("127.0.0.1", upstream_port))
+        threading.Thread(target=pump, args=(upstream, client), daemon=True).start()
+        pump(client, upstream)
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                raw, _ = listener.accept()
+            except socket.timeout:
+                continue
+            threading.Thread(target=serve_one, args=(raw,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1], ca
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+
+
+def test_https_with_a_private_ca(moto: Server, tmp_path: Path) -> None:
+    bucket = moto.new_bucket()
+    with tls_proxy(moto.endpoint) as (port, ca):
+        ca_file = tmp_path / "ca.pem"
+        ca.cert_pem.write_to_path(str(ca_file))
+        conn = tinys3.Connection(
+            moto.access_key, moto.secret_key, endpoint=f"https://localhost:{port}", verify=str(ca_file), default=bucket
+        )
+        conn.upload("over-tls", b"secure bytes")
+        untrusted = tinys3.Connection(
+            moto.access_key, moto.secret_key, endpoint=f"https://localhost:{port}", default=bucket
+        )
+        with pytest.raises(tinys3.TransportError, match="CERTIFICATE_VERIFY_FAILED") as caught:
+            untrusted.upload("refused", b"x")
+        assert caught.value.retry is False
+        unverified = tinys3.Connection(
+            moto.access_key, moto.secret_key, endpoint=f"https://localhost:{port}", verify=False, default=bucket
+        )
+        unverified.upload("unverified", b"y")
+    s3 = moto.boto3()
+    assert s3.get_object(Bucket=bucket, Key="over-tls")["Body"].read() == b"secure bytes"
+    assert s3.get_object(Bucket=bucket, Key="unverified")["Body"].read() == b"y"
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix="refused")
+
+
+def test_a_refused_connection_is_a_transport_error() -> None:
+    from conftest import free_port
+
+    conn = tinys3.Connection("k", "s", endpoint=f"http://127.0.0.1:{free_port()}", default="bkt", retries=2)
+    with pytest.raises(tinys3.TransportError, match="cannot connect"):
+        conn.delete("k")
+
+
+###############################################################################
+# Pool ########################################################################
+###############################################################################
+
+
+def test_pool_of_25_uploads_500_objects(server: Server, bucket: str) -> None:
+    payloads = {f"obj/{i:03d}": os.urandom(i % 7 * 100) for i in range(500)}
+    with tinys3.Pool(
+        server.access_key, server.secret_key, endpoint=server.endpoint, default_bucket=bucket, size=25
+    ) as pool:
+        futures = [pool.upload(key, data) for key, data in payloads.items()]
+        assert all(isinstance(f, concurrent.futures.Future) for f in futures)
+        responses = pool.all_completed(futures)
+    assert [r.status_code for r in responses] == [200] * 500
+    s3 = server.boto3()
+    for key, data in payloads.items():
+        assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == data
+
+
+def test_all_completed_keeps_order_and_as_completed_yields_responses(moto: Server) -> None:
+    bucket = moto.new_bucket()
+    pool = tinys3.Pool(moto.access_key, moto.secret_key, endpoint=moto.endpoint, default=bucket, size=4)
+    futures = [pool.upload(f"k{i}", str(i).encode()) for i in range(20)]
+    etags = [r.headers["ETag"] for r in pool.all_completed(futures)]
+    assert etags == [f'"{hashlib.md5(str(i).encode()).hexdigest()}"' for i in range(20)]
+    deletes = [pool.delete(f"k{i}") for i in range(20)]
+    assert sorted(repr(r) for r in pool.as_completed(deletes)) == ["<Response [204]>"] * 20
+    pool.close()
+    assert moto.boto3().list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+
+
+def test_pool_errors_come_out_of_the_future() -> None:
+    with (
+        scripted_server(lambda r: (404, {}, b"<Error><Code>NoSuchKey</Code><Message>m</Message></Error>")) as (
+            endpoint,
+            _,
+        ),
+        tinys3.Pool("k", "s", endpoint=endpoint, default="bkt") as pool,
+    ):
+        future = pool.copy("a", "bkt", "b")
+        with pytest.raises(tinys3.HTTPError, match="NoSuchKey"):
+            future.result()
+        with pytest.raises(tinys3.HTTPError):
+            pool.all_completed([pool.delete("x"), future])
+
+
+def test_all_completed_times_out_instead_of_dropping_results() -> None:
+    never: concurrent.futures.Future[tinys3.Response] = concurrent.futures.Future()
+    with pytest.raises(concurrent.futures.TimeoutError):
+        tinys3.Pool.all_completed([never], timeout=0.05)
+
+
+def test_closing_the_pool_waits_for_pending_work_and_refuses_more(moto: Server) -> None:
+    bucket = moto.new_bucket()
+    pool = tinys3.Pool(moto.access_key, moto.secret_key, endpoint=moto.endpoint, default=bucket, size=2)
+    futures = [pool.upload(f"p{i}", b"x") for i in range(10)]
+    executor = pool._executor
+    pool.close()
+    assert all(f.done() and f.result().ok for f in futures)
+    assert executor is not None
+    with pytest.raises(RuntimeError):
+        executor.submit(print)
+    assert moto.boto3().list_objects_v2(Bucket=bucket)["KeyCount"] == 10
+
+
+###############################################################################
+# The 2013 README, run as written against moto ################################
+###############################################################################
+
+SEED_BLOCKS = [
+    """
+import tinys3
+
+conn = tinys3.Connection(S3_ACCESS_KEY,S3_SECRET_KEY,ssl=True)
+
+f = open('some_file.zip','rb')
+conn.upload('some_file.zip',f,'my_bucket')
+""",
+    """
+import tinys3
+
+# Creating a simple connection
+conn = tinys3.Connection(S3_ACCESS_KEY,S3_SECRET_KEY)
+
+# Uploading a single file
+f = open('some_file.zip','rb')
+conn.upload('some_file.zip',f,'my_bucket')
+""",
+    """
+# Specifying a default bucket
+conn = tinys3.Connection(S3_ACCESS_KEY,S3_SECRET_KEY,default='my_bucket')
+
+# So we could skip the bucket parameter on every request
+
+f = open('some_file.zip','rb')
+conn.upload('some_file.zip',f)
+
+# Controlling the use of ssl
+conn = tinys3.Connection(S3_ACCESS_KEY,S3_SECRET_KEY,ssl=True)
+""",
+    """
+# File will be stored in cache for one hour
+conn.upload('my_awesome_key.zip',f,bucket='sample_bucket',
+            expires=3600)
+
+# Passing 'max' as the value to 'expires' will make it cachable for a year
+conn.upload('my_awesome_key.zip',f,bucket='sample_bucket',
+            expires='max')
+
+# Expires can also handle timedelta object
+from datetime import timedelta
+
+t = timedelta(weeks=5)
+# File will be stored in cache for 5 weeks
+conn.upload('my_awesome_key.zip',f,bucket='sample_bucket',
+            expires=t)
+""",
+    """
+conn.upload('my_awesome_key.zip',f,bucket='sample_bucket',
+            content_type='application/zip')
+""",
+    """
+conn.upload('my_awesome_key.zip',f,bucket='sample_bucket',
+            headers={
+            'x-amz-storage-class': 'REDUCED_REDUNDANCY'
+            })
+""",
+    """
+# Simple copy between two buckets
+conn.copy('source_key.jpg','source_bucket','target_key.jpg','target_bucket')
+
+# No need to specify the target bucket if we're copying inside the same bucket
+conn.copy('source_key.jpg','source_bucket','target_key.jpg')
+
+# We could also update the metadata of the target file
+conn.copy('source_key.jpg','source_bucket','target_key.jpg','target_bucket',
+            metadata={ 'x-amz-storage-class': 'REDUCED_REDUNDANCY'})
+
+# Or set the target file as private
+conn.copy('source_key.jpg','source_bucket','target_key.jpg','target_bucket',
+            public=False)
+""",
+    """
+# Updating metadata for a key
+conn.update_metadata('key.jpg',{ 'x-amz-storage-class': 'REDUCED_REDUNDANCY'},'my_bucket')
+
+# We can also change the privacy of a file, without updating it's metadata
+conn.update_metadata('key.jpg',{},'my_bucket',public=False)
+""",
+    """
+# Deleting keys is simple
+conn.delete('key.jpg','my_bucket')
+""",
+    """
+pool = tinys3.Pool(S3_ACCESS_KEY,S3_SECRET_KEY)
+""",
+    """
+pool = tinys3.Pool(S3_ACCESS_KEY,S3_SECRET_KEY,ssl=True, default_bucket='my_bucket')
+""",
+    """
+pool = tinys3.Pool(S3_ACCESS_KEY,S3_SECRET_KEY,size=25)
+""",
+]
+
+# The two interactive blocks, line by line; the only edits to the 2013 text are
+# the colon its `for` lines lack and print() for Python 3 (marked "# edit").
+SEED_SESSION = """
+>>> r = pool.delete('a_key_to_delete.zip','my_bucket')
+>>> r.done()
+>>> r.result()
+>>> r.result(timeout=120)
+>>> requests = []
+>>> for i in range(100):  # edit
+>>>     requests.append(pool.delete('key' + str(i), 'my_bucket'))
+>>> pool.all_completed(requests)
+>>> for r in pool.as_completed(requests):  # edit
+>>>     print(r)  # edit
+"""
+
+
+def test_every_example_of_the_2013_readme_runs(
+    moto: Server, clean_env: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    s3 = moto.boto3()
+    for name in ("my_bucket", "sample_bucket", "source_bucket", "target_bucket"):
+        s3.create_bucket(Bucket=name)
+    s3.put_object(Bucket="source_bucket", Key="source_key.jpg", Body=b"jpeg!", ContentType="image/jpeg")
+    s3.put_object(Bucket="my_bucket", Key="key.jpg", Body=b"jpeg?", ContentType="image/jpeg", Metadata={"owner": "ann"})
+    zip_bytes = os.urandom(4096)
+    (tmp_path / "some_file.zip").write_bytes(zip_bytes)
+    clean_env.chdir(tmp_path)
+    clean_env.setenv("AWS_ACCESS_KEY_ID", moto.access_key)
+    clean_env.setenv("AWS_SECRET_ACCESS_KEY", moto.secret_key)
+    clean_env.setenv("AWS_ENDPOINT_URL_S3", moto.endpoint)
+    namespace: dict[str, Any] = {
+        "S3_ACCESS_KEY": os.environ["AWS_ACCESS_KEY_ID"],
+        "S3_SECRET_KEY": os.environ["AWS_SECRET_ACCESS_KEY"],
+    }
+    for block in SEED_BLOCKS:
+        exec(compile(block, "seed-README", "exec"), namespace)
+    session = "\n".join(line[4:] for line in SEED_SESSION.strip().splitlines())
+    exec(compile(session, "seed-README", "exec"), namespace)
+    namespace["f"].close()
+
+    assert s3.get_object(Bucket="my_bucket", Key="some_file.zip")["Body"].read() == zip_bytes
+    awesome = s3.get_object(Bucket="sample_bucket", Key="my_awesome_key.zip")
+    assert awesome["Body"].read() == zip_bytes, "each upload rewinds the file"
+    assert awesome["ContentType"] == "application/zip"
+    assert awesome["StorageClass"] == "REDUCED_REDUNDANCY"
+    target = s3.get_object(Bucket="target_bucket", Key="target_key.jpg")
+    assert (target["Body"].read(), target["ContentType"]) == (b"jpeg!", "image/jpeg")
+    assert "Contents" not in s3.list_objects_v2(Bucket="my_bucket", Prefix="key.jpg")
+    assert repr(namespace["r"]) == "<Response [204]>"
+    assert [repr(r) for r in namespace["pool"].all_completed(namespace["requests"])] == ["<Response [204]>"] * 100
+    assert capsys.readouterr().out.count("<Response [204]>") == 100
+    namespace["pool"].close()
+
+
+def test_update_metadata_from_the_readme_keeps_type_and_metadata(moto: Server) -> None:
+    s3 = moto.boto3()
+    bucket = moto.new_bucket()
+    s3.put_object(Bucket=bucket, Key="key.jpg", Body=b"j", ContentType="image/jpeg", Metadata={"owner": "ann"})
+    conn = connect(moto)
+    conn.update_metadata("key.jpg", {"x-amz-storage-class": "REDUCED_REDUNDANCY"}, bucket)
+    head = s3.head_object(Bucket=bucket, Key="key.jpg")
+    assert (head["ContentType"], head["Metadata"], head["StorageClass"]) == (
+        "image/jpeg",
+        {"owner": "ann"},
+        "REDUCED_REDUNDANCY",
+    )
