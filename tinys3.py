@@ -25,6 +25,7 @@ from datetime import datetime as _datetime
 from datetime import timedelta as _timedelta
 from datetime import timezone as _timezone
 from functools import lru_cache as _lru_cache
+from functools import partial as _partial
 from weakref import WeakSet as _WeakSet
 
 __version__ = "1.0.0"
@@ -35,6 +36,7 @@ __all__ = [
     "HTTPError",
     "InvalidInput",
     "InvalidType",
+    "ObjectInfo",
     "Pool",
     "Response",
     "S3Error",
@@ -50,11 +52,14 @@ if TYPE_CHECKING:
     from datetime import datetime, timedelta
     from http.client import HTTPConnection, HTTPMessage
     from ssl import SSLContext
-    from typing import IO, Any, Union
+    from typing import IO, Any, TypeVar, Union
 
     Body = Union[bytes, bytearray, memoryview, IO[bytes], "os.PathLike[str]"]
     Expires = Union[int, float, str, timedelta, datetime, None]
     Timeouts = Union[float, "tuple[float, float]"]
+    Progress = Callable[[int, Union[int, None]], object]
+    Query = list[tuple[str, str]]
+    T = TypeVar("T")
 
 
 ###############################################################################
@@ -386,6 +391,41 @@ def _sign(
     return signed
 
 
+def _presign_query(
+    method: str,
+    canonical_uri: str,
+    host: str,
+    headers: Mapping[str, str],
+    credentials: Credentials,
+    region: str,
+    now: _datetime,
+    expires: int,
+    service: str = "s3",
+) -> str:
+    """The query string of a presigned URL, ``X-Amz-Signature`` last.
+
+    The payload is ``UNSIGNED-PAYLOAD``: whoever uses the URL sends the body.
+    """
+    amz_date = _amz_date(now)
+    scope = _scope(amz_date, region, service)
+    canonical_headers, signed_headers = _canonical_headers({"host": host, **headers})
+    query = [
+        ("X-Amz-Algorithm", _ALGORITHM),
+        ("X-Amz-Credential", f"{credentials.access_key}/{scope}"),
+        ("X-Amz-Date", amz_date),
+        ("X-Amz-Expires", str(expires)),
+        ("X-Amz-SignedHeaders", signed_headers),
+    ]
+    if credentials.token:
+        query.append(("X-Amz-Security-Token", credentials.token))
+    query_string = _canonical_query_string(query)
+    request = _canonical_request(
+        method, canonical_uri, query_string, canonical_headers, signed_headers, "UNSIGNED-PAYLOAD"
+    )
+    key = _signing_key(credentials.secret_key, amz_date[:8], region, service)
+    return f"{query_string}&X-Amz-Signature={_signature(key, _string_to_sign(amz_date, scope, request))}"
+
+
 ###############################################################################
 # Requests: addressing, headers, bodies #######################################
 ###############################################################################
@@ -470,7 +510,9 @@ class _Endpoint:
         encoded = _uri_encode(key, keep_slash=True)
         if self._virtual(bucket):
             return f"{bucket}.{origin}", "/" + encoded
-        return origin, f"/{bucket}/{encoded}" if bucket else "/"
+        if not bucket:
+            return origin, "/"
+        return origin, f"/{bucket}/{encoded}" if key else f"/{bucket}"
 
     def _virtual(self, bucket: str) -> bool:
         if not bucket or self.addressing == "path":
@@ -682,6 +724,39 @@ def _replacement_headers(source: Mapping[str, str], changes: Mapping[str, object
     return kept
 
 
+def _range_header(value: tuple[int, int | None] | int | str) -> str:
+    """A ``Range`` header from ``(first, last)``, ``-n`` (the last n bytes) or ``'bytes=…'``."""
+    if isinstance(value, str) and value.startswith("bytes="):
+        return _header_value("range", value)
+    if isinstance(value, int) and not isinstance(value, bool) and value < 0:
+        return f"bytes={value}"
+    if isinstance(value, tuple) and len(value) == 2:
+        first, last = value
+        if isinstance(first, int) and first >= 0 and (last is None or (isinstance(last, int) and last >= first)):
+            return f"bytes={first}-{'' if last is None else last}"
+    raise InvalidInput(f"range must be (first, last), (first, None), -n or 'bytes=...'; got {value!r}")
+
+
+def _xml_text(text: str) -> str:
+    """Text escaped for an XML body; refuses characters XML 1.0 cannot carry."""
+    if any((c < " " and c not in "\t\n\r") or c in "\ufffe\uffff" for c in text):
+        raise InvalidInput(f"key {text!r} has a control character that an XML request cannot carry")
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
+
+
+def _delete_body(keys: Iterable[str]) -> bytes:
+    """The XML of a quiet DeleteObjects request."""
+    objects = "".join(f"<Object><Key>{_xml_text(key)}</Key></Object>" for key in keys)
+    return f'<?xml version="1.0" encoding="UTF-8"?><Delete><Quiet>true</Quiet>{objects}</Delete>'.encode()
+
+
+def _content_md5(body: bytes) -> str:
+    """``Content-MD5``: base64 of the MD5 digest (DeleteObjects requires it)."""
+    import base64
+
+    return base64.b64encode(hashlib.md5(body).digest()).decode()
+
+
 def _copy_source(bucket: str, key: str) -> str:
     """``x-amz-copy-source``: ``/bucket/key`` URL-encoded like a path."""
     return f"/{bucket}/{_uri_encode(key, keep_slash=True)}"
@@ -838,16 +913,20 @@ class _Transport:
                 self._ssl_context = context
             return self._ssl_context
 
-    def _connection(self, scheme: str, host: str, port: int) -> tuple[HTTPConnection, bool]:
-        """This thread's live connection to (scheme, host, port), and whether it was reused."""
+    def _checkout(self, origin: tuple[str, str, int]) -> tuple[HTTPConnection, bool]:
+        """Take this thread's live connection to ``origin`` (or open one); True if reused.
+
+        The connection leaves the thread's pool while in use, so a streamed
+        answer still being read never shares it with the next request.
+        """
         import http.client
 
-        pool: dict[tuple[str, str, int], HTTPConnection] = self._local.__dict__.setdefault("pool", {})
-        conn = pool.get((scheme, host, port))
+        conn = self._pool().pop(origin, None)
         if conn is not None and conn.sock is not None and not _dropped(conn.sock):
             return conn, True
         if conn is not None:
-            self._discard(scheme, host, port)
+            self._close(conn)
+        scheme, host, port = origin
         if scheme == "https":
             conn = http.client.HTTPSConnection(host, port, timeout=self._connect_timeout, context=self._context())
         else:
@@ -859,50 +938,67 @@ class _Transport:
             raise _transport_error(exc, f"cannot connect to {host}:{port}") from exc
         assert conn.sock is not None
         conn.sock.settimeout(self._read_timeout)
-        pool[(scheme, host, port)] = conn
         with self._lock:
             self._open.add(conn)
         return conn, False
 
-    def _discard(self, scheme: str, host: str, port: int) -> None:
-        conn = self._local.__dict__.get("pool", {}).pop((scheme, host, port), None)
-        if conn is not None:
-            conn.close()
-            with self._lock:
-                self._open.discard(conn)
+    def _checkin(self, origin: tuple[str, str, int], conn: HTTPConnection) -> None:
+        """Give a connection whose answer was read in full back to this thread's pool."""
+        if conn.sock is None or self._pool().setdefault(origin, conn) is not conn:
+            self._close(conn)
+
+    def _pool(self) -> dict[tuple[str, str, int], HTTPConnection]:
+        pool: dict[tuple[str, str, int], HTTPConnection] = self._local.__dict__.setdefault("pool", {})
+        return pool
+
+    def _close(self, conn: HTTPConnection) -> None:
+        conn.close()
+        with self._lock:
+            self._open.discard(conn)
 
     def send(
-        self, endpoint: _Endpoint, host: str, target: str, method: str, headers: Mapping[str, str], body: _Body | None
-    ) -> tuple[int, str, HTTPMessage, bytes]:
-        """Send one request and read the whole answer: (status, reason, headers, body).
+        self,
+        endpoint: _Endpoint,
+        host: str,
+        target: str,
+        method: str,
+        headers: Mapping[str, str],
+        body: _Body | None,
+        stream: bool = False,
+    ) -> tuple[int, str, HTTPMessage, bytes | _Stream]:
+        """Send one request: (status, reason, headers, body).
 
-        A reused connection that turns out closed is replaced once, at once.
+        The body is read in full, except a 2xx answer with ``stream``, which
+        comes as a ``_Stream``. A reused connection that turns out closed is
+        replaced once, at once.
         """
         import http.client
 
+        origin = (endpoint.scheme, endpoint.host, endpoint.port)
         for fresh_retry in (False, True):
-            conn, reused = self._connection(endpoint.scheme, endpoint.host, endpoint.port)
+            conn, reused = self._checkout(origin)
             try:
                 self._write(conn, host, target, method, headers, body)
                 response = conn.getresponse()
+                if stream and 200 <= response.status < 300:
+                    reply = _Stream(response, _partial(self._checkin, origin, conn), _partial(self._close, conn))
+                    return response.status, response.reason, response.headers, reply
                 content = response.read()
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
-                self._discard(endpoint.scheme, endpoint.host, endpoint.port)
+                self._close(conn)
                 if reused and not fresh_retry:
                     continue
                 raise _transport_error(exc, "the server closed the connection") from exc
             except S3Error:
-                self._discard(endpoint.scheme, endpoint.host, endpoint.port)
+                self._close(conn)
                 raise
             except http.client.IncompleteRead as exc:
-                self._discard(endpoint.scheme, endpoint.host, endpoint.port)
-                got, expected = len(exc.partial), len(exc.partial) + (exc.expected or 0)
-                raise TransportError(f"the answer was cut short: got {got} of {expected} bytes") from exc
+                self._close(conn)
+                raise _cut_short(len(exc.partial), len(exc.partial) + (exc.expected or 0)) from exc
             except (OSError, http.client.HTTPException) as exc:
-                self._discard(endpoint.scheme, endpoint.host, endpoint.port)
+                self._close(conn)
                 raise _transport_error(exc, f"{method} failed") from exc
-            if response.will_close:
-                self._discard(endpoint.scheme, endpoint.host, endpoint.port)
+            self._checkin(origin, conn)
             return response.status, response.reason, response.headers, content
         raise AssertionError("unreachable")
 
@@ -929,6 +1025,62 @@ class _Transport:
         for conn in conns:
             conn.close()
         self._local.__dict__.pop("pool", None)
+
+
+class _Stream:
+    """The unread body of a streamed answer.
+
+    Reads check the length against Content-Length, so a body cut short is an
+    error, never a silently short result. At the end the connection goes back
+    to the pool; ``close`` before the end closes it instead.
+    """
+
+    def __init__(self, response: Any, release: Callable[[], None], discard: Callable[[], None]) -> None:
+        self._response = response
+        self._release: Callable[[], None] | None = release
+        self._discard = discard
+        self.length: int | None = response.length
+        self.read_so_far = 0
+
+    def readinto(self, buffer: memoryview) -> int:
+        """Fill ``buffer`` from the body; 0 at the end."""
+        import http.client
+
+        if self._release is None:
+            return 0
+        try:
+            n = self._response.readinto(buffer) if len(buffer) else 0
+        except (OSError, http.client.HTTPException) as exc:
+            self.close()
+            if isinstance(exc, http.client.IncompleteRead):
+                raise _cut_short(self.read_so_far + len(exc.partial), self.length) from exc
+            raise _transport_error(exc, "reading the answer failed") from exc
+        self.read_so_far += n
+        if n == 0 or self.read_so_far == self.length:
+            if self.length is not None and self.read_so_far < self.length:
+                self.close()
+                raise _cut_short(self.read_so_far, self.length)
+            self._finish()
+        return n
+
+    def _finish(self) -> None:
+        release, self._release = self._release, None
+        if release is not None:
+            if self._response.will_close:
+                self._discard()
+            else:
+                release()
+
+    def close(self) -> None:
+        """Stop reading: the connection cannot be reused, so it is closed."""
+        if self._release is not None:
+            self._release = None
+            self._response.close()
+            self._discard()
+
+
+def _cut_short(got: int, expected: int | None) -> TransportError:
+    return TransportError(f"the answer was cut short: got {got} of {expected} bytes")
 
 
 def _dropped(sock: Any) -> bool:
@@ -960,36 +1112,57 @@ def _transport_error(exc: BaseException, what: str) -> TransportError:
 class Response:
     """An S3 answer: ``status_code``, ``reason``, ``headers``, ``content``, ``url``.
 
-    ``headers`` are case-insensitive. ``ok`` is true for 2xx. Errors are
-    raised by tinys3 before you see a Response, so ``raise_for_status()``
-    (which returns the response itself) matters only for responses you
-    build or keep around.
+    ``headers`` are case-insensitive; ``ok`` is true for 2xx. The body of a
+    ``get`` streams: ``content`` reads it all, ``iter_content`` reads it in
+    chunks without holding it. Errors are raised before you see a Response,
+    so ``raise_for_status()`` (which returns the response) matters only for
+    responses you build or keep.
     """
 
-    __slots__ = ("bucket", "content", "headers", "key", "method", "reason", "status_code", "url")
+    __slots__ = (
+        "_content",
+        "_progress",
+        "_stream",
+        "bucket",
+        "headers",
+        "key",
+        "method",
+        "reason",
+        "status_code",
+        "url",
+    )
 
     def __init__(
         self,
         status_code: int,
         reason: str,
         headers: HTTPMessage,
-        content: bytes,
+        content: bytes | _Stream,
         url: str,
         method: str = "GET",
         bucket: str | None = None,
         key: str | None = None,
+        progress: Progress | None = None,
     ) -> None:
         self.status_code = status_code
         self.reason = reason
         self.headers = headers
-        self.content = content
         self.url = url
         self.method = method
         self.bucket = bucket
         self.key = key
+        self._progress = progress
+        self._stream = content if isinstance(content, _Stream) else None
+        self._content = None if isinstance(content, _Stream) else content
 
     def __repr__(self) -> str:
         return f"<Response [{self.status_code}]>"
+
+    def __enter__(self) -> Response:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     @property
     def ok(self) -> bool:
@@ -997,15 +1170,169 @@ class Response:
         return 200 <= self.status_code < 300
 
     @property
+    def content(self) -> bytes:
+        """The whole body (read now if it was streaming)."""
+        if self._content is None:
+            self._content = b"".join(self.iter_content(_CHUNK))
+        return self._content
+
+    @property
     def metadata(self) -> dict[str, str]:
         """User metadata (``x-amz-meta-*`` headers) without the prefix."""
         return {k.lower()[len(_META) :]: v for k, v in self.headers.items() if k.lower().startswith(_META)}
+
+    def iter_content(self, chunk_size: int = 65536) -> Iterator[bytes]:
+        """The body in chunks of at most ``chunk_size`` bytes, read as you go.
+
+        Raises:
+            TransportError: the body was cut short or the connection failed.
+            S3Error: the body was already read by an earlier iteration.
+        """
+        if self._content is not None:
+            for start in range(0, len(self._content), chunk_size):
+                yield self._content[start : start + chunk_size]
+            return
+        stream, self._stream = self._stream, None
+        if stream is None:
+            raise S3Error("the body was already read (by iter_content or download)")
+        view = memoryview(bytearray(chunk_size))
+        try:
+            while n := stream.readinto(view):
+                if self._progress is not None:
+                    self._progress(stream.read_so_far, stream.length)
+                yield bytes(view[:n])
+        finally:
+            stream.close()
+
+    def close(self) -> None:
+        """Drop an unread body (its connection is closed rather than reused)."""
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+            self._content = b""
 
     def raise_for_status(self) -> Response:
         """Raise ``HTTPError`` unless the status is 2xx; return the response otherwise."""
         if not self.ok:
             raise _http_error(self)
         return self
+
+
+class ObjectInfo:
+    """One entry of ``Connection.list``: ``key``, ``size``, ``last_modified``
+    (an aware UTC datetime), ``etag`` (without quotes), ``storage_class``.
+
+    With a delimiter, a rolled-up "folder" has ``is_prefix`` True, its
+    prefix as ``key``, size 0 and None elsewhere. ``entry["key"]`` works
+    too, as with the dicts of the 2013 tinys3.
+    """
+
+    __slots__ = ("etag", "is_prefix", "key", "last_modified", "size", "storage_class")
+
+    def __init__(
+        self,
+        key: str,
+        size: int = 0,
+        last_modified: _datetime | None = None,
+        etag: str | None = None,
+        storage_class: str | None = None,
+        is_prefix: bool = False,
+    ) -> None:
+        self.key = key
+        self.size = size
+        self.last_modified = last_modified
+        self.etag = etag
+        self.storage_class = storage_class
+        self.is_prefix = is_prefix
+
+    def __getitem__(self, name: str) -> object:
+        if name not in self.__slots__:
+            raise KeyError(name)
+        return getattr(self, name)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ObjectInfo):
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in self.__slots__)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        if self.is_prefix:
+            return f"ObjectInfo(key={self.key!r}, is_prefix=True)"
+        return f"ObjectInfo(key={self.key!r}, size={self.size}, last_modified={self.last_modified!r})"
+
+
+def _children(element: Any) -> dict[str, Any]:
+    """An XML element's children by local name (namespaces ignored); the last of a name wins."""
+    return {child.tag.rpartition("}")[2]: child for child in element}
+
+
+def _text(children: Mapping[str, Any], name: str) -> str | None:
+    child = children.get(name)
+    return None if child is None else (child.text or "")
+
+
+def _parse_time(text: str | None) -> _datetime | None:
+    """An S3 timestamp (``2026-01-02T03:04:05.000Z``, fraction optional) as aware UTC."""
+    if not text:
+        return None
+    seconds, _, fraction = text.rstrip("Z").partition(".")
+    parsed = _datetime.strptime(seconds, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=_timezone.utc)
+    return parsed.replace(microsecond=int((fraction + "000000")[:6])) if fraction.isdigit() else parsed
+
+
+def _parse_listing(body: bytes) -> tuple[list[ObjectInfo], str | None]:
+    """The entries of one ListObjectsV2 page, and the token of the next page (or None)."""
+    from urllib.parse import unquote_plus
+    from xml.etree import ElementTree
+
+    root = ElementTree.fromstring(body)
+    top = _children(root)
+    decode = unquote_plus if _text(top, "EncodingType") == "url" else str
+    entries = []
+    for element in root:
+        tag = element.tag.rpartition("}")[2]
+        fields = _children(element)
+        if tag == "Contents":
+            entries.append(
+                ObjectInfo(
+                    decode(_text(fields, "Key") or ""),
+                    int(_text(fields, "Size") or 0),
+                    _parse_time(_text(fields, "LastModified")),
+                    (_text(fields, "ETag") or "").strip('"') or None,
+                    _text(fields, "StorageClass"),
+                )
+            )
+        elif tag == "CommonPrefixes":
+            entries.append(ObjectInfo(decode(_text(fields, "Prefix") or ""), is_prefix=True))
+    token = _text(top, "NextContinuationToken") if _text(top, "IsTruncated") == "true" else None
+    return entries, token or None
+
+
+def _delete_errors(body: bytes) -> dict[str, str]:
+    """Key → error code for each ``<Error>`` of a DeleteObjects answer."""
+    from xml.etree import ElementTree
+
+    errors = {}
+    for element in ElementTree.fromstring(body):
+        if element.tag.rpartition("}")[2] == "Error":
+            fields = _children(element)
+            errors[_text(fields, "Key") or ""] = _text(fields, "Code") or "Error"
+    return errors
+
+
+def _copy_verified(response: Response, file: IO[bytes]) -> None:
+    """Write a streaming body to ``file``, checking its MD5 when the ETag is one."""
+    etag = response.headers.get("ETag", "").strip('"')
+    encrypted = response.headers.get("x-amz-server-side-encryption", "AES256") != "AES256"
+    digest = hashlib.md5() if len(etag) == 32 and not encrypted else None
+    for chunk in response.iter_content(_CHUNK):
+        file.write(chunk)
+        if digest is not None:
+            digest.update(chunk)
+    if digest is not None and digest.hexdigest() != etag:
+        raise TransportError(f"the download does not match its ETag (MD5 {digest.hexdigest()}, ETag {etag})")
 
 
 ###############################################################################
@@ -1077,13 +1404,15 @@ class Connection:
             _check_bucket(self.default_bucket)
         self.region: str = region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1"
         endpoint = endpoint or environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL")
-        if endpoint is None:
-            endpoint = f"s3.{self.region}.amazonaws.com"
         if not isinstance(verify, (bool, str)):
             raise InvalidType(f"verify must be True, False or a CA bundle path; got {type(verify).__name__}")
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 1:
             raise InvalidInput(f"retries must be an int >= 1 (attempts in all); got {retries!r}")
+        self._aws_default = endpoint is None
+        if endpoint is None:
+            endpoint = f"s3.{self.region}.amazonaws.com"
         self._endpoint = _parse_endpoint(endpoint, tls is not False, addressing)
+        self._bucket_routes: dict[str, tuple[str, _Endpoint]] = {}
         self._credentials = _find_credentials(access_key, secret_key, session_token, environ)
         self._retries = retries
         self._transport = _Transport(_parse_timeout(timeout), verify)
@@ -1228,62 +1557,258 @@ class Connection:
         key, bucket = _check_key(key), self._bucket(bucket)
         return self._send(_Request("DELETE", bucket, key))
 
+    def get(
+        self,
+        key: str,
+        bucket: str | None = None,
+        range: tuple[int, int | None] | int | str | None = None,
+        headers: Mapping[str, object] | None = None,
+        progress: Progress | None = None,
+    ) -> Response:
+        """Fetch an object. Its body streams: read ``.content`` or iterate ``.iter_content()``.
+
+        Args:
+            range: ``(first, last)`` byte offsets (inclusive; ``last`` may be
+                None), ``-n`` for the last n bytes, or a ``bytes=`` string.
+            headers: request headers such as ``If-None-Match``.
+            progress: called as ``progress(bytes_read, total_or_None)``.
+
+        Raises:
+            InvalidInput, InvalidType: before sending, for bad arguments.
+            HTTPError, TransportError: when the object cannot be read.
+        """
+        if hasattr(range, "items"):  # the 2013 signature was get(key, bucket, headers)
+            range, headers = None, range
+        key, bucket = _check_key(key), self._bucket(bucket)
+        wire = {name: _header_value(name, value) for name, value in (headers or {}).items()}
+        if range is not None:
+            wire["Range"] = _range_header(range)
+        return self._send(_Request("GET", bucket, key, wire), stream=True, progress=progress)
+
+    def head(self, key: str, bucket: str | None = None) -> Response:
+        """An object's headers without its body; ``.metadata`` holds its user metadata.
+
+        Raises:
+            HTTPError: ``NotFound`` (404) when there is no such object, or another error.
+        """
+        key, bucket = _check_key(key), self._bucket(bucket)
+        return self._send(_Request("HEAD", bucket, key))
+
+    def exists(self, key: str, bucket: str | None = None) -> bool:
+        """True if the object exists, False on 404; other errors raise."""
+        try:
+            self.head(key, bucket)
+        except HTTPError as error:
+            if error.status == 404:
+                return False
+            raise
+        return True
+
+    def download(
+        self, key: str, target: str | os.PathLike[str] | IO[bytes], bucket: str | None = None,
+        progress: Progress | None = None,
+    ) -> Response:  # fmt: skip
+        """Stream an object into a file path or a binary file object, in bounded memory.
+
+        A path is written to a temporary file beside it and renamed into
+        place only once the whole object arrived intact (length checked, and
+        MD5 checked when the ETag is one), so a failure never leaves a half
+        file. Returns the response (its body is consumed).
+
+        Raises:
+            HTTPError, TransportError: when the object could not be read whole.
+        """
+        response = self.get(key, bucket, progress=progress)
+        with response:
+            if not isinstance(target, (str, os.PathLike)):
+                _copy_verified(response, target)
+                return response
+            import tempfile
+
+            folder, name = os.path.split(os.fspath(target))
+            fd, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tinys3", dir=folder or ".")
+            try:
+                with open(fd, "wb") as file:
+                    _copy_verified(response, file)
+                os.replace(temporary, target)
+            except BaseException:
+                os.unlink(temporary)
+                raise
+        return response
+
+    def delete_many(self, keys: Iterable[str], bucket: str | None = None) -> dict[str, str]:
+        """Delete many objects, up to 1,000 a request (DeleteObjects).
+
+        Returns the keys that could not be deleted, each with its S3 error code
+        (an empty dict when all went). Keys that did not exist count as deleted.
+
+        Raises:
+            InvalidInput, InvalidType: before sending, for a bad key or bucket.
+            HTTPError, TransportError: when a whole request failed.
+        """
+        bucket = self._bucket(bucket)
+        checked = [_check_key(key) for key in keys]
+        failed: dict[str, str] = {}
+        for start in range(0, len(checked), 1000):
+            body = _delete_body(checked[start : start + 1000])
+            headers = {"Content-Type": "application/xml", "Content-MD5": _content_md5(body)}
+            response = self._send(
+                _Request("POST", bucket, "", headers, _Body(body, None, 0, len(body), owned=False), [("delete", "")]),
+                error_in_body=True,
+            )
+            failed.update(_delete_errors(response.content))
+        return failed
+
+    def presign(
+        self,
+        key: str,
+        bucket: str | None = None,
+        expires: int | _timedelta = 3600,
+        method: str = "GET",
+        headers: Mapping[str, object] | None = None,
+    ) -> str:
+        """A URL that lets anyone holding it do one ``method`` on the object until it expires.
+
+        Args:
+            expires: seconds (1 to 604,800, seven days) or a timedelta.
+            method: ``GET``, ``PUT``, ``HEAD`` or ``DELETE``.
+            headers: headers the user of the URL must send exactly (they are
+                signed), e.g. ``{"Content-Type": "image/png"}`` for a PUT.
+
+        Raises:
+            InvalidInput, InvalidType: for bad arguments.
+        """
+        key, bucket = _check_key(key), self._bucket(bucket)
+        seconds = expires.total_seconds() if isinstance(expires, _timedelta) else expires
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 1 <= seconds <= 604800:
+            raise InvalidInput(f"expires must be 1 to 604800 seconds (7 days); got {expires!r}")
+        if method not in ("GET", "PUT", "HEAD", "DELETE"):
+            raise InvalidInput(f"method must be GET, PUT, HEAD or DELETE; got {method!r}")
+        region, endpoint = self._route(bucket)
+        host, path = endpoint.locate(bucket, key)
+        wire = {name: _header_value(name, value) for name, value in (headers or {}).items()}
+        query = _presign_query(
+            method, path, host, wire, self._credentials, region, _datetime.now(_timezone.utc), int(seconds)
+        )
+        return f"{endpoint.scheme}://{host}{path}?{query}"
+
     # -- plumbing ------------------------------------------------------------
 
     def _bucket(self, bucket: str | None) -> str:
         return _check_bucket(bucket if bucket is not None else self.default_bucket)
 
-    def _send(self, request: _Request, error_in_body: bool = False) -> Response:
-        """Sign and send with retries; return a 2xx Response or raise."""
-        host, path = self._endpoint.locate(request.bucket, request.key)
-        query = _canonical_query_string(request.query)
-        target = f"{path}?{query}" if query else path
-        url = f"{self._endpoint.scheme}://{host}{target}"
+    def list(
+        self,
+        prefix: str = "",
+        bucket: str | None = None,
+        delimiter: str | None = None,
+        start_after: str | None = None,
+    ) -> Iterator[ObjectInfo]:
+        """Iterate over the objects under ``prefix`` (ListObjectsV2, every page).
+
+        With a ``delimiter`` (usually ``"/"``), keys below the next delimiter
+        are rolled up into one entry whose ``is_prefix`` is True, like folders.
+
+        Raises:
+            InvalidInput, InvalidType: at once, for bad arguments.
+            HTTPError, TransportError: while iterating, when a page fails.
+        """
+        bucket = self._bucket(bucket)
+        query = [("list-type", "2"), ("encoding-type", "url"), ("prefix", prefix)]
+        for name, value in (("delimiter", delimiter), ("start-after", start_after)):
+            if value is not None:
+                query.append((name, value))
+        for _, value in query:
+            if not isinstance(value, str):
+                raise InvalidType(f"prefix, delimiter and start_after must be str; got {type(value).__name__}")
+        return self._pages(bucket, query)
+
+    def _pages(self, bucket: str, query: Query) -> Iterator[ObjectInfo]:
+        token = None
+        while True:
+            page = query + ([("continuation-token", token)] if token else [])
+            response = self._send(_Request("GET", bucket, "", query=page))
+            entries, token = _parse_listing(response.content)
+            yield from entries
+            if not token:
+                return
+
+    def _route(self, bucket: str) -> tuple[str, _Endpoint]:
+        """The region and endpoint for a bucket: the connection's, unless S3 named another."""
+        return self._bucket_routes.get(bucket, (self.region, self._endpoint))
+
+    def _learn_region(self, bucket: str, region: str) -> None:
+        """Remember a bucket's region; on AWS's own endpoint, also its regional host."""
+        endpoint = self._endpoint
+        if self._aws_default:
+            endpoint = _parse_endpoint(f"s3.{region}.amazonaws.com", endpoint.scheme == "https", endpoint.addressing)
+        self._bucket_routes[bucket] = (region, endpoint)
+
+    def _send(
+        self, request: _Request, error_in_body: bool = False, stream: bool = False, progress: Progress | None = None
+    ) -> Response:
+        """Sign and send with retries; return a 2xx Response or raise.
+
+        A 301/400 naming the bucket's region is retried once in that region,
+        which is then remembered for the bucket.
+        """
         body = request.body
         headers = dict(request.headers)
-        headers["Host"] = host
         headers["x-amz-content-sha256"] = body.sha256 if body is not None else _EMPTY_SHA256
         if body is not None:
             headers["Content-Length"] = str(body.length)
         elif request.method in ("PUT", "POST"):
             headers["Content-Length"] = "0"
-        for attempt in range(1, self._retries + 1):
-            now = _datetime.now(_timezone.utc)
+        attempt = redirects = 0
+        while True:
+            attempt += 1
+            region, endpoint = self._route(request.bucket)
+            host, path = endpoint.locate(request.bucket, request.key)
+            query = _canonical_query_string(request.query)
+            target = f"{path}?{query}" if query else path
+            headers["Host"] = host
             signed = _sign(
-                request.method,
-                path,
-                request.query,
-                headers,
-                headers["x-amz-content-sha256"],
-                self._credentials,
-                self.region,
-                now,
-            )
+                request.method, path, request.query, headers, headers["x-amz-content-sha256"],
+                self._credentials, region, _datetime.now(_timezone.utc),
+            )  # fmt: skip
             del signed["Host"]
             try:
                 status, reason, reply_headers, content = self._transport.send(
-                    self._endpoint, host, target, request.method, signed, body
+                    endpoint, host, target, request.method, signed, body, stream
                 )
-            except Timeout:
-                if attempt == self._retries or request.method not in ("GET", "HEAD", "PUT", "DELETE"):
-                    raise
-                _backoff(attempt)
-                continue
             except TransportError as exc:
-                if attempt == self._retries or not exc.retry:
+                idempotent = request.method in ("GET", "HEAD", "PUT", "DELETE")
+                if attempt >= self._retries or not exc.retry or (isinstance(exc, Timeout) and not idempotent):
                     raise
+                _log("retrying %s %s after %s (attempt %d)", request.method, path, exc, attempt)
                 _backoff(attempt)
                 continue
+            url = f"{endpoint.scheme}://{host}{target}"
             response = Response(
-                status, reason, reply_headers, content, url, request.method, request.bucket, request.key or None
-            )
-            if response.ok and not (error_in_body and _error_fields(content)):
+                status, reason, reply_headers, content, url, request.method, request.bucket, request.key or None,
+                progress,
+            )  # fmt: skip
+            if response.ok and not (error_in_body and _error_fields(response.content)):
                 return response
             error = _http_error(response)
-            if attempt == self._retries or not (status in _RETRY_STATUSES or error.code in _RETRY_CODES):
+            if error.region and error.region != region and not redirects:
+                redirects += 1
+                _log("bucket %s is in region %s, not %s: retrying there", request.bucket, error.region, region)
+                self._learn_region(request.bucket, error.region)
+                continue
+            if attempt >= self._retries or not (status in _RETRY_STATUSES or error.code in _RETRY_CODES):
                 raise error
+            _log("retrying %s %s after %s %s (attempt %d)", request.method, path, status, error.code, attempt)
             _backoff(attempt)
-        raise AssertionError("unreachable")
+
+
+def _log(message: str, *args: object) -> None:
+    """A debug line on the ``tinys3`` logger (logging is imported only when enabled)."""
+    import sys
+
+    logging = sys.modules.get("logging")
+    if logging is not None:
+        logging.getLogger("tinys3").debug(message, *args)
 
 
 def _backoff(attempt: int, cap: float = 20.0, base: float = 0.25) -> None:
@@ -1330,7 +1855,7 @@ class Pool:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _submit(self, fn: Callable[..., Response], *args: Any, **kwargs: Any) -> Future[Response]:
+    def _submit(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
         with self._lock:
             if self._executor is None:
                 from concurrent.futures import ThreadPoolExecutor
@@ -1353,6 +1878,30 @@ class Pool:
     def delete(self, *args: Any, **kwargs: Any) -> Future[Response]:
         """``Connection.delete`` on the pool."""
         return self._submit(self.connection.delete, *args, **kwargs)
+
+    def get(self, *args: Any, **kwargs: Any) -> Future[Response]:
+        """``Connection.get`` on the pool; the body is read in full by the pool's thread."""
+        return self._submit(_read_body, self.connection.get, *args, **kwargs)
+
+    def head(self, *args: Any, **kwargs: Any) -> Future[Response]:
+        """``Connection.head`` on the pool."""
+        return self._submit(self.connection.head, *args, **kwargs)
+
+    def exists(self, *args: Any, **kwargs: Any) -> Future[bool]:
+        """``Connection.exists`` on the pool."""
+        return self._submit(self.connection.exists, *args, **kwargs)
+
+    def download(self, *args: Any, **kwargs: Any) -> Future[Response]:
+        """``Connection.download`` on the pool."""
+        return self._submit(self.connection.download, *args, **kwargs)
+
+    def delete_many(self, *args: Any, **kwargs: Any) -> Future[dict[str, str]]:
+        """``Connection.delete_many`` on the pool."""
+        return self._submit(self.connection.delete_many, *args, **kwargs)
+
+    def presign(self, *args: Any, **kwargs: Any) -> str:
+        """``Connection.presign`` (no request is sent, so no Future)."""
+        return self.connection.presign(*args, **kwargs)
 
     @staticmethod
     def as_completed(futures: Iterable[Future[Response]], timeout: float | None = None) -> Iterator[Response]:
@@ -1385,3 +1934,17 @@ class Pool:
         if executor is not None:
             executor.shutdown(wait=wait)
         self.connection.close()
+
+    def list(self, *args: Any, **kwargs: Any) -> Future[list[ObjectInfo]]:
+        """``Connection.list`` on the pool, every page read: the Future holds a list."""
+        return self._submit(_read_list, self.connection.list, *args, **kwargs)
+
+
+def _read_body(get: Callable[..., Response], *args: Any, **kwargs: Any) -> Response:
+    response = get(*args, **kwargs)
+    response.content  # noqa: B018 - read now, in the pool's thread
+    return response
+
+
+def _read_list(list_: Callable[..., Iterator[ObjectInfo]], *args: Any, **kwargs: Any) -> list[ObjectInfo]:
+    return [*list_(*args, **kwargs)]
