@@ -9,6 +9,7 @@ every upload is read back with boto3.
 from __future__ import annotations
 
 import ast
+import base64
 import concurrent.futures
 import email.utils
 import hashlib
@@ -357,6 +358,31 @@ def test_same_signature_as_botocore(monkeypatch: pytest.MonkeyPatch, key: str, q
     assert signed["Authorization"] == boto_request.headers["Authorization"]
 
 
+def test_aws_presigned_url_example() -> None:
+    """The presigned GET example of AWS's S3 SigV4 documentation (one day)."""
+    creds = tinys3.Credentials("AKIAIOSFODNN7EXAMPLE", AWS_EXAMPLE_SECRET)
+    now = datetime(2013, 5, 24, tzinfo=timezone.utc)
+    query = tinys3._presign_query(
+        "GET", "/test.txt", "examplebucket.s3.amazonaws.com", {}, creds, "us-east-1", now, 86400
+    )
+    assert query == (
+        "X-Amz-Algorithm=AWS4-HMAC-SHA256"
+        "&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request"
+        "&X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400&X-Amz-SignedHeaders=host"
+        "&X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404"
+    )
+
+
+def test_presigned_urls_carry_the_session_token() -> None:
+    conn = tinys3.Connection("AKID", "secret", session_token="tok/en+", endpoint="http://127.0.0.1:9000")
+    url = conn.presign("a b.txt", "bkt", expires=timedelta(minutes=5))
+    assert url.startswith("http://127.0.0.1:9000/bkt/a%20b.txt?X-Amz-Algorithm=")
+    assert "X-Amz-Security-Token=tok%2Fen%2B" in url and "X-Amz-Expires=300" in url
+    for bad in ({"expires": 0}, {"expires": 604801}, {"method": "POST"}):
+        with pytest.raises(tinys3.InvalidInput):
+            conn.presign("k", "bkt", **bad)
+
+
 ###############################################################################
 # Requests: addressing, headers, bodies #######################################
 ###############################################################################
@@ -539,6 +565,52 @@ def test_replace_copy_keeps_stored_headers_and_metadata_unless_changed() -> None
         "x-amz-meta-c": "3",
         "x-amz-storage-class": "STANDARD_IA",
     }
+
+
+@pytest.mark.parametrize(
+    ("value", "header"),
+    [((0, 9), "bytes=0-9"), ((100, None), "bytes=100-"), (-500, "bytes=-500"), ("bytes=1-2", "bytes=1-2")],
+)
+def test_range_header(value: Any, header: str) -> None:
+    assert tinys3._range_header(value) == header
+
+
+@pytest.mark.parametrize("value", [(5, 1), (-1, 3), "0-9", 7, (1, 2, 3), True])
+def test_bad_ranges_are_refused(value: Any) -> None:
+    with pytest.raises(tinys3.InvalidInput, match="range"):
+        tinys3._range_header(value)
+
+
+def test_delete_body_escapes_keys_and_refuses_what_xml_cannot_carry() -> None:
+    body = tinys3._delete_body(["a&b<c>", "line\rfeed"]).decode()
+    assert "<Key>a&amp;b&lt;c&gt;</Key>" in body and "<Key>line&#13;feed</Key>" in body
+    assert "<Quiet>true</Quiet>" in body
+    with pytest.raises(tinys3.InvalidInput, match="control character"):
+        tinys3._delete_body(["bell\x07"])
+
+
+def test_listing_parses_v2_pages_tolerantly() -> None:
+    page = (
+        b'<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><IsTruncated>true</IsTruncated>'
+        b"<EncodingType>url</EncodingType><NextContinuationToken>tok==</NextContinuationToken>"
+        b'<Contents><Key>a+b%2Bc</Key><Size>5</Size><ETag>"abc"</ETag>'
+        b"<LastModified>2026-01-02T03:04:05.678Z</LastModified><StorageClass>STANDARD</StorageClass></Contents>"
+        b"<Contents><Key>no-class</Key><Size>0</Size><LastModified>2026-01-02T03:04:05Z</LastModified></Contents>"
+        b"<CommonPrefixes><Prefix>dir%2F</Prefix></CommonPrefixes></ListBucketResult>"
+    )
+    entries, token = tinys3._parse_listing(page)
+    assert token == "tok=="
+    first, second, prefix = entries
+    assert (first.key, first.size, first.etag, first.storage_class) == ("a b+c", 5, "abc", "STANDARD")
+    assert first.last_modified == datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=timezone.utc)
+    assert first["key"] == "a b+c", "dict-style access, as in the 2013 tinys3"
+    assert (second.storage_class, second.etag) == (None, None)
+    assert second.last_modified == datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    assert (prefix.key, prefix.is_prefix) == ("dir/", True)
+    last_page = (
+        b"<ListBucketResult><IsTruncated>false</IsTruncated><Contents><Key>k</Key></Contents></ListBucketResult>"
+    )
+    assert tinys3._parse_listing(last_page)[1] is None
 
 
 def test_copy_source_is_url_encoded() -> None:
@@ -817,6 +889,127 @@ def test_bad_input_sends_nothing(moto: Server) -> None:
     assert moto.boto3().list_objects_v2(Bucket=bucket).get("KeyCount") == 0
 
 
+def test_get_streams_or_reads_whole_with_ranges_and_progress(server: Server, bucket: str) -> None:
+    conn = connect(server, default=bucket)
+    data = os.urandom(300_000)
+    key = _special_key(server)
+    conn.upload(key, data)
+    assert conn.get(key).content == data
+    seen: list[tuple[int, int | None]] = []
+    response = conn.get(key, progress=lambda done, total: seen.append((done, total)))
+    chunks = list(response.iter_content(65536))
+    assert b"".join(chunks) == data and max(len(c) for c in chunks) <= 65536
+    assert seen[-1] == (300_000, 300_000) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+    with pytest.raises(tinys3.S3Error, match="already read"):
+        response.content  # noqa: B018
+    assert conn.get(key, range=(10, 19)).content == data[10:20]
+    assert conn.get(key, range=-7).content == data[-7:]
+    assert conn.get(key, range=(299_990, None)).content == data[299_990:]
+
+
+def test_an_unread_streaming_body_does_not_block_the_next_request(server: Server, bucket: str) -> None:
+    conn = connect(server, default=bucket)
+    conn.upload("big", os.urandom(2_000_000))
+    first = conn.get("big")
+    next(first.iter_content(1000))
+    assert conn.get("big", range=(0, 0)).content
+    first.close()
+    conn.upload("small", b"x")
+    assert conn.get("small").content == b"x"
+
+
+def test_head_and_exists(server: Server, bucket: str) -> None:
+    conn = connect(server, default=bucket)
+    conn.upload("here.txt", b"abc", headers={"Owner": "ann"})
+    head = conn.head("here.txt")
+    assert (head.headers["Content-Length"], head.headers["Content-Type"]) == ("3", "text/plain")
+    assert head.metadata == {"owner": "ann"}
+    assert conn.exists("here.txt") and not conn.exists("not-here.txt")
+    with pytest.raises(tinys3.HTTPError) as caught:
+        conn.head("not-here.txt")
+    assert (caught.value.status, caught.value.code) == (404, "NotFound")
+
+
+def test_download_to_a_path_and_to_a_file(server: Server, bucket: str, tmp_path: Path) -> None:
+    conn = connect(server, default=bucket)
+    data = os.urandom(3_000_000)
+    conn.upload("blob.bin", data)
+    target = tmp_path / "out" / "blob.bin"
+    target.parent.mkdir()
+    target.write_bytes(b"old content")
+    progress: list[int] = []
+    response = conn.download("blob.bin", target, progress=lambda done, total: progress.append(done))
+    assert response.status_code == 200 and target.read_bytes() == data
+    assert progress[-1] == len(data)
+    assert os.listdir(target.parent) == ["blob.bin"], "no temporary file left behind"
+    buffer = io.BytesIO()
+    conn.download("blob.bin", buffer)
+    assert buffer.getvalue() == data
+    with pytest.raises(tinys3.HTTPError):
+        conn.download("missing.bin", tmp_path / "out" / "missing.bin")
+    assert os.listdir(target.parent) == ["blob.bin"]
+
+
+def test_list_pages_through_more_than_a_thousand_keys(server: Server, bucket: str) -> None:
+    keys = [f"many/{i:05d}" for i in range(1500)] + ["many/sub/a", "many/sub/b", "other"]
+    with tinys3.Pool(server.access_key, server.secret_key, endpoint=server.endpoint, default=bucket, size=16) as pool:
+        pool.all_completed([pool.upload(key, b"x" * (len(key) % 5)) for key in keys])
+        listed = pool.list("many").result()
+    conn = connect(server, default=bucket)
+    assert [o.key for o in listed] == sorted(k for k in keys if k.startswith("many/"))
+    assert all(o.size == len(o.key) % 5 and o.last_modified and o.last_modified.tzinfo for o in listed)
+    assert [o.key for o in conn.list()][-1] == "other"
+    assert conn.delete_many(keys) == {}
+    assert list(conn.list()) == []
+
+
+def test_list_with_a_delimiter_rolls_up_folders(seaweedfs: Server) -> None:
+    """SeaweedFS only: moto mis-signs query values holding '/' (boto3's too)."""
+    bucket = seaweedfs.new_bucket()
+    conn = connect(seaweedfs, default=bucket)
+    for key in ["photos/2025/a.jpg", "photos/2026/b.jpg", "photos/c.jpg", "photos/d.jpg", "readme"]:
+        conn.upload(key, b"x")
+    rolled = list(conn.list("photos/", delimiter="/"))
+    assert [(o.key, o.is_prefix) for o in rolled] == [
+        ("photos/c.jpg", False),
+        ("photos/d.jpg", False),
+        ("photos/2025/", True),
+        ("photos/2026/", True),
+    ]
+    assert [o.key for o in conn.list("photos/", start_after="photos/2026/b.jpg")] == ["photos/c.jpg", "photos/d.jpg"]
+
+
+def test_unicode_keys_survive_listing(seaweedfs: Server) -> None:
+    bucket = seaweedfs.new_bucket()
+    conn = connect(seaweedfs, default=bucket)
+    keys = ["ünï cødé/x+y=z.txt", "tab\tand&amp;<lt>.txt", "日本/データ"]
+    for key in keys:
+        conn.upload(key, key.encode())
+    assert sorted(o.key for o in conn.list()) == sorted(keys)
+    assert [conn.get(key).content for key in keys] == [key.encode() for key in keys]
+
+
+def test_presigned_urls_work_with_plain_urllib(seaweedfs: Server) -> None:
+    """SeaweedFS only: moto's signature checker answers 500 to any presigned URL."""
+    import urllib.request
+
+    conn = connect(seaweedfs, default=seaweedfs.new_bucket())
+    key = _special_key(seaweedfs)
+    conn.upload(key, b"shared bytes")
+    with urllib.request.urlopen(conn.presign(key)) as reply:
+        assert reply.read() == b"shared bytes"
+    put_url = conn.presign("uploaded.txt", method="PUT", headers={"Content-Type": "text/plain"})
+    request = urllib.request.Request(put_url, data=b"from a browser", method="PUT",
+                                     headers={"Content-Type": "text/plain"})  # fmt: skip
+    with urllib.request.urlopen(request) as reply:
+        assert reply.status == 200
+    assert conn.get("uploaded.txt").content == b"from a browser"
+    tampered = conn.presign(key).replace("X-Amz-Expires=3600", "X-Amz-Expires=7200")
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(tampered)
+    assert caught.value.code == 403
+
+
 ###############################################################################
 # Transport ###################################################################
 ###############################################################################
@@ -833,11 +1026,14 @@ Answer = Callable[[Recorded], "tuple[int, dict[str, str], bytes]"]
 
 
 @contextmanager
-def scripted_server(answer: Answer, close_after: bool = False) -> Iterator[tuple[str, list[Recorded]]]:
+def scripted_server(
+    answer: Answer, close_after: bool = False, exact_length: bool = True
+) -> Iterator[tuple[str, list[Recorded]]]:
     """A small HTTP/1.1 server on loopback; ``answer`` decides each response.
 
     With ``close_after`` it closes every connection after one response, as a
-    server does to idle keep-alive connections.
+    server does to idle keep-alive connections. Without ``exact_length`` the
+    answer's own Content-Length header is sent, whatever the body.
     """
     seen: list[Recorded] = []
     counter = iter(range(1_000_000))
@@ -858,7 +1054,7 @@ def scripted_server(answer: Answer, close_after: bool = False) -> Iterator[tuple
                 request = Recorded(method, path, headers, body, number)
                 seen.append(request)
                 status, reply_headers, content = answer(request)
-                reply = [f"HTTP/1.1 {status} X", f"Content-Length: {len(content)}"]
+                reply = [f"HTTP/1.1 {status} X"] + [f"Content-Length: {len(content)}"] * exact_length
                 reply += [f"{k}: {v}" for k, v in reply_headers.items()]
                 self.wfile.write(("\r\n".join(reply) + "\r\n\r\n").encode() + content)
                 self.wfile.flush()
@@ -922,6 +1118,46 @@ def test_a_200_with_an_error_body_is_an_error_for_copy() -> None:
         assert seen[-1].headers["x-amz-copy-source"] == "/bkt/a"
 
 
+def test_delete_many_reports_each_failed_key() -> None:
+    result = (
+        b"<DeleteResult><Error><Key>locked</Key><Code>AccessDenied</Code><Message>no</Message></Error></DeleteResult>"
+    )
+    with scripted_server(lambda r: (200, {}, result)) as (endpoint, seen):
+        conn = tinys3.Connection("k", "s", endpoint=endpoint, default="bkt")
+        keys = [f"k{i}" for i in range(1499)] + ["locked"]
+        assert conn.delete_many(keys) == {"locked": "AccessDenied"}
+    assert [r.path for r in seen] == ["/bkt?delete="] * 2
+    assert [r.body.count(b"<Object>") for r in seen] == [1000, 500]
+    for request in seen:
+        assert request.headers["content-md5"] == base64.b64encode(hashlib.md5(request.body).digest()).decode()
+
+
+def test_a_body_cut_short_is_an_error_and_leaves_no_file(tmp_path: Path) -> None:
+    def short(request: Recorded) -> tuple[int, dict[str, str], bytes]:
+        return 200, {"Content-Length": "100"}, b"only forty bytes" * 2 + b"12345678"
+
+    with scripted_server(short, close_after=True, exact_length=False) as (endpoint, _):
+        conn = tinys3.Connection("k", "s", endpoint=endpoint, default="bkt", retries=1)
+        with pytest.raises(tinys3.TransportError, match="cut short: got 40 of 100"):
+            conn.download("k", tmp_path / "k")
+        assert os.listdir(tmp_path) == []
+        with pytest.raises(tinys3.TransportError, match="cut short"):
+            conn.get("k").content  # noqa: B018
+
+
+def test_a_wrong_region_is_corrected_once_and_remembered() -> None:
+    def answer(request: Recorded) -> tuple[int, dict[str, str], bytes]:
+        if "/eu-west-3/" in request.headers["authorization"]:
+            return 200, {}, b""
+        body = b"<Error><Code>AuthorizationHeaderMalformed</Code><Message>wrong region</Message>"
+        return 400, {}, body + b"<Region>eu-west-3</Region></Error>"
+
+    with scripted_server(answer) as (endpoint, seen):
+        conn = tinys3.Connection("k", "s", endpoint=endpoint, default="bkt", region="us-east-1")
+        assert conn.upload("a", b"1").ok and conn.upload("b", b"2").ok
+    assert ["/eu-west-3/" in r.headers["authorization"] for r in seen] == [False, True, True]
+
+
 def test_a_redirect_is_an_error_naming_the_region() -> None:
     body = b"<Error><Code>PermanentRedirect</Code><Message>Wrong endpoint.</Message></Error>"
     with scripted_server(lambda r: (301, {"x-amz-bucket-region": "eu-west-3"}, body)) as (endpoint, _):
@@ -929,6 +1165,7 @@ def test_a_redirect_is_an_error_naming_the_region() -> None:
         with pytest.raises(tinys3.HTTPError, match="pass region='eu-west-3'") as caught:
             conn.upload("k", b"x")
         assert caught.value.region == "eu-west-3"
+        assert caught.value.status == 301, "retried once in eu-west-3, still redirected: reported"
 
 
 def test_requests_carry_a_signed_payload_hash_and_exact_length() -> None:
