@@ -645,24 +645,44 @@ def test_bodies_of_every_kind_have_exact_length_and_hash(tmp_path: Path) -> None
     digest = hashlib.sha256(data).hexdigest()
     with open(path, "rb") as f:
         f.seek(1000)
-        kept = tinys3._body(f, rewind=False)
+        kept, _ = tinys3._body(f, rewind=False, limit=10)
         assert (kept.length, kept.sha256) == (2000, hashlib.sha256(data[1000:]).hexdigest())
-        assert (tinys3._body(f, rewind=True).length, f.tell()) == (3000, 0)
+        assert (tinys3._body(f, rewind=True, limit=10)[0].length, f.tell()) == (3000, 0)
     for source in (data, bytearray(data), memoryview(data), path, io.BytesIO(data), _Unsized(data)):
-        body = tinys3._body(source, rewind=True)
-        assert (body.length, body.sha256) == (3000, digest), type(source)
+        body, more = tinys3._body(source, rewind=True, limit=3001)
+        assert (body.length, body.sha256, more) == (3000, digest, None), type(source)
         assert b"".join(bytes(c) for c in body.chunks()) == data
         assert b"".join(bytes(c) for c in body.chunks()) == data, "a body can be sent twice (retries)"
         body.close()
 
 
-def test_large_unsized_streams_spill_to_a_temporary_file() -> None:
-    data = os.urandom(tinys3._SPOOL_IN_MEMORY + 5)
-    body = tinys3._body(_Unsized(data), rewind=True)
-    assert body.file is not None and body.owned and body.length == len(data)
-    assert body.sha256 == hashlib.sha256(data).hexdigest()
+def test_an_unsized_stream_is_read_only_up_to_the_limit() -> None:
+    stream = _Unsized(b"0123456789")
+    head, more = tinys3._body(stream, rewind=True, limit=4)
+    assert (bytes(head.data or b""), more) == (b"0123", stream)
+    parts = list(tinys3._stream_parts(b"0123", stream, 3))
+    assert [bytes(p.data or b"") for p in parts] == [b"012", b"345", b"678", b"9"]
+
+
+def test_parts_of_a_file_are_views_read_with_pread(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(bytes(range(100)))
+    body, _ = tinys3._body(path, rewind=True, limit=0)
+    parts = list(tinys3._sized_parts(body, 30))
+    assert [p.length for p in parts] == [30, 30, 30, 10]
+    assert all(p.fd is not None and p.data is None for p in parts)
+    in_any_order = [b"".join(p.chunks()) for p in reversed(parts)]
+    assert in_any_order == [bytes(range(90, 100)), bytes(range(60, 90)), bytes(range(30, 60)), bytes(range(30))]
     body.close()
-    assert body.file.closed
+
+
+@pytest.mark.parametrize(
+    ("total", "minimum", "size"),
+    [(None, 8 << 20, 8 << 20), (50 << 20, 8 << 20, 8 << 20), (5 << 40, 8 << 20, 525 << 20), (1, 5 << 20, 5 << 20)],
+)
+def test_part_size_keeps_uploads_within_ten_thousand_parts(total: int | None, minimum: int, size: int) -> None:
+    assert tinys3._part_size(total, minimum) == size
+    assert total is None or -(-total // size) <= 10000
 
 
 @pytest.mark.parametrize(
@@ -675,13 +695,13 @@ def test_large_unsized_streams_spill_to_a_temporary_file() -> None:
 )
 def test_text_and_unknown_bodies_are_refused(source: Any, message: str) -> None:
     with pytest.raises(tinys3.InvalidType, match=message):
-        tinys3._body(source, rewind=True)
+        tinys3._body(source, rewind=True, limit=10)
 
 
 def test_text_mode_files_are_refused(tmp_path: Path) -> None:
     (tmp_path / "t.txt").write_text("héllo")
     with open(tmp_path / "t.txt") as f, pytest.raises(tinys3.InvalidType, match="text mode"):
-        tinys3._body(f, rewind=True)
+        tinys3._body(f, rewind=True, limit=10)
 
 
 class _Unsized:
@@ -1008,6 +1028,120 @@ def test_presigned_urls_work_with_plain_urllib(seaweedfs: Server) -> None:
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(tampered)
     assert caught.value.code == 403
+
+
+MiB = 1024 * 1024
+
+
+@pytest.mark.parametrize("size", [0, 1, 8 * MiB, 8 * MiB + 1, 50 * MiB], ids=["0B", "1B", "8MiB", "8MiB+1", "50MiB"])
+def test_round_trips_around_the_multipart_threshold(server: Server, bucket: str, tmp_path: Path, size: int) -> None:
+    conn = connect(server, default=bucket)
+    data = os.urandom(size)
+    path = tmp_path / "src.bin"
+    path.write_bytes(data)
+    conn.upload("from-path", path)
+    conn.upload("from-stream", _Unsized(data))
+    s3 = server.boto3()
+    for key in ("from-path", "from-stream"):
+        got = s3.get_object(Bucket=bucket, Key=key)
+        assert got["Body"].read() == data, key
+        assert got["ETag"].strip('"').endswith("-2") == (size == 8 * MiB + 1), "multipart only above 8 MiB"
+    conn.download("from-path", tmp_path / "back.bin")
+    assert (tmp_path / "back.bin").read_bytes() == data
+
+
+def test_multipart_keeps_headers_and_reports_progress(server: Server, bucket: str) -> None:
+    conn = connect(server, default=bucket, max_concurrency=3)
+    data = os.urandom(20 * MiB + 5)
+    progress: list[tuple[int, int | None]] = []
+    conn.upload("video.mp4", data, expires=60, headers={"kind": "clip"}, progress=lambda *a: progress.append(a))
+    head = server.boto3().head_object(Bucket=bucket, Key="video.mp4")
+    assert (head["ContentType"], head["CacheControl"], head["Metadata"]) == (
+        "video/mp4",
+        "max-age=60",
+        {"kind": "clip"},
+    )
+    assert head["ContentLength"] == len(data) and head["ETag"].strip('"').endswith("-3")
+    assert [done for done, _ in progress] == sorted(done for done, _ in progress)
+    assert progress[-1] == (len(data), len(data)) and len(progress) == 3
+
+
+class _Failing:
+    """A stream that breaks after ``good`` bytes, like a dying pipe."""
+
+    def __init__(self, good: int) -> None:
+        self.left = good
+
+    def read(self, size: int = -1) -> bytes:
+        if self.left <= 0:
+            raise OSError("the pipe broke")
+        size = min(size, self.left)
+        self.left -= size
+        return os.urandom(size)
+
+
+def test_a_failed_multipart_upload_is_aborted(server: Server, bucket: str) -> None:
+    conn = connect(server, default=bucket)
+    with pytest.raises(OSError, match="the pipe broke"):
+        conn.upload("broken", _Failing(30 * MiB))
+    s3 = server.boto3()
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
+
+
+def test_a_big_copy_goes_through_upload_part_copy(server: Server, bucket: str) -> None:
+    conn = connect(server, default=bucket, multipart_copy_threshold=MiB)
+    data = os.urandom(12 * MiB)
+    conn.upload("big.csv", data, headers={"origin": "lab"}, expires=30)
+    conn.copy("big.csv", bucket, "big-copy.csv")
+    conn.copy("big.csv", bucket, "big-changed.csv", metadata={"origin": None, "stage": "2"})
+    s3 = server.boto3()
+    copy = s3.get_object(Bucket=bucket, Key="big-copy.csv")
+    assert copy["Body"].read() == data and copy["ETag"].strip('"').endswith("-2")
+    assert (copy["ContentType"], copy["CacheControl"], copy["Metadata"]) == (
+        "text/csv",
+        "max-age=30",
+        {"origin": "lab"},
+    )
+    changed = s3.head_object(Bucket=bucket, Key="big-changed.csv")
+    assert changed["Metadata"] == {"stage": "2"} and changed["ContentType"] == "text/csv"
+
+
+def test_a_pool_of_one_thread_runs_multipart_without_deadlock(server: Server, bucket: str) -> None:
+    data = os.urandom(17 * MiB)
+    with tinys3.Pool(server.access_key, server.secret_key, endpoint=server.endpoint, default=bucket, size=1) as pool:
+        futures = [pool.upload(f"big{i}", data) for i in range(2)] + [pool.copy("big0", bucket, "big2")]
+        assert [r.status_code for r in pool.all_completed(futures, timeout=120)] == [200] * 3
+        assert pool.get("big2").result().content == data
+
+
+RSS_SCRIPT = """
+import os, resource, sys, tinys3
+endpoint, key, secret, bucket, path, back = sys.argv[1:]
+conn = tinys3.Connection(key, secret, endpoint=endpoint, default=bucket)
+conn.upload("warm-up", b"x")
+conn.get("warm-up").content
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+conn.upload("big", open(path, "rb"))
+up = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+conn.download("big", back)
+down = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(up - base, down - base)
+"""
+
+
+def test_memory_stays_flat_for_a_200_mib_upload_and_download(seaweedfs: Server, tmp_path: Path) -> None:
+    bucket = seaweedfs.new_bucket()
+    path, back = tmp_path / "big.bin", tmp_path / "back.bin"
+    with open(path, "wb") as f:
+        for _ in range(200):
+            f.write(os.urandom(MiB))
+    argv = [seaweedfs.endpoint, seaweedfs.access_key, seaweedfs.secret_key, bucket, str(path), str(back)]
+    out = subprocess.run([sys.executable, "-c", RSS_SCRIPT, *argv], capture_output=True, text=True, check=True)
+    grew_up_kib, grew_down_kib = map(int, out.stdout.split())
+    assert grew_up_kib < 64 * 1024 and grew_down_kib < 64 * 1024, out.stdout
+    assert back.stat().st_size == path.stat().st_size
+    assert hashlib.sha256(back.read_bytes()).digest() == hashlib.sha256(path.read_bytes()).digest()
 
 
 ###############################################################################

@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import io
 import os
+import stat
 import threading
 import time
 from datetime import datetime as _datetime
@@ -444,9 +445,11 @@ _PASS_HEADERS = frozenset((*_STORED_HEADERS, "content-md5", "if-match", "if-none
 _META = "x-amz-meta-"
 _MAX_METADATA = 2048
 _MAX_KEY = 1024
+_MiB = 1024 * 1024
 _MAX_PUT = 5 * 1024**3
-_SPOOL_IN_MEMORY = 8 * 1024 * 1024
-_CHUNK = 1024 * 1024
+_MAX_PARTS = 10000
+_MAX_OBJECT = 5 * 1024**4
+_CHUNK = _MiB
 _ONE_YEAR = 365 * 24 * 3600
 _TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _BUCKET_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_")
@@ -763,32 +766,55 @@ def _copy_source(bucket: str, key: str) -> str:
 
 
 class _Body:
-    """A request body of known length and SHA-256 that can be sent again.
+    """A request body of known length that can be sent again (retries).
 
-    Either bytes in memory, or a seekable binary file read from ``start``
-    for ``length`` bytes. ``owned`` files (spooled streams) are closed by
-    ``close``.
+    Bytes in memory, or ``length`` bytes of a seekable binary file from
+    ``start``, read with ``os.pread`` when the file is a regular file (so the
+    parts of one file can go out on several threads at once). The SHA-256 is
+    computed on first use.
     """
 
-    __slots__ = ("data", "file", "length", "owned", "sha256", "start")
+    __slots__ = ("_sha256", "data", "fd", "file", "length", "owned", "start")
 
     def __init__(
-        self, data: bytes | memoryview | None, file: IO[bytes] | None, start: int, length: int, owned: bool
+        self,
+        data: bytes | memoryview | None,
+        file: IO[bytes] | None = None,
+        start: int = 0,
+        length: int = 0,
+        owned: bool = False,
+        fd: int | None = None,
     ) -> None:
         self.data = data
         self.file = file
         self.start = start
-        self.length = length
+        self.length = len(data) if data is not None else length
         self.owned = owned
-        self.sha256 = hashlib.sha256(data).hexdigest() if data is not None else self._hash_file()
+        self.fd = fd
+        self._sha256: str | None = None
 
-    def _hash_file(self) -> str:
-        digest = hashlib.sha256()
-        for chunk in self.chunks():
-            digest.update(chunk)
-        assert self.file is not None
-        self.file.seek(self.start)
-        return digest.hexdigest()
+    @classmethod
+    def of_file(cls, file: IO[bytes], start: int, length: int, owned: bool = False) -> _Body:
+        """A region of a file; regular files are read with pread, others with seek and read."""
+        fd = None
+        if hasattr(os, "pread"):
+            try:
+                fd = file.fileno()
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    fd = None
+            except (AttributeError, OSError, ValueError):
+                fd = None
+        return cls(None, file, start, length, owned, fd)
+
+    @property
+    def sha256(self) -> str:
+        """Hex SHA-256 of the body (one read pass for a file, then cached)."""
+        if self._sha256 is None:
+            digest = hashlib.sha256()
+            for chunk in self.chunks():
+                digest.update(chunk)
+            self._sha256 = digest.hexdigest()
+        return self._sha256
 
     def chunks(self) -> Iterator[bytes | memoryview]:
         """The body from its start, in chunks; a file that ends early is an error."""
@@ -796,30 +822,42 @@ class _Body:
             yield self.data
             return
         assert self.file is not None
-        self.file.seek(self.start)
-        remaining = self.length
-        while remaining:
-            chunk = self.file.read(min(_CHUNK, remaining))
+        position, end = self.start, self.start + self.length
+        if self.fd is None:
+            self.file.seek(position)
+        while position < end:
+            size = min(_CHUNK, end - position)
+            chunk = self.file.read(size) if self.fd is None else os.pread(self.fd, size, position)
             if not chunk:
-                raise InvalidInput(f"the file ended {remaining} bytes early: was it changed while uploading?")
-            remaining -= len(chunk)
+                raise InvalidInput(f"the file ended {end - position} bytes early: was it changed while uploading?")
+            position += len(chunk)
             yield chunk
+
+    def part(self, offset: int, length: int) -> _Body:
+        """``length`` bytes from ``offset``: a view of memory or of the file, read now otherwise."""
+        if self.data is not None:
+            return _Body(memoryview(self.data)[offset : offset + length])
+        if self.fd is not None:
+            return _Body(None, self.file, self.start + offset, length, fd=self.fd)
+        assert self.file is not None
+        self.file.seek(self.start + offset)
+        return _Body(_read_up_to(self.file, length))
 
     def close(self) -> None:
         if self.owned and self.file is not None:
             self.file.close()
 
 
-def _body(source: Body, rewind: bool) -> _Body:
+def _body(source: Body, rewind: bool, limit: int) -> tuple[_Body, IO[bytes] | None]:
     """Turn what the caller gave into a ``_Body``; refuse text and unknown types.
 
     bytes-like → in memory; a path → opened; a seekable binary file → read in
-    place from its position (from 0 with ``rewind``); anything else readable
-    is spooled (memory, then a temporary file) so its length is exact.
+    place from its position (from 0 with ``rewind``). Anything else readable
+    is an unsized stream: up to ``limit`` bytes are read into memory, and the
+    stream is returned too when it did not end there (more follows).
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
-        data = memoryview(source).cast("B")
-        return _Body(data, None, 0, data.nbytes, owned=False)
+        return _Body(memoryview(source).cast("B")), None
     if isinstance(source, str):
         raise InvalidType(
             "upload takes bytes or a binary file, not str: pass data.encode() "
@@ -827,7 +865,7 @@ def _body(source: Body, rewind: bool) -> _Body:
         )
     if isinstance(source, os.PathLike):
         file: IO[bytes] = open(source, "rb")  # noqa: SIM115 - closed with the body
-        return _Body(None, file, 0, os.fstat(file.fileno()).st_size, owned=True)
+        return _Body.of_file(file, 0, os.fstat(file.fileno()).st_size, owned=True), None
     if isinstance(source, io.TextIOBase) or "b" not in getattr(source, "mode", "b"):
         raise InvalidType("the file is open in text mode: open it with open(path, 'rb')")
     if not callable(getattr(source, "read", None)):
@@ -838,8 +876,9 @@ def _body(source: Body, rewind: bool) -> _Body:
         start = source.tell()
         end = source.seek(0, os.SEEK_END)
         source.seek(start)
-        return _Body(None, source, start, end - start, owned=False)
-    return _spool(source)
+        return _Body.of_file(source, start, end - start), None
+    head = _read_up_to(source, limit)
+    return _Body(head), (source if len(head) == limit else None)
 
 
 def _seekable(source: Any) -> bool:
@@ -849,33 +888,73 @@ def _seekable(source: Any) -> bool:
         return False
 
 
-def _spool(stream: Any) -> _Body:
-    """Read an unsized stream to its end, in memory up to 8 MiB, then on disk."""
-    parts: list[bytes] = []
-    size = 0
-    spill: IO[bytes] | None = None
-    while True:
-        chunk = stream.read(_CHUNK)
+def _read_up_to(stream: Any, size: int) -> bytes:
+    """Read until ``size`` bytes or the end of the stream; refuse text."""
+    buffer = bytearray()
+    while len(buffer) < size:
+        chunk = stream.read(min(_CHUNK, size - len(buffer)))
         if not chunk:
             break
-        if not isinstance(chunk, (bytes, bytearray)):
+        if not isinstance(chunk, (bytes, bytearray, memoryview)):
             raise InvalidType(f"the stream gave {type(chunk).__name__}, not bytes: open it in binary mode")
-        size += len(chunk)
-        if size > _MAX_PUT:
-            raise InvalidInput("the stream is larger than 5 GiB, the most one S3 PUT takes")
-        if spill is None and size > _SPOOL_IN_MEMORY:
-            import tempfile
+        buffer += chunk
+    return bytes(buffer)
 
-            spill = tempfile.TemporaryFile()  # noqa: SIM115 - closed with the body
-            spill.writelines(parts)
-            parts.clear()
-        if spill is None:
-            parts.append(bytes(chunk))
-        else:
-            spill.write(chunk)
-    if spill is None:
-        return _Body(b"".join(parts), None, 0, size, owned=False)
-    return _Body(None, spill, 0, size, owned=True)
+
+def _part_size(total: int | None, minimum: int) -> int:
+    """A part size (whole MiB) that keeps a multipart upload within 10,000 parts."""
+    size = minimum if total is None else max(minimum, -(-total // _MAX_PARTS))
+    return -(-size // _MiB) * _MiB
+
+
+def _sized_parts(body: _Body, part_size: int) -> Iterator[_Body]:
+    for offset in range(0, body.length, part_size):
+        yield body.part(offset, min(part_size, body.length - offset))
+
+
+def _stream_parts(head: bytes | memoryview, stream: IO[bytes], part_size: int) -> Iterator[_Body]:
+    """Parts of a stream of unknown length; the size doubles every 1,000 parts,
+    so 10,000 parts reach past S3's 5 TiB limit."""
+    buffer = bytearray(head)
+    number = 0
+    while True:
+        size = part_size << (number // 1000)
+        if len(buffer) < size:
+            buffer += _read_up_to(stream, size - len(buffer))
+        if not buffer:
+            return
+        part = bytes(buffer[:size])
+        del buffer[:size]
+        number += 1
+        yield _Body(part)
+        if len(part) < size:
+            return
+
+
+def _upload_id(body: bytes) -> str:
+    """The ``UploadId`` of a CreateMultipartUpload answer."""
+    from xml.etree import ElementTree
+
+    upload_id = _text(_children(ElementTree.fromstring(body)), "UploadId")
+    if not upload_id:
+        raise TransportError("the server's answer to CreateMultipartUpload has no UploadId")
+    return upload_id
+
+
+def _complete_body(etags: Iterable[str]) -> bytes:
+    """The XML of CompleteMultipartUpload: every part, in order, with its ETag."""
+    parts = "".join(
+        f"<Part><PartNumber>{number}</PartNumber><ETag>{_xml_text(etag)}</ETag></Part>"
+        for number, etag in enumerate(etags, 1)
+    )
+    return f"<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>".encode()
+
+
+def _copy_part_etag(body: bytes) -> str:
+    """The ETag of an UploadPartCopy answer (an error in a 200 is caught before)."""
+    from xml.etree import ElementTree
+
+    return _text(_children(ElementTree.fromstring(body)), "ETag") or ""
 
 
 ###############################################################################
@@ -1351,6 +1430,28 @@ def _parse_timeout(timeout: Timeouts) -> tuple[float, float]:
     return float(pair[0]), float(pair[1])
 
 
+def _check_int(name: str, value: object, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidInput(f"{name} must be an int from {low} to {high}; got {value!r}")
+    return value
+
+
+class _Counter:
+    """Adds up bytes done across threads and reports them, in order, to ``progress``."""
+
+    def __init__(self, progress: Progress | None, total: int | None) -> None:
+        self._progress = progress
+        self._total = total
+        self._done = 0
+        self._lock = threading.Lock()
+
+    def add(self, n: int) -> None:
+        if self._progress is not None:
+            with self._lock:
+                self._done += n
+                self._progress(self._done, self._total)
+
+
 def _pick(name: str, value: Any, alias: str, alias_value: Any) -> Any:
     """One of two spellings of an argument (the 2013 API has both)."""
     if value is not None and alias_value is not None and value != alias_value:
@@ -1396,6 +1497,10 @@ class Connection:
         verify: bool | str = True,
         addressing: str = "auto",
         retries: int = 3,
+        multipart_threshold: int = 8 * _MiB,
+        multipart_size: int = 8 * _MiB,
+        max_concurrency: int = 8,
+        multipart_copy_threshold: int = _MAX_PUT,
     ) -> None:
         environ = os.environ
         tls = _pick("tls", tls, "ssl", ssl)
@@ -1415,6 +1520,13 @@ class Connection:
         self._bucket_routes: dict[str, tuple[str, _Endpoint]] = {}
         self._credentials = _find_credentials(access_key, secret_key, session_token, environ)
         self._retries = retries
+        self.multipart_threshold = _check_int("multipart_threshold", multipart_threshold, 0, _MAX_PUT)
+        self.multipart_size = _check_int("multipart_size", multipart_size, 5 * _MiB, _MAX_PUT)
+        self.max_concurrency = _check_int("max_concurrency", max_concurrency, 1, 1000)
+        self.multipart_copy_threshold = _check_int("multipart_copy_threshold", multipart_copy_threshold, 0, _MAX_PUT)
+        self._parts: ThreadPoolExecutor | None = None
+        self._part_lock = threading.Lock()
+        self._part_slots = threading.BoundedSemaphore(self.max_concurrency)
         self._transport = _Transport(_parse_timeout(timeout), verify)
 
     @property
@@ -1445,7 +1557,11 @@ class Connection:
         self.close()
 
     def close(self) -> None:
-        """Close the keep-alive connections; the object stays usable (it reconnects)."""
+        """Close the keep-alive connections and part threads; the object stays usable."""
+        with self._part_lock:
+            parts, self._parts = self._parts, None
+        if parts is not None:
+            parts.shutdown(wait=True)
         self._transport.close()
 
     # -- operations ----------------------------------------------------------
@@ -1461,8 +1577,13 @@ class Connection:
         headers: Mapping[str, object] | None = None,
         rewind: bool = True,
         close: bool = False,
+        progress: Progress | None = None,
     ) -> Response:
         """Store ``local_file`` (bytes, a path, or a binary file/stream) under ``key``.
+
+        Above ``multipart_threshold`` bytes (and for streams that go past it)
+        the object is sent as a multipart upload, its parts in parallel; a
+        failed multipart upload is aborted, so no parts are left behind.
 
         Args:
             expires: seconds, ``'max'`` (a year), timedelta or datetime; sets
@@ -1474,6 +1595,8 @@ class Connection:
                 ``x-amz-*`` become user metadata (``x-amz-meta-<name>``).
             rewind: upload a seekable file from its start, not its position.
             close: close ``local_file`` afterwards, even on error.
+            progress: called as ``progress(bytes_sent, total_or_None)`` as
+                parts (or the whole object) are stored.
 
         Raises:
             InvalidInput, InvalidType: before sending, for bad arguments.
@@ -1482,11 +1605,23 @@ class Connection:
         try:
             key, bucket = _check_key(key), self._bucket(bucket)
             wire = _upload_headers(key, expires, content_type, public, headers, time.time())
-            body = _body(local_file, rewind)
+            body, more = _body(local_file, rewind, self.multipart_threshold + 1)
             try:
-                if body.length > _MAX_PUT:
-                    raise InvalidInput("the file is larger than 5 GiB, the most one S3 PUT takes")
-                return self._send(_Request("PUT", bucket, key, wire, body))
+                if more is None and body.length <= self.multipart_threshold:
+                    response = self._send(_Request("PUT", bucket, key, wire, body))
+                    if progress is not None:
+                        progress(body.length, body.length)
+                    return response
+                if body.length > _MAX_OBJECT:
+                    raise InvalidInput(f"the file is {body.length} bytes; an S3 object holds at most 5 TiB")
+                if more is not None:
+                    assert body.data is not None
+                    parts = _stream_parts(body.data, more, self.multipart_size)
+                else:
+                    parts = _sized_parts(body, _part_size(body.length, self.multipart_size))
+                total = None if more is not None else body.length
+                work = _partial(self._upload_part, bucket, key)
+                return self._multipart(bucket, key, wire, work, parts, total, progress)
             finally:
                 body.close()
         finally:
@@ -1517,15 +1652,31 @@ class Connection:
         from_bucket = self._bucket(from_bucket)
         to_bucket = _check_bucket(to_bucket or from_bucket)
         headers = _acl_headers(public)
-        if metadata is None:
-            headers["x-amz-metadata-directive"] = "COPY"
-        else:
-            _wire_headers(metadata)
-            source = self._send(_Request("HEAD", from_bucket, from_key))
-            headers.update(_replacement_headers(_lower_items(source.headers), metadata))
-            headers["x-amz-metadata-directive"] = "REPLACE"
-        headers["x-amz-copy-source"] = _copy_source(from_bucket, from_key)
-        return self._send(_Request("PUT", to_bucket, to_key, headers), error_in_body=True)
+        _wire_headers(metadata)
+        copy_source = _copy_source(from_bucket, from_key)
+        source = None
+        if metadata is not None or self.multipart_copy_threshold < _MAX_PUT:
+            source = self.head(from_key, from_bucket)
+        if source is None or int(source.headers.get("Content-Length", 0)) <= self.multipart_copy_threshold:
+            if source is None:
+                headers["x-amz-metadata-directive"] = "COPY"
+            else:
+                headers.update(_replacement_headers(_lower_items(source.headers), metadata))
+                headers["x-amz-metadata-directive"] = "REPLACE"
+            headers["x-amz-copy-source"] = copy_source
+            try:
+                return self._send(_Request("PUT", to_bucket, to_key, headers), error_in_body=True)
+            except HTTPError as error:
+                if source is not None or not (error.code == "InvalidRequest" and "larger" in error.message):
+                    raise
+            source = self.head(from_key, from_bucket)
+        size = int(source.headers["Content-Length"])
+        headers = {**_acl_headers(public), **_replacement_headers(_lower_items(source.headers), metadata)}
+        etag = source.headers.get("ETag", "")
+        step = _part_size(size, self.multipart_size)
+        ranges = ((first, min(first + step, size) - 1) for first in range(0, size, step))
+        work = _partial(self._copy_part, to_bucket, to_key, copy_source, etag)
+        return self._multipart(to_bucket, to_key, headers, work, ranges, size, None)
 
     def update_metadata(
         self,
@@ -1653,7 +1804,7 @@ class Connection:
             body = _delete_body(checked[start : start + 1000])
             headers = {"Content-Type": "application/xml", "Content-MD5": _content_md5(body)}
             response = self._send(
-                _Request("POST", bucket, "", headers, _Body(body, None, 0, len(body), owned=False), [("delete", "")]),
+                _Request("POST", bucket, "", headers, _Body(body), [("delete", "")]),
                 error_in_body=True,
             )
             failed.update(_delete_errors(response.content))
@@ -1693,6 +1844,109 @@ class Connection:
         return f"{endpoint.scheme}://{host}{path}?{query}"
 
     # -- plumbing ------------------------------------------------------------
+
+    def _multipart(
+        self,
+        bucket: str,
+        key: str,
+        headers: dict[str, str],
+        work: Callable[[str, int, T], tuple[str, int]],
+        items: Iterator[T],
+        total: int | None,
+        progress: Progress | None,
+    ) -> Response:
+        """Create a multipart upload, run ``work`` on each item in parallel, complete it.
+
+        On any failure (or interruption) the upload is aborted, so S3 keeps no
+        orphaned parts, and the error is raised.
+        """
+        created = self._send(_Request("POST", bucket, key, headers, query=[("uploads", "")]))
+        upload_id = _upload_id(created.content)
+        try:
+            etags = self._parallel(_partial(work, upload_id), items, total, progress)
+            body = _Body(_complete_body(etags))
+            query = [("uploadId", upload_id)]
+            complete = _Request("POST", bucket, key, {"Content-Type": "application/xml"}, body, query)
+            return self._send(complete, error_in_body=True)
+        except BaseException:
+            try:
+                self._send(_Request("DELETE", bucket, key, query=[("uploadId", upload_id)]))
+            except S3Error as error:
+                _log("could not abort multipart upload %s of %s: %s", upload_id, key, error)
+            raise
+
+    def _parallel(
+        self,
+        work: Callable[[int, T], tuple[str, int]],
+        items: Iterator[T],
+        total: int | None,
+        progress: Progress | None,
+    ) -> list[str]:
+        """Run ``work(number, item)`` for numbered items on the part threads; return the ETags in order.
+
+        The connection's ``max_concurrency`` slots bound the parts in flight
+        (and so the memory) across all uploads; an item is read only once a
+        slot is free. The first failure stops reading and is raised.
+        """
+        from concurrent.futures import wait
+
+        executor = self._part_executor()
+        futures: list[Future[tuple[str, int]]] = []
+        failed = threading.Event()
+        counter = _Counter(progress, total)
+
+        def finished(future: Future[tuple[str, int]]) -> None:
+            self._part_slots.release()
+            if future.cancelled() or future.exception() is not None:
+                failed.set()
+            else:
+                counter.add(future.result()[1])
+
+        try:
+            while not failed.is_set():
+                self._part_slots.acquire()
+                try:
+                    item = next(items, None)
+                    if item is not None and len(futures) == _MAX_PARTS:
+                        raise InvalidInput("the upload would need more than 10,000 parts: raise multipart_size")
+                except BaseException:
+                    self._part_slots.release()
+                    raise
+                if item is None:
+                    self._part_slots.release()
+                    break
+                future = executor.submit(work, len(futures) + 1, item)
+                future.add_done_callback(finished)
+                futures.append(future)
+            return [future.result()[0] for future in futures]
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            wait(futures)
+            raise
+
+    def _part_executor(self) -> ThreadPoolExecutor:
+        with self._part_lock:
+            if self._parts is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._parts = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="tinys3-part")
+            return self._parts
+
+    def _upload_part(self, bucket: str, key: str, upload_id: str, number: int, part: _Body) -> tuple[str, int]:
+        query = [("partNumber", str(number)), ("uploadId", upload_id)]
+        response = self._send(_Request("PUT", bucket, key, body=part, query=query))
+        return response.headers.get("ETag", ""), part.length
+
+    def _copy_part(
+        self, bucket: str, key: str, source: str, etag: str, upload_id: str, number: int, span: tuple[int, int]
+    ) -> tuple[str, int]:
+        headers = {"x-amz-copy-source": source, "x-amz-copy-source-range": f"bytes={span[0]}-{span[1]}"}
+        if etag:
+            headers["x-amz-copy-source-if-match"] = etag
+        query = [("partNumber", str(number)), ("uploadId", upload_id)]
+        response = self._send(_Request("PUT", bucket, key, headers, query=query), error_in_body=True)
+        return _copy_part_etag(response.content), span[1] - span[0] + 1
 
     def _bucket(self, bucket: str | None) -> str:
         return _check_bucket(bucket if bucket is not None else self.default_bucket)
