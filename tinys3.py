@@ -1479,6 +1479,15 @@ class Connection:
             allows it, path-style elsewhere), ``'path'`` or ``'virtual'``.
         retries: attempts in all for a request that failed in a way worth
             retrying (default 3; 1 disables retries).
+        multipart_threshold: larger uploads go as multipart uploads (8 MiB).
+        multipart_size: the smallest part (8 MiB, at least 5 MiB); parts grow
+            so that an upload needs at most 10,000.
+        max_concurrency: parts in flight at once, across the connection (4).
+        multipart_copy_threshold: larger copies go part by part (5 GiB).
+
+    Raises:
+        CredentialsError: no key pair was given or found.
+        InvalidInput, InvalidType: an argument is wrong.
     """
 
     def __init__(
@@ -1499,7 +1508,7 @@ class Connection:
         retries: int = 3,
         multipart_threshold: int = 8 * _MiB,
         multipart_size: int = 8 * _MiB,
-        max_concurrency: int = 8,
+        max_concurrency: int = 4,
         multipart_copy_threshold: int = _MAX_PUT,
     ) -> None:
         environ = os.environ
@@ -2093,8 +2102,7 @@ class Pool:
     connection: Connection
 
     def __init__(self, *args: Any, size: int = 5, **kwargs: Any) -> None:
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise InvalidInput(f"size must be an int >= 1; got {size!r}")
+        _check_int("size", size, 1, 1000)
         self.connection = Connection(*args, **kwargs)
         self.size = size
         self._executor: ThreadPoolExecutor | None = None

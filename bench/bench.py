@@ -1,0 +1,264 @@
+"""Benchmark tinys3 side by side with boto3 (and minio, when installed) in one run.
+
+    python bench/bench.py            # the full run (a few minutes)
+    python bench/bench.py --quick    # a smoke run of a few seconds
+    python bench/bench.py --json     # also one JSON line per figure
+
+It starts its own SeaweedFS server on 127.0.0.1 (moto's server closes every
+connection after one answer, so no client could show keep-alive there), then
+runs every workload for every client in a fresh subprocess and prints
+absolute figures with their ratio to boto3's. CPU is the client process's
+own (user + system, all threads); RSS is its peak.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+MiB = 1024 * 1024
+CLIENTS = ("tinys3", "boto3", "minio")
+
+# -- what each client does, run inside a worker process ------------------------
+
+SETUP = {
+    "tinys3": "import tinys3\nc = tinys3.Connection(KEY, SECRET, endpoint=ENDPOINT, region='us-east-1')",
+    "boto3": (
+        "import boto3\nc = boto3.client('s3', endpoint_url=ENDPOINT, region_name='us-east-1', "
+        "aws_access_key_id=KEY, aws_secret_access_key=SECRET)"
+    ),
+    "minio": (
+        "import minio\nc = minio.Minio(ENDPOINT.split('//')[1], access_key=KEY, secret_key=SECRET, "
+        "secure=False, region='us-east-1')"
+    ),
+}
+PUT = {
+    "tinys3": "c.upload(K, DATA, BUCKET)",
+    "boto3": "c.put_object(Bucket=BUCKET, Key=K, Body=DATA)",
+    "minio": "import io; c.put_object(BUCKET, K, io.BytesIO(DATA), len(DATA))",
+}
+UPLOAD_FILE = {
+    "tinys3": "c.upload(K, Path(PATH), BUCKET)",
+    "boto3": "c.upload_file(PATH, BUCKET, K)",
+    "minio": "c.fput_object(BUCKET, K, PATH)",
+}
+DOWNLOAD_FILE = {
+    "tinys3": "c.download(K, PATH, BUCKET)",
+    "boto3": "c.download_file(BUCKET, K, PATH)",
+    "minio": "c.fget_object(BUCKET, K, PATH)",
+}
+POOL = {
+    "tinys3": (
+        "p = tinys3.Pool(KEY, SECRET, endpoint=ENDPOINT, region='us-east-1', size=THREADS)\n"
+        "p.all_completed([p.upload(f'pool/{i}', DATA, BUCKET) for i in range(N)])\np.close()"
+    ),
+    "boto3": (
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "with ThreadPoolExecutor(THREADS) as ex:\n"
+        "    list(ex.map(lambda i: c.put_object(Bucket=BUCKET, Key=f'pool/{i}', Body=DATA), range(N)))"
+    ),
+    "minio": (
+        "import io\nfrom concurrent.futures import ThreadPoolExecutor\n"
+        "with ThreadPoolExecutor(THREADS) as ex:\n"
+        "    list(ex.map(lambda i: c.put_object(BUCKET, f'pool/{i}', io.BytesIO(DATA), len(DATA)), range(N)))"
+    ),
+}
+FLOOR_SETUP = (
+    "import http.client\nhost, port = ENDPOINT.split('//')[1].split(':')\n"
+    "c = http.client.HTTPConnection(host, int(port))"
+)
+FLOOR_PUT = "c.request('PUT', f'/{BUCKET}/{K}', body=DATA); c.getresponse().read()"
+
+
+def _usage(who: int = resource.RUSAGE_SELF) -> tuple[float, int]:
+    """(CPU seconds so far, peak RSS in KiB) of this process, or of its children.
+
+    Linux keeps ru_maxrss across exec (a child would inherit this script's
+    peak), so this process's own peak is read from /proc when it can be.
+    """
+    usage = resource.getrusage(who)
+    peak = usage.ru_maxrss
+    if who == resource.RUSAGE_SELF and os.path.exists("/proc/self/status"):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                peak = int(line.split()[1])
+    return usage.ru_utime + usage.ru_stime, peak
+
+
+def worker(job: dict[str, Any]) -> dict[str, float]:
+    """Run one measured job in this (fresh) process and return its figures."""
+    scope: dict[str, Any] = {
+        "Path": Path, "KEY": job["key"], "SECRET": job["secret"], "ENDPOINT": job["endpoint"],
+        "BUCKET": job["bucket"], "DATA": os.urandom(job.get("size", 1024)), "K": job.get("object", "warm-up"),
+        "N": job.get("n", 0), "THREADS": job.get("threads", 1), "PATH": job.get("path"),
+    }  # fmt: skip
+    setup, step = job["setup"], job["step"]
+    exec(setup, scope)
+    if job.get("warm_step"):
+        exec(job["warm_step"], dict(scope, K="warm-up"))
+    who = resource.RUSAGE_CHILDREN if job.get("children") else resource.RUSAGE_SELF
+    cpu0, _ = _usage(who)
+    start = time.perf_counter()
+    n = job.get("repeat", 1)
+    code = compile(step, "step", "exec")
+    for i in range(n):
+        scope["K"] = f"{job.get('object', 'obj')}-{i}" if n > 1 else job.get("object", "obj")
+        exec(code, scope)
+    wall = time.perf_counter() - start
+    cpu1, rss = _usage(who)
+    return {"wall": wall, "cpu": cpu1 - cpu0, "rss_kib": rss, "n": n}
+
+
+# -- the parent: servers, subprocesses, table ------------------------------------
+
+
+#: Children may cache bytecode (as an installed package does), whatever this shell says.
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
+def run_job(job: dict[str, Any]) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--worker", json.dumps(job)], capture_output=True, text=True, check=False, env=ENV
+    )
+    if out.returncode:
+        raise RuntimeError(f"worker failed: {job['client']} {job['name']}\n{out.stderr[-2000:]}")
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def cold_start(code: str, repeat: int) -> float:
+    """Median wall ms of ``python -c code`` (compiled bytecode is cached first)."""
+    subprocess.run([sys.executable, "-c", code], check=True, env=ENV)
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True, env=ENV)
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def curl(common: dict[str, Any], name: str, args: list[str], url: str) -> dict[str, float]:
+    """One curl transfer with SigV4 (a native single stream), measured as a child of a worker."""
+    command = ["curl", "-sS", "--fail", "--aws-sigv4", "aws:amz:us-east-1:s3",
+               "--user", f"{common['key']}:{common['secret']}",
+               "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD", *args, url]  # fmt: skip
+    step = f"import subprocess\nsubprocess.run({command!r}, check=True, stdout=subprocess.DEVNULL)"
+    return run_job({**common, "client": "curl", "name": name, "setup": "", "step": step, "children": True})
+
+
+class Table:
+    def __init__(self, as_json: bool) -> None:
+        self.rows: list[tuple[str, str, dict[str, float]]] = []
+        self.as_json = as_json
+
+    def add(self, workload: str, unit: str, figures: dict[str, float]) -> None:
+        self.rows.append((workload, unit, figures))
+        base = figures.get("boto3")
+        if self.as_json:
+            for client, value in figures.items():
+                ratio = value / base if base else None
+                print(json.dumps({"workload": workload, "unit": unit, "client": client, "value": value,
+                                  "ratio_to_boto3": ratio}))  # fmt: skip
+
+    def print(self, clients: list[str]) -> None:
+        columns = [*clients, "http.client floor", "curl"]
+        print(f"\n{'workload':<44}" + "".join(f"{c:>24}" for c in columns))
+        for workload, unit, figures in self.rows:
+            base = figures.get("boto3")
+            cells = []
+            for client in columns:
+                if client not in figures:
+                    cells.append("")
+                    continue
+                value = figures[client]
+                ratio = f" ({value / base:.2f}x)" if base else ""
+                cells.append(f"{value:.3g}{ratio}")
+            print(f"{workload + ' (' + unit + ')':<44}" + "".join(f"{c:>24}" for c in cells))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
+    parser.add_argument("--json", action="store_true", help="also print one JSON line per figure")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))))
+        return 0
+    import importlib.util
+
+    from conftest import seaweedfs_server
+
+    clients = [c for c in CLIENTS if importlib.util.find_spec(c) is not None]
+    small_n, pool_n, big_mib, repeat = (20, 40, 16, 3) if args.quick else (500, 2000, 200, 7)
+    table = Table(args.json)
+    with tempfile.TemporaryDirectory() as tmp, seaweedfs_server(Path(tmp)) as server:
+        bucket = server.new_bucket()
+        common = {"key": server.access_key, "secret": server.secret_key, "endpoint": server.endpoint,
+                  "bucket": bucket}  # fmt: skip
+        print(f"SeaweedFS at {server.endpoint}; clients: {', '.join(clients)}; Python {sys.version.split()[0]}")
+
+        def job(client: str, name: str, step: str, **extra: Any) -> dict[str, float]:
+            spec = {**common, "client": client, "name": name, "setup": SETUP[client], "step": step,
+                    "warm_step": PUT[client], **extra}  # fmt: skip
+            return run_job(spec)
+
+        env = f"KEY, SECRET, ENDPOINT, BUCKET = {server.access_key!r}, {server.secret_key!r}, "
+        env += f"{server.endpoint!r}, {bucket!r}\n"
+        bare = cold_start("pass", repeat)
+        table.add("cold: import + client", "ms", {c: cold_start(env + SETUP[c], repeat) - bare for c in clients})
+        first_put = {c: cold_start(env + SETUP[c] + "\nDATA, K = b'x' * 1024, 'cold'\n" + PUT[c], repeat) - bare
+                     for c in clients}  # fmt: skip
+        table.add("cold: import + client + first PUT", "ms", first_put)
+
+        small = {c: job(c, "small", PUT[c], repeat=small_n) for c in clients}
+        floor = {"client": "floor", "name": "small", "setup": FLOOR_SETUP, "step": FLOOR_PUT, "warm_step": FLOOR_PUT}
+        small["http.client floor"] = run_job({**common, **floor, "repeat": small_n})
+        table.add(
+            f"1 KiB PUT x{small_n}: client CPU", "ms/PUT", {c: r["cpu"] * 1000 / small_n for c, r in small.items()}
+        )
+        table.add(f"1 KiB PUT x{small_n}: wall", "ms/PUT", {c: r["wall"] * 1000 / small_n for c, r in small.items()})
+        table.add("peak RSS after import + PUTs", "MiB", {c: r["rss_kib"] / 1024 for c, r in small.items()})
+
+        pool = {c: job(c, "pool", POOL[c], n=pool_n, threads=8) for c in clients}
+        table.add(f"{pool_n} PUTs on 8 threads: client CPU", "s", {c: r["cpu"] for c, r in pool.items()})
+        table.add(f"{pool_n} PUTs on 8 threads: wall", "s", {c: r["wall"] for c, r in pool.items()})
+
+        path = Path(tmp) / "big.bin"
+        with open(path, "wb") as f:
+            for _ in range(big_mib):
+                f.write(os.urandom(MiB))
+        up: dict[str, dict[str, float]] = {}
+        down: dict[str, dict[str, float]] = {}
+        for c in clients:
+            up[c] = job(c, "upload", UPLOAD_FILE[c], object=f"big-{c}", path=str(path))
+            back = Path(tmp) / f"back-{c}.bin"
+            down[c] = job(c, "download", DOWNLOAD_FILE[c], object=f"big-{c}", path=str(back))
+            if back.stat().st_size != path.stat().st_size:
+                raise RuntimeError(f"{c} downloaded {back.stat().st_size} bytes")
+            back.unlink()
+        url = f"{server.endpoint}/{bucket}/big-curl"
+        up["curl"] = curl(common, "upload", ["-T", str(path)], url)
+        down["curl"] = curl(common, "download", ["-o", os.devnull], url)
+        for name, results in (("upload", up), ("download", down)):
+            table.add(f"{big_mib} MiB {name}: throughput", "MB/s",
+                      {c: big_mib * MiB / 1e6 / r["wall"] for c, r in results.items()})  # fmt: skip
+            table.add(f"{big_mib} MiB {name}: client CPU", "s", {c: r["cpu"] for c, r in results.items()})
+            table.add(f"{big_mib} MiB {name}: peak RSS", "MiB", {c: r["rss_kib"] / 1024 for c, r in results.items()})
+    table.print(clients)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
