@@ -122,13 +122,20 @@ def moto_server(root: Path) -> Iterator[Server]:
         _stop(proc)
 
 
-def _free_weed_port() -> int:
-    """A free port whose +10000 gRPC twin is free too (weed derives gRPC ports so)."""
-    for _ in range(200):
+def _free_weed_ports(count: int) -> list[int]:
+    """Free ports whose +10000 gRPC twins are free too (weed derives gRPC ports so),
+    no port being another's twin."""
+    taken: set[int] = set()
+    ports: list[int] = []
+    for _ in range(1000):
         port = free_port()
-        if port < 50000 and _port_is_free(port + 10000):
-            return port
-    raise RuntimeError("no free port pair for SeaweedFS")
+        pair = {port, port + 10000}
+        if port < 50000 and not pair & taken and _port_is_free(port + 10000):
+            ports.append(port)
+            taken |= pair
+            if len(ports) == count:
+                return ports
+    raise RuntimeError("no free ports for SeaweedFS")
 
 
 @contextmanager
@@ -149,8 +156,8 @@ def seaweedfs_server(root: Path) -> Iterator[Server]:
     }
     (root / "identities.json").write_text(json.dumps(identities))
     (root / "data").mkdir()
-    s3_port = _free_weed_port()
-    ports = {name: _free_weed_port() for name in ("master", "volume", "filer", "webdav", "admin")}
+    s3_port, *others = _free_weed_ports(6)
+    ports = dict(zip(("master", "volume", "filer", "webdav", "admin"), others))
     log = str(root / "weed.log")
     command = [
         weed,

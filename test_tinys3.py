@@ -20,6 +20,7 @@ import re
 import socket
 import socketserver
 import ssl
+import struct
 import subprocess
 import sys
 import threading
@@ -1170,44 +1171,82 @@ class Recorded:
         self.method, self.path, self.headers, self.body, self.connection = method, path, headers, body, connection
 
 
-Answer = Callable[[Recorded], "tuple[int, dict[str, str], bytes]"]
+Reply = "tuple[int, dict[str, str], bytes]"
+#: What the server does with a request: a reply, a fault by name, or None to
+#: pass it on to the upstream server.
+Answer = Callable[[Recorded], "tuple[int, dict[str, str], bytes] | str | None"]
+FAULTS = ("reset-before-body", "reset", "close", "stall")
 
 
 @contextmanager
 def scripted_server(
-    answer: Answer, close_after: bool = False, exact_length: bool = True
+    answer: Answer, close_after: bool = False, exact_length: bool = True, upstream: str | None = None
 ) -> Iterator[tuple[str, list[Recorded]]]:
-    """A small HTTP/1.1 server on loopback; ``answer`` decides each response.
+    """A small misbehaving HTTP/1.1 server on loopback; ``answer`` decides each response
+    (from the request line and headers: the body is read after).
 
+    ``answer`` may return a reply, or a fault: ``"reset-before-body"`` (TCP
+    reset before reading the body), ``"reset"`` (after reading it),
+    ``"close"`` (close without answering) or ``"stall"`` (never answer, until
+    the server stops, at most 30 s). ``None`` forwards the request to
+    ``upstream`` (a real S3 server) and relays its answer.
     With ``close_after`` it closes every connection after one response, as a
     server does to idle keep-alive connections. Without ``exact_length`` the
-    answer's own Content-Length header is sent, whatever the body.
+    reply's own Content-Length header is sent, whatever the body.
     """
     seen: list[Recorded] = []
     counter = iter(range(1_000_000))
+    stopping = threading.Event()
 
     class Handler(socketserver.StreamRequestHandler):
         def handle(self) -> None:
             number = next(counter)
-            for _ in range(100):
+            for _ in range(1000):
                 line = self.rfile.readline()
                 if not line:
-                    return
+                    return None
                 method, path, _ = line.decode().split(" ", 2)
                 headers = {}
                 while (header := self.rfile.readline()) not in (b"\r\n", b""):
                     name, _, value = header.decode().partition(":")
                     headers[name.strip().lower()] = value.strip()
-                body = self.rfile.read(int(headers.get("content-length", 0)))
-                request = Recorded(method, path, headers, body, number)
+                request = Recorded(method, path, headers, b"", number)
                 seen.append(request)
-                status, reply_headers, content = answer(request)
-                reply = [f"HTTP/1.1 {status} X"] + [f"Content-Length: {len(content)}"] * exact_length
-                reply += [f"{k}: {v}" for k, v in reply_headers.items()]
-                self.wfile.write(("\r\n".join(reply) + "\r\n\r\n").encode() + content)
+                reply = answer(request)
+                if reply == "reset-before-body":
+                    return self.reset()
+                request.body = self.rfile.read(int(headers.get("content-length", 0)))
+                if reply in FAULTS:
+                    if reply == "stall":
+                        stopping.wait(30)
+                    return self.reset() if reply == "reset" else None
+                status, reply_headers, content = reply if reply is not None else self.forward(request)
+                lines = [f"HTTP/1.1 {status} X"] + [f"Content-Length: {len(content)}"] * exact_length
+                lines += [f"{k}: {v}" for k, v in reply_headers.items()]
+                self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode() + content)
                 self.wfile.flush()
                 if close_after:
-                    return
+                    return None
+            return None
+
+        def reset(self) -> None:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+        def forward(self, request: Recorded) -> tuple[int, dict[str, str], bytes]:
+            import http.client
+
+            assert upstream is not None
+            host, port = upstream.rsplit("//", 1)[1].split(":")
+            conn = http.client.HTTPConnection(host, int(port), timeout=30)
+            conn.putrequest(request.method, request.path, skip_host=True, skip_accept_encoding=True)
+            for name, value in request.headers.items():
+                conn.putheader(name, value)
+            conn.endheaders(request.body)
+            response = conn.getresponse()
+            content = response.read()
+            conn.close()
+            skip = ("content-length", "transfer-encoding", "connection")
+            return response.status, {k: v for k, v in response.getheaders() if k.lower() not in skip}, content
 
     class Server(socketserver.ThreadingTCPServer):
         daemon_threads = True
@@ -1219,6 +1258,7 @@ def scripted_server(
         try:
             yield f"http://127.0.0.1:{httpd.server_address[1]}", seen
         finally:
+            stopping.set()
             httpd.shutdown()
 
 
@@ -1426,6 +1466,158 @@ def test_a_refused_connection_is_a_transport_error() -> None:
     conn = tinys3.Connection("k", "s", endpoint=f"http://127.0.0.1:{free_port()}", default="bkt", retries=2)
     with pytest.raises(tinys3.TransportError, match="cannot connect"):
         conn.delete("k")
+
+
+###############################################################################
+# Reliability: faults from a misbehaving server, in front of a real one #######
+###############################################################################
+
+
+@contextmanager
+def faulty(seaweedfs: Server, answer: Answer, **kwargs: Any) -> Iterator[tuple[tinys3.Connection, list[Recorded]]]:
+    """A Connection to a fault-injecting proxy in front of SeaweedFS, and what the proxy saw."""
+    with scripted_server(answer, upstream=seaweedfs.endpoint) as (endpoint, seen):
+        kwargs.setdefault("default", seaweedfs.new_bucket())
+        yield tinys3.Connection(seaweedfs.access_key, seaweedfs.secret_key, endpoint=endpoint, **kwargs), seen
+
+
+def first_n(n: int, fault: tuple[int, dict[str, str], bytes] | str, then: Any = None) -> Answer:
+    """The first ``n`` requests get ``fault``; the rest get ``then`` (None: they go through)."""
+    count = iter(range(1_000_000))
+    return lambda request: fault if next(count) < n else then
+
+
+SLOW_DOWN = (503, {}, b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>")
+
+
+@pytest.mark.parametrize(
+    "fault", [SLOW_DOWN, (500, {}, b""), "reset-before-body", "reset", "close"], ids=lambda f: str(f)[:18]
+)
+def test_an_upload_survives_a_fault_and_is_stored_intact(seaweedfs: Server, fault: Any) -> None:
+    data = os.urandom(300_000)
+    with faulty(seaweedfs, first_n(2, fault)) as (conn, seen):
+        assert conn.upload("k", data).status_code == 200
+        assert conn.get("k").content == data
+    assert len(seen) == 4, "two faults, the upload, the read"
+    assert seen[2].body == data
+
+
+def test_a_multipart_part_that_fails_once_is_sent_again(seaweedfs: Server) -> None:
+    def answer(request: Recorded) -> Any:
+        return SLOW_DOWN if "partNumber=2" in request.path and not failed.append(1) and len(failed) == 1 else None
+
+    failed: list[int] = []
+    data = os.urandom(20 * MiB)
+    with faulty(seaweedfs, answer) as (conn, seen):
+        conn.upload("big", data)
+        assert conn.get("big").content == data
+    assert sum("partNumber=2" in r.path for r in seen) == 2
+
+
+def test_a_multipart_upload_that_keeps_failing_is_aborted(seaweedfs: Server) -> None:
+    bucket = seaweedfs.new_bucket()
+    part_three = (500, {}, b"<Error><Code>InternalError</Code><Message>broken disk</Message></Error>")
+    answer: Answer = lambda request: part_three if "partNumber=3" in request.path else None  # noqa: E731
+    with (
+        faulty(seaweedfs, answer, default=bucket, retries=2) as (conn, seen),
+        pytest.raises(tinys3.HTTPError, match="InternalError"),
+    ):
+        conn.upload("big", os.urandom(30 * MiB))
+    assert seen[-1].method == "DELETE" and "uploadId=" in seen[-1].path
+    assert seaweedfs.boto3().list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    assert not seaweedfs.boto3().list_objects_v2(Bucket=bucket).get("Contents")
+
+
+def test_a_stalled_server_times_out_and_idempotent_requests_are_retried() -> None:
+    with scripted_server(lambda request: "stall") as (endpoint, seen):
+        conn = tinys3.Connection("k", "s", endpoint=endpoint, default="bkt", timeout=(2, 0.3), retries=2)
+        started = time.monotonic()
+        with pytest.raises(tinys3.Timeout, match="timed out"):
+            conn.upload("k", b"x")
+        assert time.monotonic() - started < 2.5
+        assert len(seen) == 2, "PUT is idempotent: retried once"
+        with pytest.raises(tinys3.Timeout):
+            conn.delete_many(["a"])
+        assert len(seen) == 3, "POST is not retried after a read timeout"
+
+
+@pytest.mark.parametrize("operation", ["list", "delete_many", "upload-multipart"])
+def test_garbage_xml_is_a_clear_error(operation: str) -> None:
+    with scripted_server(lambda r: (200, {}, b"<ListBucketResult><Contents><Key>oops")) as (endpoint, _):
+        conn = tinys3.Connection("k", "s", endpoint=endpoint, default="bkt", multipart_threshold=10)
+        with pytest.raises(tinys3.TransportError, match="not the XML expected"):
+            if operation == "list":
+                list(conn.list())
+            elif operation == "delete_many":
+                conn.delete_many(["a"])
+            else:
+                conn.upload("k", b"x" * 100)
+
+
+def test_retries_are_logged_without_secrets(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG, logger="tinys3")
+    with scripted_server(first_n(2, SLOW_DOWN, then=(200, {}, b""))) as (endpoint, _):
+        conn = tinys3.Connection("AKIDLOG", "very-secret-key", endpoint=endpoint, session_token="very-secret-token")
+        conn.upload("k", b"x", bucket="bkt")
+    lines = [record.getMessage() for record in caplog.records if record.name == "tinys3"]
+    assert len(lines) == 2 and all("retrying PUT /bkt/k after 503 SlowDown" in line for line in lines)
+    assert "very-secret" not in caplog.text
+
+
+BAD_CALLS: list[tuple[str, Callable[[tinys3.Connection], object], type[Exception]]] = [
+    ("empty key", lambda c: c.upload("", b"x"), tinys3.InvalidInput),
+    ("key over 1024 bytes", lambda c: c.upload("k" * 1025, b"x"), tinys3.InvalidInput),
+    ("invalid bucket", lambda c: c.upload("k", b"x", bucket="Bad Bucket!"), tinys3.InvalidInput),
+    ("text file", lambda c: c.upload("k", io.StringIO("text")), tinys3.InvalidType),
+    ("str body", lambda c: c.upload("k", "text"), tinys3.InvalidType),
+    ("negative expires", lambda c: c.upload("k", b"x", expires=-1), tinys3.InvalidInput),
+    ("unknown expires", lambda c: c.upload("k", b"x", expires="soon"), tinys3.InvalidInput),
+    ("header injection", lambda c: c.upload("k", b"x", headers={"a": "b\r\nX: y"}), tinys3.InvalidInput),
+    ("non-ASCII metadata", lambda c: c.update_metadata("k", {"a": "é"}), tinys3.InvalidInput),
+    ("metadata over 2 KB", lambda c: c.copy("k", "bkt", "k2", metadata={"a": "x" * 3000}), tinys3.InvalidInput),
+    ("bad range", lambda c: c.get("k", range=(9, 1)), tinys3.InvalidInput),
+    ("key XML cannot carry", lambda c: c.delete_many(["a", "\x00"]), tinys3.InvalidInput),
+    ("presign too long", lambda c: c.presign("k", expires=10**7), tinys3.InvalidInput),
+    ("no bucket", lambda c: tinys3.Connection("k", "s", endpoint=c.endpoint).delete("k"), tinys3.InvalidInput),
+]
+
+
+@pytest.mark.parametrize(("name", "call", "error"), BAD_CALLS, ids=[b[0] for b in BAD_CALLS])
+def test_bad_input_is_refused_before_a_byte_is_sent(
+    name: str, call: Callable[[tinys3.Connection], object], error: type[Exception]
+) -> None:
+    with scripted_server(_ok) as (endpoint, seen):
+        conn = tinys3.Connection("k", "s", endpoint=endpoint, default="bkt")
+        with pytest.raises(error):
+            call(conn)
+    assert seen == []
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_a_pool_of_32_threads_under_load_loses_nothing_and_leaks_nothing(seaweedfs: Server) -> None:
+    bucket = seaweedfs.new_bucket()
+    payloads = {f"load/{i:04d}": os.urandom(64 + i % 512) for i in range(1000)}
+    fds, threads = _open_fds(), threading.active_count()
+    with tinys3.Pool(seaweedfs.access_key, seaweedfs.secret_key, endpoint=seaweedfs.endpoint, default=bucket,
+                     size=32) as pool:  # fmt: skip
+        pool.all_completed([pool.upload(key, data) for key, data in payloads.items()], timeout=120)
+        copies = [pool.copy(key, bucket, key.replace("load/", "copy/")) for key in list(payloads)[:600]]
+        deletes = [pool.delete(key) for key in list(payloads)[600:]]
+        pool.all_completed(copies + deletes, timeout=120)
+        pending = [pool.upload(f"late/{i}", b"late") for i in range(50)]
+    assert all(f.done() and f.result().ok for f in pending), "close() waited for pending work"
+    assert threading.active_count() == threads and _open_fds() <= fds
+    listed = {o.key: o.etag for o in tinys3.Connection(seaweedfs.access_key, seaweedfs.secret_key,
+                                                       endpoint=seaweedfs.endpoint).list(bucket=bucket)}  # fmt: skip
+    expected = {k: hashlib.md5(d).hexdigest() for k, d in list(payloads.items())[:600]}
+    expected.update({k.replace("load/", "copy/"): e for k, e in expected.items()})
+    expected.update({f"late/{i}": hashlib.md5(b"late").hexdigest() for i in range(50)})
+    assert listed == expected
 
 
 ###############################################################################

@@ -931,16 +931,6 @@ def _stream_parts(head: bytes | memoryview, stream: IO[bytes], part_size: int) -
             return
 
 
-def _upload_id(body: bytes) -> str:
-    """The ``UploadId`` of a CreateMultipartUpload answer."""
-    from xml.etree import ElementTree
-
-    upload_id = _text(_children(ElementTree.fromstring(body)), "UploadId")
-    if not upload_id:
-        raise TransportError("the server's answer to CreateMultipartUpload has no UploadId")
-    return upload_id
-
-
 def _complete_body(etags: Iterable[str]) -> bytes:
     """The XML of CompleteMultipartUpload: every part, in order, with its ETag."""
     parts = "".join(
@@ -948,13 +938,6 @@ def _complete_body(etags: Iterable[str]) -> bytes:
         for number, etag in enumerate(etags, 1)
     )
     return f"<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>".encode()
-
-
-def _copy_part_etag(body: bytes) -> str:
-    """The ETag of an UploadPartCopy answer (an error in a 200 is caught before)."""
-    from xml.etree import ElementTree
-
-    return _text(_children(ElementTree.fromstring(body)), "ETag") or ""
 
 
 ###############################################################################
@@ -1342,6 +1325,18 @@ class ObjectInfo:
         return f"ObjectInfo(key={self.key!r}, size={self.size}, last_modified={self.last_modified!r})"
 
 
+def _xml(body: bytes) -> Any:
+    """The root element of an XML answer; anything else is a TransportError naming it."""
+    from xml.etree import ElementTree
+
+    try:
+        return ElementTree.fromstring(body)
+    except ElementTree.ParseError as exc:
+        error = TransportError(f"the server's answer is not the XML expected ({exc}): {body[:100]!r}")
+        error.retry = False
+        raise error from None
+
+
 def _children(element: Any) -> dict[str, Any]:
     """An XML element's children by local name (namespaces ignored); the last of a name wins."""
     return {child.tag.rpartition("}")[2]: child for child in element}
@@ -1364,9 +1359,8 @@ def _parse_time(text: str | None) -> _datetime | None:
 def _parse_listing(body: bytes) -> tuple[list[ObjectInfo], str | None]:
     """The entries of one ListObjectsV2 page, and the token of the next page (or None)."""
     from urllib.parse import unquote_plus
-    from xml.etree import ElementTree
 
-    root = ElementTree.fromstring(body)
+    root = _xml(body)
     top = _children(root)
     decode = unquote_plus if _text(top, "EncodingType") == "url" else str
     entries = []
@@ -1391,14 +1385,25 @@ def _parse_listing(body: bytes) -> tuple[list[ObjectInfo], str | None]:
 
 def _delete_errors(body: bytes) -> dict[str, str]:
     """Key → error code for each ``<Error>`` of a DeleteObjects answer."""
-    from xml.etree import ElementTree
-
     errors = {}
-    for element in ElementTree.fromstring(body):
+    for element in _xml(body):
         if element.tag.rpartition("}")[2] == "Error":
             fields = _children(element)
             errors[_text(fields, "Key") or ""] = _text(fields, "Code") or "Error"
     return errors
+
+
+def _upload_id(body: bytes) -> str:
+    """The ``UploadId`` of a CreateMultipartUpload answer."""
+    upload_id = _text(_children(_xml(body)), "UploadId")
+    if not upload_id:
+        raise TransportError("the server's answer to CreateMultipartUpload has no UploadId")
+    return upload_id
+
+
+def _copy_part_etag(body: bytes) -> str:
+    """The ETag of an UploadPartCopy answer (an error in a 200 is caught before)."""
+    return _text(_children(_xml(body)), "ETag") or ""
 
 
 def _copy_verified(response: Response, file: IO[bytes]) -> None:
@@ -1661,7 +1666,7 @@ class Connection:
         from_bucket = self._bucket(from_bucket)
         to_bucket = _check_bucket(to_bucket or from_bucket)
         headers = _acl_headers(public)
-        _wire_headers(metadata)
+        _check_metadata_size({k: v for k, v in _wire_headers(metadata).items() if v is not None})
         copy_source = _copy_source(from_bucket, from_key)
         source = None
         if metadata is not None or self.multipart_copy_threshold < _MAX_PUT:
