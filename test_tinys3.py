@@ -1031,13 +1031,14 @@ def test_list_pages_through_more_than_a_thousand_keys(server: Server, bucket: st
     assert list(conn.list()) == []
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(key=st.text(st.characters(exclude_categories=("Cs", "Cc")), min_size=1, max_size=60))
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(key=st.text(st.characters(exclude_categories=("Cs", "Cc"), exclude_characters="\\"), min_size=1, max_size=60))
 def test_any_unicode_key_round_trips_through_upload_get_and_list(seaweedfs: Server, key: str) -> None:
     """Property, against SeaweedFS (moto mis-signs such keys): whatever the key, it comes back as it went.
 
-    Control characters are left out: SeaweedFS refuses them (400 InvalidRequest
-    for NUL), and S3's own XML listings cannot carry most of them.
+    Left out, as SeaweedFS quirks rather than S3 behaviour: control characters
+    (it refuses NUL with 400 InvalidRequest), a backslash (it turns ``\\`` into
+    ``/``, for boto3 too), ``//``, a leading or trailing ``/``, ``.``/``..`` segments.
     """
     assume("//" not in key and not key.startswith("/") and not key.endswith("/"))
     assume(not {".", ".."} & set(key.split("/")))
