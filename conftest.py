@@ -23,6 +23,8 @@ from typing import Any
 
 import pytest
 
+ALLOW_ALL = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+
 
 @dataclass(frozen=True)
 class Server:
@@ -46,6 +48,24 @@ class Server:
             aws_secret_access_key=self.secret_key,
             config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
         )
+
+    def temporary_credentials(self) -> dict[str, str]:
+        """Keys with a session token from moto's STS (AssumeRole), as the AWS endpoints give them."""
+        iam, sts = self.boto3("iam"), self.boto3("sts")
+        trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"},
+                                                        "Action": "sts:AssumeRole"}]}  # fmt: skip
+        try:
+            arn = iam.get_role(RoleName="tinys3-role")["Role"]["Arn"]
+        except iam.exceptions.NoSuchEntityException:
+            arn = iam.create_role(RoleName="tinys3-role", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+            iam.put_role_policy(RoleName="tinys3-role", PolicyName="all", PolicyDocument=json.dumps(ALLOW_ALL))
+        found = sts.assume_role(RoleArn=arn, RoleSessionName="tinys3-test")["Credentials"]
+        return {
+            "AccessKeyId": found["AccessKeyId"],
+            "SecretAccessKey": found["SecretAccessKey"],
+            "Token": found["SessionToken"],
+            "Expiration": found["Expiration"].strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
 
     def new_bucket(self) -> str:
         """Create an empty bucket with a fresh, valid name."""
@@ -112,9 +132,7 @@ def moto_server(root: Path) -> Iterator[Server]:
         iam.put_user_policy(
             UserName="tinys3",
             PolicyName="all",
-            PolicyDocument=json.dumps(
-                {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
-            ),
+            PolicyDocument=json.dumps(ALLOW_ALL),
         )
         key = iam.create_access_key(UserName="tinys3")["AccessKey"]
         yield Server("moto", endpoint, key["AccessKeyId"], key["SecretAccessKey"])
@@ -217,10 +235,17 @@ def bucket(server: Server) -> str:
     return server.new_bucket()
 
 
+#: No test may ever reach the real EC2 metadata address: tests that want
+#: instance metadata point AWS_EC2_METADATA_SERVICE_ENDPOINT at loopback.
+os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+
+
 @pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    """No AWS_* variable from the machine leaks into a test."""
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
+    """No AWS_* variable or ~/.aws file from the machine leaks into a test."""
     for name in list(os.environ):
         if name.startswith("AWS_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
     return monkeypatch

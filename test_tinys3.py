@@ -217,6 +217,149 @@ def test_default_region_and_endpoint_variables(clean_env: pytest.MonkeyPatch) ->
     assert tinys3.Connection("a", "b").endpoint == "https://minio.local"
 
 
+def test_a_named_profile_gives_keys_region_and_endpoint(moto: Server, clean_env: pytest.MonkeyPatch) -> None:
+    bucket = moto.new_bucket()
+    home = Path(os.environ["HOME"])
+    (home / ".aws").mkdir(parents=True)
+    (home / ".aws" / "credentials").write_text(
+        f"[default]\naws_access_key_id = AKIDDEFAULT\naws_secret_access_key = nope\n\n"
+        f"[dev]\naws_access_key_id = {moto.access_key}\naws_secret_access_key = {moto.secret_key}\n"
+    )
+    (home / ".aws" / "config").write_text(f"[profile dev]\nregion = eu-west-1\nendpoint_url = {moto.endpoint}\n")
+    assert tinys3.Connection().credentials.access_key == "AKIDDEFAULT"
+    clean_env.setenv("AWS_PROFILE", "dev")
+    for conn in (tinys3.Connection(), tinys3.Connection(profile="dev")):
+        assert (conn.region, conn.endpoint, conn.credentials.access_key) == (
+            "eu-west-1",
+            moto.endpoint,
+            moto.access_key,
+        )
+    assert tinys3.Connection().upload("from-profile", b"x", bucket).ok, "the profile's keys really sign"
+    with pytest.raises(tinys3.CredentialsError, match="profile 'nosuch'"):
+        tinys3.Connection(profile="nosuch")
+
+
+def test_files_named_by_the_environment_are_read(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "creds").write_text(
+        "[ci]\naws_access_key_id = AKIDCI\naws_secret_access_key = s\naws_session_token = t\n"
+    )
+    (tmp_path / "conf").write_text("[profile ci]\nregion = ap-south-1\n")
+    clean_env.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "creds"))
+    clean_env.setenv("AWS_CONFIG_FILE", str(tmp_path / "conf"))
+    conn = tinys3.Connection(profile="ci")
+    assert (conn.credentials.access_key, conn.credentials.token, conn.region) == ("AKIDCI", "t", "ap-south-1")
+
+
+@contextmanager
+def metadata_server(credentials: Callable[[], dict[str, str]], token: str = "") -> Iterator[tuple[str, list[Recorded]]]:
+    """A loopback stand-in for the container credentials endpoint and for EC2's IMDSv2."""
+
+    def answer(request: Recorded) -> tuple[int, dict[str, str], bytes]:
+        if request.path == "/latest/api/token":
+            ok = request.method == "PUT" and request.headers.get("x-aws-ec2-metadata-token-ttl-seconds")
+            return (200, {}, b"imds-session-token") if ok else (400, {}, b"")
+        if (
+            request.path.startswith("/latest/")
+            and request.headers.get("x-aws-ec2-metadata-token") != "imds-session-token"
+        ):
+            return 401, {}, b""
+        if request.path == "/latest/meta-data/iam/security-credentials/":
+            return 200, {}, b"tinys3-role"
+        if request.path in ("/latest/meta-data/iam/security-credentials/tinys3-role", "/creds"):
+            if request.path == "/creds" and request.headers.get("authorization", "") != token:
+                return 403, {}, b""
+            return 200, {}, json.dumps(credentials()).encode()
+        return 404, {}, b""
+
+    with scripted_server(answer) as (endpoint, seen):
+        yield endpoint, seen
+
+
+def test_container_credentials_with_a_token_file(moto: Server, clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    temporary = moto.temporary_credentials()
+    (tmp_path / "token").write_text("container-secret-token\n")
+    with metadata_server(lambda: temporary, token="container-secret-token") as (endpoint, seen):
+        clean_env.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", f"{endpoint}/creds")
+        clean_env.setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", str(tmp_path / "token"))
+        conn = tinys3.Connection(endpoint=moto.endpoint)
+        assert conn.credentials.token == temporary["Token"] and conn.credentials.expiry
+        bucket = moto.new_bucket()
+        assert conn.upload("from-container", b"x", bucket).ok, "moto checks the key and its session token"
+    assert [r.path for r in seen] == ["/creds"]
+
+
+def test_instance_metadata_credentials_renew_before_they_expire(moto: Server, clean_env: pytest.MonkeyPatch) -> None:
+    temporary = moto.temporary_credentials()
+    expiry = [time.time() + 3]
+
+    def credentials() -> dict[str, str]:
+        stamp = datetime.fromtimestamp(expiry[0], timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return dict(temporary, Expiration=stamp)
+
+    with metadata_server(credentials) as (endpoint, seen):
+        clean_env.setenv("AWS_EC2_METADATA_DISABLED", "false")
+        clean_env.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", endpoint)
+        conn = tinys3.Connection(endpoint=moto.endpoint)
+        assert [r.method for r in seen] == ["PUT", "GET", "GET"]
+        bucket = moto.new_bucket()
+        conn.upload("a", b"x", bucket)
+        assert len(seen) == 3, "still fresh: no new fetch"
+        expiry[0] += 3600
+        time.sleep(2.1)
+        threads = [threading.Thread(target=conn.upload, args=(f"t{i}", b"x", bucket)) for i in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(seen) == 6, "renewed once, however many threads wanted it"
+    assert len(moto.boto3().list_objects_v2(Bucket=bucket)["Contents"]) == 9
+
+
+def test_an_expired_token_renews_the_credentials_and_retries(clean_env: pytest.MonkeyPatch) -> None:
+    tokens = iter(["first-token", "second-token"])
+    issued = {"AccessKeyId": "ASIATEMP", "SecretAccessKey": "s", "Expiration": "2099-01-01T00:00:00Z"}
+    expired = b"<Error><Code>ExpiredToken</Code><Message>The provided token has expired.</Message></Error>"
+
+    def s3(request: Recorded) -> tuple[int, dict[str, str], bytes]:
+        return (400, {}, expired) if request.headers["x-amz-security-token"] == "first-token" else (200, {}, b"")
+
+    with (
+        metadata_server(lambda: dict(issued, Token=next(tokens))) as (imds, _),
+        scripted_server(s3) as (endpoint, seen),
+    ):
+        clean_env.setenv("AWS_EC2_METADATA_DISABLED", "false")
+        clean_env.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds)
+        assert tinys3.Connection(endpoint=endpoint).upload("k", b"x", "bkt").ok
+    assert [r.headers["x-amz-security-token"] for r in seen] == ["first-token", "second-token"]
+
+
+def test_an_expired_fixed_token_is_not_retried() -> None:
+    expired = b"<Error><Code>ExpiredToken</Code><Message>expired</Message></Error>"
+    with (
+        scripted_server(lambda r: (400, {}, expired)) as (endpoint, seen),
+        pytest.raises(tinys3.HTTPError, match="ExpiredToken"),
+    ):
+        tinys3.Connection("k", "s", session_token="t", endpoint=endpoint).upload("k", b"x", "bkt")
+    assert len(seen) == 1
+
+
+def test_a_missing_chain_says_everything_it_tried(clean_env: pytest.MonkeyPatch) -> None:
+    with pytest.raises(tinys3.CredentialsError) as caught:
+        tinys3.Connection()
+    message = str(caught.value)
+    for tried in ("AWS_ACCESS_KEY_ID", "profile 'default'", "container credentials", "EC2 instance metadata"):
+        assert tried in message
+
+
+def test_an_unreachable_metadata_service_is_reported(clean_env: pytest.MonkeyPatch) -> None:
+    from conftest import free_port
+
+    clean_env.setenv("AWS_EC2_METADATA_DISABLED", "false")
+    clean_env.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(tinys3.CredentialsError, match=r"EC2 instance metadata .*did not answer"):
+        tinys3.Connection()
+
+
 ###############################################################################
 # Signing #####################################################################
 ###############################################################################

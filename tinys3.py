@@ -213,19 +213,20 @@ def _status_message(response: Response) -> str:
 
 
 class Credentials:
-    """An access key, its secret and (for temporary keys) a session token.
+    """An access key, its secret and (for temporary keys) a session token and expiry.
 
-    Immutable; its repr shows the access key id only, never the secret or
-    the token.
+    Immutable; its repr shows the access key id only, never the secret or the
+    token. ``expiry`` is a Unix time, or None for keys that do not expire.
     """
 
-    __slots__ = ("access_key", "secret_key", "token")
+    __slots__ = ("access_key", "expiry", "secret_key", "token")
 
     access_key: str
     secret_key: str
     token: str | None
+    expiry: float | None
 
-    def __init__(self, access_key: str, secret_key: str, token: str | None = None) -> None:
+    def __init__(self, access_key: str, secret_key: str, token: str | None = None, expiry: float | None = None) -> None:
         for name, value in (("access_key", access_key), ("secret_key", secret_key)):
             if not isinstance(value, str) or not value:
                 raise CredentialsError(f"{name} must be a non-empty str")
@@ -234,6 +235,7 @@ class Credentials:
         object.__setattr__(self, "access_key", access_key)
         object.__setattr__(self, "secret_key", secret_key)
         object.__setattr__(self, "token", token or None)
+        object.__setattr__(self, "expiry", expiry)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("Credentials are immutable")
@@ -243,25 +245,195 @@ class Credentials:
         return f"Credentials(access_key={self.access_key!r}, secret_key='***'{token})"
 
 
-def _find_credentials(
-    access_key: str | None, secret_key: str | None, token: str | None, environ: Mapping[str, str]
-) -> Credentials:
-    """Explicit keys if given, else the standard AWS environment variables."""
-    if access_key is None and secret_key is None:
-        access_key = environ.get("AWS_ACCESS_KEY_ID")
-        secret_key = environ.get("AWS_SECRET_ACCESS_KEY")
-        if token is None:
-            token = environ.get("AWS_SESSION_TOKEN") or environ.get("AWS_SECURITY_TOKEN")
+class _CredentialSource:
+    """Where a connection's credentials come from; temporary ones renew themselves.
+
+    ``fetch`` (None for fixed keys) gets fresh credentials; they are renewed,
+    under a lock, five minutes before they expire (or halfway, for short-lived
+    ones), and on demand when S3 says the token expired.
+    """
+
+    def __init__(self, credentials: Credentials, name: str, fetch: Callable[[], Credentials] | None = None) -> None:
+        self.name = name
+        self._fetch = fetch
+        self._lock = threading.Lock()
+        self._credentials = credentials
+        self._renew_at = self._renewal_time(credentials)
+
+    @staticmethod
+    def _renewal_time(credentials: Credentials) -> float | None:
+        if credentials.expiry is None:
+            return None
+        return credentials.expiry - min(300.0, max(0.0, credentials.expiry - time.time()) / 2)
+
+    def current(self) -> Credentials:
+        """The credentials to sign with now, renewed first if they are about to expire."""
+        renew_at = self._renew_at
+        if renew_at is not None and time.time() >= renew_at:
+            self.renew(stale=self._credentials)
+        return self._credentials
+
+    def renew(self, stale: Credentials | None = None) -> bool:
+        """Fetch new credentials (once, however many threads ask); False for fixed keys."""
+        if self._fetch is None:
+            return False
+        with self._lock:
+            if stale is None or self._credentials is stale:
+                self._credentials = self._fetch()
+                self._renew_at = self._renewal_time(self._credentials)
+                _log("renewed credentials from %s", self.name)
+        return True
+
+
+def _credential_source(
+    access_key: str | None,
+    secret_key: str | None,
+    token: str | None,
+    profile: str | None,
+    environ: Mapping[str, str],
+) -> _CredentialSource:
+    """Explicit keys, or the first source of the AWS CLI's chain that has some.
+
+    The chain: environment variables, then the shared credentials and config
+    files (profile ``profile``, ``AWS_PROFILE`` or ``default``), then the
+    container credentials endpoint (ECS, EKS), then EC2 instance metadata.
+    A profile named explicitly must exist.
+    """
+    if access_key is not None or secret_key is not None:
         if not access_key or not secret_key:
-            raise CredentialsError(
-                "no S3 credentials: pass access_key and secret_key, or set the "
-                "environment variables AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
-                "(and AWS_SESSION_TOKEN for temporary credentials)"
-            )
-    elif not access_key or not secret_key:
-        missing = "secret_key" if access_key else "access_key"
-        raise CredentialsError(f"{missing} is missing: pass both access_key and secret_key")
-    return Credentials(access_key, secret_key, token)
+            missing = "secret_key" if access_key else "access_key"
+            raise CredentialsError(f"{missing} is missing: pass both access_key and secret_key")
+        return _CredentialSource(Credentials(access_key, secret_key, token), "the arguments")
+    tried = []
+    if profile is None:
+        found = _environment_credentials(environ)
+        if found is not None:
+            return _CredentialSource(found, "environment variables")
+        tried.append("the environment variables AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+    name = profile or environ.get("AWS_PROFILE") or "default"
+    found = _profile_credentials(name, environ)
+    if found is not None:
+        return _CredentialSource(found, f"profile {name!r}")
+    files = f"{_aws_file(environ, 'AWS_SHARED_CREDENTIALS_FILE', 'credentials')} and "
+    files += _aws_file(environ, "AWS_CONFIG_FILE", "config")
+    if profile is not None or environ.get("AWS_PROFILE"):
+        raise CredentialsError(f"profile {name!r} has no aws_access_key_id and aws_secret_access_key in {files}")
+    tried.append(f"profile {name!r} in {files}")
+    for describe, fetcher in (
+        ("the container credentials endpoint", _container_fetcher),
+        ("EC2 instance metadata", _instance_metadata_fetcher),
+    ):
+        fetch, why_not = fetcher(environ)
+        if fetch is None:
+            tried.append(f"{describe} ({why_not})")
+            continue
+        try:
+            return _CredentialSource(fetch(), describe, fetch)
+        except CredentialsError as error:
+            tried.append(f"{describe} ({error})")
+    raise CredentialsError(
+        "no S3 credentials: pass access_key and secret_key, or set the environment variables "
+        "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary "
+        "credentials). Tried: " + "; ".join(tried)
+    )
+
+
+def _environment_credentials(environ: Mapping[str, str]) -> Credentials | None:
+    access_key, secret_key = environ.get("AWS_ACCESS_KEY_ID"), environ.get("AWS_SECRET_ACCESS_KEY")
+    if not access_key or not secret_key:
+        return None
+    return Credentials(access_key, secret_key, environ.get("AWS_SESSION_TOKEN") or environ.get("AWS_SECURITY_TOKEN"))
+
+
+def _aws_file(environ: Mapping[str, str], variable: str, name: str) -> str:
+    return environ.get(variable) or os.path.join(os.path.expanduser("~"), ".aws", name)
+
+
+def _profile(name: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """A profile's settings: the config file's ``[profile NAME]`` (``[default]``),
+    overridden by the credentials file's ``[NAME]``."""
+    import configparser
+
+    settings: dict[str, str] = {}
+    for variable, filename, section in (
+        ("AWS_CONFIG_FILE", "config", name if name == "default" else f"profile {name}"),
+        ("AWS_SHARED_CREDENTIALS_FILE", "credentials", name),
+    ):
+        path = _aws_file(environ, variable, filename)
+        parser = configparser.RawConfigParser()
+        try:
+            parser.read(path, encoding="utf-8")
+        except configparser.Error as error:
+            raise CredentialsError(f"cannot read {path}: {type(error).__name__}") from None
+        if parser.has_section(section):
+            settings.update(parser.items(section))
+    return settings
+
+
+def _profile_credentials(name: str, environ: Mapping[str, str]) -> Credentials | None:
+    settings = _profile(name, environ)
+    access_key, secret_key = settings.get("aws_access_key_id"), settings.get("aws_secret_access_key")
+    if not access_key or not secret_key:
+        return None
+    return Credentials(access_key, secret_key, settings.get("aws_session_token") or None)
+
+
+#: Hosts a container credentials URL may use over plain HTTP, as the AWS SDKs allow.
+_CONTAINER_HOSTS = ("169.254.170.2", "169.254.170.23", "fd00:ec2::23", "localhost", "::1")
+
+
+def _container_fetcher(environ: Mapping[str, str]) -> tuple[Callable[[], Credentials] | None, str]:
+    """ECS/EKS credentials: a URL from the environment, with an optional token."""
+    relative = environ.get("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+    url = f"http://169.254.170.2{relative}" if relative else environ.get("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+    if not url:
+        return None, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI and _FULL_URI are not set"
+    host = url.split("//", 1)[-1].split("/", 1)[0].rpartition(":")[0].strip("[]")
+    if url.startswith("http://") and not (host in _CONTAINER_HOSTS or host.startswith("127.")):
+        return None, f"{url} is neither HTTPS nor a link-local or loopback address"
+
+    def fetch() -> Credentials:
+        headers = {}
+        token_file = environ.get("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")
+        if token_file:
+            with open(token_file, encoding="utf-8") as file:
+                headers["Authorization"] = file.read().strip()
+        elif environ.get("AWS_CONTAINER_AUTHORIZATION_TOKEN"):
+            headers["Authorization"] = environ["AWS_CONTAINER_AUTHORIZATION_TOKEN"]
+        return _parse_credentials(_metadata_request("GET", url, headers, 2.0), "the container endpoint")
+
+    return fetch, ""
+
+
+def _instance_metadata_fetcher(environ: Mapping[str, str]) -> tuple[Callable[[], Credentials] | None, str]:
+    """EC2 credentials through IMDSv2: a session token, the role's name, then its keys."""
+    if environ.get("AWS_EC2_METADATA_DISABLED", "").lower() == "true":
+        return None, "AWS_EC2_METADATA_DISABLED is true"
+    base = environ.get("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://169.254.169.254").rstrip("/")
+    roles_url = f"{base}/latest/meta-data/iam/security-credentials/"
+
+    def fetch() -> Credentials:
+        ttl = {"X-aws-ec2-metadata-token-ttl-seconds": "21600"}
+        headers = {"X-aws-ec2-metadata-token": _metadata_request("PUT", f"{base}/latest/api/token", ttl, 1.0).decode()}
+        roles = _metadata_request("GET", roles_url, headers, 1.0).decode().split()
+        if not roles:
+            raise CredentialsError("the instance has no IAM role")
+        return _parse_credentials(_metadata_request("GET", roles_url + roles[0], headers, 1.0), "instance metadata")
+
+    return fetch, ""
+
+
+def _parse_credentials(body: bytes, source: str) -> Credentials:
+    """Credentials from the JSON a container or instance metadata endpoint answers."""
+    import json
+
+    try:
+        data = json.loads(body)
+        expiration = data.get("Expiration")
+        expiry = _datetime.fromisoformat(expiration.replace("Z", "+00:00")).timestamp() if expiration else None
+        return Credentials(data["AccessKeyId"], data["SecretAccessKey"], data.get("Token"), expiry)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise CredentialsError(f"{source} answered without usable credentials") from None
 
 
 ###############################################################################
@@ -1145,6 +1317,30 @@ def _cut_short(got: int, expected: int | None) -> TransportError:
     return TransportError(f"the answer was cut short: got {got} of {expected} bytes")
 
 
+def _metadata_request(method: str, url: str, headers: Mapping[str, str], timeout: float) -> bytes:
+    """One small request to a credentials endpoint; any failure is a CredentialsError.
+
+    Its message never holds the answer's body, which may carry keys.
+    """
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    conn = kind(parts.hostname or "", parts.port, timeout=timeout)
+    try:
+        conn.request(method, parts.path + (f"?{parts.query}" if parts.query else ""), headers=dict(headers))
+        response = conn.getresponse()
+        body = response.read()
+    except (OSError, http.client.HTTPException) as exc:
+        raise CredentialsError(f"{url} did not answer: {type(exc).__name__}") from None
+    finally:
+        conn.close()
+    if response.status != 200:
+        raise CredentialsError(f"{url} answered {response.status}")
+    return body
+
+
 def _dropped(sock: Any) -> bool:
     """True if an idle keep-alive socket is readable: the server closed it."""
     import select
@@ -1424,6 +1620,7 @@ def _copy_verified(response: Response, file: IO[bytes]) -> None:
 ###############################################################################
 
 _RETRY_STATUSES = frozenset((500, 502, 503, 504))
+_EXPIRED_CODES = frozenset(("ExpiredToken", "TokenRefreshRequired"))
 _RETRY_CODES = frozenset(("SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable"))
 
 
@@ -1469,15 +1666,20 @@ class Connection:
 
     Args:
         access_key, secret_key: the key pair; when both are omitted they come
-            from ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` (and
-            ``AWS_SESSION_TOKEN``).
+            from the AWS CLI's chain: ``AWS_ACCESS_KEY_ID``/
+            ``AWS_SECRET_ACCESS_KEY`` (and ``AWS_SESSION_TOKEN``), the shared
+            credentials and config files, the container credentials endpoint,
+            then EC2 instance metadata; temporary ones renew themselves.
         default_bucket (alias ``default``): bucket used when a call names none.
         tls (alias ``ssl``): HTTPS (default True) for an endpoint without scheme.
         endpoint: ``https://host[:port]`` of an S3-compatible service; else
             ``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL`` or AWS in ``region``.
-        region: the signing region; else ``AWS_REGION``, ``AWS_DEFAULT_REGION``
-            or ``us-east-1``.
+        region: the signing region; else ``AWS_REGION``, ``AWS_DEFAULT_REGION``,
+            the profile's ``region`` or ``us-east-1``.
         session_token: the token of temporary credentials.
+        profile: the profile of ``~/.aws/credentials`` and ``~/.aws/config``
+            to take keys, ``region`` and ``endpoint_url`` from (else
+            ``AWS_PROFILE``, else ``default``).
         timeout: seconds, or a (connect, read) pair; default (10, 60).
         verify: check TLS certificates (default True), or a CA bundle path.
         addressing: ``'auto'`` (virtual-host on AWS when the bucket name
@@ -1507,6 +1709,7 @@ class Connection:
         default: str | None = None,
         region: str | None = None,
         session_token: str | None = None,
+        profile: str | None = None,
         timeout: Timeouts = (10.0, 60.0),
         verify: bool | str = True,
         addressing: str = "auto",
@@ -1521,8 +1724,13 @@ class Connection:
         self.default_bucket: str | None = _pick("default_bucket", default_bucket, "default", default)
         if self.default_bucket is not None:
             _check_bucket(self.default_bucket)
-        self.region: str = region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        region = region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
         endpoint = endpoint or environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL")
+        if region is None or endpoint is None:
+            settings = _profile(profile or environ.get("AWS_PROFILE") or "default", environ)
+            region = region or settings.get("region")
+            endpoint = endpoint or settings.get("endpoint_url")
+        self.region: str = region or "us-east-1"
         if not isinstance(verify, (bool, str)):
             raise InvalidType(f"verify must be True, False or a CA bundle path; got {type(verify).__name__}")
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 1:
@@ -1532,7 +1740,7 @@ class Connection:
             endpoint = f"s3.{self.region}.amazonaws.com"
         self._endpoint = _parse_endpoint(endpoint, tls is not False, addressing)
         self._bucket_routes: dict[str, tuple[str, _Endpoint]] = {}
-        self._credentials = _find_credentials(access_key, secret_key, session_token, environ)
+        self._credential_source = _credential_source(access_key, secret_key, session_token, profile, environ)
         self._retries = retries
         self.multipart_threshold = _check_int("multipart_threshold", multipart_threshold, 0, _MAX_PUT)
         self.multipart_size = _check_int("multipart_size", multipart_size, 5 * _MiB, _MAX_PUT)
@@ -1555,13 +1763,13 @@ class Connection:
 
     @property
     def credentials(self) -> Credentials:
-        """The credentials requests are signed with (their repr hides the secret)."""
-        return self._credentials
+        """The credentials requests are signed with now (their repr hides the secret)."""
+        return self._credential_source.current()
 
     def __repr__(self) -> str:
         return (
             f"<{type(self).__name__} endpoint={self.endpoint!r} region={self.region!r} "
-            f"bucket={self.default_bucket!r} access_key={self._credentials.access_key!r}>"
+            f"bucket={self.default_bucket!r} access_key={self.credentials.access_key!r}>"
         )
 
     def __enter__(self) -> Connection:
@@ -1853,7 +2061,7 @@ class Connection:
         host, path = endpoint.locate(bucket, key)
         wire = {name: _header_value(name, value) for name, value in (headers or {}).items()}
         query = _presign_query(
-            method, path, host, wire, self._credentials, region, _datetime.now(_timezone.utc), int(seconds)
+            method, path, host, wire, self.credentials, region, _datetime.now(_timezone.utc), int(seconds)
         )
         return f"{endpoint.scheme}://{host}{path}?{query}"
 
@@ -2028,8 +2236,10 @@ class Connection:
         elif request.method in ("PUT", "POST"):
             headers["Content-Length"] = "0"
         attempt = redirects = 0
+        renewed = False
         while True:
             attempt += 1
+            credentials = self._credential_source.current()
             region, endpoint = self._route(request.bucket)
             host, path = endpoint.locate(request.bucket, request.key)
             query = _canonical_query_string(request.query)
@@ -2037,7 +2247,7 @@ class Connection:
             headers["Host"] = host
             signed = _sign(
                 request.method, path, request.query, headers, headers["x-amz-content-sha256"],
-                self._credentials, region, _datetime.now(_timezone.utc),
+                credentials, region, _datetime.now(_timezone.utc),
             )  # fmt: skip
             del signed["Host"]
             try:
@@ -2059,6 +2269,9 @@ class Connection:
             if response.ok and not (error_in_body and _error_fields(response.content)):
                 return response
             error = _http_error(response)
+            if error.code in _EXPIRED_CODES and not renewed and self._credential_source.renew(stale=credentials):
+                renewed = True
+                continue
             if error.region and error.region != region and not redirects:
                 redirects += 1
                 _log("bucket %s is in region %s, not %s: retrying there", request.bucket, error.region, region)
