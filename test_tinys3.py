@@ -2053,3 +2053,115 @@ def test_update_metadata_from_the_readme_keeps_type_and_metadata(moto: Server) -
         {"owner": "ann"},
         "REDUCED_REDUNDANCY",
     )
+
+
+###############################################################################
+# Command line ################################################################
+###############################################################################
+
+
+def run_cli(
+    server: Server, *args: str, stdin: bytes = b"", cwd: Path | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    """``python -m tinys3 ARGS`` in a subprocess, with the server's keys in its environment."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_ACCESS_KEY_ID=server.access_key, AWS_SECRET_ACCESS_KEY=server.secret_key,
+               AWS_ENDPOINT_URL=server.endpoint, AWS_EC2_METADATA_DISABLED="true",
+               PYTHONPATH=str(Path(tinys3.__file__).parent))  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "tinys3", *args], input=stdin, capture_output=True, env=env, cwd=cwd, check=False
+    )
+
+
+def test_cli_copies_lists_shares_and_deletes(seaweedfs: Server, tmp_path: Path) -> None:
+    bucket = seaweedfs.new_bucket()
+    (tmp_path / "report.pdf").write_bytes(b"%PDF-1.7 report")
+    up = run_cli(seaweedfs, "cp", str(tmp_path / "report.pdf"), f"s3://{bucket}/docs/", "--expires", "60")
+    assert up.returncode == 0, up.stderr
+    assert up.stdout.decode() == f"upload: {tmp_path / 'report.pdf'} to s3://{bucket}/docs/report.pdf\n"
+    assert up.stderr == b"", "no progress bar when stderr is not a terminal"
+    head = seaweedfs.boto3().head_object(Bucket=bucket, Key="docs/report.pdf")
+    assert (head["ContentType"], head["CacheControl"]) == ("application/pdf", "max-age=60")
+
+    assert run_cli(seaweedfs, "cp", "-", f"s3://{bucket}/docs/notes.txt", stdin=b"from stdin").returncode == 0
+    assert run_cli(seaweedfs, "cp", f"s3://{bucket}/docs/notes.txt", "-").stdout == b"from stdin"
+    assert run_cli(seaweedfs, "cp", f"s3://{bucket}/docs/report.pdf", f"s3://{bucket}/copy.pdf", "-q").stdout == b""
+
+    listing = run_cli(seaweedfs, "ls", f"s3://{bucket}/").stdout.decode().splitlines()
+    assert [line.split()[-1] for line in listing] == ["copy.pdf", "docs/"]
+    assert listing[1].split() == ["PRE", "docs/"]
+    human = run_cli(seaweedfs, "ls", "-r", "-h", f"s3://{bucket}/docs/").stdout.decode().splitlines()
+    assert [line.split()[-3:] for line in human] == [["10", "B", "docs/notes.txt"], ["15", "B", "docs/report.pdf"]]
+
+    url = run_cli(seaweedfs, "presign", "--expires", "120", f"s3://{bucket}/copy.pdf").stdout.decode().strip()
+    import urllib.request
+
+    with urllib.request.urlopen(url) as reply:
+        assert reply.read() == b"%PDF-1.7 report"
+
+    down = run_cli(seaweedfs, "cp", f"s3://{bucket}/copy.pdf", str(tmp_path))
+    assert down.returncode == 0 and (tmp_path / "copy.pdf").read_bytes() == b"%PDF-1.7 report"
+    assert run_cli(seaweedfs, "rm", f"s3://{bucket}/copy.pdf").stdout.decode() == f"delete: s3://{bucket}/copy.pdf\n"
+    assert run_cli(seaweedfs, "rm", "-r", f"s3://{bucket}/docs").returncode == 0
+    assert run_cli(seaweedfs, "ls", "-r", f"s3://{bucket}").stdout == b""
+
+
+def test_cli_copies_folders_both_ways(seaweedfs: Server, tmp_path: Path) -> None:
+    bucket = seaweedfs.new_bucket()
+    site = tmp_path / "site"
+    (site / "css").mkdir(parents=True)
+    (site / "index.html").write_text("<h1>hi</h1>")
+    (site / "css" / "main.css").write_text("h1{}")
+    assert run_cli(seaweedfs, "cp", "-r", str(site), f"s3://{bucket}/www", "-q").returncode == 0
+    assert sorted(o.key for o in connect(seaweedfs).list(bucket=bucket)) == ["www/css/main.css", "www/index.html"]
+    assert run_cli(seaweedfs, "cp", "-r", f"s3://{bucket}/www/", str(tmp_path / "back"), "-q").returncode == 0
+    assert (tmp_path / "back" / "css" / "main.css").read_text() == "h1{}"
+    assert run_cli(seaweedfs, "cp", "-r", f"s3://{bucket}/www", f"s3://{bucket}/mirror/", "-q").returncode == 0
+    assert connect(seaweedfs).get("mirror/index.html", bucket).content == b"<h1>hi</h1>"
+
+
+def test_cli_errors_are_one_line_with_exit_codes(seaweedfs: Server, tmp_path: Path) -> None:
+    bucket = seaweedfs.new_bucket()
+    missing = run_cli(seaweedfs, "cp", f"s3://{bucket}/nope.txt", str(tmp_path / "x"))
+    assert missing.returncode == 1
+    assert missing.stderr.decode().startswith("tinys3: error: NoSuchKey: ")
+    assert missing.stderr.count(b"\n") == 1 and not (tmp_path / "x").exists()
+    local = run_cli(seaweedfs, "cp", str(tmp_path / "absent"), f"s3://{bucket}/k")
+    assert (local.returncode, local.stderr.count(b"\n")) == (1, 1) and b"No such file" in local.stderr
+    usage = run_cli(seaweedfs, "cp", "only-one-argument")
+    assert usage.returncode == 2 and b"usage:" in usage.stderr
+    assert run_cli(seaweedfs, "frobnicate").returncode == 2
+    assert run_cli(seaweedfs, "cp", "a", "b").stderr == b"tinys3: error: cp needs an s3:// URL on at least one side\n"
+
+
+def test_cli_shows_a_progress_bar_on_a_terminal(seaweedfs: Server, tmp_path: Path) -> None:
+    import pty
+
+    bucket = seaweedfs.new_bucket()
+    (tmp_path / "big.bin").write_bytes(os.urandom(20 * MiB))
+    main_fd, terminal = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_ACCESS_KEY_ID=seaweedfs.access_key, AWS_SECRET_ACCESS_KEY=seaweedfs.secret_key,
+               AWS_ENDPOINT_URL=seaweedfs.endpoint, PYTHONPATH=str(Path(tinys3.__file__).parent))  # fmt: skip
+    command = [sys.executable, "-m", "tinys3", "cp", str(tmp_path / "big.bin"), f"s3://{bucket}/big.bin"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=terminal, env=env)
+    os.close(terminal)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(main_fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+    assert process.wait(60) == 0
+    os.close(main_fd)
+    assert b"big.bin: 20.0 MiB / 20.0 MiB 100%" in shown and b"MiB/s" in shown
+    assert shown.count(b"\rbig.bin: ") == 3, "one update per part"
+
+
+def test_cli_main_is_callable_in_process(capsys: pytest.CaptureFixture[str]) -> None:
+    assert tinys3.main(["--version"]) == 0
+    assert tinys3.__version__ in capsys.readouterr().out
+    assert tinys3.main(["ls"]) == 2

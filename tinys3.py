@@ -20,6 +20,7 @@ import hmac
 import io
 import os
 import stat
+import sys
 import threading
 import time
 from datetime import datetime as _datetime
@@ -44,6 +45,7 @@ __all__ = [
     "Timeout",
     "TransportError",
     "__version__",
+    "main",
 ]
 
 TYPE_CHECKING = False
@@ -2284,9 +2286,7 @@ class Connection:
 
 
 def _log(message: str, *args: object) -> None:
-    """A debug line on the ``tinys3`` logger (logging is imported only when enabled)."""
-    import sys
-
+    """A debug line on the ``tinys3`` logger (only if the program uses logging at all)."""
     logging = sys.modules.get("logging")
     if logging is not None:
         logging.getLogger("tinys3").debug(message, *args)
@@ -2428,3 +2428,263 @@ def _read_body(get: Callable[..., Response], *args: Any, **kwargs: Any) -> Respo
 
 def _read_list(list_: Callable[..., Iterator[ObjectInfo]], *args: Any, **kwargs: Any) -> list[ObjectInfo]:
     return [*list_(*args, **kwargs)]
+
+
+###############################################################################
+# Command line ################################################################
+###############################################################################
+
+_USAGE_EXAMPLES = """
+examples:
+  tinys3 cp photo.jpg s3://my-bucket/photos/       upload (to photos/photo.jpg)
+  tinys3 cp s3://my-bucket/photos/photo.jpg .      download
+  tinys3 cp - s3://my-bucket/logs/today.gz         upload standard input
+  tinys3 cp -r ./site s3://my-bucket/site/         upload a folder
+  tinys3 ls -h s3://my-bucket/photos/
+  tinys3 rm -r s3://my-bucket/tmp/
+  tinys3 presign --expires 600 s3://my-bucket/report.pdf
+
+Credentials, region and endpoint come from the options, else from the AWS
+environment variables and ~/.aws files, as for the AWS CLI.
+"""
+
+
+def _cli_parser() -> Any:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="tinys3",
+        description="Copy, list, delete and share objects on S3 and S3-compatible services.",
+        epilog=_USAGE_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"tinys3 {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--help", action="help", help="show this help and exit")
+    common.add_argument("--endpoint-url", metavar="URL", help="an S3-compatible service, e.g. http://127.0.0.1:9000")
+    common.add_argument("--region", help="the region to sign for")
+    common.add_argument("--profile", help="the profile of ~/.aws/credentials and ~/.aws/config")
+    common.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    cp = commands.add_parser("cp", parents=[common], add_help=False, help="copy files and objects (- is stdin/stdout)")
+    cp.add_argument("source", metavar="SRC")
+    cp.add_argument("target", metavar="DST")
+    cp.add_argument("--recursive", "-r", action="store_true", help="copy a folder or a prefix")
+    cp.add_argument("--public", action="store_true", help="make uploads readable by everyone (x-amz-acl: public-read)")
+    cp.add_argument("--content-type", metavar="TYPE", help="Content-Type of uploads (default: guessed)")
+    cp.add_argument("--expires", metavar="SECONDS", help="cache lifetime of uploads: seconds or 'max'")
+    ls = commands.add_parser("ls", parents=[common], add_help=False, help="list objects under s3://bucket/prefix")
+    ls.add_argument("url", metavar="s3://BUCKET[/PREFIX]")
+    ls.add_argument("--recursive", "-r", action="store_true", help="list every key, not one level")
+    ls.add_argument("--human-readable", "-h", action="store_true", help="sizes in KiB, MiB, GiB")
+    rm = commands.add_parser("rm", parents=[common], add_help=False, help="delete an object (or a prefix)")
+    rm.add_argument("url", metavar="s3://BUCKET/KEY")
+    rm.add_argument("--recursive", "-r", action="store_true", help="delete every key under the prefix")
+    presign = commands.add_parser("presign", parents=[common], add_help=False, help="print a presigned GET URL")
+    presign.add_argument("url", metavar="s3://BUCKET/KEY")
+    presign.add_argument("--expires", type=int, default=3600, metavar="SECONDS", help="lifetime (default 3600)")
+    return parser
+
+
+def _s3_url(text: str) -> tuple[str, str] | None:
+    """(bucket, key) of ``s3://bucket/key``; None for a local path."""
+    if not text.startswith("s3://"):
+        return None
+    bucket, _, key = text[5:].partition("/")
+    if not bucket:
+        raise InvalidInput(f"{text!r} names no bucket: write s3://BUCKET/KEY")
+    return bucket, key
+
+
+def _human(size: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+class _ProgressBar:
+    """Bytes, percent and rate on one line of a terminal's stderr; nothing elsewhere."""
+
+    def __init__(self, stream: Any, label: str) -> None:
+        self._stream = stream if stream.isatty() else None
+        self._label = label
+        self._start = time.monotonic()
+
+    def __call__(self, done: int, total: int | None) -> None:
+        if self._stream is None:
+            return
+        rate = done / max(time.monotonic() - self._start, 1e-3)
+        share = f" {100 * done // total:3d}%" if total else ""
+        total_text = f" / {_human(total)}" if total else ""
+        self._stream.write(f"\r{self._label}: {_human(done)}{total_text}{share}  {_human(rate)}/s ")
+        self._stream.flush()
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.write("\n")
+
+
+class _Cli:
+    """The commands of ``main``, on one connection."""
+
+    def __init__(self, args: Any, stdout: Any, stderr: Any) -> None:
+        self.args = args
+        self.out = stdout
+        self.err = stderr
+        self.conn = Connection(endpoint=args.endpoint_url, region=args.region, profile=args.profile)
+
+    def say(self, text: str) -> None:
+        if not self.args.quiet:
+            print(text, file=self.out)
+
+    def transfer(self, label: str, action: Callable[[Progress | None], object]) -> None:
+        bar = None if self.args.quiet else _ProgressBar(self.err, label)
+        try:
+            action(bar)
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def cp(self) -> int:
+        args = self.args
+        source, target = _s3_url(args.source), _s3_url(args.target)
+        if source is None and target is None:
+            raise InvalidInput("cp needs an s3:// URL on at least one side")
+        if args.recursive:
+            return self.cp_recursive(source, target)
+        if source is None:
+            assert target is not None
+            self.upload(args.source, target)
+        elif target is None:
+            self.download(source, args.target)
+        else:
+            key = target[1] if target[1] and not target[1].endswith("/") else target[1] + source[1].rpartition("/")[2]
+            self.conn.copy(source[1], source[0], key, target[0], public=args.public)
+            self.say(f"copy: s3://{source[0]}/{source[1]} to s3://{target[0]}/{key}")
+        return 0
+
+    def upload(self, path: str, target: tuple[str, str]) -> None:
+        from pathlib import Path
+
+        bucket, key = target
+        if not key or key.endswith("/"):
+            if path == "-":
+                raise InvalidInput("name the key to upload standard input to: s3://BUCKET/KEY")
+            key += os.path.basename(path)
+        expires: Any = self.args.expires
+        if expires is not None and expires != "max":
+            expires = _cli_number(expires, "--expires")
+        options = {"content_type": self.args.content_type, "public": self.args.public, "expires": expires}
+        source: Any = sys.stdin.buffer if path == "-" else Path(path)
+        self.transfer(key, lambda bar: self.conn.upload(key, source, bucket, progress=bar, **options))
+        self.say(f"upload: {path} to s3://{bucket}/{key}")
+
+    def download(self, source: tuple[str, str], path: str) -> None:
+        bucket, key = source
+        if path == "-":
+            for chunk in self.conn.get(key, bucket).iter_content(_CHUNK):
+                sys.stdout.buffer.write(chunk)
+            sys.stdout.buffer.flush()
+            return
+        if os.path.isdir(path) or path.endswith(os.sep):
+            path = os.path.join(path, key.rpartition("/")[2])
+        self.transfer(key, lambda bar: self.conn.download(key, path, bucket, progress=bar))
+        self.say(f"download: s3://{bucket}/{key} to {path}")
+
+    def cp_recursive(self, source: tuple[str, str] | None, target: tuple[str, str] | None) -> int:
+        if source is None:
+            assert target is not None
+            prefix = target[1] if not target[1] or target[1].endswith("/") else target[1] + "/"
+            for folder, _, files in os.walk(self.args.source):
+                for name in sorted(files):
+                    path = os.path.join(folder, name)
+                    relative = os.path.relpath(path, self.args.source).replace(os.sep, "/")
+                    self.upload(path, (target[0], prefix + relative))
+            return 0
+        prefix = source[1] if not source[1] or source[1].endswith("/") else source[1] + "/"
+        for entry in self.conn.list(prefix, source[0]):
+            relative = entry.key[len(prefix) :]
+            if target is None:
+                path = os.path.join(self.args.target, *relative.split("/"))
+                os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+                self.download((source[0], entry.key), path)
+            else:
+                target_prefix = target[1] if not target[1] or target[1].endswith("/") else target[1] + "/"
+                self.conn.copy(entry.key, source[0], target_prefix + relative, target[0], public=self.args.public)
+                self.say(f"copy: s3://{source[0]}/{entry.key} to s3://{target[0]}/{target_prefix + relative}")
+        return 0
+
+    def ls(self) -> int:
+        place = _s3_url(self.args.url)
+        if place is None:
+            raise InvalidInput(f"ls takes an s3:// URL, not {self.args.url!r}")
+        bucket, prefix = place
+        delimiter = None if self.args.recursive else "/"
+        for entry in self.conn.list(prefix, bucket, delimiter=delimiter):
+            if entry.is_prefix:
+                print(f"{'PRE':>30} {entry.key}", file=self.out)
+                continue
+            size = _human(entry.size) if self.args.human_readable else str(entry.size)
+            stamp = entry.last_modified.strftime("%Y-%m-%d %H:%M:%S") if entry.last_modified else ""
+            print(f"{stamp:19} {size:>10} {entry.key}", file=self.out)
+        return 0
+
+    def rm(self) -> int:
+        place = _s3_url(self.args.url)
+        if place is None or not place[1]:
+            raise InvalidInput(f"rm takes s3://BUCKET/KEY, not {self.args.url!r}")
+        bucket, key = place
+        if not self.args.recursive:
+            self.conn.delete(key, bucket)
+            self.say(f"delete: s3://{bucket}/{key}")
+            return 0
+        keys = [entry.key for entry in self.conn.list(key, bucket)]
+        failed = self.conn.delete_many(keys, bucket)
+        for name in keys:
+            if name not in failed:
+                self.say(f"delete: s3://{bucket}/{name}")
+        for name, code in failed.items():
+            print(f"tinys3: error: {code}: could not delete s3://{bucket}/{name}", file=self.err)
+        return 1 if failed else 0
+
+    def presign(self) -> int:
+        place = _s3_url(self.args.url)
+        if place is None or not place[1]:
+            raise InvalidInput(f"presign takes s3://BUCKET/KEY, not {self.args.url!r}")
+        print(self.conn.presign(place[1], place[0], expires=self.args.expires), file=self.out)
+        return 0
+
+
+def _cli_number(text: str, option: str) -> int:
+    if not text.isdigit():
+        raise InvalidInput(f"{option} takes a number of seconds (or 'max'), not {text!r}")
+    return int(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``tinys3`` command: ``cp``, ``ls``, ``rm``, ``presign``.
+
+    Returns the exit code: 0 done, 1 an S3 or I/O error (one line on
+    stderr), 2 a usage error.
+    """
+    try:
+        args = _cli_parser().parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    try:
+        cli = _Cli(args, sys.stdout, sys.stderr)
+        return int(getattr(cli, args.command)())
+    except HTTPError as error:
+        print(f"tinys3: error: {error.code}: {error.message}", file=sys.stderr)
+    except (S3Error, OSError) as error:
+        print(f"tinys3: error: {error}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("tinys3: interrupted", file=sys.stderr)
+        return 130
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
