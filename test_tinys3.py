@@ -26,6 +26,7 @@ import sys
 import threading
 import time
 import types
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta, timezone
@@ -1049,6 +1050,28 @@ def test_update_metadata_can_make_an_object_private_again(moto: Server) -> None:
     conn.update_metadata("k.txt", {}, bucket, public=False)
     grants = moto.boto3().get_object_acl(Bucket=bucket, Key="k.txt")["Grants"]
     assert all("URI" not in g["Grantee"] for g in grants)
+
+
+def test_buckets_are_created_and_deleted(server: Server) -> None:
+    conn = connect(server)
+    name = f"tinys3-made-{uuid.uuid4().hex[:8]}"
+    assert conn.create_bucket(name).ok
+    assert name in [b["Name"] for b in server.boto3().list_buckets()["Buckets"]]
+    if server.name == "moto":  # SeaweedFS deletes a bucket that still holds objects
+        conn.upload("k", b"x", name)
+        with pytest.raises(tinys3.HTTPError, match="BucketNotEmpty"):
+            conn.delete_bucket(name)
+        conn.delete("k", name)
+    assert conn.delete_bucket(name).status_code == 204
+    assert name not in [b["Name"] for b in server.boto3().list_buckets()["Buckets"]]
+
+
+def test_a_bucket_outside_us_east_1_gets_its_location_constraint() -> None:
+    with scripted_server(_ok) as (endpoint, seen):
+        tinys3.Connection("k", "s", endpoint=endpoint, region="eu-west-1").create_bucket("bkt")
+        tinys3.Connection("k", "s", endpoint=endpoint, region="us-east-1").create_bucket("bkt")
+    assert b"<LocationConstraint>eu-west-1</LocationConstraint>" in seen[0].body
+    assert seen[1].body == b""
 
 
 def test_delete_removes_the_object(server: Server, bucket: str) -> None:
@@ -2104,6 +2127,16 @@ def test_cli_copies_lists_shares_and_deletes(seaweedfs: Server, tmp_path: Path) 
     assert run_cli(seaweedfs, "rm", f"s3://{bucket}/copy.pdf").stdout.decode() == f"delete: s3://{bucket}/copy.pdf\n"
     assert run_cli(seaweedfs, "rm", "-r", f"s3://{bucket}/docs").returncode == 0
     assert run_cli(seaweedfs, "ls", "-r", f"s3://{bucket}").stdout == b""
+
+
+def test_cli_makes_and_removes_buckets(seaweedfs: Server) -> None:
+    name = f"tinys3-cli-{os.getpid()}"
+    made = run_cli(seaweedfs, "mb", f"s3://{name}")
+    assert (made.returncode, made.stdout) == (0, f"make_bucket: {name}\n".encode())
+    assert name in [b["Name"] for b in seaweedfs.boto3().list_buckets()["Buckets"]]
+    assert run_cli(seaweedfs, "rb", f"s3://{name}").returncode == 0
+    assert name not in [b["Name"] for b in seaweedfs.boto3().list_buckets()["Buckets"]]
+    assert run_cli(seaweedfs, "mb", f"s3://{name}/key").returncode == 1
 
 
 def test_cli_copies_folders_both_ways(seaweedfs: Server, tmp_path: Path) -> None:

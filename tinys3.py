@@ -2034,6 +2034,31 @@ class Connection:
             failed.update(_delete_errors(response.content))
         return failed
 
+    def create_bucket(self, bucket: str | None = None, public: bool = False) -> Response:
+        """Create a bucket in the connection's region (``public=True``: public-read ACL).
+
+        Outside us-east-1 (and R2's ``auto``) the region goes in the body as
+        the bucket's LocationConstraint, as S3 requires.
+
+        Raises:
+            HTTPError: e.g. ``BucketAlreadyOwnedByYou`` or ``BucketAlreadyExists``.
+        """
+        bucket = self._bucket(bucket)
+        body = None
+        region = self._route(bucket)[0]
+        if region not in ("us-east-1", "auto"):
+            constraint = f"<LocationConstraint>{_xml_text(region)}</LocationConstraint>"
+            body = _Body(f"<CreateBucketConfiguration>{constraint}</CreateBucketConfiguration>".encode())
+        return self._send(_Request("PUT", bucket, "", _acl_headers(public), body))
+
+    def delete_bucket(self, bucket: str | None = None) -> Response:
+        """Delete an empty bucket.
+
+        Raises:
+            HTTPError: e.g. ``BucketNotEmpty`` or ``NoSuchBucket``.
+        """
+        return self._send(_Request("DELETE", self._bucket(bucket), ""))
+
     def presign(
         self,
         key: str,
@@ -2379,6 +2404,14 @@ class Pool:
         """``Connection.delete_many`` on the pool."""
         return self._submit(self.connection.delete_many, *args, **kwargs)
 
+    def create_bucket(self, *args: Any, **kwargs: Any) -> Future[Response]:
+        """``Connection.create_bucket`` on the pool."""
+        return self._submit(self.connection.create_bucket, *args, **kwargs)
+
+    def delete_bucket(self, *args: Any, **kwargs: Any) -> Future[Response]:
+        """``Connection.delete_bucket`` on the pool."""
+        return self._submit(self.connection.delete_bucket, *args, **kwargs)
+
     def presign(self, *args: Any, **kwargs: Any) -> str:
         """``Connection.presign`` (no request is sent, so no Future)."""
         return self.connection.presign(*args, **kwargs)
@@ -2443,6 +2476,7 @@ examples:
   tinys3 ls -h s3://my-bucket/photos/
   tinys3 rm -r s3://my-bucket/tmp/
   tinys3 presign --expires 600 s3://my-bucket/report.pdf
+  tinys3 mb s3://my-new-bucket
 
 Credentials, region and endpoint come from the options, else from the AWS
 environment variables and ~/.aws files, as for the AWS CLI.
@@ -2483,6 +2517,9 @@ def _cli_parser() -> Any:
     presign = commands.add_parser("presign", parents=[common], add_help=False, help="print a presigned GET URL")
     presign.add_argument("url", metavar="s3://BUCKET/KEY")
     presign.add_argument("--expires", type=int, default=3600, metavar="SECONDS", help="lifetime (default 3600)")
+    for name, text in (("mb", "make a bucket"), ("rb", "remove an empty bucket")):
+        bucket = commands.add_parser(name, parents=[common], add_help=False, help=text)
+        bucket.add_argument("url", metavar="s3://BUCKET")
     return parser
 
 
@@ -2648,6 +2685,24 @@ class _Cli:
         for name, code in failed.items():
             print(f"tinys3: error: {code}: could not delete s3://{bucket}/{name}", file=self.err)
         return 1 if failed else 0
+
+    def mb(self) -> int:
+        bucket = self.bucket_only()
+        self.conn.create_bucket(bucket)
+        self.say(f"make_bucket: {bucket}")
+        return 0
+
+    def rb(self) -> int:
+        bucket = self.bucket_only()
+        self.conn.delete_bucket(bucket)
+        self.say(f"remove_bucket: {bucket}")
+        return 0
+
+    def bucket_only(self) -> str:
+        place = _s3_url(self.args.url)
+        if place is None or place[1]:
+            raise InvalidInput(f"{self.args.command} takes s3://BUCKET, not {self.args.url!r}")
+        return place[0]
 
     def presign(self) -> int:
         place = _s3_url(self.args.url)
