@@ -17,6 +17,7 @@ import io
 import json
 import os
 import re
+import shutil
 import socket
 import socketserver
 import ssl
@@ -2198,3 +2199,84 @@ def test_cli_main_is_callable_in_process(capsys: pytest.CaptureFixture[str]) -> 
     assert tinys3.main(["--version"]) == 0
     assert tinys3.__version__ in capsys.readouterr().out
     assert tinys3.main(["ls"]) == 2
+
+
+###############################################################################
+# Quickstart and packaging ####################################################
+###############################################################################
+
+HERE = Path(__file__).resolve().parent
+
+
+def _bare_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(HOME=str(tmp_path), AWS_EC2_METADATA_DISABLED="true", **extra)
+    return env
+
+
+def test_quickstart_starts_its_own_server_when_nothing_is_configured(tmp_path: Path) -> None:
+    run = subprocess.run([sys.executable, str(HERE / "examples" / "quickstart.py")], capture_output=True, text=True,
+                         env=_bare_env(tmp_path), timeout=120, check=False)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0].startswith("No S3 endpoint or credentials configured: starting a local moto server")
+    assert [line.split(":", 1)[0] for line in lines[2:]] == [
+        "upload, cached for an hour", "upload with a content type", "copy inside the bucket",
+        "update its metadata", "read it back", "delete all three on a pool",
+    ]  # fmt: skip
+    assert lines[-1].endswith("[<Response [204]>, <Response [204]>, <Response [204]>]")
+
+
+def test_quickstart_uses_the_configured_service(seaweedfs: Server, tmp_path: Path) -> None:
+    bucket = seaweedfs.new_bucket()
+    env = _bare_env(tmp_path, AWS_ACCESS_KEY_ID=seaweedfs.access_key, AWS_SECRET_ACCESS_KEY=seaweedfs.secret_key,
+                    AWS_ENDPOINT_URL=seaweedfs.endpoint)  # fmt: skip
+    run = subprocess.run([sys.executable, str(HERE / "examples" / "quickstart.py"), bucket], capture_output=True,
+                         text=True, env=env, timeout=120, check=False)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith(f"Using {seaweedfs.endpoint} as {seaweedfs.access_key}, bucket {bucket}")
+    assert "read it back:                {'reviewed': 'yes'}" in run.stdout
+    assert "Contents" not in seaweedfs.boto3().list_objects_v2(Bucket=bucket), "the quickstart cleans up"
+
+
+def test_the_wheel_holds_only_the_module_and_installs_without_dependencies(tmp_path: Path) -> None:
+    import zipfile
+
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(HERE)],
+                           capture_output=True, text=True, check=False)  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    (wheel,) = tmp_path.glob("tinys3-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert [n for n in names if ".dist-info/" not in n] == ["tinys3.py"]
+    metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA"))).decode()
+    assert all("extra ==" in line for line in metadata.splitlines() if line.startswith("Requires-Dist"))
+    assert f"Version: {tinys3.__version__}" in metadata and "Requires-Python: >=3.9" in metadata
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    installed = subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-index", str(wheel)],
+                               capture_output=True, text=True, check=False)  # fmt: skip
+    assert installed.returncode == 0, installed.stderr
+    isolated = subprocess.run([str(python), "-I", "-c", "import tinys3, sys; print(tinys3.__file__, len(sys.modules))"],
+                              capture_output=True, text=True, cwd=tmp_path, check=True)  # fmt: skip
+    assert str(venv) in isolated.stdout
+    script = subprocess.run([str(venv / "bin" / "tinys3"), "--version"], capture_output=True, text=True, check=True)
+    assert script.stdout.strip() == f"tinys3 {tinys3.__version__}"
+
+
+def test_the_module_works_vendored_without_site_packages(seaweedfs: Server, tmp_path: Path) -> None:
+    vendored = tmp_path / "app"
+    vendored.mkdir()
+    shutil.copy(HERE / "tinys3.py", vendored / "tinys3.py")
+    bucket = seaweedfs.new_bucket()
+    code = (
+        "import sys, tinys3\n"
+        "assert not any('site-packages' in p for p in sys.path), sys.path\n"
+        f"c = tinys3.Connection({seaweedfs.access_key!r}, {seaweedfs.secret_key!r}, endpoint={seaweedfs.endpoint!r})\n"
+        f"c.upload('vendored.txt', b'no pip needed', {bucket!r})\n"
+        f"print(c.get('vendored.txt', {bucket!r}).content.decode())\n"
+    )
+    run = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, cwd=vendored,
+                         env=_bare_env(tmp_path), check=False)  # fmt: skip
+    assert (run.returncode, run.stdout) == (0, "no pip needed\n"), run.stderr
+    assert run_cli(seaweedfs, "--version").returncode == 0

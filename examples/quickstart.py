@@ -1,0 +1,92 @@
+"""tinys3 in one minute: the 2013 README's workflow, printed step by step.
+
+    python examples/quickstart.py [BUCKET]
+
+With S3 configured (AWS_* variables or ~/.aws, as for the AWS CLI) it works on
+BUCKET there and cleans up after itself. With nothing configured it starts a
+throwaway moto server on 127.0.0.1 (moto comes with the test extras) and says so.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import tinys3  # noqa: E402 - the module beside this folder, even when not installed
+
+
+@contextmanager
+def local_moto() -> Iterator[str]:
+    """A moto server on a free loopback port, for as long as the block runs."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(300):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def configured() -> bool:
+    """True when the environment or ~/.aws names an endpoint or credentials."""
+    try:
+        tinys3.Connection()
+    except tinys3.CredentialsError:
+        return False
+    return True
+
+
+def workflow(conn: tinys3.Connection, bucket: str) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "some_file.zip"
+        path.write_bytes(os.urandom(64 * 1024))
+        with open(path, "rb") as f:
+            print("upload, cached for an hour:", conn.upload("some_file.zip", f, bucket, expires=3600))
+            print("upload with a content type: ", conn.upload("other.zip", f, bucket, content_type="application/zip"))
+    print("copy inside the bucket:     ", conn.copy("some_file.zip", bucket, "copy_of_file.zip"))
+    print("update its metadata:        ", conn.update_metadata("copy_of_file.zip", {"reviewed": "yes"}, bucket))
+    print("read it back:               ", conn.head("copy_of_file.zip", bucket).metadata)
+    with tinys3.Pool(size=3, endpoint=conn.endpoint, region=conn.region) as pool:
+        keys = ["some_file.zip", "other.zip", "copy_of_file.zip"]
+        print("delete all three on a pool: ", pool.all_completed([pool.delete(key, bucket) for key in keys]))
+
+
+def main() -> int:
+    bucket = sys.argv[1] if len(sys.argv) > 1 else "tinys3-quickstart"
+    if configured():
+        conn = tinys3.Connection()
+        print(f"Using {conn.endpoint} as {conn.credentials.access_key}, bucket {bucket}")
+        workflow(conn, bucket)
+        return 0
+    print("No S3 endpoint or credentials configured: starting a local moto server (from the test extras).")
+    with local_moto() as endpoint:
+        os.environ.update(AWS_ACCESS_KEY_ID="quickstart", AWS_SECRET_ACCESS_KEY="quickstart")
+        conn = tinys3.Connection(endpoint=endpoint)
+        print(f"moto is at {endpoint}; creating bucket {bucket}:", conn.create_bucket(bucket))
+        workflow(conn, bucket)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
