@@ -991,7 +991,11 @@ class _Body:
         return self._sha256
 
     def chunks(self) -> Iterator[bytes | memoryview]:
-        """The body from its start, in chunks; a file that ends early is an error."""
+        """The body from its start, in chunks; a file that ends early is an error.
+
+        File chunks are views of this thread's one read buffer, valid until
+        the next chunk: hash them or send them, don't keep them.
+        """
         if self.data is not None:
             yield self.data
             return
@@ -999,13 +1003,14 @@ class _Body:
         position, end = self.start, self.start + self.length
         if self.fd is None:
             self.file.seek(position)
+        buffer = _read_buffer()
         while position < end:
-            size = min(_CHUNK, end - position)
-            chunk = self.file.read(size) if self.fd is None else os.pread(self.fd, size, position)
-            if not chunk:
+            view = buffer[: min(_CHUNK, end - position)]
+            n = _read_into(self.file, self.fd, view, position)
+            if not n:
                 raise InvalidInput(f"the file ended {end - position} bytes early: was it changed while uploading?")
-            position += len(chunk)
-            yield chunk
+            position += n
+            yield view[:n]
 
     def part(self, offset: int, length: int) -> _Body:
         """``length`` bytes from ``offset``: a view of memory or of the file, read now otherwise."""
@@ -1020,6 +1025,31 @@ class _Body:
     def close(self) -> None:
         if self.owned and self.file is not None:
             self.file.close()
+
+
+_buffers = threading.local()
+
+
+def _read_buffer() -> memoryview:
+    """This thread's reusable 1 MiB buffer: reading files allocates nothing per chunk."""
+    buffer: memoryview | None = getattr(_buffers, "buffer", None)
+    if buffer is None:
+        buffer = _buffers.buffer = memoryview(bytearray(_CHUNK))
+    return buffer
+
+
+def _read_into(file: Any, fd: int | None, view: memoryview, position: int) -> int:
+    """Fill ``view`` from ``position`` of a regular file (pread), else from the file's position."""
+    if fd is not None:
+        if hasattr(os, "preadv"):
+            return int(os.preadv(fd, [view], position))
+        data = os.pread(fd, len(view), position)
+    elif hasattr(file, "readinto"):
+        return int(file.readinto(view) or 0)
+    else:
+        data = file.read(len(view))
+    view[: len(data)] = data
+    return len(data)
 
 
 def _body(source: Body, rewind: bool, limit: int) -> tuple[_Body, IO[bytes] | None]:
@@ -1455,12 +1485,16 @@ class Response:
         stream, self._stream = self._stream, None
         if stream is None:
             raise S3Error("the body was already read (by iter_content or download)")
-        view = memoryview(bytearray(chunk_size))
+        for view in self._views(stream, memoryview(bytearray(chunk_size))):
+            yield bytes(view)
+
+    def _views(self, stream: _Stream, buffer: memoryview) -> Iterator[memoryview]:
+        """The streaming body as views of ``buffer``, each valid until the next."""
         try:
-            while n := stream.readinto(view):
+            while n := stream.readinto(buffer):
                 if self._progress is not None:
                     self._progress(stream.read_so_far, stream.length)
-                yield bytes(view[:n])
+                yield buffer[:n]
         finally:
             stream.close()
 
@@ -1609,10 +1643,13 @@ def _copy_verified(response: Response, file: IO[bytes]) -> None:
     etag = response.headers.get("ETag", "").strip('"')
     encrypted = response.headers.get("x-amz-server-side-encryption", "AES256") != "AES256"
     digest = hashlib.md5() if len(etag) == 32 and not encrypted else None
-    for chunk in response.iter_content(_CHUNK):
-        file.write(chunk)
+    stream, response._stream = response._stream, None
+    if stream is None:
+        raise S3Error("the body was already read (by iter_content or download)")
+    for view in response._views(stream, _read_buffer()):
+        file.write(view)
         if digest is not None:
-            digest.update(chunk)
+            digest.update(view)
     if digest is not None and digest.hexdigest() != etag:
         raise TransportError(f"the download does not match its ETag (MD5 {digest.hexdigest()}, ETag {etag})")
 
