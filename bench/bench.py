@@ -75,6 +75,14 @@ POOL = {
         "    list(ex.map(lambda i: c.put_object(BUCKET, f'pool/{i}', io.BytesIO(DATA), len(DATA)), range(N)))"
     ),
 }
+LIST = {
+    "tinys3": "n = sum(1 for _ in c.list(PREFIX, BUCKET))",
+    "boto3": (
+        "pages = c.get_paginator('list_objects_v2').paginate(Bucket=BUCKET, Prefix=PREFIX)\n"
+        "n = sum(len(page.get('Contents', [])) for page in pages)"
+    ),
+    "minio": "n = sum(1 for _ in c.list_objects(BUCKET, prefix=PREFIX, recursive=True))",
+}
 FLOOR_SETUP = (
     "import http.client\nhost, port = ENDPOINT.split('//')[1].split(':')\n"
     "c = http.client.HTTPConnection(host, int(port))"
@@ -102,7 +110,7 @@ def worker(job: dict[str, Any]) -> dict[str, float]:
     scope: dict[str, Any] = {
         "Path": Path, "KEY": job["key"], "SECRET": job["secret"], "ENDPOINT": job["endpoint"],
         "BUCKET": job["bucket"], "DATA": os.urandom(job.get("size", 1024)), "K": job.get("object", "warm-up"),
-        "N": job.get("n", 0), "THREADS": job.get("threads", 1), "PATH": job.get("path"),
+        "N": job.get("n", 0), "THREADS": job.get("threads", 1), "PATH": job.get("path"), "PREFIX": job.get("prefix"),
     }  # fmt: skip
     setup, step = job["setup"], job["step"]
     exec(setup, scope)
@@ -202,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
 
     clients = [c for c in CLIENTS if importlib.util.find_spec(c) is not None]
     small_n, pool_n, big_mib, repeat = (20, 40, 16, 3) if args.quick else (500, 2000, 200, 7)
+    few, many = (20, 200) if args.quick else (200, 2000)
+    listed = (100, 1000) if args.quick else (1000, 10000)
     table = Table(args.json)
     with tempfile.TemporaryDirectory() as tmp, seaweedfs_server(Path(tmp)) as server:
         bucket = server.new_bucket()
@@ -231,9 +241,23 @@ def main(argv: list[str] | None = None) -> int:
         table.add(f"1 KiB PUT x{small_n}: wall", "ms/PUT", {c: r["wall"] * 1000 / small_n for c, r in small.items()})
         table.add("peak RSS after import + PUTs", "MiB", {c: r["rss_kib"] / 1024 for c, r in small.items()})
 
+        scaling = {n: job("tinys3", "small", PUT["tinys3"], repeat=n, object=f"scale{n}") for n in (few, many)}
+        table.add(f"1 KiB PUT: CPU at N={many} / at N={few} (1.0 = linear)", "ratio",
+                  {"tinys3": (scaling[many]["cpu"] / many) / (scaling[few]["cpu"] / few)})  # fmt: skip
+
         pool = {c: job(c, "pool", POOL[c], n=pool_n, threads=8) for c in clients}
         table.add(f"{pool_n} PUTs on 8 threads: client CPU", "s", {c: r["cpu"] for c, r in pool.items()})
         table.add(f"{pool_n} PUTs on 8 threads: wall", "s", {c: r["wall"] for c, r in pool.items()})
+
+        import tinys3
+
+        with tinys3.Pool(server.access_key, server.secret_key, endpoint=server.endpoint, size=16) as filler:
+            filler.all_completed([filler.upload(f"list/{i:06d}", b"", bucket) for i in range(listed[1])])
+        lists = {c: {n: job(c, "list", LIST[c], prefix=f"list/{'0' * (6 - len(str(n - 1)))}" if n < listed[1]
+                            else "list/") for n in listed} for c in clients}  # fmt: skip
+        table.add(f"list {listed[1]} keys: wall", "s", {c: r[listed[1]]["wall"] for c, r in lists.items()})
+        table.add(f"list: time for {listed[1]} / for {listed[0]} keys (10 = linear)", "ratio",
+                  {c: r[listed[1]]["wall"] / r[listed[0]]["wall"] for c, r in lists.items()})  # fmt: skip
 
         path = Path(tmp) / "big.bin"
         with open(path, "wb") as f:
@@ -242,15 +266,19 @@ def main(argv: list[str] | None = None) -> int:
         up: dict[str, dict[str, float]] = {}
         down: dict[str, dict[str, float]] = {}
         for c in clients:
+            os.sync()  # no client pays for another's dirty pages (the server writes to this disk too)
             up[c] = job(c, "upload", UPLOAD_FILE[c], object=f"big-{c}", path=str(path))
             back = Path(tmp) / f"back-{c}.bin"
+            os.sync()
             down[c] = job(c, "download", DOWNLOAD_FILE[c], object=f"big-{c}", path=str(back))
             if back.stat().st_size != path.stat().st_size:
                 raise RuntimeError(f"{c} downloaded {back.stat().st_size} bytes")
             back.unlink()
         url = f"{server.endpoint}/{bucket}/big-curl"
+        os.sync()
         up["curl"] = curl(common, "upload", ["-T", str(path)], url)
-        down["curl"] = curl(common, "download", ["-o", os.devnull], url)
+        os.sync()
+        down["curl"] = curl(common, "download", ["-o", str(Path(tmp) / "back-curl.bin")], url)
         for name, results in (("upload", up), ("download", down)):
             table.add(f"{big_mib} MiB {name}: throughput", "MB/s",
                       {c: big_mib * MiB / 1e6 / r["wall"] for c, r in results.items()})  # fmt: skip
