@@ -268,6 +268,11 @@ class _CredentialSource:
             return None
         return credentials.expiry - min(300.0, max(0.0, credentials.expiry - time.time()) / 2)
 
+    @property
+    def access_key(self) -> str:
+        """The access key id in use, without renewing anything (for reprs)."""
+        return self._credentials.access_key
+
     def current(self) -> Credentials:
         """The credentials to sign with now, renewed first if they are about to expire."""
         renew_at = self._renew_at
@@ -1808,7 +1813,7 @@ class Connection:
     def __repr__(self) -> str:
         return (
             f"<{type(self).__name__} endpoint={self.endpoint!r} region={self.region!r} "
-            f"bucket={self.default_bucket!r} access_key={self.credentials.access_key!r}>"
+            f"bucket={self.default_bucket!r} access_key={self._credential_source.access_key!r}>"
         )
 
     def __enter__(self) -> Connection:
