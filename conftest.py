@@ -23,6 +23,8 @@ from typing import Any
 
 import pytest
 
+#: The one SeaweedFS bucket that takes unsigned requests (the benchmark's http.client floor).
+OPEN_BUCKET = "open-bucket"
 ALLOW_ALL = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
 
 
@@ -169,7 +171,8 @@ def seaweedfs_server(root: Path) -> Iterator[Server]:
                 "name": "admin",
                 "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
                 "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-            }
+            },
+            {"name": "anonymous", "actions": [f"Write:{OPEN_BUCKET}", f"Read:{OPEN_BUCKET}"]},
         ]
     }
     (root / "identities.json").write_text(json.dumps(identities))
