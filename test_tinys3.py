@@ -2281,3 +2281,44 @@ def test_the_module_works_vendored_without_site_packages(seaweedfs: Server, tmp_
                          env=_bare_env(tmp_path), check=False)  # fmt: skip
     assert (run.returncode, run.stdout) == (0, "no pip needed\n"), run.stderr
     assert run_cli(seaweedfs, "--version").returncode == 0
+
+
+def _interpreters() -> list[str]:
+    """This Python, and every other CPython from 3.9 on that this machine has."""
+    found = {sys.version_info[1]: sys.executable}
+    for minor in range(9, 14):
+        name = shutil.which(f"python3.{minor}")
+        if name is None:
+            continue
+        env = dict(os.environ, PYENV_VERSION=f"3.{minor}")  # pyenv's shims need to be told
+        probe = subprocess.run([name, "-c", "import sys; print(sys.executable)"], capture_output=True, text=True,
+                               env=env, check=False)  # fmt: skip
+        if probe.returncode == 0:
+            found.setdefault(minor, probe.stdout.strip())
+    return [found[minor] for minor in sorted(found)]
+
+
+WORKOUT = """
+import io, os, sys, tinys3
+endpoint, key, secret, bucket = sys.argv[1:]
+c = tinys3.Connection(key, secret, endpoint=endpoint, default=bucket, multipart_threshold=5 << 20)
+data = os.urandom(12 << 20)
+c.upload("ü n+i.bin", io.BytesIO(data), expires=60, headers={"a": "1"})
+assert c.get("ü n+i.bin").content == data
+assert [o.key for o in c.list()] == ["ü n+i.bin"]
+c.copy("ü n+i.bin", bucket, "copy", metadata={"b": "2"})
+assert c.head("copy").metadata == {"a": "1", "b": "2"}
+with tinys3.Pool(key, secret, endpoint=endpoint, default=bucket, size=2) as pool:
+    assert [r.status_code for r in pool.all_completed([pool.delete("copy"), pool.delete("ü n+i.bin")])] == [204, 204]
+print(sys.version_info[1])
+"""
+
+
+@pytest.mark.parametrize("python", _interpreters())
+def test_the_module_runs_on_every_python_from_3_9_here(seaweedfs: Server, python: str) -> None:
+    """Multipart, Unicode keys, copy, listing and Pool on each interpreter, without site-packages."""
+    run = subprocess.run([python, "-S", "-c", WORKOUT, seaweedfs.endpoint, seaweedfs.access_key,
+                          seaweedfs.secret_key, seaweedfs.new_bucket()], capture_output=True, text=True,
+                         cwd=HERE, check=False)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert int(run.stdout) >= 9
