@@ -1350,6 +1350,36 @@ def test_a_big_copy_goes_through_upload_part_copy(server: Server, bucket: str) -
     assert changed["Metadata"] == {"stage": "2"} and changed["ContentType"] == "text/csv"
 
 
+def test_a_copy_s3_refuses_as_too_large_goes_part_by_part() -> None:
+    size = 6 * 1024**3
+
+    def answer(request: Recorded) -> tuple[int, dict[str, str], bytes]:
+        if request.method == "HEAD":
+            return 200, {"Content-Length": str(size), "ETag": '"abc"', "Content-Type": "text/csv"}, b""
+        if request.path.endswith("?uploads="):
+            return 200, {}, b"<InitiateMultipartUploadResult><UploadId>U1</UploadId></InitiateMultipartUploadResult>"
+        if "partNumber=" in request.path:
+            number = request.path.split("partNumber=")[1].split("&")[0]
+            return 200, {}, f'<CopyPartResult><ETag>"e{number}"</ETag></CopyPartResult>'.encode()
+        if request.method == "POST":
+            return 200, {}, b"<CompleteMultipartUploadResult><ETag>x</ETag></CompleteMultipartUploadResult>"
+        too_large = "The specified copy source is larger than the maximum allowable size for a copy source: 5368709120"
+        return 400, {}, f"<Error><Code>InvalidRequest</Code><Message>{too_large}</Message></Error>".encode()
+
+    with scripted_server(answer) as (endpoint, seen):
+        tinys3.Connection("k", "s", endpoint=endpoint, default="bkt").copy("huge.csv", "bkt", "copy.csv")
+    parts = [r for r in seen if "partNumber=" in r.path]
+    spans = [tuple(map(int, r.headers["x-amz-copy-source-range"][6:].split("-"))) for r in parts]
+    spans.sort()
+    assert spans[0][0] == 0 and spans[-1][1] == size - 1 and len(spans) == 768
+    assert all(later[0] == earlier[1] + 1 for earlier, later in zip(spans, spans[1:]))
+    assert all(r.headers["x-amz-copy-source-if-match"] == '"abc"' for r in parts)
+    created = next(r for r in seen if r.path.endswith("?uploads="))
+    assert created.headers["content-type"] == "text/csv", "the source's headers are kept"
+    complete = seen[-1].body.decode()
+    assert complete.index('"e1"') < complete.index('"e2"') < complete.index('"e768"')
+
+
 def test_a_pool_of_one_thread_runs_multipart_without_deadlock(server: Server, bucket: str) -> None:
     data = os.urandom(17 * MiB)
     with tinys3.Pool(server.access_key, server.secret_key, endpoint=server.endpoint, default=bucket, size=1) as pool:
@@ -1420,7 +1450,8 @@ def scripted_server(
     ``upstream`` (a real S3 server) and relays its answer.
     With ``close_after`` it closes every connection after one response, as a
     server does to idle keep-alive connections. Without ``exact_length`` the
-    reply's own Content-Length header is sent, whatever the body.
+    reply's own Content-Length header is sent, whatever the body (as it is
+    whenever the reply names one).
     """
     seen: list[Recorded] = []
     counter = iter(range(1_000_000))
@@ -1449,7 +1480,8 @@ def scripted_server(
                         stopping.wait(30)
                     return self.reset() if reply == "reset" else None
                 status, reply_headers, content = reply if reply is not None else self.forward(request)
-                lines = [f"HTTP/1.1 {status} X"] + [f"Content-Length: {len(content)}"] * exact_length
+                own_length = exact_length and "content-length" not in {k.lower() for k in reply_headers}
+                lines = [f"HTTP/1.1 {status} X"] + [f"Content-Length: {len(content)}"] * own_length
                 lines += [f"{k}: {v}" for k, v in reply_headers.items()]
                 self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode() + content)
                 self.wfile.flush()
