@@ -1926,6 +1926,12 @@ def test_pool_errors_come_out_of_the_future() -> None:
             pool.all_completed([pool.delete("x"), future])
 
 
+@pytest.mark.parametrize("size", [0, -1, True, 2.5, 1001])
+def test_a_bad_pool_size_is_refused(size: Any) -> None:
+    with pytest.raises(tinys3.InvalidInput, match="size must be an int from 1 to 1000"):
+        tinys3.Pool("k", "s", size=size)
+
+
 def test_all_completed_times_out_instead_of_dropping_results() -> None:
     never: concurrent.futures.Future[tinys3.Response] = concurrent.futures.Future()
     with pytest.raises(concurrent.futures.TimeoutError):
