@@ -1643,6 +1643,16 @@ def test_server_errors_are_retried_and_client_errors_are_not() -> None:
         assert len(seen) == 1
 
 
+def test_retry_after_is_honoured_and_429_is_retried() -> None:
+    answers = iter([(429, {"Retry-After": "1"}, b""), (503, {"Retry-After": "1"}, b""), (200, {}, b"")])
+    with scripted_server(lambda r: next(answers)) as (endpoint, seen):
+        started = time.monotonic()
+        assert tinys3.Connection("k", "s", endpoint=endpoint, default="bkt").delete("k").ok
+        assert time.monotonic() - started >= 2.0
+    assert len(seen) == 3
+    assert tinys3._retry_after("120") == 120.0 and tinys3._retry_after("Wed, 21 Oct 2026 07:28:00 GMT") == 0.0
+
+
 @contextmanager
 def tls_proxy(target: str, names: tuple[str, ...] = ("localhost", "127.0.0.1")) -> Iterator[tuple[int, Any]]:
     """A loopback TLS terminator (certificate from a trustme CA) in front of ``target``."""

@@ -1663,7 +1663,7 @@ def _copy_verified(response: Response, file: IO[bytes]) -> None:
 # Connection ##################################################################
 ###############################################################################
 
-_RETRY_STATUSES = frozenset((500, 502, 503, 504))
+_RETRY_STATUSES = frozenset((429, 500, 502, 503, 504))
 _EXPIRED_CODES = frozenset(("ExpiredToken", "TokenRefreshRequired"))
 _RETRY_CODES = frozenset(("SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable"))
 
@@ -2349,7 +2349,7 @@ class Connection:
             if attempt >= self._retries or not (status in _RETRY_STATUSES or error.code in _RETRY_CODES):
                 raise error
             _log("retrying %s %s after %s %s (attempt %d)", request.method, path, status, error.code, attempt)
-            _backoff(attempt)
+            _backoff(attempt, _retry_after(response.headers.get("Retry-After")))
 
 
 def _log(message: str, *args: object) -> None:
@@ -2359,11 +2359,17 @@ def _log(message: str, *args: object) -> None:
         logging.getLogger("tinys3").debug(message, *args)
 
 
-def _backoff(attempt: int, cap: float = 20.0, base: float = 0.25) -> None:
-    """Sleep a random time up to base·2^attempt seconds (capped): full jitter."""
+def _backoff(attempt: int, at_least: float = 0.0, cap: float = 20.0, base: float = 0.25) -> None:
+    """Sleep a random time up to base·2^attempt seconds (full jitter), but at least
+    ``at_least`` (a server's Retry-After); never more than ``cap``."""
     import random
 
-    time.sleep(random.uniform(0, min(cap, base * 2**attempt)))
+    time.sleep(min(cap, max(at_least, random.uniform(0, base * 2**attempt))))
+
+
+def _retry_after(value: str | None) -> float:
+    """Seconds from a ``Retry-After: N`` header (its date form is ignored)."""
+    return float(value) if value and value.strip().isdigit() else 0.0
 
 
 def _lower_items(headers: HTTPMessage) -> dict[str, str]:
