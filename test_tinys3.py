@@ -2214,6 +2214,8 @@ def test_cli_errors_are_one_line_with_exit_codes(seaweedfs: Server, tmp_path: Pa
     usage = run_cli(seaweedfs, "cp", "only-one-argument")
     assert usage.returncode == 2 and b"usage:" in usage.stderr
     assert run_cli(seaweedfs, "frobnicate").returncode == 2
+    not_a_folder = run_cli(seaweedfs, "cp", "-r", str(tmp_path / "absent"), f"s3://{bucket}/")
+    assert (not_a_folder.returncode, b"is not one" in not_a_folder.stderr) == (1, True)
     assert run_cli(seaweedfs, "cp", "a", "b").stderr == b"tinys3: error: cp needs an s3:// URL on at least one side\n"
 
 

@@ -2681,6 +2681,8 @@ class _Cli:
     def cp_recursive(self, source: tuple[str, str] | None, target: tuple[str, str] | None) -> int:
         if source is None:
             assert target is not None
+            if not os.path.isdir(self.args.source):
+                raise InvalidInput(f"cp --recursive copies a folder; {self.args.source!r} is not one")
             prefix = target[1] if not target[1] or target[1].endswith("/") else target[1] + "/"
             for folder, _, files in os.walk(self.args.source):
                 for name in sorted(files):
