@@ -28,6 +28,7 @@ import threading
 import time
 import types
 import uuid
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta, timezone
@@ -1578,6 +1579,33 @@ def test_delete_many_reports_each_failed_key() -> None:
     assert [r.body.count(b"<Object>") for r in seen] == [1000, 500]
     for request in seen:
         assert request.headers["content-md5"] == base64.b64encode(hashlib.md5(request.body).digest()).decode()
+
+
+def test_delete_many_falls_back_to_single_deletes_where_there_is_no_delete_objects() -> None:
+    unsupported = b"<Error><Code>NotImplemented</Code><Message>not here</Message></Error>"
+
+    def answer(request: Recorded) -> tuple[int, dict[str, str], bytes]:
+        if request.method == "POST":
+            return 501, {}, unsupported
+        if request.path.endswith("/locked"):
+            return 403, {}, b"<Error><Code>AccessDenied</Code><Message>no</Message></Error>"
+        return 204, {}, b""
+
+    with scripted_server(answer) as (endpoint, seen):
+        conn = tinys3.Connection("k", "s", endpoint=endpoint, default="bkt")
+        assert conn.delete_many(["a", "b c", "locked"]) == {"locked": "AccessDenied"}
+    assert sorted(r.path for r in seen if r.method == "DELETE") == ["/bkt/a", "/bkt/b%20c", "/bkt/locked"]
+
+
+def test_presign_warns_when_the_credentials_expire_first() -> None:
+    conn = tinys3.Connection("k", "s", endpoint="http://127.0.0.1:9000", default="bkt")
+    temporary = tinys3.Credentials("ASIA", "s", "token", expiry=time.time() + 600)
+    conn._credential_source = tinys3._CredentialSource(temporary, "a test")
+    with pytest.warns(UserWarning, match="expire in 59[0-9] s"):
+        conn.presign("k", expires=3600)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert "X-Amz-Security-Token=token" in conn.presign("k", expires=60)
 
 
 def test_a_body_cut_short_is_an_error_and_leaves_no_file(tmp_path: Path) -> None:

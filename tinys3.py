@@ -2058,6 +2058,8 @@ class Connection:
 
         Returns the keys that could not be deleted, each with its S3 error code
         (an empty dict when all went). Keys that did not exist count as deleted.
+        A service without DeleteObjects (``NotImplemented``, as Google Cloud
+        Storage answers) gets one DELETE per key instead.
 
         Raises:
             InvalidInput, InvalidType: before sending, for a bad key or bucket.
@@ -2067,13 +2069,29 @@ class Connection:
         checked = [_check_key(key) for key in keys]
         failed: dict[str, str] = {}
         for start in range(0, len(checked), 1000):
-            body = _delete_body(checked[start : start + 1000])
+            batch = checked[start : start + 1000]
+            body = _delete_body(batch)
             headers = {"Content-Type": "application/xml", "Content-MD5": _content_md5(body)}
-            response = self._send(
-                _Request("POST", bucket, "", headers, _Body(body), [("delete", "")]),
-                error_in_body=True,
-            )
-            failed.update(_delete_errors(response.content))
+            request = _Request("POST", bucket, "", headers, _Body(body), [("delete", "")])
+            try:
+                failed.update(_delete_errors(self._send(request, error_in_body=True).content))
+            except HTTPError as error:
+                if error.code != "NotImplemented":
+                    raise
+                _log("bucket %s has no DeleteObjects: deleting %d keys one by one", bucket, len(batch))
+                failed.update(self._delete_each(batch, bucket))
+        return failed
+
+    def _delete_each(self, keys: list[str], bucket: str) -> dict[str, str]:
+        """DELETE every key, ``max_concurrency`` at a time; the failed ones with their codes."""
+        executor = self._part_executor()
+        futures = {key: executor.submit(self.delete, key, bucket) for key in keys}
+        failed = {}
+        for key, future in futures.items():
+            try:
+                future.result()
+            except HTTPError as error:
+                failed[key] = error.code
         return failed
 
     def create_bucket(self, bucket: str | None = None, public: bool = False) -> Response:
@@ -2129,8 +2147,17 @@ class Connection:
         region, endpoint = self._route(bucket)
         host, path = endpoint.locate(bucket, key)
         wire = {name: _header_value(name, value) for name, value in (headers or {}).items()}
+        credentials = self.credentials
+        if credentials.expiry is not None and time.time() + seconds > credentials.expiry:
+            import warnings
+
+            warnings.warn(
+                f"the URL asks for {int(seconds)} s but the temporary credentials signing it expire in "
+                f"{max(0, int(credentials.expiry - time.time()))} s: it will stop working then",
+                stacklevel=2,
+            )
         query = _presign_query(
-            method, path, host, wire, self.credentials, region, _datetime.now(_timezone.utc), int(seconds)
+            method, path, host, wire, credentials, region, _datetime.now(_timezone.utc), int(seconds)
         )
         return f"{endpoint.scheme}://{host}{path}?{query}"
 
