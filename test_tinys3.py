@@ -1381,6 +1381,23 @@ def test_a_copy_s3_refuses_as_too_large_goes_part_by_part() -> None:
     assert complete.index('"e1"') < complete.index('"e2"') < complete.index('"e768"')
 
 
+def test_multipart_sends_conditions_with_the_completion_and_no_whole_body_md5() -> None:
+    def answer(request: Recorded) -> tuple[int, dict[str, str], bytes]:
+        if request.path.endswith("?uploads="):
+            return 200, {}, b"<InitiateMultipartUploadResult><UploadId>U9</UploadId></InitiateMultipartUploadResult>"
+        return 200, {"ETag": '"p1"'}, b"<CompleteMultipartUploadResult></CompleteMultipartUploadResult>"
+
+    with scripted_server(answer) as (endpoint, seen):
+        conn = tinys3.Connection("k", "s", endpoint=endpoint, default="bkt", multipart_threshold=5)
+        conn.upload("k", b"0123456789", headers={"If-None-Match": "*", "Content-MD5": "x", "color": "red"})
+    created, part, complete = seen
+    assert "if-none-match" not in created.headers and "content-md5" not in created.headers
+    assert created.headers["x-amz-meta-color"] == "red"
+    assert part.body == b"0123456789" and "if-none-match" not in part.headers
+    assert complete.headers["if-none-match"] == "*"
+    assert b'<Part><PartNumber>1</PartNumber><ETag>"p1"</ETag></Part>' in complete.body
+
+
 def test_a_pool_of_one_thread_runs_multipart_without_deadlock(server: Server, bucket: str) -> None:
     data = os.urandom(17 * MiB)
     with tinys3.Pool(server.access_key, server.secret_key, endpoint=server.endpoint, default=bucket, size=1) as pool:

@@ -621,6 +621,8 @@ _STORED_HEADERS = (
 )
 #: Headers that pass through as they are; any other name becomes x-amz-meta-*.
 _PASS_HEADERS = frozenset((*_STORED_HEADERS, "content-md5", "if-match", "if-none-match"))
+#: Headers about one request's body or preconditions, not stored with the object.
+_REQUEST_ONLY_HEADERS = frozenset(("content-md5", "if-match", "if-none-match"))
 _META = "x-amz-meta-"
 _MAX_METADATA = 2048
 _MAX_KEY = 1024
@@ -2175,16 +2177,20 @@ class Connection:
     ) -> Response:
         """Create a multipart upload, run ``work`` on each item in parallel, complete it.
 
-        On any failure (or interruption) the upload is aborted, so S3 keeps no
+        The caller's ``Content-MD5`` (of a whole body) is not sent and its
+        ``If-Match``/``If-None-Match`` go with the completion, where S3 checks
+        them. On any failure (or interruption) the upload is aborted, so S3 keeps no
         orphaned parts, and the error is raised.
         """
-        created = self._send(_Request("POST", bucket, key, headers, query=[("uploads", "")]))
+        stored = {k: v for k, v in headers.items() if k not in _REQUEST_ONLY_HEADERS}
+        created = self._send(_Request("POST", bucket, key, stored, query=[("uploads", "")]))
         upload_id = _upload_id(created.content)
         try:
             etags = self._parallel(_partial(work, upload_id), items, total, progress)
             body = _Body(_complete_body(etags))
             query = [("uploadId", upload_id)]
-            complete = _Request("POST", bucket, key, {"Content-Type": "application/xml"}, body, query)
+            conditions = {k: v for k, v in headers.items() if k in ("if-match", "if-none-match")}
+            complete = _Request("POST", bucket, key, {"Content-Type": "application/xml", **conditions}, body, query)
             return self._send(complete, error_in_body=True)
         except BaseException:
             try:
