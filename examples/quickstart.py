@@ -49,7 +49,12 @@ def local_moto() -> Iterator[str]:
 
 
 def configured() -> bool:
-    """True when the environment or ~/.aws names an endpoint or credentials."""
+    """True when the environment or ~/.aws holds credentials.
+
+    The EC2 metadata service is not asked (unless AWS_EC2_METADATA_DISABLED is
+    set to false): off EC2 that would only cost a one-second timeout.
+    """
+    os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
     try:
         tinys3.Connection()
     except tinys3.CredentialsError:
