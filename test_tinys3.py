@@ -87,7 +87,7 @@ def test_module_has_no_third_party_imports() -> None:
     assert imported <= set(sys.stdlib_module_names) | {"__future__"}, imported - set(sys.stdlib_module_names)
 
 
-PYTHON_FILES = ["tinys3.py", "test_tinys3.py", "conftest.py", "bench/bench.py"]
+PYTHON_FILES = ["tinys3.py", "test_tinys3.py", "conftest.py", "bench/bench.py", "examples/quickstart.py"]
 
 
 @pytest.mark.parametrize(

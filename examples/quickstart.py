@@ -15,13 +15,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import tinys3  # noqa: E402 - the module beside this folder, even when not installed
+import tinys3  # the module beside this folder, even when not installed
 
 
 @contextmanager
