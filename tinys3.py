@@ -878,17 +878,14 @@ def _upload_headers(
     now: float,
 ) -> dict[str, str]:
     """All headers of an upload: type, expiry, ACL, then the caller's (which win)."""
-    guessed = content_type is None
-    wire = {"content-type": _guess_content_type(key) if guessed else _header_value("content_type", content_type)}
+    wire = {
+        "content-type": _guess_content_type(key)
+        if content_type is None
+        else _header_value("content_type", content_type)
+    }
     wire.update(_expiry_headers(expires, public, now))
     wire.update(_acl_headers(public))
-    for name, value in _wire_headers(headers).items():
-        if value is None:
-            wire.pop(name, None)
-        else:
-            wire[name] = value
-    _check_metadata_size(wire)
-    return wire
+    return _apply(wire, headers)
 
 
 def _replacement_headers(source: Mapping[str, str], changes: Mapping[str, object] | None) -> dict[str, str]:
@@ -899,13 +896,19 @@ def _replacement_headers(source: Mapping[str, str], changes: Mapping[str, object
         name = name.lower()
         if name.startswith(_META) or name == "x-amz-storage-class":
             kept[name] = value
+    return _apply(kept, changes)
+
+
+def _apply(headers: dict[str, str], changes: Mapping[str, object] | None) -> dict[str, str]:
+    """``headers`` with the caller's headers or metadata on top (None removes a name),
+    checked against S3's metadata limit."""
     for name, change in _wire_headers(changes).items():
         if change is None:
-            kept.pop(name, None)
+            headers.pop(name, None)
         else:
-            kept[name] = change
-    _check_metadata_size(kept)
-    return kept
+            headers[name] = change
+    _check_metadata_size(headers)
+    return headers
 
 
 def _range_header(value: tuple[int, int | None] | int | str) -> str:
