@@ -1492,14 +1492,14 @@ class Response:
             for start in range(0, len(self._content), chunk_size):
                 yield self._content[start : start + chunk_size]
             return
+        for view in self._views(memoryview(bytearray(chunk_size))):
+            yield bytes(view)
+
+    def _views(self, buffer: memoryview) -> Iterator[memoryview]:
+        """The streaming body as views of ``buffer``, each valid until the next."""
         stream, self._stream = self._stream, None
         if stream is None:
             raise S3Error("the body was already read (by iter_content or download)")
-        for view in self._views(stream, memoryview(bytearray(chunk_size))):
-            yield bytes(view)
-
-    def _views(self, stream: _Stream, buffer: memoryview) -> Iterator[memoryview]:
-        """The streaming body as views of ``buffer``, each valid until the next."""
         try:
             while n := stream.readinto(buffer):
                 if self._progress is not None:
@@ -1653,10 +1653,7 @@ def _copy_verified(response: Response, file: IO[bytes]) -> None:
     etag = response.headers.get("ETag", "").strip('"')
     encrypted = response.headers.get("x-amz-server-side-encryption", "AES256") != "AES256"
     digest = hashlib.md5() if len(etag) == 32 and not encrypted else None
-    stream, response._stream = response._stream, None
-    if stream is None:
-        raise S3Error("the body was already read (by iter_content or download)")
-    for view in response._views(stream, _read_buffer()):
+    for view in response._views(_read_buffer()):
         file.write(view)
         if digest is not None:
             digest.update(view)
