@@ -166,9 +166,14 @@ def _error_fields(body: bytes) -> dict[str, str]:
         root = ElementTree.fromstring(body)
     except ElementTree.ParseError:
         return {}
-    if root.tag.rpartition("}")[2] != "Error":
+    if _local_name(root) != "Error":
         return {}
-    return {child.tag.rpartition("}")[2]: (child.text or "") for child in root}
+    return {_local_name(child): (child.text or "") for child in root}
+
+
+def _local_name(element: Any) -> str:
+    """An XML element's tag without its namespace (S3 answers with and without one)."""
+    return str(element.tag).rpartition("}")[2]
 
 
 def _http_error(response: Response) -> HTTPError:
@@ -345,11 +350,14 @@ def _credential_source(
     )
 
 
+def _key_pair(access_key: str | None, secret_key: str | None, token: str | None) -> Credentials | None:
+    """Credentials when both halves of the key pair are there, else None."""
+    return Credentials(access_key, secret_key, token or None) if access_key and secret_key else None
+
+
 def _environment_credentials(environ: Mapping[str, str]) -> Credentials | None:
-    access_key, secret_key = environ.get("AWS_ACCESS_KEY_ID"), environ.get("AWS_SECRET_ACCESS_KEY")
-    if not access_key or not secret_key:
-        return None
-    return Credentials(access_key, secret_key, environ.get("AWS_SESSION_TOKEN") or environ.get("AWS_SECURITY_TOKEN"))
+    token = environ.get("AWS_SESSION_TOKEN") or environ.get("AWS_SECURITY_TOKEN")
+    return _key_pair(environ.get("AWS_ACCESS_KEY_ID"), environ.get("AWS_SECRET_ACCESS_KEY"), token)
 
 
 def _aws_file(environ: Mapping[str, str], variable: str, name: str) -> str:
@@ -379,10 +387,8 @@ def _profile(name: str, environ: Mapping[str, str]) -> dict[str, str]:
 
 def _profile_credentials(name: str, environ: Mapping[str, str]) -> Credentials | None:
     settings = _profile(name, environ)
-    access_key, secret_key = settings.get("aws_access_key_id"), settings.get("aws_secret_access_key")
-    if not access_key or not secret_key:
-        return None
-    return Credentials(access_key, secret_key, settings.get("aws_session_token") or None)
+    return _key_pair(settings.get("aws_access_key_id"), settings.get("aws_secret_access_key"),
+                     settings.get("aws_session_token"))  # fmt: skip
 
 
 #: Hosts a container credentials URL may use over plain HTTP, as the AWS SDKs allow.
@@ -1581,7 +1587,7 @@ def _xml(body: bytes) -> Any:
 
 def _children(element: Any) -> dict[str, Any]:
     """An XML element's children by local name (namespaces ignored); the last of a name wins."""
-    return {child.tag.rpartition("}")[2]: child for child in element}
+    return {_local_name(child): child for child in element}
 
 
 def _text(children: Mapping[str, Any], name: str) -> str | None:
@@ -1607,7 +1613,7 @@ def _parse_listing(body: bytes) -> tuple[list[ObjectInfo], str | None]:
     decode = unquote_plus if _text(top, "EncodingType") == "url" else str
     entries = []
     for element in root:
-        tag = element.tag.rpartition("}")[2]
+        tag = _local_name(element)
         fields = _children(element)
         if tag == "Contents":
             entries.append(
@@ -1629,7 +1635,7 @@ def _delete_errors(body: bytes) -> dict[str, str]:
     """Key → error code for each ``<Error>`` of a DeleteObjects answer."""
     errors = {}
     for element in _xml(body):
-        if element.tag.rpartition("}")[2] == "Error":
+        if _local_name(element) == "Error":
             fields = _children(element)
             errors[_text(fields, "Key") or ""] = _text(fields, "Code") or "Error"
     return errors
