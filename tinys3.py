@@ -2722,14 +2722,15 @@ class _Cli:
             assert target is not None
             if not os.path.isdir(self.args.source):
                 raise InvalidInput(f"cp --recursive copies a folder; {self.args.source!r} is not one")
-            prefix = target[1] if not target[1] or target[1].endswith("/") else target[1] + "/"
+            prefix = _folder(target[1])
             for folder, _, files in os.walk(self.args.source):
                 for name in sorted(files):
                     path = os.path.join(folder, name)
                     relative = os.path.relpath(path, self.args.source).replace(os.sep, "/")
                     self.upload(path, (target[0], prefix + relative))
             return 0
-        prefix = source[1] if not source[1] or source[1].endswith("/") else source[1] + "/"
+        prefix = _folder(source[1])
+        target_prefix = _folder(target[1]) if target is not None else ""
         for entry in self.conn.list(prefix, source[0]):
             relative = entry.key[len(prefix) :]
             if target is None:
@@ -2737,7 +2738,6 @@ class _Cli:
                 os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
                 self.download((source[0], entry.key), path)
             else:
-                target_prefix = target[1] if not target[1] or target[1].endswith("/") else target[1] + "/"
                 self.conn.copy(entry.key, source[0], target_prefix + relative, target[0], public=self.args.public)
                 self.say(f"copy: s3://{source[0]}/{entry.key} to s3://{target[0]}/{target_prefix + relative}")
         return 0
@@ -2758,10 +2758,7 @@ class _Cli:
         return 0
 
     def rm(self) -> int:
-        place = _s3_url(self.args.url)
-        if place is None or not place[1]:
-            raise InvalidInput(f"rm takes s3://BUCKET/KEY, not {self.args.url!r}")
-        bucket, key = place
+        bucket, key = self.object_url()
         if not self.args.recursive:
             self.conn.delete(key, bucket)
             self.say(f"delete: s3://{bucket}/{key}")
@@ -2793,12 +2790,21 @@ class _Cli:
             raise InvalidInput(f"{self.args.command} takes s3://BUCKET, not {self.args.url!r}")
         return place[0]
 
-    def presign(self) -> int:
+    def object_url(self) -> tuple[str, str]:
         place = _s3_url(self.args.url)
         if place is None or not place[1]:
-            raise InvalidInput(f"presign takes s3://BUCKET/KEY, not {self.args.url!r}")
-        print(self.conn.presign(place[1], place[0], expires=self.args.expires), file=self.out)
+            raise InvalidInput(f"{self.args.command} takes s3://BUCKET/KEY, not {self.args.url!r}")
+        return place
+
+    def presign(self) -> int:
+        bucket, key = self.object_url()
+        print(self.conn.presign(key, bucket, expires=self.args.expires), file=self.out)
         return 0
+
+
+def _folder(prefix: str) -> str:
+    """A key prefix that names a folder: empty, or ending with ``/``."""
+    return prefix if not prefix or prefix.endswith("/") else prefix + "/"
 
 
 def _cli_number(text: str, option: str) -> int:
