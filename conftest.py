@@ -114,11 +114,16 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def moto_server(root: Path) -> Iterator[Server]:
-    """moto_server with signature checking: after 3 open IAM calls, only a real key works."""
+def moto_server(root: Path, check_signatures: bool = True) -> Iterator[Server]:
+    """moto_server with signature checking: after 3 open IAM calls, only a real key works.
+
+    Without ``check_signatures`` (the benchmark's choice) any request is accepted.
+    """
     port = free_port()
     log = str(root / "moto.log")
-    env = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT="3")
+    env = dict(os.environ)
+    if check_signatures:
+        env["INITIAL_NO_AUTH_ACTION_COUNT"] = "3"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],

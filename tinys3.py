@@ -457,8 +457,9 @@ _EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b85
 _ALGORITHM = "AWS4-HMAC-SHA256"
 #: Headers a proxy may change on the way; signing them breaks the signature.
 _UNSIGNED_HEADERS = frozenset(("authorization", "connection", "expect", "transfer-encoding", "user-agent"))
-_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
-_QUOTED = tuple(chr(b) if b in _UNRESERVED else f"%{b:02X}" for b in range(256))
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
+_UNRESERVED_OR_SLASH = _UNRESERVED | {"/"}
+_QUOTED = tuple(chr(b) if chr(b) in _UNRESERVED else f"%{b:02X}" for b in range(256))
 
 
 def _uri_encode(text: str, keep_slash: bool = False) -> str:
@@ -467,6 +468,8 @@ def _uri_encode(text: str, keep_slash: bool = False) -> str:
     Spaces become ``%20``, ``+`` becomes ``%2B``; with ``keep_slash`` (object
     keys) ``/`` is kept. Nothing is normalised: ``a//b/../c`` stays literal.
     """
+    if (_UNRESERVED_OR_SLASH if keep_slash else _UNRESERVED).issuperset(text):
+        return text  # the common case, at C speed
     try:
         data = text.encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -477,20 +480,22 @@ def _uri_encode(text: str, keep_slash: bool = False) -> str:
 
 def _canonical_query_string(query: Iterable[tuple[str, str]]) -> str:
     """Encoded ``name=value`` pairs sorted by name then value; bare names get ``=``."""
+    if not query:
+        return ""
     pairs = sorted((_uri_encode(name), _uri_encode(value)) for name, value in query)
     return "&".join(f"{name}={value}" for name, value in pairs)
 
 
 def _canonical_headers(headers: Mapping[str, str]) -> tuple[str, str]:
     """(CanonicalHeaders, SignedHeaders): lower-cased, sorted, whitespace folded."""
-    folded: dict[str, list[str]] = {}
+    folded: dict[str, str] = {}
     for name, value in headers.items():
         name = name.lower()
         if name not in _UNSIGNED_HEADERS:
-            folded.setdefault(name, []).append(" ".join(value.split()))
+            value = " ".join(value.split())
+            folded[name] = f"{folded[name]},{value}" if name in folded else value
     names = sorted(folded)
-    canonical = "".join(f"{name}:{','.join(folded[name])}\n" for name in names)
-    return canonical, ";".join(names)
+    return "".join([f"{name}:{folded[name]}\n" for name in names]), ";".join(names)
 
 
 def _canonical_request(
@@ -526,13 +531,13 @@ def _signing_key(secret_key: str, date: str, region: str, service: str) -> bytes
     """HMAC chain ``AWS4``+secret → date → region → service → ``aws4_request``."""
     key = ("AWS4" + secret_key).encode("utf-8")
     for part in (date, region, service, "aws4_request"):
-        key = hmac.new(key, part.encode("utf-8"), hashlib.sha256).digest()
+        key = hmac.digest(key, part.encode("utf-8"), "sha256")
     return key
 
 
 def _signature(signing_key: bytes, string_to_sign: str) -> str:
     """Hex HMAC-SHA256 of the string to sign under the signing key."""
-    return hmac.new(signing_key, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+    return hmac.digest(signing_key, string_to_sign.encode("utf-8"), "sha256").hex()
 
 
 def _authorization(access_key: str, scope: str, signed_headers: str, signature: str) -> str:
@@ -542,7 +547,8 @@ def _authorization(access_key: str, scope: str, signed_headers: str, signature: 
 
 def _amz_date(now: datetime) -> str:
     """ISO 8601 basic format in UTC, as ``x-amz-date`` wants it."""
-    return now.astimezone(_timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    t = now.astimezone(_timezone.utc)
+    return f"{t.year:04d}{t.month:02d}{t.day:02d}T{t.hour:02d}{t.minute:02d}{t.second:02d}Z"
 
 
 def _sign(
@@ -679,7 +685,7 @@ class _Request:
 class _Endpoint:
     """Where requests go: scheme, host, port, and how buckets are addressed."""
 
-    __slots__ = ("addressing", "host", "is_aws", "port", "scheme")
+    __slots__ = ("addressing", "authority", "host", "is_aws", "port", "scheme")
 
     def __init__(self, scheme: str, host: str, port: int, addressing: str) -> None:
         self.scheme = scheme
@@ -687,16 +693,16 @@ class _Endpoint:
         self.port = port
         self.addressing = addressing
         self.is_aws = host.endswith((".amazonaws.com", ".amazonaws.com.cn"))
+        default = 443 if scheme == "https" else 80
+        #: host[:port] as the Host header and URLs write it (the port only if not the default)
+        self.authority = (f"[{host}]" if ":" in host else host) + ("" if port == default else f":{port}")
 
     def __str__(self) -> str:
-        default = 443 if self.scheme == "https" else 80
-        port = "" if self.port == default else f":{self.port}"
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{self.scheme}://{host}{port}"
+        return f"{self.scheme}://{self.authority}"
 
     def locate(self, bucket: str, key: str) -> tuple[str, str]:
         """(Host header, canonical URI) for a bucket and key; the URI is also the path sent."""
-        origin = str(self).partition("://")[2]
+        origin = self.authority
         encoded = _uri_encode(key, keep_slash=True)
         if self._virtual(bucket):
             return f"{bucket}.{origin}", "/" + encoded
@@ -857,11 +863,13 @@ def _guess_content_type(key: str) -> str:
     (``application/gzip``): that is what the bytes are.
     """
     global _mime_types
+    name = key.rpartition("/")[2]
+    if "." not in name.lstrip("."):
+        return "application/octet-stream"  # no extension (leading dots do not make one)
     if _mime_types is None:
         import mimetypes
 
         _mime_types = mimetypes.MimeTypes()
-    name = key.rpartition("/")[2]
     guessed, encoding = _mime_types.guess_type("x/" + name, strict=False)
     if encoding:
         return _ENCODING_TYPES.get(encoding, "application/octet-stream")
@@ -908,6 +916,8 @@ def _replacement_headers(source: Mapping[str, str], changes: Mapping[str, object
 def _apply(headers: dict[str, str], changes: Mapping[str, object] | None) -> dict[str, str]:
     """``headers`` with the caller's headers or metadata on top (None removes a name),
     checked against S3's metadata limit."""
+    if changes is None:
+        return headers
     for name, change in _wire_headers(changes).items():
         if change is None:
             headers.pop(name, None)
