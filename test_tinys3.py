@@ -115,10 +115,12 @@ def test_the_benchmark_runs_and_compares_with_boto3() -> None:
     out = subprocess.run([sys.executable, str(script), "--quick", "--json"], capture_output=True, text=True, check=True)
     rows = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
     workloads = {row["workload"] for row in rows}
-    assert len(workloads) == 16
+    assert len(workloads) == 20
     for workload in workloads:
         clients = {row["client"] for row in rows if row["workload"] == workload}
         assert clients == {"tinys3"} if " at N=" in workload else {"tinys3", "boto3"} <= clients, workload
+    floors = {row["workload"] for row in rows if row["client"] == "http.client floor" and "CPU" in row["workload"]}
+    assert len(floors) == 2 and any(w.startswith("moto:") for w in floors), "small PUTs on moto and on SeaweedFS"
     assert all(row["value"] > 0 for row in rows if not row["workload"].startswith("cold")), out.stdout
 
 
@@ -719,6 +721,9 @@ def test_bad_expiry_is_refused(expires: Any, error: type[Exception]) -> None:
         ("notes.txt", "text/plain"),
         ("no-extension", "application/octet-stream"),
         ("data:text/html", "application/octet-stream"),
+        (".json", "application/octet-stream"),  # a leading dot names a hidden file, not a type
+        ("v1.2/readme", "application/octet-stream"),  # a dot in a folder name is not the key's extension
+        ("v1.2/config.json", "application/json"),
     ],
 )
 def test_content_type_is_guessed_from_the_key(key: str, content_type: str) -> None:

@@ -94,8 +94,8 @@ FLOOR_PUT = "c.request('PUT', f'/{BUCKET}/{K}', body=DATA); c.getresponse().read
 FLOOR = {"client": "floor", "name": "small", "setup": FLOOR_SETUP, "step": FLOOR_PUT, "warm_step": FLOOR_PUT}
 
 
-def _usage(who: int = resource.RUSAGE_SELF) -> tuple[float, int]:
-    """(CPU seconds so far, peak RSS in KiB) of this process, or of its children.
+def _usage(who: int = resource.RUSAGE_SELF) -> tuple[float, float, int]:
+    """(CPU seconds so far, of which user space, peak RSS in KiB) of this process, or of its children.
 
     Linux keeps ru_maxrss across exec (a child would inherit this script's
     peak), so this process's own peak is read from /proc when it can be.
@@ -106,7 +106,7 @@ def _usage(who: int = resource.RUSAGE_SELF) -> tuple[float, int]:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
                 peak = int(line.split()[1])
-    return usage.ru_utime + usage.ru_stime, peak
+    return usage.ru_utime + usage.ru_stime, usage.ru_utime, peak
 
 
 def worker(job: dict[str, Any]) -> dict[str, float]:
@@ -121,7 +121,7 @@ def worker(job: dict[str, Any]) -> dict[str, float]:
     if job.get("warm_step"):
         exec(job["warm_step"], dict(scope, K="warm-up"))
     who = resource.RUSAGE_CHILDREN if job.get("children") else resource.RUSAGE_SELF
-    cpu0, _ = _usage(who)
+    cpu0, user0, _ = _usage(who)
     start = time.perf_counter()
     n = job.get("repeat", 1)
     code = compile(step, "step", "exec")
@@ -129,8 +129,8 @@ def worker(job: dict[str, Any]) -> dict[str, float]:
         scope["K"] = f"{job.get('object', 'obj')}-{i}" if n > 1 else job.get("object", "obj")
         exec(code, scope)
     wall = time.perf_counter() - start
-    cpu1, rss = _usage(who)
-    return {"wall": wall, "cpu": cpu1 - cpu0, "rss_kib": rss, "n": n}
+    cpu1, user1, rss = _usage(who)
+    return {"wall": wall, "cpu": cpu1 - cpu0, "user": user1 - user0, "rss_kib": rss, "n": n}
 
 
 # -- the parent: servers, subprocesses, table ------------------------------------
@@ -150,9 +150,9 @@ def run_job(job: dict[str, Any]) -> dict[str, float]:
 
 
 def _median(results: list[dict[str, float]]) -> dict[str, float]:
-    """Median wall time and median CPU of several runs, and the highest peak RSS of all."""
-    wall, cpu = (statistics.median(r[figure] for r in results) for figure in ("wall", "cpu"))
-    return {**results[0], "wall": wall, "cpu": cpu, "rss_kib": max(r["rss_kib"] for r in results)}
+    """Median wall time and CPU of several runs, and the highest peak RSS of all."""
+    medians = {figure: statistics.median(r[figure] for r in results) for figure in ("wall", "cpu", "user")}
+    return {**results[0], **medians, "rss_kib": max(r["rss_kib"] for r in results)}
 
 
 def interleaved(jobs: dict[str, dict[str, Any]], times: int) -> dict[str, dict[str, float]]:
@@ -330,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
             table.add(f"{big_mib} MiB {name}: throughput, median of {rounds}", "MB/s",
                       {c: big_mib * MiB / 1e6 / r["wall"] for c, r in results.items()})  # fmt: skip
             table.add(f"{big_mib} MiB {name}: client CPU", "s", {c: r["cpu"] for c, r in results.items()})
+            table.add(f"{big_mib} MiB {name}: of which user space", "s", {c: r["user"] for c, r in results.items()})
             table.add(f"{big_mib} MiB {name}: peak RSS", "MiB", {c: r["rss_kib"] / 1024 for c, r in results.items()})
     table.print(clients)
     return 0
