@@ -121,7 +121,8 @@ def test_the_benchmark_runs_and_compares_with_boto3() -> None:
         assert clients == {"tinys3"} if " at N=" in workload else {"tinys3", "boto3"} <= clients, workload
     floors = {row["workload"] for row in rows if row["client"] == "http.client floor" and "CPU" in row["workload"]}
     assert len(floors) == 2 and any(w.startswith("moto:") for w in floors), "small PUTs on moto and on SeaweedFS"
-    assert all(row["value"] > 0 for row in rows if not row["workload"].startswith("cold")), out.stdout
+    measured = [row for row in rows if not row["workload"].startswith("cold")]
+    assert all(row["value"] > 0 or "user space" in row["workload"] for row in measured), out.stdout
 
 
 ###############################################################################

@@ -1175,6 +1175,13 @@ def _complete_body(etags: Iterable[str]) -> bytes:
 ###############################################################################
 
 
+class _Idle(threading.local):
+    """This thread's idle keep-alive connections, by (scheme, host, port)."""
+
+    def __init__(self) -> None:
+        self.connections: dict[tuple[str, str, int], HTTPConnection] = {}
+
+
 class _Transport:
     """Sends requests over one keep-alive connection per thread per host.
 
@@ -1186,7 +1193,7 @@ class _Transport:
     def __init__(self, timeout: tuple[float, float], verify: bool | str) -> None:
         self._connect_timeout, self._read_timeout = timeout
         self._verify = verify
-        self._local = threading.local()
+        self._idle = _Idle()
         self._lock = threading.Lock()
         self._ssl_context: SSLContext | None = None
         self._open: _WeakSet[HTTPConnection] = _WeakSet()
@@ -1213,7 +1220,7 @@ class _Transport:
         """
         import http.client
 
-        conn = self._pool().pop(origin, None)
+        conn = self._idle.connections.pop(origin, None)
         if conn is not None and conn.sock is not None and not _dropped(conn.sock):
             return conn, True
         if conn is not None:
@@ -1236,12 +1243,8 @@ class _Transport:
 
     def _checkin(self, origin: tuple[str, str, int], conn: HTTPConnection) -> None:
         """Give a connection whose answer was read in full back to this thread's pool."""
-        if conn.sock is None or self._pool().setdefault(origin, conn) is not conn:
+        if conn.sock is None or self._idle.connections.setdefault(origin, conn) is not conn:
             self._close(conn)
-
-    def _pool(self) -> dict[tuple[str, str, int], HTTPConnection]:
-        pool: dict[tuple[str, str, int], HTTPConnection] = self._local.__dict__.setdefault("pool", {})
-        return pool
 
     def _close(self, conn: HTTPConnection) -> None:
         conn.close()
@@ -1316,7 +1319,7 @@ class _Transport:
             conns, self._open = list(self._open), _WeakSet()
         for conn in conns:
             conn.close()
-        self._local.__dict__.pop("pool", None)
+        self._idle.connections.clear()
 
 
 class _Stream:
