@@ -800,7 +800,7 @@ def test_listing_parses_v2_pages_tolerantly() -> None:
     )
     entries, token = tinys3._parse_listing(page)
     assert token == "tok=="
-    first, second, prefix = entries
+    prefix, first, second = entries  # folders first
     assert (first.key, first.size, first.etag, first.storage_class) == ("a b+c", 5, "abc", "STANDARD")
     assert first.last_modified == datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=timezone.utc)
     assert first["key"] == "a b+c", "dict-style access, as in the 2013 tinys3"
@@ -1241,11 +1241,11 @@ def test_list_with_a_delimiter_rolls_up_folders(seaweedfs: Server) -> None:
         conn.upload(key, b"x")
     rolled = list(conn.list("photos/", delimiter="/"))
     assert [(o.key, o.is_prefix) for o in rolled] == [
-        ("photos/c.jpg", False),
-        ("photos/d.jpg", False),
         ("photos/2025/", True),
         ("photos/2026/", True),
-    ]
+        ("photos/c.jpg", False),
+        ("photos/d.jpg", False),
+    ], "folders first, then objects, each in key order"
     assert [o.key for o in conn.list("photos/", start_after="photos/2026/b.jpg")] == ["photos/c.jpg", "photos/d.jpg"]
 
 
@@ -2212,8 +2212,8 @@ def test_cli_copies_lists_shares_and_deletes(seaweedfs: Server, tmp_path: Path) 
     assert run_cli(seaweedfs, "cp", f"s3://{bucket}/docs/report.pdf", f"s3://{bucket}/copy.pdf", "-q").stdout == b""
 
     listing = run_cli(seaweedfs, "ls", f"s3://{bucket}/").stdout.decode().splitlines()
-    assert [line.split()[-1] for line in listing] == ["copy.pdf", "docs/"]
-    assert listing[1].split() == ["PRE", "docs/"]
+    assert [line.split()[-1] for line in listing] == ["docs/", "copy.pdf"], "folders first, as aws s3 ls"
+    assert listing[0].split() == ["PRE", "docs/"]
     human = run_cli(seaweedfs, "ls", "-r", "-h", f"s3://{bucket}/docs/").stdout.decode().splitlines()
     assert [line.split()[-3:] for line in human] == [["10", "B", "docs/notes.txt"], ["15", "B", "docs/report.pdf"]]
 

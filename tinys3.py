@@ -1618,13 +1618,14 @@ def _parse_time(text: str | None) -> _datetime | None:
 
 
 def _parse_listing(body: bytes) -> tuple[list[ObjectInfo], str | None]:
-    """The entries of one ListObjectsV2 page, and the token of the next page (or None)."""
+    """The entries of one ListObjectsV2 page, folders first (as ``aws s3 ls`` shows them),
+    and the token of the next page (or None)."""
     from urllib.parse import unquote_plus
 
     root = _xml(body)
     top = _children(root)
     decode = unquote_plus if _text(top, "EncodingType") == "url" else str
-    entries = []
+    folders, entries = [], []
     for element in root:
         tag = _local_name(element)
         fields = _children(element)
@@ -1639,9 +1640,9 @@ def _parse_listing(body: bytes) -> tuple[list[ObjectInfo], str | None]:
                 )
             )
         elif tag == "CommonPrefixes":
-            entries.append(ObjectInfo(decode(_text(fields, "Prefix") or ""), is_prefix=True))
+            folders.append(ObjectInfo(decode(_text(fields, "Prefix") or ""), is_prefix=True))
     token = _text(top, "NextContinuationToken") if _text(top, "IsTruncated") == "true" else None
-    return entries, token or None
+    return folders + entries, token or None
 
 
 def _delete_errors(body: bytes) -> dict[str, str]:
@@ -2304,7 +2305,8 @@ class Connection:
         """Iterate over the objects under ``prefix`` (ListObjectsV2, every page).
 
         With a ``delimiter`` (usually ``"/"``), keys below the next delimiter
-        are rolled up into one entry whose ``is_prefix`` is True, like folders.
+        are rolled up into one entry whose ``is_prefix`` is True, like folders;
+        each page gives its folders first, then its objects.
 
         Raises:
             InvalidInput, InvalidType: at once, for bad arguments.
