@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import resource
 import statistics
 import subprocess
@@ -307,9 +308,12 @@ def main(argv: list[str] | None = None) -> int:
         url = f"{server.endpoint}/{bucket}/big-curl"
         runs: dict[str, dict[str, list[dict[str, float]]]] = {"upload": {}, "download": {}}
         everyone = [*clients, "curl"]
+        shuffler = random.Random(7)  # the same orders in every run of the script
         for round_ in range(-1, rounds):  # round -1 warms the disk and the server up; it is not counted
             kept = runs if round_ >= 0 else {"upload": {}, "download": {}}
-            for c in everyone[round_ % len(everyone) :] + everyone[: round_ % len(everyone)]:  # a new order each round
+            # A new order each round, shuffled (a rotation would keep each client behind the same neighbour,
+            # whose leftovers in the page cache and on disk it would inherit every time).
+            for c in shuffler.sample(everyone, len(everyone)):
                 back = Path(tmp) / f"back-{c}.bin"
                 os.sync()  # no client pays for another's dirty pages (the server writes to this disk too)
                 if c == "curl":
