@@ -915,7 +915,7 @@ def _replacement_headers(source: Mapping[str, str], changes: Mapping[str, object
 
 def _apply(headers: dict[str, str], changes: Mapping[str, object] | None) -> dict[str, str]:
     """``headers`` with the caller's headers or metadata on top (None removes a name),
-    checked against S3's metadata limit."""
+    checked against S3's metadata limit; without changes, ``headers`` as they are."""
     if changes is None:
         return headers
     for name, change in _wire_headers(changes).items():
