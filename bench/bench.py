@@ -283,9 +283,11 @@ def main(argv: list[str] | None = None) -> int:
         table.add(f"1 KiB PUT x{small_n}: wall", "ms/PUT", {c: r["wall"] * 1000 / small_n for c, r in small.items()})
         table.add("peak RSS after import + PUTs", "MiB", {c: r["rss_kib"] / 1024 for c, r in small.items()})
 
-        scaling = {n: job("tinys3", "small", PUT["tinys3"], repeat=n, object=f"scale{n}") for n in (few, many)}
+        scaling = interleaved({str(n): spec(common, "tinys3", "small", PUT["tinys3"], repeat=n, object=f"scale{n}")
+                               for n in (few, many)}, turns)  # fmt: skip
+        per_put = {n: scaling[str(n)]["cpu"] / n for n in (few, many)}
         table.add(f"1 KiB PUT: CPU at N={many} / at N={few} (1.0 = linear)", "ratio",
-                  {"tinys3": (scaling[many]["cpu"] / many) / (scaling[few]["cpu"] / few)})  # fmt: skip
+                  {"tinys3": per_put[many] / per_put[few]})  # fmt: skip
 
         pool = {c: job(c, "pool", POOL[c], n=pool_n, threads=8) for c in clients}
         table.add(f"{pool_n} PUTs on 8 threads: client CPU", "s", {c: r["cpu"] for c, r in pool.items()})
