@@ -10,8 +10,10 @@ with their ratio to boto3's. Small PUTs run on both servers: moto closes
 every connection after one answer (each PUT opens a new one), SeaweedFS
 keeps them alive; everything else runs on SeaweedFS (moto is too slow a sink
 for large transfers). CPU is the client process's own (user + system, all
-threads); RSS is its peak. Large transfers start with one unmeasured round,
-so no client pays for the disk's first-write costs.
+threads); RSS is its peak. The box is noisy, so clients take turns and the
+table shows medians: five turns of small PUTs; for large transfers, one
+unmeasured round (no client pays for the disk's first writes), then five,
+each in a shuffled order.
 """
 
 from __future__ import annotations
