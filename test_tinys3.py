@@ -1454,9 +1454,9 @@ class Recorded:
 
 
 Reply = "tuple[int, dict[str, str], bytes]"
-#: What the server does with a request: a reply, a fault by name, or None to
-#: pass it on to the upstream server.
-Answer = Callable[[Recorded], "tuple[int, dict[str, str], bytes] | str | None"]
+#: What the server does with a request: a reply, a fault by name, raw bytes to
+#: send as they are, or None to pass it on to the upstream server.
+Answer = Callable[[Recorded], "tuple[int, dict[str, str], bytes] | str | bytes | None"]
 FAULTS = ("reset-before-body", "reset", "close", "stall")
 
 
@@ -1467,7 +1467,7 @@ def scripted_server(
     """A small misbehaving HTTP/1.1 server on loopback; ``answer`` decides each response
     (from the request line and headers: the body is read after).
 
-    ``answer`` may return a reply, or a fault: ``"reset-before-body"`` (TCP
+    ``answer`` may return a reply, raw bytes, or a fault: ``"reset-before-body"`` (TCP
     reset before reading the body), ``"reset"`` (after reading it),
     ``"close"`` (close without answering) or ``"stall"`` (never answer, until
     the server stops, at most 30 s). ``None`` forwards the request to
@@ -1503,11 +1503,14 @@ def scripted_server(
                     if reply == "stall":
                         stopping.wait(30)
                     return self.reset() if reply == "reset" else None
-                status, reply_headers, content = reply if reply is not None else self.forward(request)
-                own_length = exact_length and "content-length" not in {k.lower() for k in reply_headers}
-                lines = [f"HTTP/1.1 {status} X"] + [f"Content-Length: {len(content)}"] * own_length
-                lines += [f"{k}: {v}" for k, v in reply_headers.items()]
-                self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode() + content)
+                if isinstance(reply, bytes):
+                    self.wfile.write(reply)
+                else:
+                    status, reply_headers, content = reply if reply is not None else self.forward(request)
+                    own_length = exact_length and "content-length" not in {k.lower() for k in reply_headers}
+                    lines = [f"HTTP/1.1 {status} X"] + [f"Content-Length: {len(content)}"] * own_length
+                    lines += [f"{k}: {v}" for k, v in reply_headers.items()]
+                    self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode() + content)
                 self.wfile.flush()
                 if close_after:
                     return None
@@ -1574,6 +1577,103 @@ def test_a_connection_closed_by_the_server_is_reopened_transparently() -> None:
         for i in range(4):
             assert conn.delete(f"k{i}").status_code == 200
         assert len({r.connection for r in seen}) == 4
+
+
+RAW_ANSWERS = {
+    "plain": b'HTTP/1.1 200 OK\r\nETag: "abc"\r\nx-amz-request-id: R1\r\nContent-Length: 2\r\n\r\nhi',
+    "continue first": b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi",
+    "chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
+    "HTTP/1.0 until closed": b"HTTP/1.0 200 OK\r\nServer: old\r\n\r\nhi",
+    "HTTP/1.0 kept alive": b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nhi",
+    "closing": b"HTTP/1.1 503 Slow Down\r\nConnection: close\r\nContent-Length: 2\r\n\r\nhi",
+    "no content": b"HTTP/1.1 204 No Content\r\nx-amz-id-2: a=\r\n\r\n",
+    "repeated names": b"HTTP/1.1 200 OK\r\nx-amz-meta-a: 1\r\nX-Amz-Meta-A: 2\r\nContent-Length: 0\r\n\r\n",
+    "no reason": b"HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n",
+    "bad length": b"HTTP/1.1 200 OK\r\nContent-Length: -3\r\n\r\nhi",
+}
+
+
+class _Wire:
+    """A socket stand-in whose only use is ``makefile``: an answer's bytes, offline."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def makefile(self, mode: str) -> io.BufferedReader:
+        return io.BufferedReader(io.BytesIO(self.data))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("raw", RAW_ANSWERS.values(), ids=list(RAW_ANSWERS))
+def test_answers_are_parsed_as_http_client_parses_them(raw: bytes, method: str) -> None:
+    import http.client
+
+    def parse(kind: Any) -> tuple[Any, ...]:
+        response = kind(_Wire(raw), method=method)
+        response.begin()
+        fields = (response.status, response.reason, response.version, response.headers.items(), response.chunked)
+        return (*fields, response.length, response.will_close, response.read())
+
+    assert parse(tinys3._lean_response()) == parse(http.client.HTTPResponse)
+
+
+def test_answer_headers_folded_or_malformed_are_read_sensibly() -> None:
+    raw = b"HTTP/1.1 200 OK\r\nX-Amz-Meta-Note: first\r\n  second\r\nno colon here\r\nETag: e\r\n\r\n"
+    response = tinys3._lean_response()(_Wire(raw), method="HEAD")
+    response.begin()
+    assert response.headers.items() == [("X-Amz-Meta-Note", "first second"), ("ETag", "e")]
+
+
+@pytest.mark.parametrize(
+    ("raw", "error"),
+    [
+        (b"", "RemoteDisconnected"),
+        (b"SMTP ready\r\n", "BadStatusLine"),
+        (b"HTTP/1.1 abc OK\r\n", "BadStatusLine"),
+        (b"HTTP/2 200 OK\r\n\r\n", "UnknownProtocol"),
+        (b"HTTP/1.1 200 OK\r\n" + b"x-a: b\r\n" * 101 + b"\r\n", "HTTPException"),
+        (b"HTTP/1.1 200 OK\r\nx-a: " + b"b" * 70000 + b"\r\n\r\n", "LineTooLong"),
+    ],
+)
+def test_broken_answers_raise_http_client_errors(raw: bytes, error: str) -> None:
+    import http.client
+
+    with pytest.raises(http.client.HTTPException) as caught:
+        tinys3._lean_response()(_Wire(raw), method="GET").begin()
+    assert type(caught.value).__name__ == error
+
+
+def test_keep_alive_survives_chunked_head_and_continue_answers() -> None:
+    """Each answer is read to its exact end, so the next request reuses the connection."""
+    answers = iter([RAW_ANSWERS["chunked"], RAW_ANSWERS["continue first"], RAW_ANSWERS["plain"]] * 2)
+
+    def answer(request: Recorded) -> bytes:
+        if request.method == "HEAD":
+            return b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nETag: e\r\n\r\n"
+        return next(answers)
+
+    with scripted_server(answer) as (endpoint, seen):
+        conn = tinys3.Connection("k", "s", endpoint=endpoint, default="bkt")
+        for _ in range(2):
+            assert conn.get("a").content == b"hi"
+            assert conn.head("a").headers["ETag"] == "e"
+            assert conn.get("b").content == b"hi"
+            plain = conn.get("c")
+            assert (plain.content, plain.headers["x-amz-request-id"]) == (b"hi", "R1")
+        assert {r.connection for r in seen} == {seen[0].connection}
+
+
+def test_connections_read_answers_with_the_lean_parser() -> None:
+    folded = b"HTTP/1.1 200 OK\r\nX-Amz-Meta-Note: first\r\n second\r\nContent-Length: 0\r\n\r\n"
+    with scripted_server(lambda request: folded) as (endpoint, _):
+        assert tinys3.Connection("k", "s", endpoint=endpoint).head("a", "bkt").metadata == {"note": "first second"}
+
+
+def test_an_http_1_0_answer_without_length_is_read_to_the_close() -> None:
+    with scripted_server(lambda request: RAW_ANSWERS["HTTP/1.0 until closed"], close_after=True) as (endpoint, seen):
+        conn = tinys3.Connection("k", "s", endpoint=endpoint, default="bkt")
+        assert [conn.get(k).content for k in "ab"] == [b"hi", b"hi"]
+        assert len({r.connection for r in seen}) == 2
 
 
 def test_a_200_with_an_error_body_is_an_error_for_copy() -> None:

@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping
     from concurrent.futures import Future, ThreadPoolExecutor
     from datetime import datetime, timedelta
-    from http.client import HTTPConnection, HTTPMessage
+    from http.client import HTTPConnection, HTTPMessage, HTTPResponse
     from ssl import SSLContext
     from typing import IO, Any, TypeVar, Union
 
@@ -1175,6 +1175,105 @@ def _complete_body(etags: Iterable[str]) -> bytes:
 ###############################################################################
 
 
+#: Limits on an answer's status and header lines, as http.client's.
+_MAX_LINE = 65536
+_MAX_HEADERS = 100
+_response_class: type[HTTPResponse] | None = None
+
+
+def _lean_response() -> type[HTTPResponse]:
+    """``http.client.HTTPResponse`` with a leaner header parser, made on first use.
+
+    http.client hands every header block to the ``email`` package, which
+    costs about a fifth of the CPU of a small PUT. This subclass reads the
+    status and header lines itself into the same ``HTTPMessage``; reading
+    the body (by length or in chunks) stays http.client's.
+    """
+    global _response_class
+    if _response_class is None:
+        import http.client
+
+        class _Response(http.client.HTTPResponse):
+            def __init__(self, sock: Any, debuglevel: int = 0, method: str | None = None, url: Any = None) -> None:
+                super().__init__(sock, debuglevel, method, url)
+                self.request_method = method  # http.client keeps it only in a private field
+
+            def begin(self) -> None:
+                if self.headers is not None:
+                    return  # already begun
+                version, status, reason = _status_line(self.fp)
+                while status == 100:  # "100 Continue" comes before the real answer
+                    _header_lines(self.fp)
+                    version, status, reason = _status_line(self.fp)
+                if version in ("HTTP/1.0", "HTTP/0.9"):
+                    self.version = 10
+                elif version.startswith("HTTP/1."):
+                    self.version = 11
+                else:
+                    raise http.client.UnknownProtocol(version)
+                self.code = self.status = status
+                self.reason = reason
+                self.headers = self.msg = message = http.client.HTTPMessage()
+                for name, value in _header_lines(self.fp):
+                    message[name] = value
+                self.chunked = message.get("transfer-encoding", "").lower() == "chunked"
+                self.chunk_left = None
+                connection = message.get("connection", "").lower()
+                if self.version == 11:
+                    self.will_close = "close" in connection
+                else:  # HTTP/1.0 keeps a connection only when told so
+                    self.will_close = not (message.get("keep-alive") or "keep-alive" in connection)
+                self.length = None
+                if not self.chunked:
+                    length = message.get("content-length", "").strip()
+                    self.length = int(length) if length.isascii() and length.isdigit() else None
+                if status in (204, 304) or status < 200 or self.request_method == "HEAD":
+                    self.length = 0
+                if self.length is None and not self.chunked:
+                    self.will_close = True  # the body ends when the connection does
+
+        _response_class = _Response
+    return _response_class
+
+
+def _status_line(fp: IO[bytes]) -> tuple[str, int, str]:
+    """(version, status, reason) from an answer's first line."""
+    import http.client
+
+    line = fp.readline(_MAX_LINE + 1)
+    if not line:
+        raise http.client.RemoteDisconnected("the server closed the connection without answering")
+    if len(line) > _MAX_LINE:
+        raise http.client.LineTooLong("status line")
+    version, _, rest = line.decode("iso-8859-1").strip().partition(" ")
+    code, _, reason = rest.partition(" ")
+    if not version.startswith("HTTP/") or not (code.isascii() and code.isdigit() and 100 <= int(code) <= 999):
+        raise http.client.BadStatusLine(line.decode("iso-8859-1"))
+    return version, int(code), reason.strip()
+
+
+def _header_lines(fp: IO[bytes]) -> list[tuple[str, str]]:
+    """(name, value) pairs up to the blank line; a line starting with a space
+    or tab continues the previous value, a line without a colon is skipped."""
+    import http.client
+
+    headers: list[tuple[str, str]] = []
+    for _ in range(_MAX_HEADERS + 1):
+        line = fp.readline(_MAX_LINE + 1)
+        if len(line) > _MAX_LINE:
+            raise http.client.LineTooLong("header line")
+        if line in (b"\r\n", b"\n", b""):
+            return headers
+        text = line.decode("iso-8859-1")
+        if text[0] in " \t" and headers:
+            name, value = headers[-1]
+            headers[-1] = (name, f"{value} {text.strip()}")
+        elif ":" in text:
+            name, _, value = text.partition(":")
+            headers.append((name.strip(), value.strip()))
+    raise http.client.HTTPException(f"got more than {_MAX_HEADERS} headers")
+
+
 class _Idle(threading.local):
     """This thread's idle keep-alive connections, by (scheme, host, port)."""
 
@@ -1230,6 +1329,7 @@ class _Transport:
             conn = http.client.HTTPSConnection(host, port, timeout=self._connect_timeout, context=self._context())
         else:
             conn = http.client.HTTPConnection(host, port, timeout=self._connect_timeout)
+        conn.response_class = _lean_response()
         try:
             conn.connect()
         except OSError as exc:
