@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping
     from concurrent.futures import Future, ThreadPoolExecutor
     from datetime import datetime, timedelta
+    from hashlib import _Hash
     from http.client import HTTPConnection, HTTPMessage, HTTPResponse
     from ssl import SSLContext
     from typing import IO, Any, TypeVar, Union
@@ -537,7 +538,20 @@ def _signing_key(secret_key: str, date: str, region: str, service: str) -> bytes
 
 def _signature(signing_key: bytes, string_to_sign: str) -> str:
     """Hex HMAC-SHA256 of the string to sign under the signing key."""
-    return hmac.digest(signing_key, string_to_sign.encode("utf-8"), "sha256").hex()
+    inner, outer = (state.copy() for state in _hmac_states(signing_key))
+    inner.update(string_to_sign.encode("utf-8"))
+    outer.update(inner.digest())
+    return outer.hexdigest()
+
+
+@_lru_cache(maxsize=16)
+def _hmac_states(key: bytes) -> tuple[_Hash, _Hash]:
+    """SHA-256 states that have absorbed the HMAC inner and outer pads of ``key``
+    (RFC 2104): a signature then costs two copies, not a whole new HMAC."""
+    if len(key) > 64:
+        raise ValueError("HMAC keys longer than SHA-256's block are hashed first; signing keys never are")
+    block = key.ljust(64, b"\0")
+    return hashlib.sha256(bytes(b ^ 0x36 for b in block)), hashlib.sha256(bytes(b ^ 0x5C for b in block))
 
 
 def _authorization(access_key: str, scope: str, signed_headers: str, signature: str) -> str:
@@ -1215,7 +1229,7 @@ def _lean_response() -> type[HTTPResponse]:
                 self.reason = reason
                 self.headers = self.msg = message = http.client.HTTPMessage()
                 for name, value in _header_lines(self.fp):
-                    message[name] = value
+                    message.set_raw(name, value)  # what the email parser does too, minus its parsing
                 self.chunked = message.get("transfer-encoding", "").lower() == "chunked"
                 self.chunk_left = None
                 connection = message.get("connection", "").lower()
