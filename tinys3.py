@@ -1239,7 +1239,7 @@ def _lean_response() -> type[HTTPResponse]:
                     self.will_close = not (message.get("keep-alive") or "keep-alive" in connection)
                 self.length = None
                 if not self.chunked:
-                    length = message.get("content-length", "").strip()
+                    length = message.get("content-length", "")
                     self.length = int(length) if length.isascii() and length.isdigit() else None
                 if status in (204, 304) or status < 200 or self.request_method == "HEAD":
                     self.length = 0
