@@ -170,6 +170,11 @@ def interleaved(jobs: dict[str, dict[str, Any]], times: int) -> dict[str, dict[s
     return {name: _median(results) for name, results in runs.items()}
 
 
+def _fields(server: Any, bucket: str) -> dict[str, Any]:
+    """What every job needs to reach a test server's bucket."""
+    return {"key": server.access_key, "secret": server.secret_key, "endpoint": server.endpoint, "bucket": bucket}
+
+
 def spec(server: dict[str, Any], client: str, name: str, step: str, **extra: Any) -> dict[str, Any]:
     """A job for ``client`` on ``server``: its setup, one warm-up PUT, then ``step``."""
     return {**server, "client": client, "name": name, "setup": SETUP[client], "step": step, "warm_step": PUT[client],
@@ -256,15 +261,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp, moto_server(Path(tmp), check_signatures=False) as moto:
         moto_n = small_n if args.quick else 300
         bucket = moto.new_bucket()
-        mine = {"key": moto.access_key, "secret": moto.secret_key, "endpoint": moto.endpoint, "bucket": bucket}
-        on_moto = small_puts(mine, clients, moto_n, turns, bucket)
+        on_moto = small_puts(_fields(moto, bucket), clients, moto_n, turns, bucket)
         for figure, label in (("cpu", f"client CPU, median of {turns}"), ("wall", "wall")):
             table.add(f"moto: 1 KiB PUT x{moto_n}: {label}", "ms/PUT",
                       {c: r[figure] * 1000 / moto_n for c, r in on_moto.items()})  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp, seaweedfs_server(Path(tmp)) as server:
         bucket = server.new_bucket()
-        common = {"key": server.access_key, "secret": server.secret_key, "endpoint": server.endpoint,
-                  "bucket": bucket}  # fmt: skip
+        common = _fields(server, bucket)
         print(f"SeaweedFS at {server.endpoint}; clients: {', '.join(clients)}; Python {sys.version.split()[0]}")
 
         def job(client: str, name: str, step: str, **extra: Any) -> dict[str, float]:
