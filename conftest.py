@@ -257,3 +257,181 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyP
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     return monkeypatch
+
+
+# A fault-injecting HTTP proxy, run in a process of its own ######################
+
+#: Faults by kind, each with its share of requests. Before forwarding:
+#: reset-request (TCP reset at a random offset of the request), 500/503
+#: (answered by the proxy), stall-request (never forwarded, never answered).
+#: After forwarding, so the server has acted: reset-answer (reset at a random
+#: offset of the answer), cut-headers (the header block ends early, then a clean
+#: close), cut-body (the body ends early, then a clean close), stall-answer (part
+#: of the answer, then silence), trickle (the answer in small delayed pieces),
+#: idle-close (a whole answer, then the connection closes while idle).
+CHAOS_FAULTS = {
+    "reset-request": 0.03,
+    "500": 0.02,
+    "503": 0.03,
+    "stall-request": 0.01,
+    "reset-answer": 0.03,
+    "cut-headers": 0.03,
+    "cut-body": 0.03,
+    "stall-answer": 0.01,
+    "trickle": 0.02,
+    "idle-close": 0.05,
+}
+_ERROR_BODY = b"<Error><Code>%s</Code><Message>injected by the chaos proxy</Message></Error>"
+
+
+def run_chaos_proxy(upstream: str, seed: int, stall: float, port_file: str) -> None:
+    """Serve until killed: forward to ``upstream`` (an http://host:port S3 server),
+    injecting CHAOS_FAULTS with a random generator seeded by ``seed``.
+
+    ``GET /__chaos__`` answers the requests seen and the faults injected by kind (JSON).
+    """
+    import http.client
+    import random
+    import socketserver
+    import struct
+    import threading
+
+    host, port = upstream.rsplit("//", 1)[1].split(":")
+    rng = random.Random(seed)
+    lock = threading.Lock()
+    counts = {"requests": 0, **{kind: 0 for kind in CHAOS_FAULTS}}
+    kinds, weights = list(CHAOS_FAULTS) + ["none"], [*CHAOS_FAULTS.values(), 1 - sum(CHAOS_FAULTS.values())]
+
+    def draw() -> tuple[str, float]:
+        with lock:
+            counts["requests"] += 1
+            return rng.choices(kinds, weights)[0], rng.random()
+
+    def injected(kind: str) -> str:
+        with lock:
+            counts[kind] = counts.get(kind, 0) + 1
+        return kind
+
+    class Handler(socketserver.StreamRequestHandler):
+        def handle(self) -> None:
+            upstream_conn = http.client.HTTPConnection(host, int(port), timeout=60)
+            try:
+                for _ in range(100_000):
+                    if not self.serve_one(upstream_conn):
+                        return
+            finally:
+                upstream_conn.close()
+
+        def serve_one(self, upstream_conn: http.client.HTTPConnection) -> bool:
+            line = self.rfile.readline(65537)
+            if not line.endswith(b"\n"):
+                return False
+            method, target, _ = line.decode("latin-1").split(" ", 2)
+            headers = []
+            while (header := self.rfile.readline(65537)) not in (b"\r\n", b"\n", b""):
+                name, _, value = header.decode("latin-1").partition(":")
+                headers.append((name.strip(), value.strip()))
+            length = int(dict((k.lower(), v) for k, v in headers).get("content-length", 0))
+            if target == "/__chaos__":
+                with lock:
+                    body = json.dumps(counts).encode()
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+                return True
+            kind, where = draw()
+            if kind == "reset-request":
+                self.rfile.read(int(length * where))
+                return self.reset(injected(kind))
+            body = self.rfile.read(length)
+            if kind in ("500", "503"):
+                error = _ERROR_BODY % (b"InternalError" if kind == "500" else b"SlowDown")
+                head = b"HTTP/1.1 %s X\r\nContent-Length: %d\r\n\r\n" % (injected(kind).encode(), len(error))
+                self.wfile.write(head + (b"" if method == "HEAD" else error))
+                return True
+            if kind == "stall-request":
+                time.sleep(stall)
+                return injected(kind) == ""
+            head, content = self.forward(upstream_conn, method, target, headers, body)
+            answer = head + content
+            if kind == "cut-body" and not content:
+                kind = "cut-headers"
+            if kind != "none":
+                injected(kind)
+            if kind == "reset-answer":
+                self.wfile.write(answer[: int(len(answer) * where)])
+                self.wfile.flush()
+                return self.reset(kind)
+            if kind == "cut-headers":
+                self.wfile.write(head[: 1 + int((len(head) - 3) * where)])
+                return False
+            if kind == "cut-body":
+                self.wfile.write(head + content[: int(len(content) * where)])
+                return False
+            if kind == "stall-answer":
+                self.wfile.write(answer[: int(len(answer) * where)])
+                self.wfile.flush()
+                time.sleep(stall)
+                return False
+            if kind == "trickle":
+                for start in range(0, min(len(answer), 4096), 512):
+                    self.wfile.write(answer[start : start + 512])
+                    self.wfile.flush()
+                    time.sleep(0.01)
+                self.wfile.write(answer[4096:])
+                return True
+            self.wfile.write(answer)
+            self.wfile.flush()
+            if kind == "idle-close":
+                time.sleep(0.05 * where)
+                return False
+            return True
+
+        def reset(self, kind: str) -> bool:
+            """A TCP reset (RST) instead of a clean close."""
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            return False
+
+        @staticmethod
+        def forward(
+            conn: http.client.HTTPConnection, method: str, target: str, headers: list[tuple[str, str]], body: bytes
+        ) -> tuple[bytes, bytes]:
+            conn.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
+            for name, value in headers:
+                conn.putheader(name, value)
+            conn.endheaders(body)
+            response = conn.getresponse()
+            content = response.read()
+            lines = [f"HTTP/1.1 {response.status} {response.reason}"]
+            skip = ("transfer-encoding", "connection") + (() if method == "HEAD" else ("content-length",))
+            lines += [f"{k}: {v}" for k, v in response.getheaders() if k.lower() not in skip]
+            if method != "HEAD":
+                lines.append(f"Content-Length: {len(content)}")
+            return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"), content
+
+    class Proxy(socketserver.ThreadingTCPServer):
+        daemon_threads = True
+        allow_reuse_address = True
+        request_queue_size = 128
+
+    with Proxy(("127.0.0.1", 0), Handler) as proxy:
+        Path(port_file).write_text(str(proxy.server_address[1]))
+        proxy.serve_forever(poll_interval=0.05)
+
+
+@contextmanager
+def chaos_proxy(upstream: str, seed: int, stall: float, root: Path) -> Iterator[str]:
+    """The chaos proxy in a child process (its own GIL and fds); yields its endpoint."""
+    port_file = root / "chaos.port"
+    code = "import sys, conftest; conftest.run_chaos_proxy(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4])"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, upstream, str(seed), str(stall), str(port_file)],
+        cwd=Path(__file__).parent,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (port_file.exists() and port_file.read_text()):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the chaos proxy did not start")
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port_file.read_text()}"
+    finally:
+        _stop(proc)
