@@ -421,7 +421,9 @@ def run_chaos_proxy(upstream: str, seed: int, stall: float, port_file: str) -> N
 def chaos_proxy(upstream: str, seed: int, stall: float, root: Path) -> Iterator[str]:
     """The chaos proxy in a child process (its own GIL and fds); yields its endpoint."""
     port_file = root / "chaos.port"
-    code = "import sys, conftest; conftest.run_chaos_proxy(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4])"
+    code = (
+        "import sys, conftest; conftest.run_chaos_proxy(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4])"
+    )
     proc = subprocess.Popen(
         [sys.executable, "-c", code, upstream, str(seed), str(stall), str(port_file)],
         cwd=Path(__file__).parent,

@@ -2083,8 +2083,12 @@ def _chaos_operations(rng: Any, sources: dict[str, bytes], folder: Path) -> list
     big = [k for k, v in sources.items() if k.startswith("src/") and len(v) > 5 * MiB]
     small = [k for k, v in sources.items() if k.startswith("src/") and len(v) <= 5 * MiB]
     ops: list[tuple[str, str, Any, tuple[Any, ...]]] = []
-    for kind, count, low, high in [("small upload", 600, 1, 64 * 1024), ("medium upload", 60, 256 * 1024, 2 * MiB),
-                                   ("multipart upload", 12, 11 * MiB, 14 * MiB), ("stream upload", 8, 6 * MiB, 9 * MiB)]:
+    for kind, count, low, high in [
+        ("small upload", 600, 1, 64 * 1024),
+        ("medium upload", 60, 256 * 1024, 2 * MiB),
+        ("multipart upload", 12, 11 * MiB, 14 * MiB),
+        ("stream upload", 8, 6 * MiB, 9 * MiB),
+    ]:
         for i in range(count):
             data = rng.randbytes(rng.randrange(low, high))
             body = _Unsized(data) if kind == "stream upload" else data
@@ -2148,7 +2152,9 @@ def _chaos_verify(s3: Any, bucket: str, tally: _Chaos, sources: dict[str, bytes]
         if kind.endswith("upload") or kind == "copy":
             found = stored(key)
             if error is None and found != expected:
-                problems.append(f"{kind} {key}: reported stored but holds {None if found is None else len(found)} bytes")
+                problems.append(
+                    f"{kind} {key}: reported stored but holds {None if found is None else len(found)} bytes"
+                )
             if error is not None and found not in (None, expected):
                 problems.append(f"failed {kind} {key} left {len(found)} other bytes")
         elif kind == "delete" and error is None and stored(key) is not None:

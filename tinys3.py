@@ -1259,6 +1259,8 @@ def _status_line(fp: IO[bytes]) -> tuple[str, int, str]:
         raise http.client.RemoteDisconnected("the server closed the connection without answering")
     if len(line) > _MAX_LINE:
         raise http.client.LineTooLong("status line")
+    if not line.endswith(b"\n"):
+        raise _headers_cut_short()
     version, _, rest = line.decode("iso-8859-1").strip().partition(" ")
     code, _, reason = rest.partition(" ")
     if not version.startswith("HTTP/") or not (code.isascii() and code.isdigit() and 100 <= int(code) <= 999):
@@ -1268,7 +1270,12 @@ def _status_line(fp: IO[bytes]) -> tuple[str, int, str]:
 
 def _header_lines(fp: IO[bytes]) -> list[tuple[str, str]]:
     """(name, value) pairs up to the blank line; a line starting with a space
-    or tab continues the previous value, a line without a colon is skipped."""
+    or tab continues the previous value, a line without a colon is skipped.
+
+    The block must end with that blank line: a connection closed before it
+    (where http.client would take what came as the whole answer) raises a
+    retryable TransportError, so a cut answer is never taken for a short one.
+    """
     import http.client
 
     headers: list[tuple[str, str]] = []
@@ -1276,8 +1283,10 @@ def _header_lines(fp: IO[bytes]) -> list[tuple[str, str]]:
         line = fp.readline(_MAX_LINE + 1)
         if len(line) > _MAX_LINE:
             raise http.client.LineTooLong("header line")
-        if line in (b"\r\n", b"\n", b""):
+        if line in (b"\r\n", b"\n"):
             return headers
+        if not line.endswith(b"\n"):
+            raise _headers_cut_short()
         text = line.decode("iso-8859-1")
         if text[0] in " \t" and headers:
             name, value = headers[-1]
@@ -1286,6 +1295,10 @@ def _header_lines(fp: IO[bytes]) -> list[tuple[str, str]]:
             name, _, value = text.partition(":")
             headers.append((name.strip(), value.strip()))
     raise http.client.HTTPException(f"got more than {_MAX_HEADERS} headers")
+
+
+def _headers_cut_short() -> TransportError:
+    return TransportError("the answer was cut short: the connection closed inside its status line or headers")
 
 
 class _Idle(threading.local):
@@ -1389,6 +1402,9 @@ class _Transport:
             try:
                 self._write(conn, host, target, method, headers, body)
                 response = conn.getresponse()
+                unframed = response.length is None and not response.chunked
+                if unframed and method == "GET" and 200 <= response.status < 300:
+                    raise _unframed()
                 if stream and 200 <= response.status < 300:
                     reply = _Stream(response, _partial(self._checkin, origin, conn), _partial(self._close, conn))
                     return response.status, response.reason, response.headers, reply
@@ -1488,6 +1504,18 @@ class _Stream:
             self._discard()
 
 
+def _unframed() -> TransportError:
+    """A 2xx GET answer without Content-Length or chunks could end anywhere: refused."""
+    return _no_retry("the answer to GET has neither Content-Length nor chunked encoding: its end is unknowable")
+
+
+def _no_retry(message: str) -> TransportError:
+    """A TransportError that trying again cannot mend."""
+    error = TransportError(message)
+    error.retry = False
+    return error
+
+
 def _cut_short(got: int, expected: int | None) -> TransportError:
     return TransportError(f"the answer was cut short: got {got} of {expected} bytes")
 
@@ -1517,10 +1545,18 @@ def _metadata_request(method: str, url: str, headers: Mapping[str, str], timeout
 
 
 def _dropped(sock: Any) -> bool:
-    """True if an idle keep-alive socket is readable: the server closed it."""
+    """True if an idle keep-alive socket is readable: the server closed it.
+
+    ``poll`` works at any file descriptor number; ``select`` (kept for
+    Windows, where there is no ``poll`` and no such limit) fails past 1,023.
+    """
     import select
 
     try:
+        if hasattr(select, "poll"):
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            return bool(poller.poll(0))
         return bool(select.select([sock], [], [], 0)[0])
     except (OSError, ValueError):
         return True
@@ -1555,7 +1591,10 @@ class Response:
     __slots__ = (
         "_content",
         "_progress",
+        "_reopen",
+        "_resumes",
         "_stream",
+        "attempts",
         "bucket",
         "headers",
         "key",
@@ -1576,6 +1615,7 @@ class Response:
         bucket: str | None = None,
         key: str | None = None,
         progress: Progress | None = None,
+        attempts: int = 1,
     ) -> None:
         self.status_code = status_code
         self.reason = reason
@@ -1584,7 +1624,11 @@ class Response:
         self.method = method
         self.bucket = bucket
         self.key = key
+        #: How many times the request was sent to get this answer (1: no retry).
+        self.attempts = attempts
         self._progress = progress
+        self._reopen: Callable[[int], _Stream] | None = None
+        self._resumes = 0
         self._stream = content if isinstance(content, _Stream) else None
         self._content = None if isinstance(content, _Stream) else content
 
@@ -1629,17 +1673,41 @@ class Response:
             yield bytes(view)
 
     def _views(self, buffer: memoryview) -> Iterator[memoryview]:
-        """The streaming body as views of ``buffer``, each valid until the next."""
-        stream, self._stream = self._stream, None
-        if stream is None:
-            raise S3Error("the body was already read (by iter_content or download)")
+        """The streaming body as views of ``buffer``, each valid until the next.
+
+        When the connection breaks mid-body (reset, cut short, read timeout)
+        and the response can resume, the rest is asked for from the next
+        byte on, so the views continue where they stopped.
+        """
+        stream = self._take_stream()
+        done, total, resumes = 0, stream.length, self._resumes
         try:
-            while n := stream.readinto(buffer):
+            while True:
+                try:
+                    n = stream.readinto(buffer)
+                except TransportError as exc:
+                    if self._reopen is None or not exc.retry or resumes < 1:
+                        raise
+                    _log("resuming %s at byte %d after %s", self.url, done, exc)
+                    _backoff(self._resumes - resumes)
+                    resumes -= 1
+                    stream = self._reopen(done)
+                    continue
+                if not n:
+                    return
+                done += n
                 if self._progress is not None:
-                    self._progress(stream.read_so_far, stream.length)
+                    self._progress(done, total)
                 yield buffer[:n]
         finally:
             stream.close()
+
+    def _take_stream(self) -> _Stream:
+        """The unread body, handed over to another reader."""
+        stream, self._stream = self._stream, None
+        if stream is None:
+            raise S3Error("the body was already read (by iter_content or download)")
+        return stream
 
     def close(self) -> None:
         """Drop an unread body (its connection is closed rather than reused)."""
@@ -1700,6 +1768,17 @@ class ObjectInfo:
         return f"ObjectInfo(key={self.key!r}, size={self.size}, last_modified={self.last_modified!r})"
 
 
+def _span(response: Response) -> tuple[int, int | None]:
+    """(first, last) byte offsets in the object of a GET answer's body; last None if unknown."""
+    if response.status_code == 206:
+        first, _, last = response.headers.get("Content-Range", "").partition(" ")[2].partition("/")[0].partition("-")
+        if first.isdigit() and last.isdigit():
+            return int(first), int(last)
+        raise _no_retry(f"a 206 answer without a valid Content-Range: {response.headers.get('Content-Range')!r}")
+    length = response.headers.get("Content-Length")
+    return 0, (int(length) - 1 if length and length.isdigit() else None)
+
+
 def _xml(body: bytes) -> Any:
     """The root element of an XML answer; anything else is a TransportError naming it."""
     from xml.etree import ElementTree
@@ -1707,9 +1786,7 @@ def _xml(body: bytes) -> Any:
     try:
         return ElementTree.fromstring(body)
     except ElementTree.ParseError as exc:
-        error = TransportError(f"the server's answer is not the XML expected ({exc}): {body[:100]!r}")
-        error.retry = False
-        raise error from None
+        raise _no_retry(f"the server's answer is not the XML expected ({exc}): {body[:100]!r}") from None
 
 
 def _children(element: Any) -> dict[str, Any]:
@@ -1777,9 +1854,24 @@ def _upload_id(body: bytes) -> str:
     return upload_id
 
 
-def _copy_part_etag(body: bytes) -> str:
-    """The ETag of an UploadPartCopy answer (an error in a 200 is caught before)."""
-    return _text(_children(_xml(body)), "ETag") or ""
+def _part_etag(response: Response) -> str:
+    """The ETag of an UploadPart answer (a header).
+
+    A part stored without one could never be named in the completion, so
+    its absence is a retryable TransportError.
+    """
+    return _etag_or_retry(response.headers.get("ETag"), response)
+
+
+def _copy_part_etag(response: Response) -> str:
+    """The ETag of an UploadPartCopy answer (in its XML body)."""
+    return _etag_or_retry(_text(_children(_xml(response.content)), "ETag"), response)
+
+
+def _etag_or_retry(etag: str | None, response: Response) -> str:
+    if not etag:
+        raise TransportError(f"the answer to {response.method} {response.url} carries no ETag")
+    return etag
 
 
 def _copy_verified(response: Response, file: IO[bytes]) -> None:
@@ -2136,7 +2228,12 @@ class Connection:
         wire = {name: _header_value(name, value) for name, value in (headers or {}).items()}
         if range is not None:
             wire["Range"] = _range_header(range)
-        return self._send(_Request("GET", bucket, key, wire), stream=True, progress=progress)
+        request = _Request("GET", bucket, key, wire)
+        response = self._send(request, stream=True, progress=progress)
+        if response.headers.get("ETag") or response.headers.get("x-amz-version-id", "null") != "null":
+            response._reopen = _partial(self._reopen, request, response)
+            response._resumes = self._retries - 1
+        return response
 
     def head(self, key: str, bucket: str | None = None) -> Response:
         """An object's headers without its body; ``.metadata`` holds its user metadata.
@@ -2176,10 +2273,7 @@ class Connection:
             if not isinstance(target, (str, os.PathLike)):
                 _copy_verified(response, target)
                 return response
-            import tempfile
-
-            folder, name = os.path.split(os.fspath(target))
-            fd, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tinys3", dir=folder or ".")
+            fd, temporary = _temporary_beside(os.fspath(target))
             try:
                 with open(fd, "wb") as file:
                     _copy_verified(response, file)
@@ -2393,8 +2487,8 @@ class Connection:
 
     def _upload_part(self, bucket: str, key: str, upload_id: str, number: int, part: _Body) -> tuple[str, int]:
         query = [("partNumber", str(number)), ("uploadId", upload_id)]
-        response = self._send(_Request("PUT", bucket, key, body=part, query=query))
-        return response.headers.get("ETag", ""), part.length
+        response = self._send(_Request("PUT", bucket, key, body=part, query=query), check=_part_etag)
+        return response.headers["ETag"], part.length
 
     def _copy_part(
         self, bucket: str, key: str, source: str, etag: str, upload_id: str, number: int, span: tuple[int, int]
@@ -2403,8 +2497,38 @@ class Connection:
         if etag:
             headers["x-amz-copy-source-if-match"] = etag
         query = [("partNumber", str(number)), ("uploadId", upload_id)]
-        response = self._send(_Request("PUT", bucket, key, headers, query=query), error_in_body=True)
-        return _copy_part_etag(response.content), span[1] - span[0] + 1
+        response = self._send(
+            _Request("PUT", bucket, key, headers, query=query), error_in_body=True, check=_copy_part_etag
+        )
+        return _copy_part_etag(response), span[1] - span[0] + 1
+
+    def _reopen(self, request: _Request, first: Response, offset: int) -> _Stream:
+        """The rest of a GET body that broke after ``offset`` bytes: the same object,
+        pinned by ``If-Match`` on its ETag (else by its version id), from the next byte.
+
+        Raises:
+            TransportError: the object changed meanwhile (412), or the server
+                did not answer with exactly the bytes asked for.
+        """
+        first_byte, last_byte = _span(first)
+        etag = first.headers.get("ETag")
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("range", "if-match")}
+        headers["Range"] = f"bytes={first_byte + offset}-{'' if last_byte is None else last_byte}"
+        query = list(request.query)
+        if etag:
+            headers["If-Match"] = etag
+        else:
+            query.append(("versionId", first.headers["x-amz-version-id"]))
+        try:
+            rest = self._send(_Request("GET", request.bucket, request.key, headers, query=query), stream=True)
+        except HTTPError as error:
+            if error.status != 412:
+                raise
+            raise _no_retry(f"the object changed while it was being read: {error}") from error
+        if rest.status_code != 206 or _span(rest)[0] != first_byte + offset or rest.headers.get("ETag", etag) != etag:
+            rest.close()
+            raise _no_retry(f"resuming at byte {first_byte + offset}, the server sent other bytes ({rest.status_code})")
+        return rest._take_stream()
 
     def _bucket(self, bucket: str | None) -> str:
         return _check_bucket(bucket if bucket is not None else self.default_bucket)
@@ -2458,12 +2582,21 @@ class Connection:
         self._bucket_routes[bucket] = (region, endpoint)
 
     def _send(
-        self, request: _Request, error_in_body: bool = False, stream: bool = False, progress: Progress | None = None
+        self,
+        request: _Request,
+        error_in_body: bool = False,
+        stream: bool = False,
+        progress: Progress | None = None,
+        check: Callable[[Response], object] | None = None,
+        idempotent: bool = False,
     ) -> Response:
         """Sign and send with retries; return a 2xx Response or raise.
 
-        A 301/400 naming the bucket's region is retried once in that region,
-        which is then remembered for the bucket.
+        ``check`` vets a 2xx answer: a retryable TransportError from it is
+        retried like a failed request. Read timeouts are retried for GET,
+        HEAD, PUT, DELETE and requests marked ``idempotent``. A 301/400
+        naming the bucket's region is retried once in that region, which is
+        then remembered for the bucket.
         """
         body = request.body
         headers = dict(request.headers)
@@ -2472,6 +2605,7 @@ class Connection:
             headers["Content-Length"] = str(body.length)
         elif request.method in ("PUT", "POST"):
             headers["Content-Length"] = "0"
+        idempotent = idempotent or request.method in ("GET", "HEAD", "PUT", "DELETE")
         attempt = redirects = 0
         renewed = False
         while True:
@@ -2491,20 +2625,20 @@ class Connection:
                 status, reason, reply_headers, content = self._transport.send(
                     endpoint, host, target, request.method, signed, body, stream
                 )
+                response = Response(
+                    status, reason, reply_headers, content, f"{endpoint.scheme}://{host}{target}", request.method,
+                    request.bucket, request.key or None, progress, attempt,
+                )  # fmt: skip
+                if response.ok and not (error_in_body and _error_fields(response.content)):
+                    if check is not None:
+                        check(response)
+                    return response
             except TransportError as exc:
-                idempotent = request.method in ("GET", "HEAD", "PUT", "DELETE")
                 if attempt >= self._retries or not exc.retry or (isinstance(exc, Timeout) and not idempotent):
                     raise
                 _log("retrying %s %s after %s (attempt %d)", request.method, path, exc, attempt)
                 _backoff(attempt)
                 continue
-            url = f"{endpoint.scheme}://{host}{target}"
-            response = Response(
-                status, reason, reply_headers, content, url, request.method, request.bucket, request.key or None,
-                progress,
-            )  # fmt: skip
-            if response.ok and not (error_in_body and _error_fields(response.content)):
-                return response
             error = _http_error(response)
             if error.code in _EXPIRED_CODES and not renewed and self._credential_source.renew(stale=credentials):
                 renewed = True
@@ -2538,6 +2672,30 @@ def _backoff(attempt: int, at_least: float = 0.0, cap: float = 20.0, base: float
 def _retry_after(value: str | None) -> float:
     """Seconds from a ``Retry-After: N`` header (its date form is ignored)."""
     return float(value) if value and value.strip().isdigit() else 0.0
+
+
+def _temporary_beside(path: str) -> tuple[int, str]:
+    """A new file beside ``path`` to write it in full before renaming: (fd, name).
+
+    It gets the mode of the file it will replace, or else the mode a plain
+    ``open(path, "w")`` gives (0666 less the umask), unlike ``mkstemp``'s 0600.
+    """
+    folder, name = os.path.split(path)
+    try:
+        mode: int | None = os.stat(path).st_mode & 0o7777
+    except OSError:
+        mode = None
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        temporary = os.path.join(folder, f".{name}.{os.urandom(6).hex()}.tinys3")
+        try:
+            fd = os.open(temporary, flags, 0o666)
+        except FileExistsError:
+            continue
+        if mode is not None and hasattr(os, "fchmod"):
+            os.fchmod(fd, mode)
+        return fd, temporary
+    raise FileExistsError(f"no free temporary name beside {path}")
 
 
 def _lower_items(headers: HTTPMessage) -> dict[str, str]:
