@@ -270,14 +270,14 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyP
 #: of the answer, then silence), trickle (the answer in small delayed pieces),
 #: idle-close (a whole answer, then the connection closes while idle).
 CHAOS_FAULTS = {
-    "reset-request": 0.03,
-    "500": 0.02,
-    "503": 0.03,
-    "stall-request": 0.01,
-    "reset-answer": 0.03,
-    "cut-headers": 0.03,
-    "cut-body": 0.03,
-    "stall-answer": 0.01,
+    "reset-request": 0.02,
+    "500": 0.015,
+    "503": 0.02,
+    "stall-request": 0.005,
+    "reset-answer": 0.02,
+    "cut-headers": 0.025,
+    "cut-body": 0.02,
+    "stall-answer": 0.005,
     "trickle": 0.02,
     "idle-close": 0.05,
 }
@@ -299,8 +299,8 @@ def run_chaos_proxy(upstream: str, seed: int, stall: float, port_file: str) -> N
     host, port = upstream.rsplit("//", 1)[1].split(":")
     rng = random.Random(seed)
     lock = threading.Lock()
-    counts = {"requests": 0, **{kind: 0 for kind in CHAOS_FAULTS}}
-    kinds, weights = list(CHAOS_FAULTS) + ["none"], [*CHAOS_FAULTS.values(), 1 - sum(CHAOS_FAULTS.values())]
+    counts = {"requests": 0, **dict.fromkeys(CHAOS_FAULTS, 0)}
+    kinds, weights = [*CHAOS_FAULTS, "none"], [*CHAOS_FAULTS.values(), 1 - sum(CHAOS_FAULTS.values())]
 
     def draw() -> tuple[str, float]:
         with lock:
@@ -331,7 +331,7 @@ def run_chaos_proxy(upstream: str, seed: int, stall: float, port_file: str) -> N
             while (header := self.rfile.readline(65537)) not in (b"\r\n", b"\n", b""):
                 name, _, value = header.decode("latin-1").partition(":")
                 headers.append((name.strip(), value.strip()))
-            length = int(dict((k.lower(), v) for k, v in headers).get("content-length", 0))
+            length = int({k.lower(): v for k, v in headers}.get("content-length", 0))
             if target == "/__chaos__":
                 with lock:
                     body = json.dumps(counts).encode()

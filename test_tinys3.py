@@ -9,11 +9,11 @@ every upload is read back with boto3.
 from __future__ import annotations
 
 import ast
-import functools
 import base64
 import collections
 import concurrent.futures
 import email.utils
+import functools
 import hashlib
 import io
 import json
@@ -22,8 +22,8 @@ import re
 import shutil
 import socket
 import socketserver
-import stat
 import ssl
+import stat
 import struct
 import subprocess
 import sys
@@ -1674,11 +1674,16 @@ def test_connections_read_answers_with_the_lean_parser() -> None:
         assert tinys3.Connection("k", "s", endpoint=endpoint).head("a", "bkt").metadata == {"note": "first second"}
 
 
-def test_an_http_1_0_answer_without_length_is_read_to_the_close() -> None:
+def test_an_answer_without_length_is_read_to_the_close_but_never_for_get() -> None:
+    """Only the close could end such a body, and a cut connection closes too: for an
+    object's bytes that is a guess tinys3 refuses (S3 always sends a length)."""
     with scripted_server(lambda request: RAW_ANSWERS["HTTP/1.0 until closed"], close_after=True) as (endpoint, seen):
         conn = tinys3.Connection("k", "s", endpoint=endpoint, default="bkt")
-        assert [conn.get(k).content for k in "ab"] == [b"hi", b"hi"]
+        assert [conn.delete(k).status_code for k in "ab"] == [200, 200]
         assert len({r.connection for r in seen}) == 2
+        with pytest.raises(tinys3.TransportError, match="neither Content-Length nor chunked") as caught:
+            conn.get("a")
+        assert caught.value.retry is False and len(seen) == 3
 
 
 def test_a_200_with_an_error_body_is_an_error_for_copy() -> None:
@@ -1949,7 +1954,8 @@ def test_a_multipart_upload_that_keeps_failing_is_aborted(seaweedfs: Server) -> 
         pytest.raises(tinys3.HTTPError, match="InternalError"),
     ):
         conn.upload("big", os.urandom(30 * MiB))
-    assert seen[-1].method == "DELETE" and "uploadId=" in seen[-1].path
+    assert seen[-2].method == "DELETE" and "uploadId=" in seen[-2].path
+    assert seen[-1].method == "GET" and "uploadId=" in seen[-1].path, "ListParts proves the abort took"
     assert seaweedfs.boto3().list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
     assert not seaweedfs.boto3().list_objects_v2(Bucket=bucket).get("Contents")
 
@@ -2037,7 +2043,7 @@ def test_a_pool_of_32_threads_under_load_loses_nothing_and_leaks_nothing(seaweed
         pool.all_completed(copies + deletes, timeout=120)
         pending = [pool.upload(f"late/{i}", b"late") for i in range(50)]
     assert all(f.done() and f.result().ok for f in pending), "close() waited for pending work"
-    assert threading.active_count() == threads and _open_fds() <= fds
+    assert threading.active_count() <= threads and _open_fds() <= fds
     listed = {o.key: o.etag for o in tinys3.Connection(seaweedfs.access_key, seaweedfs.secret_key,
                                                        endpoint=seaweedfs.endpoint).list(bucket=bucket)}  # fmt: skip
     expected = {k: hashlib.md5(d).hexdigest() for k, d in list(payloads.items())[:600]}
@@ -2229,6 +2235,7 @@ def test_chaos_a_mixed_workload_through_a_faulty_proxy_loses_nothing(
         with urllib.request.urlopen(f"{endpoint}/__chaos__") as answer:
             faults = json.loads(answer.read())
     wall = time.monotonic() - started
+    fds_after, threads_after = _open_fds(), threading.active_count()
     uploads = s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
     holding = [u for u in uploads if s3.list_parts(Bucket=bucket, Key=u["Key"], UploadId=u["UploadId"]).get("Parts")]
     problems = _chaos_verify(s3, bucket, tally, sources)
@@ -2246,7 +2253,7 @@ def test_chaos_a_mixed_workload_through_a_faulty_proxy_loses_nothing(
     assert holding == []
     assert all(len(tally.errors.get(kind, [])) * 100 <= n for kind, n in tally.ops.items()), tally.errors
     assert tally.longest < 60
-    assert _open_fds() <= fds and threading.active_count() <= threads
+    assert fds_after <= fds and threads_after <= threads
 
 
 ###############################################################################

@@ -1846,6 +1846,33 @@ def _delete_errors(body: bytes) -> dict[str, str]:
     return errors
 
 
+def _parse_uploads(body: bytes) -> list[tuple[str, str, _datetime | None, str | None]]:
+    """(key, upload id, initiated, initiator id) of each upload in a ListMultipartUploads answer."""
+    uploads = []
+    for element in _xml(body):
+        if _local_name(element) == "Upload":
+            fields = _children(element)
+            initiator = _children(fields["Initiator"]) if "Initiator" in fields else {}
+            uploads.append(
+                (
+                    _text(fields, "Key") or "",
+                    _text(fields, "UploadId") or "",
+                    _parse_time(_text(fields, "Initiated")),
+                    _text(initiator, "ID"),
+                )
+            )
+    return uploads
+
+
+def _multipart_etag(etags: list[str]) -> str | None:
+    """S3's ETag of a multipart object: the MD5 of its parts' MD5s, then ``-`` and their
+    number; None when a part's ETag is not an MD5 (SSE-KMS, some services)."""
+    digests = [etag.strip('"') for etag in etags]
+    if not all(len(digest) == 32 and all(c in "0123456789abcdefABCDEF" for c in digest) for digest in digests):
+        return None
+    return f"{hashlib.md5(bytes.fromhex(''.join(digests))).hexdigest()}-{len(digests)}"
+
+
 def _upload_id(body: bytes) -> str:
     """The ``UploadId`` of a CreateMultipartUpload answer."""
     upload_id = _text(_children(_xml(body)), "UploadId")
@@ -2407,25 +2434,105 @@ class Connection:
 
         The caller's ``Content-MD5`` (of a whole body) is not sent and its
         ``If-Match``/``If-None-Match`` go with the completion, where S3 checks
-        them. On any failure (or interruption) the upload is aborted, so S3 keeps no
+        them. Creation and completion are retried like idempotent requests,
+        also after a read timeout (see ``_complete`` and ``_abort_lost``). On
+        any failure (or interruption) the upload is aborted, so S3 keeps no
         orphaned parts, and the error is raised.
         """
         stored = {k: v for k, v in headers.items() if k not in _REQUEST_ONLY_HEADERS}
-        created = self._send(_Request("POST", bucket, key, stored, query=[("uploads", "")]))
+        began = time.monotonic()
+        created = self._send(_Request("POST", bucket, key, stored, query=[("uploads", "")]), idempotent=True)
         upload_id = _upload_id(created.content)
         try:
-            etags = self._parallel(_partial(work, upload_id), items, total, progress)
-            body = _Body(_complete_body(etags))
-            query = [("uploadId", upload_id)]
+            if created.attempts > 1:
+                self._abort_lost(bucket, key, upload_id, time.monotonic() - began)
+            parts = self._parallel(_partial(work, upload_id), items, total, progress)
             conditions = {k: v for k, v in headers.items() if k in ("if-match", "if-none-match")}
-            complete = _Request("POST", bucket, key, {"Content-Type": "application/xml", **conditions}, body, query)
-            return self._send(complete, error_in_body=True)
+            return self._complete(bucket, key, upload_id, parts, conditions)
         except BaseException:
+            self._abort(bucket, key, upload_id)
+            raise
+
+    def _complete(
+        self, bucket: str, key: str, upload_id: str, parts: list[tuple[str, int]], conditions: dict[str, str]
+    ) -> Response:
+        """CompleteMultipartUpload, retried like an idempotent request.
+
+        If an attempt completed the upload but its answer was lost, the retry
+        hears ``NoSuchUpload``. That is success only if the object now holds
+        exactly the parts sent: its ETag is the MD5 of their MD5s (S3's
+        multipart ETag) and its size their sum; the answer is then the HEAD's.
+        Otherwise the error stands.
+        """
+        body = _Body(_complete_body(etag for etag, _ in parts))
+        headers = {"Content-Type": "application/xml", **conditions}
+        request = _Request("POST", bucket, key, headers, body, [("uploadId", upload_id)])
+        try:
+            return self._send(request, error_in_body=True, idempotent=True)
+        except HTTPError as error:
+            expected = _multipart_etag([etag for etag, _ in parts])
+            if error.code != "NoSuchUpload" or expected is None:
+                raise
             try:
-                self._send(_Request("DELETE", bucket, key, query=[("uploadId", upload_id)]))
+                head = self.head(key, bucket)
+            except HTTPError:
+                raise error from None
+            size = sum(length for _, length in parts)
+            if head.headers.get("ETag", "").strip('"') != expected or head.headers.get("Content-Length") != str(size):
+                raise
+            _log("completing %s answered NoSuchUpload, but the object holds exactly the parts sent", key)
+            return head
+
+    def _abort(self, bucket: str, key: str, upload_id: str) -> None:
+        """Abort a multipart upload, then check with ListParts that it is gone.
+
+        S3 may keep a part whose upload was still under way when the abort
+        came, so an upload still listed is aborted again (``retries`` times in
+        all). Failures are logged, not raised: the caller is raising already.
+        """
+        query = [("uploadId", upload_id)]
+        for _ in range(self._retries):
+            try:
+                self._send(_Request("DELETE", bucket, key, query=query))
+                self._send(_Request("GET", bucket, key, query=query))
+            except HTTPError as error:
+                if error.status == 404:
+                    return
+                _log("could not abort multipart upload %s of %s: %s", upload_id, key, error)
+                return
             except S3Error as error:
                 _log("could not abort multipart upload %s of %s: %s", upload_id, key, error)
-            raise
+                return
+        _log("multipart upload %s of %s is still listed after %d aborts", upload_id, key, self._retries)
+
+    def _abort_lost(self, bucket: str, key: str, upload_id: str, seconds: float) -> None:
+        """Abort the uploads that lost answers to CreateMultipartUpload may have made.
+
+        When creation needed more than one attempt, an earlier one may have
+        created an upload whose id never arrived. Those are aborted, under a
+        rule that spares other writers' uploads: same key, same initiator
+        (where the server names one), begun no earlier than ``seconds`` (+1 s
+        for clocks counting whole seconds) before ours and no later, and
+        holding no part. Best effort: failures are logged.
+        """
+        try:
+            listing = self._send(_Request("GET", bucket, "", query=[("prefix", key), ("uploads", "")]))
+            uploads = _parse_uploads(listing.content)
+            ours = next((upload for upload in uploads if upload[1] == upload_id), None)
+            if ours is None or ours[2] is None:
+                return
+            earliest = ours[2] - _timedelta(seconds=seconds + 1)
+            for other_key, other_id, initiated, initiator in uploads:
+                if other_key != key or other_id == upload_id or initiator != ours[3]:
+                    continue
+                if initiated is None or not earliest <= initiated <= ours[2]:
+                    continue
+                parts = self._send(_Request("GET", bucket, key, query=[("uploadId", other_id)]))
+                if not any(_local_name(element) == "Part" for element in _xml(parts.content)):
+                    _log("aborting multipart upload %s of %s, made by a lost CreateMultipartUpload", other_id, key)
+                    self._abort(bucket, key, other_id)
+        except S3Error as error:
+            _log("could not look for uploads left by lost answers for %s: %s", key, error)
 
     def _parallel(
         self,
@@ -2433,8 +2540,9 @@ class Connection:
         items: Iterator[T],
         total: int | None,
         progress: Progress | None,
-    ) -> list[str]:
-        """Run ``work(number, item)`` for numbered items on the part threads; return the ETags in order.
+    ) -> list[tuple[str, int]]:
+        """Run ``work(number, item)`` for numbered items on the part threads; return their
+        (ETag, size) in order.
 
         The connection's ``max_concurrency`` slots bound the parts in flight
         (and so the memory) across all uploads; an item is read only once a
@@ -2470,7 +2578,7 @@ class Connection:
                 future = executor.submit(work, len(futures) + 1, item)
                 future.add_done_callback(finished)
                 futures.append(future)
-            return [future.result()[0] for future in futures]
+            return [future.result() for future in futures]
         except BaseException:
             for future in futures:
                 future.cancel()
