@@ -1465,6 +1465,18 @@ Answer = Callable[[Recorded], "tuple[int, dict[str, str], bytes] | str | bytes |
 FAULTS = ("reset-before-body", "reset", "close", "stall")
 
 
+class Cut(bytes):
+    """Raw bytes the scripted server sends before closing the connection (a FIN, no reset)."""
+
+
+class ResetAfter(Cut):
+    """Raw bytes the scripted server sends before a TCP reset."""
+
+
+class StalledAfter(Cut):
+    """Raw bytes the scripted server sends before falling silent (until it stops)."""
+
+
 @contextmanager
 def scripted_server(
     answer: Answer, close_after: bool = False, exact_length: bool = True, upstream: str | None = None
@@ -1472,11 +1484,13 @@ def scripted_server(
     """A small misbehaving HTTP/1.1 server on loopback; ``answer`` decides each response
     (from the request line and headers: the body is read after).
 
-    ``answer`` may return a reply, raw bytes, or a fault: ``"reset-before-body"`` (TCP
-    reset before reading the body), ``"reset"`` (after reading it),
-    ``"close"`` (close without answering) or ``"stall"`` (never answer, until
-    the server stops, at most 30 s). ``None`` forwards the request to
-    ``upstream`` (a real S3 server) and relays its answer.
+    ``answer`` may return a reply, raw bytes (``Cut`` bytes: then the connection
+    closes), or a fault: ``"reset-before-body"`` (TCP reset before reading the
+    body), ``"reset"`` (after reading it), ``"close"`` (close without answering)
+    or ``"stall"`` (never answer, until the server stops, at most 30 s). ``None``
+    forwards the request to ``upstream`` (a real S3 server) and relays its
+    answer; a function forwards it and returns what to do with the answer
+    (a reply, raw bytes or a fault: the server has acted, its answer is lost).
     With ``close_after`` it closes every connection after one response, as a
     server does to idle keep-alive connections. Without ``exact_length`` the
     reply's own Content-Length header is sent, whatever the body (as it is
@@ -1504,10 +1518,18 @@ def scripted_server(
                 if reply == "reset-before-body":
                     return self.reset()
                 request.body = self.rfile.read(int(headers.get("content-length", 0)))
+                if callable(reply):
+                    reply = reply(self.forward(request))
                 if reply in FAULTS:
                     if reply == "stall":
                         stopping.wait(30)
                     return self.reset() if reply == "reset" else None
+                if isinstance(reply, Cut):
+                    self.wfile.write(reply)
+                    self.wfile.flush()
+                    if isinstance(reply, StalledAfter):
+                        stopping.wait(30)
+                    return self.reset() if isinstance(reply, ResetAfter) else None
                 if isinstance(reply, bytes):
                     self.wfile.write(reply)
                 else:
@@ -1537,7 +1559,7 @@ def scripted_server(
             response = conn.getresponse()
             content = response.read()
             conn.close()
-            skip = ("content-length", "transfer-encoding", "connection")
+            skip = ("transfer-encoding", "connection") + (() if request.method == "HEAD" else ("content-length",))
             return response.status, {k: v for k, v in response.getheaders() if k.lower() not in skip}, content
 
     class Server(socketserver.ThreadingTCPServer):
@@ -1646,6 +1668,68 @@ def test_broken_answers_raise_http_client_errors(raw: bytes, error: str) -> None
     with pytest.raises(http.client.HTTPException) as caught:
         tinys3._lean_response()(_Wire(raw), method="GET").begin()
     assert type(caught.value).__name__ == error
+
+
+CUT_ANSWERS = {
+    "in the status line": b"HTTP/1.1 20",
+    "after the status line": b"HTTP/1.1 200 OK\r\n",
+    "between headers": b"HTTP/1.1 200 OK\r\nAccept-Ranges: bytes\r\n",
+    "inside a header": b'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nETag: "ab',
+    "after 100 Continue": b"HTTP/1.1 100 Continue\r\n",
+}
+
+
+@pytest.mark.parametrize("raw", CUT_ANSWERS.values(), ids=list(CUT_ANSWERS))
+def test_an_answer_that_ends_before_its_blank_line_is_a_retryable_error(raw: bytes) -> None:
+    """http.client would take what came as the whole answer: a 200 with an empty body."""
+    with pytest.raises(tinys3.TransportError, match="inside its status line or headers") as caught:
+        tinys3._lean_response()(_Wire(raw), method="GET").begin()
+    assert caught.value.retry is True
+
+
+def test_headers_cut_short_are_never_taken_for_an_empty_success(tmp_path: Path) -> None:
+    target = tmp_path / "kept"
+    target.write_bytes(b"good old bytes")
+    cut = Cut(CUT_ANSWERS["between headers"])
+    with scripted_server(lambda request: cut) as (endpoint, seen):
+        conn = tinys3.Connection("k", "s", endpoint=endpoint, default="bkt", retries=2)
+        for call in (lambda: conn.get("k").content, lambda: conn.download("k", target), lambda: conn.upload("k", b"x")):
+            with pytest.raises(tinys3.TransportError, match="inside its status line or headers"):
+                call()
+    assert len(seen) == 6, "each call was tried twice"
+    assert target.read_bytes() == b"good old bytes" and os.listdir(tmp_path) == ["kept"]
+
+
+def head_and_body(reply: tuple[int, dict[str, str], bytes]) -> tuple[bytes, bytes]:
+    """A forwarded answer as the bytes of its header block and of its body."""
+    status, headers, body = reply
+    lines = [f"HTTP/1.1 {status} X", *(f"{k}: {v}" for k, v in headers.items())]
+    if "content-length" not in {k.lower() for k in headers}:
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode(), body
+
+
+def cut_in_headers(reply: tuple[int, dict[str, str], bytes]) -> Cut:
+    """The real answer, cut just before the blank line that ends its headers."""
+    return Cut(head_and_body(reply)[0][:-2])
+
+
+def once(predicate: Callable[[Recorded], bool], fault: Any) -> Answer:
+    """``fault`` for the first request that matches ``predicate``; every other goes through."""
+    done: list[Recorded] = []
+    return lambda request: fault if predicate(request) and not done and not done.append(request) else None
+
+
+def test_a_real_answer_cut_in_its_headers_is_sent_again(seaweedfs: Server) -> None:
+    data = os.urandom(100_000)
+    for method in ("PUT", "GET", "HEAD", "DELETE"):
+        with faulty(seaweedfs, once(lambda r, m=method: r.method == m, cut_in_headers)) as (conn, seen):
+            conn.upload("k", data)
+            assert conn.get("k").content == data
+            assert conn.head("k").headers["Content-Length"] == str(len(data))
+            conn.delete("k")
+            assert not conn.exists("k")
+        assert [r.method for r in seen].count(method) == 2 + (method == "HEAD"), "the cut one, then again"
 
 
 def test_keep_alive_survives_chunked_head_and_continue_answers() -> None:
@@ -1958,6 +2042,264 @@ def test_a_multipart_upload_that_keeps_failing_is_aborted(seaweedfs: Server) -> 
     assert seen[-1].method == "GET" and "uploadId=" in seen[-1].path, "ListParts proves the abort took"
     assert seaweedfs.boto3().list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
     assert not seaweedfs.boto3().list_objects_v2(Bucket=bucket).get("Contents")
+
+
+def without_etag(reply: tuple[int, dict[str, str], bytes]) -> tuple[int, dict[str, str], bytes]:
+    """The real answer with its ETag header and any <ETag> element taken out."""
+    status, headers, body = reply
+    return status, {k: v for k, v in headers.items() if k.lower() != "etag"}, re.sub(rb"<ETag>.*?</ETag>", b"", body)
+
+
+@pytest.mark.parametrize("kind", ["UploadPart", "UploadPartCopy"])
+def test_a_part_answered_without_etag_is_sent_again(seaweedfs: Server, kind: str) -> None:
+    """Without its ETag a stored part cannot be named in the completion (InvalidPart)."""
+    data = os.urandom(12 * MiB)
+    part_two = once(lambda r: "partNumber=2" in r.path, without_etag)
+    with faulty(seaweedfs, part_two, multipart_copy_threshold=MiB) as (conn, seen):
+        if kind == "UploadPart":
+            conn.upload("big", data)
+        else:
+            connect(seaweedfs, default=conn.default_bucket).upload("big", data)
+            conn.copy("big", None, "copy")
+        assert conn.get("copy" if kind == "UploadPartCopy" else "big").content == data
+    assert sum("partNumber=2" in r.path for r in seen) == 2
+
+
+def test_a_lost_answer_to_create_multipart_upload_leaves_no_upload_behind(seaweedfs: Server) -> None:
+    """S3 made an upload but its id never arrived: the retry makes a second one, and the
+    first is aborted after, by the rule: same key, same initiator, begun while ours was
+    being created, no parts. Other writers' uploads are left alone."""
+    data = os.urandom(11 * MiB)
+    bucket = seaweedfs.new_bucket()
+    s3 = seaweedfs.boto3()
+    other_key = s3.create_multipart_upload(Bucket=bucket, Key="other")["UploadId"]
+    with_parts = s3.create_multipart_upload(Bucket=bucket, Key="big")["UploadId"]
+    s3.upload_part(Bucket=bucket, Key="big", UploadId=with_parts, PartNumber=1, Body=b"a part")
+    lost = once(lambda r: r.method == "POST" and r.path.endswith("?uploads="), lambda reply: "reset")
+    with faulty(seaweedfs, lost, default=bucket) as (conn, seen):
+        conn.upload("big", data)
+    assert s3.get_object(Bucket=bucket, Key="big")["Body"].read() == data
+    left = {(u["Key"], u["UploadId"]) for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])}
+    assert left == {("other", other_key), ("big", with_parts)}
+    aborted = [r for r in seen if r.method == "DELETE"]
+    assert len(aborted) == 1 and "uploadId=" in aborted[0].path
+    assert sum(r.method == "POST" and r.path.endswith("?uploads=") for r in seen) == 2
+
+
+@pytest.mark.parametrize("fault", ["stall", "lost"])
+@pytest.mark.parametrize("step", ["create", "complete"])
+def test_creating_and_completing_a_multipart_upload_are_retried(seaweedfs: Server, step: str, fault: str) -> None:
+    """After a read timeout too: both are safe to repeat (a lost completion is checked below)."""
+    data = os.urandom(11 * MiB)
+
+    def chosen(request: Recorded) -> bool:
+        return request.method == "POST" and ("?uploads=" in request.path) == (step == "create")
+
+    with faulty(seaweedfs, once(chosen, "stall" if fault == "stall" else lambda reply: "reset"),
+                timeout=(5, 1)) as (conn, seen):  # fmt: skip
+        conn.upload("big", data)
+        assert conn.get("big").content == data
+    assert sum(chosen(r) for r in seen) == 2
+    assert seaweedfs.boto3().list_multipart_uploads(Bucket=conn.default_bucket).get("Uploads", []) == []
+
+
+NO_SUCH_UPLOAD = (404, {}, b"<Error><Code>NoSuchUpload</Code><Message>The upload does not exist.</Message></Error>")
+
+
+def test_a_completion_whose_answer_was_lost_is_proven_by_the_objects_etag(seaweedfs: Server) -> None:
+    """The first completion worked but its answer was lost; the retry hears NoSuchUpload.
+    The object's ETag is the MD5 of the parts' MD5s: it holds exactly what was sent."""
+    data = os.urandom(11 * MiB)
+    completions: list[int] = []
+
+    def answer(request: Recorded) -> Any:
+        if request.method == "POST" and "uploadId=" in request.path:
+            completions.append(1)
+            return (lambda reply: "reset") if len(completions) == 1 else NO_SUCH_UPLOAD
+        return None
+
+    with faulty(seaweedfs, answer) as (conn, _):
+        response = conn.upload("big", data)
+    assert response.ok and response.headers["ETag"].strip('"').endswith("-2") and len(completions) == 2
+    assert seaweedfs.boto3().get_object(Bucket=conn.default_bucket, Key="big")["Body"].read() == data
+
+
+def test_a_completion_that_never_happened_is_not_taken_for_one(seaweedfs: Server) -> None:
+    """NoSuchUpload with no such object (or another one there) stays an error, and nothing is stored."""
+    data = os.urandom(11 * MiB)
+    bucket = seaweedfs.new_bucket()
+    connect(seaweedfs, default=bucket).upload("big", b"someone else's object")
+    completion = once(lambda r: r.method == "POST" and "uploadId=" in r.path, NO_SUCH_UPLOAD)
+    with (
+        faulty(seaweedfs, completion, default=bucket) as (conn, _),
+        pytest.raises(tinys3.HTTPError, match="NoSuchUpload"),
+    ):
+        conn.upload("big", data)
+    s3 = seaweedfs.boto3()
+    assert s3.get_object(Bucket=bucket, Key="big")["Body"].read() == b"someone else's object"
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+def test_an_abort_that_fails_once_is_retried(seaweedfs: Server) -> None:
+    bucket = seaweedfs.new_bucket()
+    aborts: list[int] = []
+
+    def answer(request: Recorded) -> Any:
+        if "partNumber=2" in request.path:
+            return (400, {}, b"<Error><Code>InvalidArgument</Code><Message>no</Message></Error>")
+        if request.method == "DELETE" and not aborts.append(1) and len(aborts) == 1:
+            return SLOW_DOWN
+        return None
+
+    with (
+        faulty(seaweedfs, answer, default=bucket) as (conn, _),
+        pytest.raises(tinys3.HTTPError, match="InvalidArgument"),
+    ):
+        conn.upload("big", os.urandom(11 * MiB))
+    assert len(aborts) == 2
+    assert seaweedfs.boto3().list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+def cut_body_at(offset: int, how: str = "close") -> Callable[[tuple[int, dict[str, str], bytes]], Any]:
+    """The real answer broken ``offset`` bytes into its body: closed, reset, or stalled."""
+
+    def fault(reply: tuple[int, dict[str, str], bytes]) -> Any:
+        head, body = head_and_body(reply)
+        if how == "close":
+            return Cut(head + body[:offset])
+        return StalledAfter(head + body[:offset]) if how == "stall" else ResetAfter(head + body[:offset])
+
+    return fault
+
+
+@pytest.mark.parametrize("how", ["close", "reset", "stall"])
+def test_a_get_broken_mid_body_resumes_where_it_stopped(seaweedfs: Server, how: str) -> None:
+    """The rest is asked for with Range from the next byte not yet counted (a reset or a
+    timeout can lose what sat unread in the socket) and If-Match on the ETag; the caller
+    sees one unbroken body and progress in order."""
+    data = os.urandom(MiB)
+    first_get = once(lambda r: r.method == "GET", cut_body_at(300_000, how))
+    with faulty(seaweedfs, first_get, timeout=(5, 0.5)) as (conn, seen):
+        etag = conn.upload("k", data).headers["ETag"]
+        done: list[tuple[int, int | None]] = []
+        assert conn.get("k", progress=lambda n, total: done.append((n, total))).content == data
+    gets = [r for r in seen if r.method == "GET"]
+    assert len(gets) == 2 and "range" not in gets[0].headers and gets[1].headers["if-match"] == etag
+    resumed_at = re.fullmatch(rf"bytes=(\d+)-{MiB - 1}", gets[1].headers["range"])
+    assert resumed_at and (int(resumed_at[1]) == 300_000 if how == "close" else int(resumed_at[1]) <= 300_000)
+    assert [n for n, _ in done] == sorted(n for n, _ in done) and done[-1] == (MiB, MiB)
+
+
+def test_ranges_iter_content_and_downloads_resume_too(seaweedfs: Server, tmp_path: Path) -> None:
+    data = os.urandom(MiB)
+    cuts = [1000, 70_000, 500_000]
+
+    def answer(request: Recorded) -> Any:
+        first = request.method == "GET" and "if-match" not in request.headers
+        return cut_body_at(cuts.pop(0)) if first and cuts else None
+
+    with faulty(seaweedfs, answer) as (conn, seen):
+        conn.upload("k", data)
+        assert conn.get("k", range=(100, 599_999)).content == data[100:600_000]
+        assert b"".join(conn.get("k").iter_content(65536)) == data
+        conn.download("k", tmp_path / "k")
+    assert (tmp_path / "k").read_bytes() == data and os.listdir(tmp_path) == ["k"]
+    ranges = [r.headers.get("range") for r in seen if r.method == "GET"]
+    assert ranges == ["bytes=100-599999", "bytes=1100-599999", None, f"bytes=70000-{MiB - 1}", None,
+                      f"bytes=500000-{MiB - 1}"]  # fmt: skip
+
+
+def test_an_object_changed_while_read_is_an_error_never_a_mix(seaweedfs: Server, tmp_path: Path) -> None:
+    """Between the break and the resumption someone stores new bytes: S3 answers 412 to If-Match."""
+    old = os.urandom(MiB)
+    target = tmp_path / "k"
+    target.write_bytes(b"the file before")
+    gets: list[int] = []
+
+    def answer(request: Recorded) -> Any:
+        if request.method != "GET":
+            return None
+        gets.append(1)
+        if len(gets) % 2:
+            return cut_body_at(400_000)
+        writer.upload("k", os.urandom(MiB))
+        return None
+
+    with faulty(seaweedfs, answer) as (conn, _):
+        writer = connect(seaweedfs, default=conn.default_bucket)
+        writer.upload("k", old)
+        with pytest.raises(tinys3.TransportError, match="changed while it was being read") as caught:
+            conn.get("k").content  # noqa: B018
+        assert caught.value.retry is False and "412" in str(caught.value)
+        with pytest.raises(tinys3.TransportError, match="changed while it was being read"):
+            conn.download("k", target)
+    assert target.read_bytes() == b"the file before" and os.listdir(tmp_path) == ["k"]
+
+
+def test_a_read_resumes_at_most_retries_minus_one_times(seaweedfs: Server, tmp_path: Path) -> None:
+    data = os.urandom(MiB)
+    target = tmp_path / "k"
+    target.write_bytes(b"the file before")
+    every_get = lambda r: cut_body_at(1000) if r.method == "GET" else None  # noqa: E731
+    with faulty(seaweedfs, every_get, retries=3) as (conn, seen):
+        connect(seaweedfs, default=conn.default_bucket).upload("k", data)
+        with pytest.raises(tinys3.TransportError, match="cut short"):
+            conn.download("k", target)
+    assert sum(r.method == "GET" for r in seen) == 3, "the first answer and two resumptions"
+    assert target.read_bytes() == b"the file before" and os.listdir(tmp_path) == ["k"]
+
+
+def test_a_server_that_ignores_the_range_when_resuming_is_refused() -> None:
+    answers = iter([Cut(b'HTTP/1.1 200 OK\r\nContent-Length: 10\r\nETag: "e"\r\n\r\n0123'),
+                    (200, {"ETag": '"e"'}, b"0123456789")])  # fmt: skip
+    with scripted_server(lambda request: next(answers)) as (endpoint, seen):
+        conn = tinys3.Connection("k", "s", endpoint=endpoint, default="bkt")
+        with pytest.raises(tinys3.TransportError, match="resuming at byte 4, the server sent other bytes"):
+            conn.get("k").content  # noqa: B018
+    assert seen[1].headers["range"] == "bytes=4-9"
+
+
+def test_keep_alive_holds_past_a_thousand_open_files(seaweedfs: Server) -> None:
+    """select() fails for descriptors from 1,024 on; the idle check must not."""
+    import resource
+
+    limits = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(limits[0], 4096), max(limits[1], 4096)))
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        with faulty(seaweedfs, lambda request: None) as (conn, seen):
+            for i in range(3):
+                conn.upload(f"k{i}", b"x")
+            assert [conn.get(f"k{i}").content for i in range(3)] == [b"x"] * 3
+        assert len({r.connection for r in seen}) == 1, "one connection, kept alive"
+        idle, peer = socket.socketpair()
+        assert idle.fileno() > 1024 and not tinys3._dropped(idle)
+        peer.close()
+        assert tinys3._dropped(idle), "a peer's close is noticed"
+        idle.close()
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, limits)
+
+
+def test_download_gives_files_the_mode_open_would_or_the_replaced_files(seaweedfs: Server, tmp_path: Path) -> None:
+    conn = connect(seaweedfs, default=seaweedfs.new_bucket())
+    conn.upload("k", b"data")
+    umask = os.umask(0o027)
+    try:
+        with open(tmp_path / "plain", "w"):
+            pass
+        conn.download("k", tmp_path / "new")
+        for mode in (0o600, 0o604, 0o755):
+            (tmp_path / f"old{mode:o}").write_bytes(b"old")
+            (tmp_path / f"old{mode:o}").chmod(mode)
+            conn.download("k", tmp_path / f"old{mode:o}")
+            assert stat.S_IMODE((tmp_path / f"old{mode:o}").stat().st_mode) == mode
+            assert (tmp_path / f"old{mode:o}").read_bytes() == b"data"
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == stat.S_IMODE((tmp_path / "plain").stat().st_mode) == 0o640
 
 
 def test_a_stalled_server_times_out_and_idempotent_requests_are_retried() -> None:
