@@ -286,7 +286,13 @@ _ERROR_BODY = b"<Error><Code>%s</Code><Message>injected by the chaos proxy</Mess
 
 def run_chaos_proxy(upstream: str, seed: int, stall: float, port_file: str) -> None:
     """Serve until killed: forward to ``upstream`` (an http://host:port S3 server),
-    injecting CHAOS_FAULTS with a random generator seeded by ``seed``.
+    injecting CHAOS_FAULTS.
+
+    Each request's fate is drawn from a generator seeded by ``seed``, the
+    request (method, key and query: not the bucket or the upload id, which
+    change from run to run) and how often that request came before. So the
+    same seed gives the same requests the same faults whatever the order
+    threads run in, and a retry's fate is independent of the first try's.
 
     ``GET /__chaos__`` answers the requests seen and the faults injected by kind (JSON).
     """
@@ -297,15 +303,20 @@ def run_chaos_proxy(upstream: str, seed: int, stall: float, port_file: str) -> N
     import threading
 
     host, port = upstream.rsplit("//", 1)[1].split(":")
-    rng = random.Random(seed)
+    seen: dict[str, int] = {}
     lock = threading.Lock()
     counts = {"requests": 0, **dict.fromkeys(CHAOS_FAULTS, 0)}
     kinds, weights = [*CHAOS_FAULTS, "none"], [*CHAOS_FAULTS.values(), 1 - sum(CHAOS_FAULTS.values())]
 
-    def draw() -> tuple[str, float]:
+    def draw(method: str, target: str) -> tuple[str, float]:
+        path, _, query = target.partition("?")
+        names = sorted("uploadId" if p.startswith("uploadId=") else p for p in query.split("&"))
+        request = f"{method} {path.split('/', 2)[-1]}?{'&'.join(names)}"
         with lock:
             counts["requests"] += 1
-            return rng.choices(kinds, weights)[0], rng.random()
+            seen[request] = times = seen.get(request, 0) + 1
+        rng = random.Random(f"{seed} {request} {times}")
+        return rng.choices(kinds, weights)[0], rng.random()
 
     def injected(kind: str) -> str:
         with lock:
@@ -337,7 +348,7 @@ def run_chaos_proxy(upstream: str, seed: int, stall: float, port_file: str) -> N
                     body = json.dumps(counts).encode()
                 self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
                 return True
-            kind, where = draw()
+            kind, where = draw(method, target)
             if kind == "reset-request":
                 self.rfile.read(int(length * where))
                 return self.reset(injected(kind))

@@ -2434,8 +2434,8 @@ def _chaos_operations(rng: Any, sources: dict[str, bytes], folder: Path) -> list
     for kind, count, low, high in [
         ("small upload", 600, 1, 64 * 1024),
         ("medium upload", 60, 256 * 1024, 2 * MiB),
-        ("multipart upload", 12, 11 * MiB, 14 * MiB),
-        ("stream upload", 8, 6 * MiB, 9 * MiB),
+        ("multipart upload", 24, 6 * MiB, 11 * MiB),
+        ("stream upload", 12, 6 * MiB, 9 * MiB),
     ]:
         for i in range(count):
             data = rng.randbytes(rng.randrange(low, high))
@@ -2521,15 +2521,17 @@ def _chaos_verify(s3: Any, bucket: str, tally: _Chaos, sources: dict[str, bytes]
 
 
 def test_chaos_a_mixed_workload_through_a_faulty_proxy_loses_nothing(
-    seaweedfs: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    seaweedfs: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     """Resets, stalls, trickles, injected 500/503, idle closes and answers cut in their
     header block or body, between tinys3 and SeaweedFS: every reported success is
     byte-exact, every failure left the old object or none (or, for an answer lost
     after the server acted, the whole new one), no multipart upload keeps parts,
     errors stay under 1 % of each kind, and nothing leaks."""
+    import logging
     import random
 
+    caplog.set_level(logging.DEBUG, logger="tinys3")
     rng = random.Random(CHAOS_SEED)
     s3, bucket = seaweedfs.boto3(), seaweedfs.new_bucket()
     sources = {f"src/{i:03d}": rng.randbytes(rng.randrange(1, 300_000)) for i in range(40)}
@@ -2588,6 +2590,9 @@ def test_chaos_a_mixed_workload_through_a_faulty_proxy_loses_nothing(
         for kind in sorted(tally.ops):
             print(f"  {kind:17} {tally.ops[kind]:4} operations, {len(tally.errors.get(kind, [])):3} errors "
                   f"{tally.errors.get(kind, [])[:3]}")  # fmt: skip
+        for kind, key, _, error, _ in [outcome for outcome in tally.outcomes if outcome[3] is not None][:5]:
+            history = [r.getMessage() for r in caplog.records if f"/{key}" in r.getMessage()]
+            print(f"  failed {kind} {key}: {error}; its retries: {history}"[:1500])
         kinds = collections.Counter(problem.split(" ", 1)[0] for problem in problems)
         print(f"  multipart uploads left: {len(uploads)} ({len(holding)} holding parts); {len(problems)} problems "
               f"{dict(kinds)} {problems[:3]}; other exceptions: {tally.foreign[:3]}")  # fmt: skip
