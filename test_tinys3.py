@@ -2011,7 +2011,8 @@ SLOW_DOWN = (503, {}, b"<Error><Code>SlowDown</Code><Message>Please reduce your 
 def test_an_upload_survives_a_fault_and_is_stored_intact(seaweedfs: Server, fault: Any) -> None:
     data = os.urandom(300_000)
     with faulty(seaweedfs, first_n(2, fault)) as (conn, seen):
-        assert conn.upload("k", data).status_code == 200
+        stored = conn.upload("k", data)
+        assert (stored.status_code, stored.attempts) == (200, 3)
         assert conn.get("k").content == data
     assert len(seen) == 4, "two faults, the upload, the read"
     assert seen[2].body == data

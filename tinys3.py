@@ -1896,6 +1896,7 @@ def _copy_part_etag(response: Response) -> str:
 
 
 def _etag_or_retry(etag: str | None, response: Response) -> str:
+    """The ETag, or a retryable TransportError if the answer carried none."""
     if not etag:
         raise TransportError(f"the answer to {response.method} {response.url} carries no ETag")
     return etag
@@ -2495,13 +2496,9 @@ class Connection:
             try:
                 self._send(_Request("DELETE", bucket, key, query=query))
                 self._send(_Request("GET", bucket, key, query=query))
-            except HTTPError as error:
-                if error.status == 404:
-                    return
-                _log("could not abort multipart upload %s of %s: %s", upload_id, key, error)
-                return
             except S3Error as error:
-                _log("could not abort multipart upload %s of %s: %s", upload_id, key, error)
+                if not (isinstance(error, HTTPError) and error.status == 404):  # 404: gone, as it should be
+                    _log("could not abort multipart upload %s of %s: %s", upload_id, key, error)
                 return
         _log("multipart upload %s of %s is still listed after %d aborts", upload_id, key, self._retries)
 
