@@ -2592,7 +2592,7 @@ def test_chaos_a_mixed_workload_through_a_faulty_proxy_loses_nothing(
             print(f"  {kind:17} {tally.ops[kind]:4} operations, {len(tally.errors.get(kind, [])):3} errors "
                   f"{tally.errors.get(kind, [])[:3]}")  # fmt: skip
         for kind, key, _, error, _ in [outcome for outcome in tally.outcomes if outcome[3] is not None][:5]:
-            history = [r.getMessage() for r in caplog.records if f"/{key}" in r.getMessage()]
+            history = [r.getMessage() for r in caplog.records if re.search(f"/{re.escape(key)} ", r.getMessage())]
             print(f"  failed {kind} {key}: {error}; its retries: {history}"[:1500])
         kinds = collections.Counter(problem.split(" ", 1)[0] for problem in problems)
         print(f"  multipart uploads left: {len(uploads)} ({len(holding)} holding parts); {len(problems)} problems "
