@@ -51,17 +51,21 @@ class Server:
             config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
         )
 
-    def temporary_credentials(self) -> dict[str, str]:
-        """Keys with a session token from moto's STS (AssumeRole), as the AWS endpoints give them."""
-        iam, sts = self.boto3("iam"), self.boto3("sts")
+    def role_arn(self) -> str:
+        """The ARN of an IAM role that may do anything and that anyone may assume (made once)."""
+        iam = self.boto3("iam")
         trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"},
                                                         "Action": "sts:AssumeRole"}]}  # fmt: skip
         try:
-            arn = iam.get_role(RoleName="tinys3-role")["Role"]["Arn"]
+            return str(iam.get_role(RoleName="tinys3-role")["Role"]["Arn"])
         except iam.exceptions.NoSuchEntityException:
             arn = iam.create_role(RoleName="tinys3-role", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
             iam.put_role_policy(RoleName="tinys3-role", PolicyName="all", PolicyDocument=json.dumps(ALLOW_ALL))
-        found = sts.assume_role(RoleArn=arn, RoleSessionName="tinys3-test")["Credentials"]
+            return str(arn)
+
+    def temporary_credentials(self) -> dict[str, str]:
+        """Keys with a session token from moto's STS (AssumeRole), as the AWS endpoints give them."""
+        found = self.boto3("sts").assume_role(RoleArn=self.role_arn(), RoleSessionName="tinys3-test")["Credentials"]
         return {
             "AccessKeyId": found["AccessKeyId"],
             "SecretAccessKey": found["SecretAccessKey"],
@@ -223,6 +227,14 @@ def _wait_for_buckets(server: Server, seconds: float = 60) -> None:
 @pytest.fixture(scope="session")
 def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with moto_server(tmp_path_factory.mktemp("moto")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def moto_open(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A second moto that checks no signature: its STS answers AssumeRoleWithWebIdentity
+    (the moto with checks answers that unsigned call with a 500)."""
+    with moto_server(tmp_path_factory.mktemp("moto-open"), check_signatures=False) as server:
         yield server
 
 

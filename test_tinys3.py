@@ -30,6 +30,7 @@ import sys
 import threading
 import time
 import types
+import urllib.parse
 import urllib.request
 import uuid
 import warnings
@@ -369,6 +370,190 @@ def test_an_unreachable_metadata_service_is_reported(clean_env: pytest.MonkeyPat
     clean_env.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", f"http://127.0.0.1:{free_port()}")
     with pytest.raises(tinys3.CredentialsError, match=r"EC2 instance metadata .*did not answer"):
         tinys3.Connection()
+
+
+def aws_files(tmp_path: Path, env: pytest.MonkeyPatch, config: str, credentials: str = "") -> None:
+    """Write a config and a credentials file and point the environment at them."""
+    (tmp_path / "config").write_text(config)
+    (tmp_path / "credentials").write_text(credentials)
+    env.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    env.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+
+
+def test_eks_web_identity_trades_its_token_at_sts(
+    moto_open: Server, clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN (IRSA): the pod's role, never the node's."""
+    (tmp_path / "token").write_text("eyJ.pod-token.sig\n")
+    clean_env.setenv("AWS_WEB_IDENTITY_TOKEN_FILE", str(tmp_path / "token"))
+    clean_env.setenv("AWS_ROLE_ARN", moto_open.role_arn())
+    clean_env.setenv("AWS_ROLE_SESSION_NAME", "pod-7")
+    with scripted_server(lambda request: None, upstream=moto_open.endpoint) as (sts, seen):
+        clean_env.setenv("AWS_ENDPOINT_URL_STS", sts)
+        conn = tinys3.Connection(endpoint=moto_open.endpoint)
+    call = dict(urllib.parse.parse_qsl(seen[0].body.decode()))
+    assert (call["Action"], call["WebIdentityToken"], call["RoleSessionName"]) == (
+        "AssumeRoleWithWebIdentity", "eyJ.pod-token.sig", "pod-7")  # fmt: skip
+    assert "authorization" not in seen[0].headers, "the token is the proof; no keys sign this call"
+    assert conn.credentials.token and conn.credentials.expiry and conn.credentials.access_key.startswith("ASIA")
+    assert conn.upload("k", b"x", moto_open.new_bucket()).ok
+
+
+def test_a_configured_source_that_fails_never_falls_through(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """STS refuses the pod's token: that is an error, not a reason to take the node's
+    instance role from the metadata service."""
+    (tmp_path / "token").write_text("expired")
+    denied = b"<ErrorResponse><Error><Code>ExpiredTokenException</Code><Message>Token expired</Message></Error>"
+    node_role = {"AccessKeyId": "AKIDNODE", "SecretAccessKey": "s", "Token": "t", "Expiration": "2099-01-01T00:00:00Z"}
+    with (
+        scripted_server(lambda request: (400, {}, denied + b"</ErrorResponse>")) as (sts, _),
+        metadata_server(lambda: node_role) as (imds, asked),
+    ):
+        clean_env.setenv("AWS_WEB_IDENTITY_TOKEN_FILE", str(tmp_path / "token"))
+        clean_env.setenv("AWS_ROLE_ARN", "arn:aws:iam::1:role/pod")
+        clean_env.setenv("AWS_ENDPOINT_URL_STS", sts)
+        clean_env.setenv("AWS_EC2_METADATA_DISABLED", "false")
+        clean_env.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds)
+        with pytest.raises(tinys3.CredentialsError, match="ExpiredTokenException: Token expired"):
+            tinys3.Connection()
+    assert asked == [], "the instance metadata service was never asked"
+
+
+def test_a_profile_assumes_a_role_with_its_source_profiles_keys(moto: Server, clean_env: pytest.MonkeyPatch,
+                                                                 tmp_path: Path) -> None:  # fmt: skip
+    arn = moto.role_arn()
+    aws_files(
+        tmp_path,
+        clean_env,
+        f"""[profile role]
+role_arn = {arn}
+source_profile = base
+role_session_name = nightly
+external_id = shared-secret-id
+duration_seconds = 1800
+
+[profile chained]
+role_arn = {arn}
+source_profile = role
+
+[profile self]
+role_arn = {arn}
+source_profile = self
+aws_access_key_id = {moto.access_key}
+aws_secret_access_key = {moto.secret_key}
+
+[profile from-env]
+role_arn = {arn}
+credential_source = Environment
+
+[profile mfa]
+role_arn = {arn}
+source_profile = base
+mfa_serial = arn:aws:iam::1:mfa/me
+""",
+        f"[base]\naws_access_key_id = {moto.access_key}\naws_secret_access_key = {moto.secret_key}\n",
+    )
+    bucket = moto.new_bucket()
+    with scripted_server(lambda request: None, upstream=moto.endpoint) as (sts, seen):
+        clean_env.setenv("AWS_ENDPOINT_URL_STS", sts)
+        for profile in ("role", "chained", "self"):
+            conn = tinys3.Connection(profile=profile, endpoint=moto.endpoint)
+            assert conn.credentials.token and conn.credentials.access_key != moto.access_key
+            assert conn.upload(f"as-{profile}", b"x", bucket).ok, "moto's S3 takes the keys its STS issued"
+        clean_env.setenv("AWS_ACCESS_KEY_ID", moto.access_key)
+        clean_env.setenv("AWS_SECRET_ACCESS_KEY", moto.secret_key)
+        assert tinys3.Connection(profile="from-env", endpoint=moto.endpoint).upload("as-env", b"x", bucket).ok
+        with pytest.raises(tinys3.CredentialsError, match="needs an MFA code"):
+            tinys3.Connection(profile="mfa")
+    first = dict(urllib.parse.parse_qsl(seen[0].body.decode()))
+    assert (first["Action"], first["RoleSessionName"], first["ExternalId"], first["DurationSeconds"]) == (
+        "AssumeRole", "nightly", "shared-secret-id", "1800")  # fmt: skip
+    signed_by = seen[0].headers["authorization"]
+    assert f"Credential={moto.access_key}/" in signed_by and "/us-east-1/sts/aws4_request" in signed_by
+    assert [dict(urllib.parse.parse_qsl(r.body.decode()))["Action"] for r in seen] == ["AssumeRole"] * 5
+    assert seen[2].headers["authorization"].split("Credential=")[1].startswith("ASIA"), (
+        "chained: signed by the first role"
+    )
+
+
+PROCESS = "import json, sys; print(json.dumps({**json.loads(sys.argv[1]), 'Version': 1}))"
+
+
+def test_credential_process_is_run_without_a_shell(moto: Server, clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    found = moto.temporary_credentials()
+    keys = {"AccessKeyId": found["AccessKeyId"], "SecretAccessKey": found["SecretAccessKey"],
+            "SessionToken": found["Token"], "Expiration": found["Expiration"]}  # fmt: skip
+    (tmp_path / "make_keys.py").write_text(PROCESS)
+    (tmp_path / "fail.py").write_text(
+        "import sys; print('starting', file=sys.stderr); sys.exit('token revoked; run login')"
+    )
+    aws_files(
+        tmp_path,
+        clean_env,
+        f"""[default]
+credential_process = {sys.executable} {tmp_path / "make_keys.py"} '{json.dumps(keys)}'
+
+[profile broken]
+credential_process = {sys.executable} {tmp_path / "fail.py"} ; touch {tmp_path / "shell-ran"}
+
+[profile bad-json]
+credential_process = {sys.executable} -c "print('not json')"
+""",
+    )
+    conn = tinys3.Connection(endpoint=moto.endpoint)
+    assert (conn.credentials.access_key, conn.credentials.token) == (keys["AccessKeyId"], keys["SessionToken"])
+    assert conn.credentials.expiry is not None and conn.upload("k", b"x", moto.new_bucket()).ok
+    with pytest.raises(tinys3.CredentialsError, match=r"failed \(exit 1\): token revoked; run login"):
+        tinys3.Connection(profile="broken")
+    assert not (tmp_path / "shell-ran").exists(), "no shell: ';' was an argument"
+    with pytest.raises(tinys3.CredentialsError, match="did not print JSON with Version 1"):
+        tinys3.Connection(profile="bad-json")
+
+
+def sso_portal(credentials: dict[str, str], bearer: str) -> Answer:
+    """A stand-in for IAM Identity Center's GetRoleCredentials."""
+
+    def answer(request: Recorded) -> tuple[int, dict[str, str], bytes]:
+        if request.headers.get("x-amz-sso_bearer_token") != bearer:
+            return 401, {}, b'{"message": "Session token not found or invalid"}'
+        role = {"accessKeyId": credentials["AccessKeyId"], "secretAccessKey": credentials["SecretAccessKey"],
+                "sessionToken": credentials["Token"], "expiration": int(time.time() + 3600) * 1000}  # fmt: skip
+        return 200, {}, json.dumps({"roleCredentials": role}).encode()
+
+    return answer
+
+
+@pytest.mark.parametrize("form", ["sso-session", "legacy"])
+def test_iam_identity_center_profiles_use_the_cached_login(moto: Server, clean_env: pytest.MonkeyPatch,
+                                                             tmp_path: Path, form: str) -> None:  # fmt: skip
+    if form == "sso-session":
+        config = (
+            "[profile dev]\nsso_session = corp\nsso_account_id = 111122223333\nsso_role_name = Dev\n\n"
+            "[sso-session corp]\nsso_start_url = https://corp.awsapps.com/start\nsso_region = eu-west-1\n"
+        )
+        cache_key = "corp"
+    else:
+        config = (
+            "[profile dev]\nsso_start_url = https://corp.awsapps.com/start\nsso_region = eu-west-1\n"
+            "sso_account_id = 111122223333\nsso_role_name = Dev\n"
+        )
+        cache_key = "https://corp.awsapps.com/start"
+    aws_files(tmp_path, clean_env, config)
+    cache = Path(os.environ["HOME"]) / ".aws" / "sso" / "cache"
+    cache.mkdir(parents=True)
+    login = cache / (hashlib.sha1(cache_key.encode()).hexdigest() + ".json")
+    login.write_text(json.dumps({"accessToken": "bearer-1", "expiresAt": "2099-01-01T00:00:00Z"}))
+    with scripted_server(sso_portal(moto.temporary_credentials(), "bearer-1")) as (portal, seen):
+        clean_env.setenv("AWS_ENDPOINT_URL_SSO", portal)
+        conn = tinys3.Connection(profile="dev", endpoint=moto.endpoint)
+        assert conn.upload("k", b"x", moto.new_bucket()).ok
+        assert seen[0].path == "/federation/credentials?role_name=Dev&account_id=111122223333"
+        login.write_text(json.dumps({"accessToken": "bearer-1", "expiresAt": "2020-01-01T00:00:00Z"}))
+        with pytest.raises(tinys3.CredentialsError, match="expired: run 'aws sso login --profile dev'"):
+            tinys3.Connection(profile="dev")
+        login.unlink()
+        with pytest.raises(tinys3.CredentialsError, match="no IAM Identity Center login cached"):
+            tinys3.Connection(profile="dev")
 
 
 ###############################################################################
@@ -1266,8 +1451,6 @@ def test_unicode_keys_survive_listing(seaweedfs: Server) -> None:
 
 def test_presigned_urls_work_with_plain_urllib(seaweedfs: Server) -> None:
     """SeaweedFS only: moto's signature checker answers 500 to any presigned URL."""
-    import urllib.request
-
     conn = connect(seaweedfs, default=seaweedfs.new_bucket())
     key = _special_key(seaweedfs)
     conn.upload(key, b"shared bytes")
@@ -2881,8 +3064,6 @@ def test_cli_copies_lists_shares_and_deletes(seaweedfs: Server, tmp_path: Path) 
     assert [line.split()[-3:] for line in human] == [["10", "B", "docs/notes.txt"], ["15", "B", "docs/report.pdf"]]
 
     url = run_cli(seaweedfs, "presign", "--expires", "120", f"s3://{bucket}/copy.pdf").stdout.decode().strip()
-    import urllib.request
-
     with urllib.request.urlopen(url) as reply:
         assert reply.read() == b"%PDF-1.7 report"
 

@@ -304,13 +304,16 @@ def _credential_source(
     token: str | None,
     profile: str | None,
     environ: Mapping[str, str],
+    region: str,
 ) -> _CredentialSource:
-    """Explicit keys, or the first source of the AWS CLI's chain that has some.
+    """Explicit keys, or the first source of the AWS CLI's chain that is configured.
 
-    The chain: environment variables, then the shared credentials and config
-    files (profile ``profile``, ``AWS_PROFILE`` or ``default``), then the
-    container credentials endpoint (ECS, EKS), then EC2 instance metadata.
-    A profile named explicitly must exist.
+    The chain, in order: the environment's keys; web identity from the
+    environment (EKS); the profile (``profile``, ``AWS_PROFILE`` or
+    ``default``, see ``_profile_source``); the container credentials
+    endpoint (ECS, EKS Pod Identity); EC2 instance metadata. A source that is
+    configured but fails raises: the chain never falls through to another,
+    possibly broader, identity. A profile named explicitly must give keys.
     """
     if access_key is not None or secret_key is not None:
         if not access_key or not secret_key:
@@ -323,32 +326,70 @@ def _credential_source(
         if found is not None:
             return _CredentialSource(found, "environment variables")
         tried.append("the environment variables AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+    if environ.get("AWS_WEB_IDENTITY_TOKEN_FILE") and environ.get("AWS_ROLE_ARN"):
+        settings = {
+            "web_identity_token_file": environ["AWS_WEB_IDENTITY_TOKEN_FILE"],
+            "role_arn": environ["AWS_ROLE_ARN"],
+        }
+        return _fetching(_web_identity_fetcher(settings, environ, region), "web identity (AWS_WEB_IDENTITY_TOKEN_FILE)")
     name = profile or environ.get("AWS_PROFILE") or "default"
-    found = _profile_credentials(name, environ)
-    if found is not None:
-        return _CredentialSource(found, f"profile {name!r}")
+    found_source = _profile_source(name, environ, region, ())
+    if found_source is not None:
+        return found_source
     files = f"{_aws_file(environ, 'AWS_SHARED_CREDENTIALS_FILE', 'credentials')} and "
     files += _aws_file(environ, "AWS_CONFIG_FILE", "config")
     if profile is not None or environ.get("AWS_PROFILE"):
-        raise CredentialsError(f"profile {name!r} has no aws_access_key_id and aws_secret_access_key in {files}")
+        raise CredentialsError(
+            f"profile {name!r} has no credentials (keys, role, SSO or credential_process) in {files}"
+        )
     tried.append(f"profile {name!r} in {files}")
-    for describe, fetcher in (
-        ("the container credentials endpoint", _container_fetcher),
-        ("EC2 instance metadata", _instance_metadata_fetcher),
-    ):
-        fetch, why_not = fetcher(environ)
-        if fetch is None:
-            tried.append(f"{describe} ({why_not})")
-            continue
+    fetch, why_not = _container_fetcher(environ)
+    if fetch is not None:
+        return _fetching(fetch, "the container credentials endpoint")
+    tried.append(f"the container credentials endpoint ({why_not})")
+    fetch, why_not = _instance_metadata_fetcher(environ)
+    if fetch is not None:
         try:
-            return _CredentialSource(fetch(), describe, fetch)
-        except CredentialsError as error:
-            tried.append(f"{describe} ({error})")
+            return _fetching(fetch, "EC2 instance metadata")
+        except CredentialsError as error:  # the last source: not being on EC2 is the usual reason
+            why_not = str(error)
+    tried.append(f"EC2 instance metadata ({why_not})")
     raise CredentialsError(
         "no S3 credentials: pass access_key and secret_key, or set the environment variables "
         "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary "
         "credentials). Tried: " + "; ".join(tried)
     )
+
+
+def _fetching(fetch: Callable[[], Credentials], name: str) -> _CredentialSource:
+    """A source whose credentials are fetched now, and again before they expire."""
+    return _CredentialSource(fetch(), name, fetch)
+
+
+def _profile_source(
+    name: str, environ: Mapping[str, str], region: str, chain: tuple[str, ...]
+) -> _CredentialSource | None:
+    """A profile's credentials, tried as botocore does: a role to assume
+    (``role_arn`` with ``source_profile`` or ``credential_source``), web
+    identity (``web_identity_token_file``), IAM Identity Center (``sso_*``),
+    keys (credentials file, then config file), ``credential_process``.
+    None if the profile configures none of them.
+    """
+    settings = _profile(name, environ)
+    label = f"profile {name!r}"
+    if "role_arn" in settings and ("source_profile" in settings or "credential_source" in settings):
+        return _fetching(_assume_role_fetcher(name, settings, environ, region, chain), f"{label} (assumed role)")
+    if "web_identity_token_file" in settings:
+        return _fetching(_web_identity_fetcher(settings, environ, region), f"{label} (web identity)")
+    if "sso_session" in settings or "sso_start_url" in settings:
+        return _fetching(_sso_fetcher(name, settings, environ), f"{label} (IAM Identity Center)")
+    found = _key_pair(settings.get("aws_access_key_id"), settings.get("aws_secret_access_key"),
+                      settings.get("aws_session_token"))  # fmt: skip
+    if found is not None:
+        return _CredentialSource(found, label)
+    if "credential_process" in settings:
+        return _fetching(_process_fetcher(settings["credential_process"]), f"{label} (credential_process)")
+    return None
 
 
 def _key_pair(access_key: str | None, secret_key: str | None, token: str | None) -> Credentials | None:
@@ -366,30 +407,54 @@ def _aws_file(environ: Mapping[str, str], variable: str, name: str) -> str:
 
 
 def _profile(name: str, environ: Mapping[str, str]) -> dict[str, str]:
-    """A profile's settings: the config file's ``[profile NAME]`` (``[default]``),
-    overridden by the credentials file's ``[NAME]``."""
-    import configparser
-
+    """A profile's settings, read as botocore reads them: the config file's
+    ``[default]`` or ``[profile NAME]`` (``[profile default]`` too), the
+    ``[services NAME]`` section it names, then the credentials file's
+    ``[NAME]`` on top. Nested settings (``s3 =`` followed by indented
+    ``name = value`` lines) come as ``s3.name``.
+    """
+    config = _config_file(environ, "AWS_CONFIG_FILE", "config")
     settings: dict[str, str] = {}
-    for variable, filename, section in (
-        ("AWS_CONFIG_FILE", "config", name if name == "default" else f"profile {name}"),
-        ("AWS_SHARED_CREDENTIALS_FILE", "credentials", name),
-    ):
-        path = _aws_file(environ, variable, filename)
-        parser = configparser.RawConfigParser()
-        try:
-            parser.read(path, encoding="utf-8")
-        except configparser.Error as error:
-            raise CredentialsError(f"cannot read {path}: {type(error).__name__}") from None
-        if parser.has_section(section):
-            settings.update(parser.items(section))
+    for section in ("default", "profile default") if name == "default" else (f"profile {name}",):
+        settings.update(_section(config, section))
+    for key, value in _section(config, f"services {settings.get('services')}").items():
+        settings.setdefault(key, value)
+    settings.update(_section(_config_file(environ, "AWS_SHARED_CREDENTIALS_FILE", "credentials"), name))
     return settings
 
 
-def _profile_credentials(name: str, environ: Mapping[str, str]) -> Credentials | None:
-    settings = _profile(name, environ)
-    return _key_pair(settings.get("aws_access_key_id"), settings.get("aws_secret_access_key"),
-                     settings.get("aws_session_token"))  # fmt: skip
+def _config_section(section: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """One section of the config file, such as ``sso-session NAME``."""
+    return _section(_config_file(environ, "AWS_CONFIG_FILE", "config"), section)
+
+
+def _config_file(environ: Mapping[str, str], variable: str, name: str) -> Any:
+    """The parsed shared config or credentials file (empty if there is none)."""
+    import configparser
+
+    path = _aws_file(environ, variable, name)
+    parser = configparser.RawConfigParser()
+    try:
+        parser.read(path, encoding="utf-8")
+    except configparser.Error as error:
+        raise CredentialsError(f"cannot read {path}: {type(error).__name__}") from None
+    return parser
+
+
+def _section(parser: Any, section: str) -> dict[str, str]:
+    """A section's settings, nested ones flattened to ``outer.inner``."""
+    if not parser.has_section(section):
+        return {}
+    settings = {}
+    for key, value in parser.items(section):
+        if value.startswith("\n"):
+            for line in value.splitlines():
+                inner, equals, nested = line.partition("=")
+                if equals:
+                    settings[f"{key}.{inner.strip()}"] = nested.strip()
+        else:
+            settings[key] = value
+    return settings
 
 
 #: Hosts a container credentials URL may use over plain HTTP, as the AWS SDKs allow.
@@ -435,6 +500,205 @@ def _instance_metadata_fetcher(environ: Mapping[str, str]) -> tuple[Callable[[],
         return _parse_credentials(_metadata_request("GET", roles_url + roles[0], headers, 1.0), "instance metadata")
 
     return fetch, ""
+
+
+def _web_identity_fetcher(
+    settings: Mapping[str, str], environ: Mapping[str, str], region: str
+) -> Callable[[], Credentials]:
+    """EKS (IRSA) and other OIDC tokens: the token file's token traded for a role's
+    keys by STS ``AssumeRoleWithWebIdentity`` (a call that needs no keys)."""
+    token_file, role_arn = settings["web_identity_token_file"], settings.get("role_arn")
+    if not role_arn:
+        raise CredentialsError(f"web identity token file {token_file} is set without a role_arn (AWS_ROLE_ARN)")
+    session = environ.get("AWS_ROLE_SESSION_NAME") or settings.get("role_session_name") or _session_name()
+
+    def fetch() -> Credentials:
+        try:
+            with open(token_file, encoding="utf-8") as file:
+                token = file.read().strip()
+        except OSError as error:
+            raise CredentialsError(f"cannot read the web identity token file {token_file}: {error.strerror}") from None
+        params = {"RoleArn": role_arn, "RoleSessionName": session, "WebIdentityToken": token}
+        return _sts_credentials("AssumeRoleWithWebIdentity", params, None, settings, environ, region)
+
+    return fetch
+
+
+def _assume_role_fetcher(
+    name: str, settings: Mapping[str, str], environ: Mapping[str, str], region: str, chain: tuple[str, ...]
+) -> Callable[[], Credentials]:
+    """A role assumed with STS ``AssumeRole``, signed by the credentials of the
+    ``source_profile`` (which may itself assume a role) or ``credential_source``."""
+    if "mfa_serial" in settings:
+        raise CredentialsError(f"profile {name!r} needs an MFA code (mfa_serial): tinys3 never prompts for one")
+    if name in chain:
+        raise CredentialsError(f"profiles {' -> '.join((*chain, name))} assume roles in a loop")
+    source = _role_source(name, settings, environ, region, chain)
+    params = {"RoleArn": settings["role_arn"], "RoleSessionName": settings.get("role_session_name") or _session_name()}
+    for setting, param in (("external_id", "ExternalId"), ("duration_seconds", "DurationSeconds")):
+        if setting in settings:
+            params[param] = settings[setting]
+    return lambda: _sts_credentials("AssumeRole", params, source.current(), settings, environ, region)
+
+
+def _role_source(
+    name: str, settings: Mapping[str, str], environ: Mapping[str, str], region: str, chain: tuple[str, ...]
+) -> _CredentialSource:
+    """The credentials that sign a profile's AssumeRole."""
+    source_profile, credential_source = settings.get("source_profile"), settings.get("credential_source")
+    if source_profile == name:  # a profile naming itself: its own keys assume its role
+        found = _key_pair(settings.get("aws_access_key_id"), settings.get("aws_secret_access_key"), None)
+        if found is None:
+            raise CredentialsError(f"profile {name!r} is its own source_profile but has no keys")
+        return _CredentialSource(found, f"profile {name!r}")
+    if source_profile is not None:
+        found_source = _profile_source(source_profile, environ, region, (*chain, name))
+        if found_source is None:
+            raise CredentialsError(f"source_profile {source_profile!r} of profile {name!r} has no credentials")
+        return found_source
+    if credential_source == "Environment":
+        found = _environment_credentials(environ)
+        if found is None:
+            raise CredentialsError(f"profile {name!r}: credential_source Environment, but AWS_ACCESS_KEY_ID is unset")
+        return _CredentialSource(found, "environment variables")
+    fetchers = {"Ec2InstanceMetadata": _instance_metadata_fetcher, "EcsContainer": _container_fetcher}
+    if credential_source not in fetchers:
+        raise CredentialsError(f"profile {name!r}: unknown credential_source {credential_source!r}")
+    fetch, why_not = fetchers[credential_source](environ)
+    if fetch is None:
+        raise CredentialsError(f"profile {name!r}: credential_source {credential_source}: {why_not}")
+    return _fetching(fetch, credential_source)
+
+
+def _session_name() -> str:
+    return f"tinys3-{int(time.time())}"
+
+
+def _sts_credentials(
+    action: str,
+    params: Mapping[str, str],
+    credentials: Credentials | None,
+    settings: Mapping[str, str],
+    environ: Mapping[str, str],
+    region: str,
+) -> Credentials:
+    """Call STS (signed with ``credentials``, if any) and return the keys it issues.
+
+    STS is the regional endpoint, unless ``AWS_ENDPOINT_URL_STS``,
+    ``AWS_ENDPOINT_URL`` or the profile's ``endpoint_url`` names another.
+    """
+    from urllib.parse import urlencode, urlsplit
+
+    endpoint = (
+        environ.get("AWS_ENDPOINT_URL_STS") or environ.get("AWS_ENDPOINT_URL") or settings.get("endpoint_url")
+        or f"https://sts.{region}.amazonaws.com"
+    )  # fmt: skip
+    body = urlencode({"Action": action, "Version": "2011-06-15", **params}).encode()
+    parts = urlsplit(endpoint)
+    headers = {"Host": parts.netloc, "Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
+    if credentials is not None:
+        payload = hashlib.sha256(body).hexdigest()
+        headers = _sign("POST", parts.path or "/", [], headers, payload, credentials, region,
+                        _datetime.now(_timezone.utc), "sts")  # fmt: skip
+    answer = _metadata_request("POST", endpoint, headers, 10.0, body, _sts_error)
+    fields = {}
+    for element in _xml(answer).iter():
+        fields[_local_name(element)] = element.text or ""
+    expiration = fields.get("Expiration")
+    expiry = _datetime.fromisoformat(expiration.replace("Z", "+00:00")).timestamp() if expiration else None
+    try:
+        return Credentials(fields["AccessKeyId"], fields["SecretAccessKey"], fields.get("SessionToken"), expiry)
+    except KeyError:
+        raise CredentialsError(f"STS answered {action} without credentials") from None
+
+
+def _sts_error(body: bytes) -> str:
+    """The code and message of an STS error answer (never the rest of it)."""
+    try:
+        fields = {_local_name(element): element.text or "" for element in _xml(body).iter()}
+    except TransportError:
+        fields = {}
+    return f"{fields.get('Code', 'an error')}: {fields.get('Message', '')}"
+
+
+def _process_fetcher(command: str) -> Callable[[], Credentials]:
+    """``credential_process``: a program run without a shell that prints the keys as
+    JSON (``Version`` 1, ``AccessKeyId``, ``SecretAccessKey``, ``SessionToken``,
+    ``Expiration``)."""
+    import shlex
+
+    argv = shlex.split(command)
+    if not argv:
+        raise CredentialsError("credential_process is empty")
+
+    def fetch() -> Credentials:
+        import json
+        import subprocess
+
+        try:
+            done = subprocess.run(argv, capture_output=True, timeout=60, check=False)
+        except (OSError, subprocess.SubprocessError) as error:
+            raise CredentialsError(f"credential_process {argv[0]} could not run: {error}") from None
+        if done.returncode != 0:
+            lines = done.stderr.decode(errors="replace").strip().splitlines() or ["(no message)"]
+            raise CredentialsError(f"credential_process {argv[0]} failed (exit {done.returncode}): {lines[-1]}")
+        try:
+            data = json.loads(done.stdout)
+            if data.get("Version") != 1:
+                raise ValueError
+        except (ValueError, AttributeError):
+            raise CredentialsError(f"credential_process {argv[0]} did not print JSON with Version 1") from None
+        return _parse_credentials(json.dumps({**data, "Token": data.get("SessionToken")}).encode(), argv[0])
+
+    return fetch
+
+
+def _sso_fetcher(name: str, settings: Mapping[str, str], environ: Mapping[str, str]) -> Callable[[], Credentials]:
+    """IAM Identity Center: the token ``aws sso login`` cached, traded for the
+    role's keys at the portal (``GetRoleCredentials``)."""
+    session = settings.get("sso_session")
+    sso: Mapping[str, str] = settings
+    if session is not None:
+        sso = _config_section(f"sso-session {session}", environ)
+        if not sso:
+            raise CredentialsError(f"profile {name!r} names sso_session {session!r}, which the config file lacks")
+    cache_key = session if session is not None else settings.get("sso_start_url", "")
+    region = sso.get("sso_region") or settings.get("sso_region")
+    account, role = settings.get("sso_account_id"), settings.get("sso_role_name")
+    if not (region and account and role):
+        raise CredentialsError(f"profile {name!r} lacks sso_region, sso_account_id or sso_role_name")
+    cache = os.path.join(os.path.expanduser("~"), ".aws", "sso", "cache",
+                         hashlib.sha1(cache_key.encode()).hexdigest() + ".json")  # fmt: skip
+    portal = environ.get("AWS_ENDPOINT_URL_SSO") or f"https://portal.sso.{region}.amazonaws.com"
+
+    def fetch() -> Credentials:
+        import json
+        from urllib.parse import urlencode
+
+        login = f"run 'aws sso login --profile {name}'"
+        try:
+            with open(cache, encoding="utf-8") as file:
+                cached = json.load(file)
+            token, expires = cached["accessToken"], cached["expiresAt"]
+        except (OSError, ValueError, KeyError):
+            raise CredentialsError(
+                f"profile {name!r}: no IAM Identity Center login cached in {cache}: {login}"
+            ) from None
+        if _datetime.fromisoformat(expires.replace("Z", "+00:00")).timestamp() <= time.time():
+            raise CredentialsError(f"profile {name!r}: the IAM Identity Center login expired: {login}")
+        query = urlencode({"role_name": role, "account_id": account})
+        answer = _metadata_request("GET", f"{portal}/federation/credentials?{query}",
+                                   {"x-amz-sso_bearer_token": token}, 10.0)  # fmt: skip
+        try:
+            found = json.loads(answer)["roleCredentials"]
+            keys = {"AccessKeyId": found["accessKeyId"], "SecretAccessKey": found["secretAccessKey"],
+                    "Token": found["sessionToken"]}  # fmt: skip
+            expiration = _datetime.fromtimestamp(found["expiration"] / 1000, _timezone.utc).isoformat()
+        except (ValueError, KeyError, TypeError):
+            raise CredentialsError("the IAM Identity Center portal answered without credentials") from None
+        return _parse_credentials(json.dumps({**keys, "Expiration": expiration}).encode(), "the portal")
+
+    return fetch
 
 
 def _parse_credentials(body: bytes, source: str) -> Credentials:
@@ -1520,10 +1784,18 @@ def _cut_short(got: int, expected: int | None) -> TransportError:
     return TransportError(f"the answer was cut short: got {got} of {expected} bytes")
 
 
-def _metadata_request(method: str, url: str, headers: Mapping[str, str], timeout: float) -> bytes:
+def _metadata_request(
+    method: str,
+    url: str,
+    headers: Mapping[str, str],
+    timeout: float,
+    body: bytes | None = None,
+    explain: Callable[[bytes], str] | None = None,
+) -> bytes:
     """One small request to a credentials endpoint; any failure is a CredentialsError.
 
-    Its message never holds the answer's body, which may carry keys.
+    Its message never holds the answer's body, which may carry keys; only
+    what ``explain`` picks out of an error answer (such as STS's error code).
     """
     import http.client
     from urllib.parse import urlsplit
@@ -1532,16 +1804,17 @@ def _metadata_request(method: str, url: str, headers: Mapping[str, str], timeout
     kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     conn = kind(parts.hostname or "", parts.port, timeout=timeout)
     try:
-        conn.request(method, parts.path + (f"?{parts.query}" if parts.query else ""), headers=dict(headers))
+        conn.request(method, parts.path + (f"?{parts.query}" if parts.query else ""), body, dict(headers))
         response = conn.getresponse()
-        body = response.read()
+        answer = response.read()
     except (OSError, http.client.HTTPException) as exc:
-        raise CredentialsError(f"{url} did not answer: {type(exc).__name__}") from None
+        raise CredentialsError(f"{url.split('?')[0]} did not answer: {type(exc).__name__}") from None
     finally:
         conn.close()
     if response.status != 200:
-        raise CredentialsError(f"{url} answered {response.status}")
-    return body
+        detail = f": {explain(answer)}" if explain is not None else ""
+        raise CredentialsError(f"{url.split('?')[0]} answered {response.status}{detail}")
+    return answer
 
 
 def _dropped(sock: Any) -> bool:
@@ -2040,7 +2313,9 @@ class Connection:
             endpoint = f"s3.{self.region}.amazonaws.com"
         self._endpoint = _parse_endpoint(endpoint, tls is not False, addressing)
         self._bucket_routes: dict[str, tuple[str, _Endpoint]] = {}
-        self._credential_source = _credential_source(access_key, secret_key, session_token, profile, environ)
+        self._credential_source = _credential_source(
+            access_key, secret_key, session_token, profile, environ, self.region
+        )
         self._retries = retries
         self.multipart_threshold = _check_int("multipart_threshold", multipart_threshold, 0, _MAX_PUT)
         self.multipart_size = _check_int("multipart_size", multipart_size, 5 * _MiB, _MAX_PUT)
