@@ -251,6 +251,59 @@ def test_a_named_profile_gives_keys_region_and_endpoint(moto: Server, clean_env:
         tinys3.Connection(profile="nosuch")
 
 
+def test_the_config_file_is_read_as_botocore_reads_it(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    aws_files(tmp_path, clean_env, """[profile default]
+region = eu-north-1
+endpoint_url = http://127.0.0.1:9000
+max_attempts = 7
+
+[profile minio]
+region = us-west-2
+services = local-minio
+s3 =
+    addressing_style = virtual
+retry_mode = legacy
+
+[services local-minio]
+s3 =
+    endpoint_url = http://minio.internal:9000
+
+[profile nested]
+s3 =
+    endpoint_url = https://nested.example
+retry_mode = adaptive
+""", "[default]\naws_access_key_id = AKIDFILE\naws_secret_access_key = s\n")  # fmt: skip
+    conn = tinys3.Connection()
+    assert (conn.region, conn.endpoint, conn._retries) == ("eu-north-1", "http://127.0.0.1:9000", 7)
+    conn = tinys3.Connection("k", "s", profile="minio")
+    assert (conn.region, conn.endpoint, conn._endpoint.addressing, conn._retries) == (
+        "us-west-2", "http://minio.internal:9000", "virtual", 5)  # fmt: skip
+    assert conn._endpoint.locate("bkt", "k") == ("bkt.minio.internal:9000", "/k")
+    conn = tinys3.Connection("k", "s", profile="nested")
+    assert (conn.endpoint, conn._retries) == ("https://nested.example", 3)
+    clean_env.setenv("AWS_MAX_ATTEMPTS", "2")
+    assert tinys3.Connection("k", "s", profile="minio")._retries == 2
+    assert tinys3.Connection("k", "s", profile="minio", retries=4)._retries == 4
+    clean_env.setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true")
+    clean_env.setenv("AWS_ENDPOINT_URL", "http://ignored.example")
+    assert tinys3.Connection("k", "s", profile="minio").endpoint == "https://s3.us-west-2.amazonaws.com"
+    assert tinys3.Connection("k", "s", endpoint="http://given:1").endpoint == "http://given:1", "an argument still wins"
+    clean_env.setenv("AWS_MAX_ATTEMPTS", "many")
+    with pytest.raises(tinys3.InvalidInput, match="max_attempts"):
+        tinys3.Connection("k", "s")
+    clean_env.setenv("AWS_MAX_ATTEMPTS", "3")
+    clean_env.setenv("AWS_RETRY_MODE", "eager")
+    with pytest.raises(tinys3.InvalidInput, match="retry_mode must be"):
+        tinys3.Connection("k", "s")
+
+
+def test_max_attempts_from_the_config_file_bounds_retries(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    aws_files(tmp_path, clean_env, "[default]\nmax_attempts = 2\n")
+    with scripted_server(lambda request: SLOW_DOWN) as (endpoint, seen), pytest.raises(tinys3.HTTPError):
+        tinys3.Connection("k", "s", endpoint=endpoint).delete("k", "bkt")
+    assert len(seen) == 2
+
+
 def test_files_named_by_the_environment_are_read(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
     (tmp_path / "creds").write_text(
         "[ci]\naws_access_key_id = AKIDCI\naws_secret_access_key = s\naws_session_token = t\n"
@@ -812,7 +865,7 @@ def test_seed_spellings_are_aliases() -> None:
     ("kwargs", "message"),
     [
         ({"endpoint": "ftp://x"}, "endpoint must be a URL"),
-        ({"endpoint": "https://x/some/path"}, "endpoint must be a URL"),
+        ({"endpoint": "https://x/path?query=1"}, "endpoint must be a URL"),
         ({"endpoint": "http://"}, "endpoint must be a URL"),
         ({"endpoint": 9000}, "endpoint must be a URL"),
         ({"addressing": "dns"}, "addressing must be one of"),
@@ -2156,6 +2209,64 @@ def test_https_with_a_private_ca(moto: Server, tmp_path: Path) -> None:
     assert s3.get_object(Bucket=bucket, Key="over-tls")["Body"].read() == b"secure bytes"
     assert s3.get_object(Bucket=bucket, Key="unverified")["Body"].read() == b"y"
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix="refused")
+
+
+def test_ca_bundles_come_from_the_environment_or_the_profile_below_verify(
+    moto: Server, clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    bucket = moto.new_bucket()
+    with tls_proxy(moto.endpoint) as (port, ca):
+        ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+        endpoint = f"https://localhost:{port}"
+        aws_files(tmp_path, clean_env, f"[profile internal]\nca_bundle = {tmp_path / 'ca.pem'}\n")
+        keys = (moto.access_key, moto.secret_key)
+        assert tinys3.Connection(*keys, endpoint=endpoint, profile="internal").upload("by-profile", b"1", bucket).ok
+        clean_env.setenv("AWS_CA_BUNDLE", str(tmp_path / "ca.pem"))
+        assert tinys3.Connection(*keys, endpoint=endpoint).upload("by-env", b"2", bucket).ok
+        with pytest.raises(tinys3.TransportError, match="CERTIFICATE_VERIFY_FAILED"):
+            tinys3.Connection(*keys, endpoint=endpoint, verify=True).upload("refused", b"3", bucket)
+    assert [o["Key"] for o in moto.boto3().list_objects_v2(Bucket=bucket)["Contents"]] == ["by-env", "by-profile"]
+
+
+def test_an_endpoint_with_a_path_prefix_is_requested_and_signed_with_it() -> None:
+    """Gateways that serve S3 under a path: the prefix is part of what is signed."""
+    import botocore.auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials as BotoCredentials
+
+    with scripted_server(_ok) as (endpoint, seen):
+        conn = tinys3.Connection("AKID", "secret", endpoint=f"{endpoint}/s3/", default="bkt")
+        assert conn.endpoint == f"{endpoint}/s3"
+        conn.upload("a b/c.txt", b"x")
+        conn.delete_bucket()
+    assert [r.path for r in seen] == ["/s3/bkt/a%20b/c.txt", "/s3/bkt"]
+    request = seen[0]
+    date = datetime.strptime(request.headers["x-amz-date"], "%Y%m%dT%H%M%SZ")
+    signer = botocore.auth.S3SigV4Auth(BotoCredentials("AKID", "secret"), "s3", "us-east-1")
+    names = ("content-length", "content-type", "x-amz-content-sha256", "x-amz-date")
+    oracle = AWSRequest("PUT", endpoint + request.path, headers={n: request.headers[n] for n in names}, data=b"x")
+    oracle.context["timestamp"] = request.headers["x-amz-date"]
+    signature = signer.signature(signer.string_to_sign(oracle, signer.canonical_request(oracle)), oracle)
+    assert request.headers["authorization"].endswith(f"Signature={signature}") and date.year > 2000
+
+
+def test_anonymous_connections_send_no_signature_and_look_up_no_keys(
+    seaweedfs: Server, clean_env: pytest.MonkeyPatch
+) -> None:
+    """For public buckets (boto3's UNSIGNED): SeaweedFS's open bucket takes them, others refuse."""
+    from conftest import OPEN_BUCKET
+
+    with scripted_server(lambda request: None, upstream=seaweedfs.endpoint) as (endpoint, seen):
+        with suppress(tinys3.HTTPError):  # BucketAlreadyOwnedByYou on a second run
+            connect(seaweedfs).create_bucket(OPEN_BUCKET)
+        conn = tinys3.Connection(endpoint=endpoint, anonymous=True, default=OPEN_BUCKET)
+        assert conn.credentials is None and "access_key=None" in repr(conn)
+        conn.upload("public.txt", b"for everyone")
+        assert conn.get("public.txt").content == b"for everyone"
+        assert conn.presign("public.txt") == f"{endpoint}/{OPEN_BUCKET}/public.txt"
+        with pytest.raises(tinys3.HTTPError, match="AccessDenied"):
+            conn.get("k", seaweedfs.new_bucket())
+    assert all("authorization" not in r.headers and "x-amz-date" not in r.headers for r in seen)
 
 
 def test_a_refused_connection_is_a_transport_error() -> None:

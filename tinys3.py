@@ -429,10 +429,13 @@ def _config_section(section: str, environ: Mapping[str, str]) -> dict[str, str]:
 
 
 def _config_file(environ: Mapping[str, str], variable: str, name: str) -> Any:
-    """The parsed shared config or credentials file (empty if there is none)."""
+    """The parsed shared config or credentials file; None if there is none (then
+    ``configparser`` is not even imported: Lambda has no such files)."""
+    path = _aws_file(environ, variable, name)
+    if not os.path.isfile(path):
+        return None
     import configparser
 
-    path = _aws_file(environ, variable, name)
     parser = configparser.RawConfigParser()
     try:
         parser.read(path, encoding="utf-8")
@@ -443,7 +446,7 @@ def _config_file(environ: Mapping[str, str], variable: str, name: str) -> Any:
 
 def _section(parser: Any, section: str) -> dict[str, str]:
     """A section's settings, nested ones flattened to ``outer.inner``."""
-    if not parser.has_section(section):
+    if parser is None or not parser.has_section(section):
         return {}
     settings = {}
     for key, value in parser.items(section):
@@ -590,7 +593,8 @@ def _sts_credentials(
     from urllib.parse import urlencode, urlsplit
 
     endpoint = (
-        environ.get("AWS_ENDPOINT_URL_STS") or environ.get("AWS_ENDPOINT_URL") or settings.get("endpoint_url")
+        environ.get("AWS_ENDPOINT_URL_STS") or environ.get("AWS_ENDPOINT_URL")
+        or settings.get("sts.endpoint_url") or settings.get("endpoint_url")
         or f"https://sts.{region}.amazonaws.com"
     )  # fmt: skip
     body = urlencode({"Action": action, "Version": "2011-06-15", **params}).encode()
@@ -961,32 +965,34 @@ class _Request:
 
 
 class _Endpoint:
-    """Where requests go: scheme, host, port, and how buckets are addressed."""
+    """Where requests go: scheme, host, port, a path prefix (a gateway's ``/s3``, or
+    empty), and how buckets are addressed."""
 
-    __slots__ = ("addressing", "authority", "host", "is_aws", "port", "scheme")
+    __slots__ = ("addressing", "authority", "host", "is_aws", "port", "prefix", "scheme")
 
-    def __init__(self, scheme: str, host: str, port: int, addressing: str) -> None:
+    def __init__(self, scheme: str, host: str, port: int, addressing: str, prefix: str = "") -> None:
         self.scheme = scheme
         self.host = host
         self.port = port
         self.addressing = addressing
+        self.prefix = prefix
         self.is_aws = host.endswith((".amazonaws.com", ".amazonaws.com.cn"))
         default = 443 if scheme == "https" else 80
         #: host[:port] as the Host header and URLs write it (the port only if not the default)
         self.authority = (f"[{host}]" if ":" in host else host) + ("" if port == default else f":{port}")
 
     def __str__(self) -> str:
-        return f"{self.scheme}://{self.authority}"
+        return f"{self.scheme}://{self.authority}{self.prefix}"
 
     def locate(self, bucket: str, key: str) -> tuple[str, str]:
         """(Host header, canonical URI) for a bucket and key; the URI is also the path sent."""
-        origin = self.authority
+        origin, prefix = self.authority, self.prefix
         encoded = _uri_encode(key, keep_slash=True)
         if self._virtual(bucket):
-            return f"{bucket}.{origin}", "/" + encoded
+            return f"{bucket}.{origin}", f"{prefix}/{encoded}"
         if not bucket:
-            return origin, "/"
-        return origin, f"/{bucket}/{encoded}" if key else f"/{bucket}"
+            return origin, f"{prefix}/"
+        return origin, f"{prefix}/{bucket}/{encoded}" if key else f"{prefix}/{bucket}"
 
     def _virtual(self, bucket: str) -> bool:
         if not bucket or self.addressing == "path":
@@ -1006,7 +1012,8 @@ def _dns_compatible(bucket: str, dots_ok: bool) -> bool:
 
 
 def _parse_endpoint(endpoint: str, tls: bool, addressing: str) -> _Endpoint:
-    """An endpoint from ``https://host[:port]`` or a bare ``host[:port]`` (scheme from ``tls``)."""
+    """An endpoint from ``https://host[:port][/prefix]`` or a bare ``host[:port]``
+    (scheme from ``tls``)."""
     if addressing not in _ADDRESSING:
         raise InvalidInput(f"addressing must be one of {', '.join(_ADDRESSING)}; got {addressing!r}")
     if not isinstance(endpoint, str):
@@ -1020,9 +1027,10 @@ def _parse_endpoint(endpoint: str, tls: bool, addressing: str) -> _Endpoint:
         host = url.hostname
     except ValueError:
         host = None
-    if url.scheme not in ("http", "https") or not host or url.query or url.fragment or url.path not in ("", "/"):
+    if url.scheme not in ("http", "https") or not host or url.query or url.fragment:
         raise InvalidInput(f"endpoint must be a URL like 'https://s3.example.com:9000'; got {endpoint!r}")
-    return _Endpoint(url.scheme, host, port or (443 if url.scheme == "https" else 80), addressing)
+    default = 443 if url.scheme == "https" else 80
+    return _Endpoint(url.scheme, host, port or default, addressing, url.path.rstrip("/"))
 
 
 def _check_bucket(bucket: object) -> str:
@@ -2205,6 +2213,47 @@ def _parse_timeout(timeout: Timeouts) -> tuple[float, float]:
     return float(pair[0]), float(pair[1])
 
 
+def _pick_verify(verify: object, environ: Mapping[str, str], settings: Mapping[str, str]) -> bool | str:
+    """``verify=``, else ``AWS_CA_BUNDLE``, else the profile's ``ca_bundle``, else True."""
+    if verify is None:
+        return environ.get("AWS_CA_BUNDLE") or settings.get("ca_bundle") or True
+    if not isinstance(verify, (bool, str)):
+        raise InvalidType(f"verify must be True, False or a CA bundle path; got {type(verify).__name__}")
+    return verify
+
+
+def _pick_retries(retries: object, environ: Mapping[str, str], settings: Mapping[str, str]) -> int:
+    """``retries=``, else ``AWS_MAX_ATTEMPTS`` or the profile's ``max_attempts``, else
+    the retry mode's default: 3 (``standard``, ``adaptive``) or 5 (``legacy``)."""
+    if retries is None:
+        mode = environ.get("AWS_RETRY_MODE") or settings.get("retry_mode") or "standard"
+        if mode not in ("standard", "adaptive", "legacy"):
+            raise InvalidInput(f"retry_mode must be standard, adaptive or legacy; got {mode!r}")
+        configured = environ.get("AWS_MAX_ATTEMPTS") or settings.get("max_attempts")
+        if configured is None:
+            return 5 if mode == "legacy" else 3
+        if not configured.strip().isdigit():
+            raise InvalidInput(f"max_attempts (AWS_MAX_ATTEMPTS) must be a whole number >= 1; got {configured!r}")
+        retries = int(configured)
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 1:
+        raise InvalidInput(f"retries must be an int >= 1 (attempts in all); got {retries!r}")
+    return retries
+
+
+def _configured_endpoint(environ: Mapping[str, str], settings: Mapping[str, str]) -> str | None:
+    """The endpoint the environment or the profile sets for S3, as botocore finds it:
+    ``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL``, the profile's ``s3``
+    ``endpoint_url`` (nested, or in its ``services`` section), its
+    ``endpoint_url``; none at all with ``AWS_IGNORE_CONFIGURED_ENDPOINT_URLS``."""
+    ignore = environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS") or settings.get("ignore_configured_endpoint_urls")
+    if (ignore or "").lower() == "true":
+        return None
+    return (
+        environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL")
+        or settings.get("s3.endpoint_url") or settings.get("endpoint_url")
+    )  # fmt: skip
+
+
 def _check_int(name: str, value: object, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise InvalidInput(f"{name} must be an int from {low} to {high}; got {value!r}")
@@ -2284,9 +2333,10 @@ class Connection:
         session_token: str | None = None,
         profile: str | None = None,
         timeout: Timeouts = (10.0, 60.0),
-        verify: bool | str = True,
-        addressing: str = "auto",
-        retries: int = 3,
+        verify: bool | str | None = None,
+        addressing: str | None = None,
+        retries: int | None = None,
+        anonymous: bool = False,
         multipart_threshold: int = 8 * _MiB,
         multipart_size: int = 8 * _MiB,
         max_concurrency: int = 4,
@@ -2297,25 +2347,21 @@ class Connection:
         self.default_bucket: str | None = _pick("default_bucket", default_bucket, "default", default)
         if self.default_bucket is not None:
             _check_bucket(self.default_bucket)
-        region = region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
-        endpoint = endpoint or environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL")
-        if region is None or endpoint is None:
-            settings = _profile(profile or environ.get("AWS_PROFILE") or "default", environ)
-            region = region or settings.get("region")
-            endpoint = endpoint or settings.get("endpoint_url")
-        self.region: str = region or "us-east-1"
-        if not isinstance(verify, (bool, str)):
-            raise InvalidType(f"verify must be True, False or a CA bundle path; got {type(verify).__name__}")
-        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 1:
-            raise InvalidInput(f"retries must be an int >= 1 (attempts in all); got {retries!r}")
+        settings = _profile(profile or environ.get("AWS_PROFILE") or "default", environ)
+        self.region: str = region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or ""
+        self.region = self.region or settings.get("region") or "us-east-1"
+        verify = _pick_verify(verify, environ, settings)
+        retries = _pick_retries(retries, environ, settings)
+        endpoint = endpoint or _configured_endpoint(environ, settings)
         self._aws_default = endpoint is None
         if endpoint is None:
             endpoint = f"s3.{self.region}.amazonaws.com"
+        addressing = addressing or settings.get("s3.addressing_style") or "auto"
         self._endpoint = _parse_endpoint(endpoint, tls is not False, addressing)
         self._bucket_routes: dict[str, tuple[str, _Endpoint]] = {}
-        self._credential_source = _credential_source(
+        self._credential_source = None if anonymous else _credential_source(
             access_key, secret_key, session_token, profile, environ, self.region
-        )
+        )  # fmt: skip
         self._retries = retries
         self.multipart_threshold = _check_int("multipart_threshold", multipart_threshold, 0, _MAX_PUT)
         self.multipart_size = _check_int("multipart_size", multipart_size, 5 * _MiB, _MAX_PUT)
@@ -2337,14 +2383,16 @@ class Connection:
         return self._endpoint.scheme == "https"
 
     @property
-    def credentials(self) -> Credentials:
-        """The credentials requests are signed with now (their repr hides the secret)."""
-        return self._credential_source.current()
+    def credentials(self) -> Credentials | None:
+        """The credentials requests are signed with now (their repr hides the secret);
+        None for an anonymous connection."""
+        return None if self._credential_source is None else self._credential_source.current()
 
     def __repr__(self) -> str:
+        access_key = None if self._credential_source is None else self._credential_source.access_key
         return (
             f"<{type(self).__name__} endpoint={self.endpoint!r} region={self.region!r} "
-            f"bucket={self.default_bucket!r} access_key={self._credential_source.access_key!r}>"
+            f"bucket={self.default_bucket!r} access_key={access_key!r}>"
         )
 
     def __enter__(self) -> Connection:
@@ -2681,6 +2729,8 @@ class Connection:
         host, path = endpoint.locate(bucket, key)
         wire = {name: _header_value(name, value) for name, value in (headers or {}).items()}
         credentials = self.credentials
+        if credentials is None:  # anonymous: the plain URL is all anyone needs
+            return f"{endpoint.scheme}://{host}{path}"
         if credentials.expiry is not None and time.time() + seconds > credentials.expiry:
             import warnings
 
@@ -2990,17 +3040,20 @@ class Connection:
         renewed = False
         while True:
             attempt += 1
-            credentials = self._credential_source.current()
+            credentials = self.credentials
             region, endpoint = self._route(request.bucket)
             host, path = endpoint.locate(request.bucket, request.key)
             query = _canonical_query_string(request.query)
             target = f"{path}?{query}" if query else path
             headers["Host"] = host
-            signed = _sign(
-                request.method, path, request.query, headers, headers["x-amz-content-sha256"],
-                credentials, region, _datetime.now(_timezone.utc),
-            )  # fmt: skip
-            del signed["Host"]
+            if credentials is None:
+                signed = {k: v for k, v in headers.items() if k not in ("Host", "x-amz-content-sha256")}
+            else:
+                signed = _sign(
+                    request.method, path, request.query, headers, headers["x-amz-content-sha256"],
+                    credentials, region, _datetime.now(_timezone.utc),
+                )  # fmt: skip
+                del signed["Host"]
             try:
                 status, reason, reply_headers, content = self._transport.send(
                     endpoint, host, target, request.method, signed, body, stream
@@ -3020,7 +3073,8 @@ class Connection:
                 _backoff(attempt)
                 continue
             error = _http_error(response)
-            if error.code in _EXPIRED_CODES and not renewed and self._credential_source.renew(stale=credentials):
+            source = self._credential_source
+            if error.code in _EXPIRED_CODES and not renewed and source is not None and source.renew(stale=credentials):
                 renewed = True
                 continue
             if error.region and error.region != region and not redirects:
