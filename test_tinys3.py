@@ -3185,6 +3185,19 @@ def test_cli_copies_lists_shares_and_deletes(seaweedfs: Server, tmp_path: Path) 
     assert run_cli(seaweedfs, "ls", "-r", f"s3://{bucket}").stdout == b""
 
 
+def test_cli_sends_unsigned_requests_with_no_sign_request(seaweedfs: Server) -> None:
+    from conftest import OPEN_BUCKET
+
+    with suppress(tinys3.HTTPError):
+        connect(seaweedfs).create_bucket(OPEN_BUCKET)
+    sent = run_cli(seaweedfs, "cp", "--no-sign-request", "-", f"s3://{OPEN_BUCKET}/from-cli.txt", stdin=b"hello")
+    assert sent.returncode == 0, sent.stderr
+    assert run_cli(seaweedfs, "cp", "--no-sign-request", f"s3://{OPEN_BUCKET}/from-cli.txt", "-").stdout == b"hello"
+    private = seaweedfs.new_bucket()
+    refused = run_cli(seaweedfs, "ls", "--no-sign-request", f"s3://{private}/")
+    assert refused.returncode == 1 and b"AccessDenied" in refused.stderr
+
+
 def test_cli_makes_and_removes_buckets(seaweedfs: Server) -> None:
     name = f"tinys3-cli-{os.getpid()}"
     made = run_cli(seaweedfs, "mb", f"s3://{name}")

@@ -3306,6 +3306,9 @@ def _cli_parser() -> Any:
     common.add_argument("--endpoint-url", metavar="URL", help="an S3-compatible service, e.g. http://127.0.0.1:9000")
     common.add_argument("--region", help="the region to sign for")
     common.add_argument("--profile", help="the profile of ~/.aws/credentials and ~/.aws/config")
+    common.add_argument("--no-sign-request", action="store_true", help="send requests unsigned (public buckets)")
+    common.add_argument("--ca-bundle", metavar="PATH", help="the CA certificates to verify TLS with")
+    common.add_argument("--no-verify-ssl", action="store_true", help="do not verify TLS certificates")
     common.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     cp = commands.add_parser("cp", parents=[common], add_help=False, help="copy files and objects (- is stdin/stdout)")
@@ -3378,7 +3381,9 @@ class _Cli:
         self.args = args
         self.out = stdout
         self.err = stderr
-        self.conn = Connection(endpoint=args.endpoint_url, region=args.region, profile=args.profile)
+        verify = False if args.no_verify_ssl else args.ca_bundle
+        self.conn = Connection(endpoint=args.endpoint_url, region=args.region, profile=args.profile,
+                               anonymous=args.no_sign_request, verify=verify)  # fmt: skip
 
     def say(self, text: str) -> None:
         if not self.args.quiet:
