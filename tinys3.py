@@ -253,6 +253,16 @@ class Credentials:
         return f"Credentials(access_key={self.access_key!r}, secret_key='***'{token})"
 
 
+class _Lookup:
+    """What finding credentials needs: the environment, the region (for STS), and
+    how to reach remote credential services (the proxy setting, TLS ``verify``)."""
+
+    __slots__ = ("environ", "proxy", "region", "verify")
+
+    def __init__(self, environ: Mapping[str, str], region: str, proxy: str | bool | None, verify: bool | str) -> None:
+        self.environ, self.region, self.proxy, self.verify = environ, region, proxy, verify
+
+
 class _CredentialSource:
     """Where a connection's credentials come from; temporary ones renew themselves.
 
@@ -303,8 +313,7 @@ def _credential_source(
     secret_key: str | None,
     token: str | None,
     profile: str | None,
-    environ: Mapping[str, str],
-    region: str,
+    lookup: _Lookup,
 ) -> _CredentialSource:
     """Explicit keys, or the first source of the AWS CLI's chain that is configured.
 
@@ -320,6 +329,7 @@ def _credential_source(
             missing = "secret_key" if access_key else "access_key"
             raise CredentialsError(f"{missing} is missing: pass both access_key and secret_key")
         return _CredentialSource(Credentials(access_key, secret_key, token), "the arguments")
+    environ = lookup.environ
     tried = []
     if profile is None:
         found = _environment_credentials(environ)
@@ -331,9 +341,9 @@ def _credential_source(
             "web_identity_token_file": environ["AWS_WEB_IDENTITY_TOKEN_FILE"],
             "role_arn": environ["AWS_ROLE_ARN"],
         }
-        return _fetching(_web_identity_fetcher(settings, environ, region), "web identity (AWS_WEB_IDENTITY_TOKEN_FILE)")
+        return _fetching(_web_identity_fetcher(settings, lookup), "web identity (AWS_WEB_IDENTITY_TOKEN_FILE)")
     name = profile or environ.get("AWS_PROFILE") or "default"
-    found_source = _profile_source(name, environ, region, ())
+    found_source = _profile_source(name, lookup, ())
     if found_source is not None:
         return found_source
     files = f"{_aws_file(environ, 'AWS_SHARED_CREDENTIALS_FILE', 'credentials')} and "
@@ -366,23 +376,21 @@ def _fetching(fetch: Callable[[], Credentials], name: str) -> _CredentialSource:
     return _CredentialSource(fetch(), name, fetch)
 
 
-def _profile_source(
-    name: str, environ: Mapping[str, str], region: str, chain: tuple[str, ...]
-) -> _CredentialSource | None:
+def _profile_source(name: str, lookup: _Lookup, chain: tuple[str, ...]) -> _CredentialSource | None:
     """A profile's credentials, tried as botocore does: a role to assume
     (``role_arn`` with ``source_profile`` or ``credential_source``), web
     identity (``web_identity_token_file``), IAM Identity Center (``sso_*``),
     keys (credentials file, then config file), ``credential_process``.
     None if the profile configures none of them.
     """
-    settings = _profile(name, environ)
+    settings = _profile(name, lookup.environ)
     label = f"profile {name!r}"
     if "role_arn" in settings and ("source_profile" in settings or "credential_source" in settings):
-        return _fetching(_assume_role_fetcher(name, settings, environ, region, chain), f"{label} (assumed role)")
+        return _fetching(_assume_role_fetcher(name, settings, lookup, chain), f"{label} (assumed role)")
     if "web_identity_token_file" in settings:
-        return _fetching(_web_identity_fetcher(settings, environ, region), f"{label} (web identity)")
+        return _fetching(_web_identity_fetcher(settings, lookup), f"{label} (web identity)")
     if "sso_session" in settings or "sso_start_url" in settings:
-        return _fetching(_sso_fetcher(name, settings, environ), f"{label} (IAM Identity Center)")
+        return _fetching(_sso_fetcher(name, settings, lookup), f"{label} (IAM Identity Center)")
     found = _key_pair(settings.get("aws_access_key_id"), settings.get("aws_secret_access_key"),
                       settings.get("aws_session_token"))  # fmt: skip
     if found is not None:
@@ -505,15 +513,13 @@ def _instance_metadata_fetcher(environ: Mapping[str, str]) -> tuple[Callable[[],
     return fetch, ""
 
 
-def _web_identity_fetcher(
-    settings: Mapping[str, str], environ: Mapping[str, str], region: str
-) -> Callable[[], Credentials]:
+def _web_identity_fetcher(settings: Mapping[str, str], lookup: _Lookup) -> Callable[[], Credentials]:
     """EKS (IRSA) and other OIDC tokens: the token file's token traded for a role's
     keys by STS ``AssumeRoleWithWebIdentity`` (a call that needs no keys)."""
     token_file, role_arn = settings["web_identity_token_file"], settings.get("role_arn")
     if not role_arn:
         raise CredentialsError(f"web identity token file {token_file} is set without a role_arn (AWS_ROLE_ARN)")
-    session = environ.get("AWS_ROLE_SESSION_NAME") or settings.get("role_session_name") or _session_name()
+    session = lookup.environ.get("AWS_ROLE_SESSION_NAME") or settings.get("role_session_name") or _session_name()
 
     def fetch() -> Credentials:
         try:
@@ -522,13 +528,13 @@ def _web_identity_fetcher(
         except OSError as error:
             raise CredentialsError(f"cannot read the web identity token file {token_file}: {error.strerror}") from None
         params = {"RoleArn": role_arn, "RoleSessionName": session, "WebIdentityToken": token}
-        return _sts_credentials("AssumeRoleWithWebIdentity", params, None, settings, environ, region)
+        return _sts_credentials("AssumeRoleWithWebIdentity", params, None, settings, lookup)
 
     return fetch
 
 
 def _assume_role_fetcher(
-    name: str, settings: Mapping[str, str], environ: Mapping[str, str], region: str, chain: tuple[str, ...]
+    name: str, settings: Mapping[str, str], lookup: _Lookup, chain: tuple[str, ...]
 ) -> Callable[[], Credentials]:
     """A role assumed with STS ``AssumeRole``, signed by the credentials of the
     ``source_profile`` (which may itself assume a role) or ``credential_source``."""
@@ -536,18 +542,17 @@ def _assume_role_fetcher(
         raise CredentialsError(f"profile {name!r} needs an MFA code (mfa_serial): tinys3 never prompts for one")
     if name in chain:
         raise CredentialsError(f"profiles {' -> '.join((*chain, name))} assume roles in a loop")
-    source = _role_source(name, settings, environ, region, chain)
+    source = _role_source(name, settings, lookup, chain)
     params = {"RoleArn": settings["role_arn"], "RoleSessionName": settings.get("role_session_name") or _session_name()}
     for setting, param in (("external_id", "ExternalId"), ("duration_seconds", "DurationSeconds")):
         if setting in settings:
             params[param] = settings[setting]
-    return lambda: _sts_credentials("AssumeRole", params, source.current(), settings, environ, region)
+    return lambda: _sts_credentials("AssumeRole", params, source.current(), settings, lookup)
 
 
-def _role_source(
-    name: str, settings: Mapping[str, str], environ: Mapping[str, str], region: str, chain: tuple[str, ...]
-) -> _CredentialSource:
+def _role_source(name: str, settings: Mapping[str, str], lookup: _Lookup, chain: tuple[str, ...]) -> _CredentialSource:
     """The credentials that sign a profile's AssumeRole."""
+    environ = lookup.environ
     source_profile, credential_source = settings.get("source_profile"), settings.get("credential_source")
     if source_profile == name:  # a profile naming itself: its own keys assume its role
         found = _key_pair(settings.get("aws_access_key_id"), settings.get("aws_secret_access_key"), None)
@@ -555,7 +560,7 @@ def _role_source(
             raise CredentialsError(f"profile {name!r} is its own source_profile but has no keys")
         return _CredentialSource(found, f"profile {name!r}")
     if source_profile is not None:
-        found_source = _profile_source(source_profile, environ, region, (*chain, name))
+        found_source = _profile_source(source_profile, lookup, (*chain, name))
         if found_source is None:
             raise CredentialsError(f"source_profile {source_profile!r} of profile {name!r} has no credentials")
         return found_source
@@ -582,8 +587,7 @@ def _sts_credentials(
     params: Mapping[str, str],
     credentials: Credentials | None,
     settings: Mapping[str, str],
-    environ: Mapping[str, str],
-    region: str,
+    lookup: _Lookup,
 ) -> Credentials:
     """Call STS (signed with ``credentials``, if any) and return the keys it issues.
 
@@ -592,6 +596,7 @@ def _sts_credentials(
     """
     from urllib.parse import urlencode, urlsplit
 
+    environ, region = lookup.environ, lookup.region
     endpoint = (
         environ.get("AWS_ENDPOINT_URL_STS") or environ.get("AWS_ENDPOINT_URL")
         or settings.get("sts.endpoint_url") or settings.get("endpoint_url")
@@ -604,7 +609,7 @@ def _sts_credentials(
         payload = hashlib.sha256(body).hexdigest()
         headers = _sign("POST", parts.path or "/", [], headers, payload, credentials, region,
                         _datetime.now(_timezone.utc), "sts")  # fmt: skip
-    answer = _metadata_request("POST", endpoint, headers, 10.0, body, _sts_error)
+    answer = _metadata_request("POST", endpoint, headers, 10.0, body, _sts_error, lookup)
     fields = {}
     for element in _xml(answer).iter():
         fields[_local_name(element)] = element.text or ""
@@ -657,13 +662,13 @@ def _process_fetcher(command: str) -> Callable[[], Credentials]:
     return fetch
 
 
-def _sso_fetcher(name: str, settings: Mapping[str, str], environ: Mapping[str, str]) -> Callable[[], Credentials]:
+def _sso_fetcher(name: str, settings: Mapping[str, str], lookup: _Lookup) -> Callable[[], Credentials]:
     """IAM Identity Center: the token ``aws sso login`` cached, traded for the
     role's keys at the portal (``GetRoleCredentials``)."""
     session = settings.get("sso_session")
     sso: Mapping[str, str] = settings
     if session is not None:
-        sso = _config_section(f"sso-session {session}", environ)
+        sso = _config_section(f"sso-session {session}", lookup.environ)
         if not sso:
             raise CredentialsError(f"profile {name!r} names sso_session {session!r}, which the config file lacks")
     cache_key = session if session is not None else settings.get("sso_start_url", "")
@@ -673,7 +678,7 @@ def _sso_fetcher(name: str, settings: Mapping[str, str], environ: Mapping[str, s
         raise CredentialsError(f"profile {name!r} lacks sso_region, sso_account_id or sso_role_name")
     cache = os.path.join(os.path.expanduser("~"), ".aws", "sso", "cache",
                          hashlib.sha1(cache_key.encode()).hexdigest() + ".json")  # fmt: skip
-    portal = environ.get("AWS_ENDPOINT_URL_SSO") or f"https://portal.sso.{region}.amazonaws.com"
+    portal = lookup.environ.get("AWS_ENDPOINT_URL_SSO") or f"https://portal.sso.{region}.amazonaws.com"
 
     def fetch() -> Credentials:
         import json
@@ -692,7 +697,7 @@ def _sso_fetcher(name: str, settings: Mapping[str, str], environ: Mapping[str, s
             raise CredentialsError(f"profile {name!r}: the IAM Identity Center login expired: {login}")
         query = urlencode({"role_name": role, "account_id": account})
         answer = _metadata_request("GET", f"{portal}/federation/credentials?{query}",
-                                   {"x-amz-sso_bearer_token": token}, 10.0)  # fmt: skip
+                                   {"x-amz-sso_bearer_token": token}, 10.0, lookup=lookup)  # fmt: skip
         try:
             found = json.loads(answer)["roleCredentials"]
             keys = {"AccessKeyId": found["accessKeyId"], "SecretAccessKey": found["secretAccessKey"],
@@ -1588,9 +1593,14 @@ class _Transport:
     is noticed (the socket turned readable) and replaced before use.
     """
 
-    def __init__(self, timeout: tuple[float, float], verify: bool | str) -> None:
+    def __init__(
+        self, timeout: tuple[float, float], verify: bool | str, proxy: str | bool | None, environ: Mapping[str, str]
+    ) -> None:
         self._connect_timeout, self._read_timeout = timeout
         self._verify = verify
+        self._proxy_setting = proxy
+        self._environ = environ
+        self._proxies: dict[tuple[str, str, int], _Proxy | None] = {}
         self._idle = _Idle()
         self._lock = threading.Lock()
         self._ssl_context: SSLContext | None = None
@@ -1600,15 +1610,14 @@ class _Transport:
         """One SSL context per Connection, made on first HTTPS use."""
         with self._lock:
             if self._ssl_context is None:
-                import ssl
-
-                verify = self._verify
-                context = ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
-                if verify is False:
-                    context.check_hostname = False
-                    context.verify_mode = ssl.CERT_NONE
-                self._ssl_context = context
+                self._ssl_context = _ssl_context(self._verify)
             return self._ssl_context
+
+    def proxy(self, origin: tuple[str, str, int]) -> _Proxy | None:
+        """The proxy requests to ``origin`` go through (worked out once per origin)."""
+        if origin not in self._proxies:
+            self._proxies[origin] = _proxy_for(*origin, self._proxy_setting, self._environ)
+        return self._proxies[origin]
 
     def _checkout(self, origin: tuple[str, str, int]) -> tuple[HTTPConnection, bool]:
         """Take this thread's live connection to ``origin`` (or open one); True if reused.
@@ -1616,7 +1625,6 @@ class _Transport:
         The connection leaves the thread's pool while in use, so a streamed
         answer still being read never shares it with the next request.
         """
-        import http.client
 
         conn = self._idle.connections.pop(origin, None)
         if conn is not None and conn.sock is not None and not _dropped(conn.sock):
@@ -1624,16 +1632,14 @@ class _Transport:
         if conn is not None:
             self._close(conn)
         scheme, host, port = origin
-        if scheme == "https":
-            conn = http.client.HTTPSConnection(host, port, timeout=self._connect_timeout, context=self._context())
-        else:
-            conn = http.client.HTTPConnection(host, port, timeout=self._connect_timeout)
+        proxy = self.proxy(origin)
+        conn = _new_connection(scheme, host, port, proxy, self._connect_timeout, self._context)
         conn.response_class = _lean_response()
         try:
             conn.connect()
         except OSError as exc:
             conn.close()
-            raise _transport_error(exc, f"cannot connect to {host}:{port}") from exc
+            raise _connect_error(exc, host, port, proxy) from exc
         assert conn.sock is not None
         conn.sock.settimeout(self._read_timeout)
         with self._lock:
@@ -1669,11 +1675,18 @@ class _Transport:
         import http.client
 
         origin = (endpoint.scheme, endpoint.host, endpoint.port)
+        proxy = self.proxy(origin)
+        if proxy is not None and endpoint.scheme == "http":  # absolute form; HTTPS goes through a tunnel
+            target = f"http://{host}{target}"
+            if proxy.authorization:
+                headers = {**headers, "Proxy-Authorization": proxy.authorization}
         for fresh_retry in (False, True):
             conn, reused = self._checkout(origin)
             try:
                 self._write(conn, host, target, method, headers, body)
                 response = conn.getresponse()
+                if response.status == 407 and proxy is not None:
+                    raise _no_retry(f"proxy {proxy} refused the request: 407 {response.reason}")
                 unframed = response.length is None and not response.chunked
                 if unframed and method == "GET" and 200 <= response.status < 300:
                     raise _unframed()
@@ -1799,20 +1812,31 @@ def _metadata_request(
     timeout: float,
     body: bytes | None = None,
     explain: Callable[[bytes], str] | None = None,
+    lookup: _Lookup | None = None,
 ) -> bytes:
     """One small request to a credentials endpoint; any failure is a CredentialsError.
 
     Its message never holds the answer's body, which may carry keys; only
     what ``explain`` picks out of an error answer (such as STS's error code).
+    Remote services (STS, IAM Identity Center: given a ``lookup``) are reached
+    through the connection's proxy and verified with its CA bundle; the
+    link-local metadata endpoints always directly.
     """
     import http.client
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
-    kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    conn = kind(parts.hostname or "", parts.port, timeout=timeout)
+    scheme, host = parts.scheme, parts.hostname or ""
+    port = parts.port or (443 if scheme == "https" else 80)
+    proxy = None if lookup is None else _proxy_for(scheme, host, port, lookup.proxy, lookup.environ)
+    verify = True if lookup is None else lookup.verify
+    conn = _new_connection(scheme, host, port, proxy, timeout, lambda: _ssl_context(verify))
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    if proxy is not None and scheme == "http":
+        target = f"http://{parts.netloc}{target}"
+        headers = {**headers, **({"Proxy-Authorization": proxy.authorization} if proxy.authorization else {})}
     try:
-        conn.request(method, parts.path + (f"?{parts.query}" if parts.query else ""), body, dict(headers))
+        conn.request(method, target, body, dict(headers))
         response = conn.getresponse()
         answer = response.read()
     except (OSError, http.client.HTTPException) as exc:
@@ -1823,6 +1847,128 @@ def _metadata_request(
         detail = f": {explain(answer)}" if explain is not None else ""
         raise CredentialsError(f"{url.split('?')[0]} answered {response.status}{detail}")
     return answer
+
+
+def _ssl_context(verify: bool | str) -> SSLContext:
+    """A TLS client context: the system's CAs, a CA bundle's (``verify`` a path), or none."""
+    import ssl
+
+    context = ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
+    if verify is False:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _new_connection(
+    scheme: str, host: str, port: int, proxy: _Proxy | None, timeout: float, context: Callable[[], SSLContext]
+) -> HTTPConnection:
+    """An unopened connection to ``host``: directly, through a ``CONNECT`` tunnel of
+    ``proxy`` (HTTPS), or to ``proxy`` itself (plain HTTP, absolute-form requests)."""
+    import http.client
+
+    if scheme == "https":
+        if proxy is None:
+            return http.client.HTTPSConnection(host, port, timeout=timeout, context=context())
+        conn = http.client.HTTPSConnection(proxy.host, proxy.port, timeout=timeout, context=context())
+        conn.set_tunnel(host, port, {"Proxy-Authorization": proxy.authorization} if proxy.authorization else None)
+        return conn
+    if proxy is None:
+        return http.client.HTTPConnection(host, port, timeout=timeout)
+    return http.client.HTTPConnection(proxy.host, proxy.port, timeout=timeout)
+
+
+def _connect_error(exc: OSError, host: str, port: int, proxy: _Proxy | None) -> TransportError:
+    """A failed connect, naming the proxy (never its password) when there is one."""
+    if proxy is None:
+        return _transport_error(exc, f"cannot connect to {host}:{port}")
+    text = str(exc)
+    if text.startswith("Tunnel connection failed"):
+        status = text.partition(": ")[2]
+        error = TransportError(f"proxy {proxy} refused the tunnel to {host}:{port}: {status}")
+        error.retry = status[:1] == "5"  # the proxy's own trouble may pass; a refusal will not
+        return error
+    return _transport_error(exc, f"cannot connect to {host}:{port} through proxy {proxy}")
+
+
+class _Proxy:
+    """A forward proxy from its URL: host, port, and the Basic credentials of its
+    ``user:password@`` (sent as ``Proxy-Authorization``, never shown)."""
+
+    __slots__ = ("authorization", "host", "port")
+
+    def __init__(self, url: str) -> None:
+        from urllib.parse import unquote, urlsplit
+
+        parts = urlsplit(url if "://" in url else f"http://{url}")
+        try:
+            host, port = parts.hostname, parts.port
+        except ValueError:
+            host = port = None
+        if parts.scheme != "http" or not host:
+            raise InvalidInput(
+                "a proxy must be an http:// URL such as http://proxy.example:3128 (HTTPS goes through it "
+                f"in a CONNECT tunnel); got one with scheme {parts.scheme!r} and host {host!r}"
+            )
+        self.host, self.port = host, port or 80
+        self.authorization = None
+        if parts.username is not None:
+            import base64
+
+            pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+            self.authorization = "Basic " + base64.b64encode(pair).decode()
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def _proxy_for(
+    scheme: str, host: str, port: int, setting: str | bool | None, environ: Mapping[str, str]
+) -> _Proxy | None:
+    """The proxy for one origin. ``setting``: a proxy URL for every request, None or
+    False for none, True to read ``https_proxy``/``http_proxy`` (then ``all_proxy``;
+    lower case first, then upper) and ``no_proxy``, as curl and requests do."""
+    if setting is None or setting is False:
+        return None
+    if isinstance(setting, str):
+        return _Proxy(setting)
+    names = (f"{scheme}_proxy", f"{scheme.upper()}_PROXY", "all_proxy", "ALL_PROXY")
+    url = next((environ[name] for name in names if environ.get(name)), None)
+    if not url or _bypassed(host, port, environ.get("no_proxy") or environ.get("NO_PROXY") or ""):
+        return None
+    return _Proxy(url)
+
+
+def _bypassed(host: str, port: int, no_proxy: str) -> bool:
+    """True if ``no_proxy`` sends ``host`` (at ``port``) directly: ``*``; a name,
+    which covers its subdomains too (``example.com``, ``.example.com``,
+    ``*.example.com``); an IP address or a CIDR block; each with or without ``:port``."""
+    host = host.lower().strip("[]")
+    for rule in no_proxy.replace(" ", "").lower().split(","):
+        if rule.startswith("["):
+            name, _, rest = rule[1:].partition("]")
+            rule_port = rest.lstrip(":")
+        elif rule.count(":") == 1:
+            name, _, rule_port = rule.partition(":")
+        else:
+            name, rule_port = rule, ""
+        if not name or (rule_port and rule_port != str(port)):
+            continue
+        if name == "*":
+            return True
+        if "/" in name:
+            import ipaddress
+
+            try:
+                if ipaddress.ip_address(host) in ipaddress.ip_network(name, strict=False):
+                    return True
+            except ValueError:
+                pass
+            continue
+        name = name.lstrip("*").lstrip(".")
+        if host == name or host.endswith("." + name):
+            return True
+    return False
 
 
 def _dropped(sock: Any) -> bool:
@@ -2303,11 +2449,18 @@ class Connection:
             to take keys, ``region`` and ``endpoint_url`` from (else
             ``AWS_PROFILE``, else ``default``).
         timeout: seconds, or a (connect, read) pair; default (10, 60).
-        verify: check TLS certificates (default True), or a CA bundle path.
+        verify: check TLS certificates (True), or a CA bundle path; else
+            ``AWS_CA_BUNDLE`` or the profile's ``ca_bundle``.
         addressing: ``'auto'`` (virtual-host on AWS when the bucket name
-            allows it, path-style elsewhere), ``'path'`` or ``'virtual'``.
+            allows it, path-style elsewhere), ``'path'`` or ``'virtual'``;
+            else the profile's S3 ``addressing_style``.
         retries: attempts in all for a request that failed in a way worth
-            retrying (default 3; 1 disables retries).
+            retrying (1 disables retries); else ``AWS_MAX_ATTEMPTS`` or the
+            profile's ``max_attempts``, else 3 (5 in ``legacy`` retry mode).
+        anonymous: send every request unsigned (public buckets).
+        proxy: a proxy URL (``http://user:password@host:port``) for every
+            request, None or False for none; by default (True) the
+            environment's ``https_proxy``/``http_proxy`` and ``no_proxy``.
         multipart_threshold: larger uploads go as multipart uploads (8 MiB).
         multipart_size: the smallest part (8 MiB, at least 5 MiB); parts grow
             so that an upload needs at most 10,000.
@@ -2337,6 +2490,7 @@ class Connection:
         addressing: str | None = None,
         retries: int | None = None,
         anonymous: bool = False,
+        proxy: str | bool | None = True,
         multipart_threshold: int = 8 * _MiB,
         multipart_size: int = 8 * _MiB,
         max_concurrency: int = 4,
@@ -2359,8 +2513,13 @@ class Connection:
         addressing = addressing or settings.get("s3.addressing_style") or "auto"
         self._endpoint = _parse_endpoint(endpoint, tls is not False, addressing)
         self._bucket_routes: dict[str, tuple[str, _Endpoint]] = {}
+        if isinstance(proxy, str):
+            _Proxy(proxy)  # a bad URL is refused now, before any request
+        elif not isinstance(proxy, (bool, type(None))):
+            raise InvalidType(f"proxy must be a URL str, None or a bool; got {type(proxy).__name__}")
+        lookup = _Lookup(environ, self.region, proxy, verify)
         self._credential_source = None if anonymous else _credential_source(
-            access_key, secret_key, session_token, profile, environ, self.region
+            access_key, secret_key, session_token, profile, lookup
         )  # fmt: skip
         self._retries = retries
         self.multipart_threshold = _check_int("multipart_threshold", multipart_threshold, 0, _MAX_PUT)
@@ -2370,7 +2529,7 @@ class Connection:
         self._parts: ThreadPoolExecutor | None = None
         self._part_lock = threading.Lock()
         self._part_slots = threading.BoundedSemaphore(self.max_concurrency)
-        self._transport = _Transport(_parse_timeout(timeout), verify)
+        self._transport = _Transport(_parse_timeout(timeout), verify, proxy, environ)
 
     @property
     def endpoint(self) -> str:
