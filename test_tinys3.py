@@ -2358,6 +2358,18 @@ def test_plain_http_goes_to_the_proxy_in_absolute_form(
         assert caught.value.retry is False
 
 
+def test_a_proxy_that_forbids_the_tunnel_is_named_and_not_retried() -> None:
+    with scripted_server(lambda request: (403, {}, b"")) as (proxy, seen):
+        conn = tinys3.Connection("k", "s", endpoint="https://s3.example.com", proxy=proxy.replace("//", "//me:pw@"))
+        with pytest.raises(tinys3.TransportError) as caught:
+            conn.get("k", "bkt")
+    host_port = proxy.split("//")[1]
+    assert str(caught.value) == f"proxy {host_port} refused the tunnel to s3.example.com:443: 403 X"
+    assert caught.value.retry is False and len(seen) == 1
+    assert (seen[0].method, seen[0].path) == ("CONNECT", "s3.example.com:443")
+    assert seen[0].headers["proxy-authorization"] == "Basic " + base64.b64encode(b"me:pw").decode()
+
+
 def test_sts_is_reached_through_the_proxy_too(moto_open: Server, clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
     (tmp_path / "token").write_text("eyJ.pod-token.sig")
     clean_env.setenv("AWS_WEB_IDENTITY_TOKEN_FILE", str(tmp_path / "token"))
