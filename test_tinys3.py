@@ -469,6 +469,10 @@ def test_a_configured_source_that_fails_never_falls_through(clean_env: pytest.Mo
         clean_env.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds)
         with pytest.raises(tinys3.CredentialsError, match="ExpiredTokenException: Token expired"):
             tinys3.Connection()
+        clean_env.delenv("AWS_WEB_IDENTITY_TOKEN_FILE")
+        clean_env.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", f"{sts}/creds")  # it answers 400 to everything
+        with pytest.raises(tinys3.CredentialsError, match="creds answered 400"):
+            tinys3.Connection()
     assert asked == [], "the instance metadata service was never asked"
 
 
@@ -503,6 +507,15 @@ credential_source = Environment
 role_arn = {arn}
 source_profile = base
 mfa_serial = arn:aws:iam::1:mfa/me
+
+[profile by-services]
+role_arn = {arn}
+source_profile = base
+services = local
+
+[services local]
+sts =
+    endpoint_url = {moto.endpoint}
 """,
         f"[base]\naws_access_key_id = {moto.access_key}\naws_secret_access_key = {moto.secret_key}\n",
     )
@@ -518,6 +531,9 @@ mfa_serial = arn:aws:iam::1:mfa/me
         assert tinys3.Connection(profile="from-env", endpoint=moto.endpoint).upload("as-env", b"x", bucket).ok
         with pytest.raises(tinys3.CredentialsError, match="needs an MFA code"):
             tinys3.Connection(profile="mfa")
+        clean_env.delenv("AWS_ENDPOINT_URL_STS")
+        by_services = tinys3.Connection(profile="by-services", endpoint=moto.endpoint)
+        assert by_services.upload("as-by-services", b"x", bucket).ok, "STS found in the profile's services section"
     first = dict(urllib.parse.parse_qsl(seen[0].body.decode()))
     assert (first["Action"], first["RoleSessionName"], first["ExternalId"], first["DurationSeconds"]) == (
         "AssumeRole", "nightly", "shared-secret-id", "1800")  # fmt: skip
