@@ -271,6 +271,9 @@ class _CredentialSource:
     ones), and on demand when S3 says the token expired.
     """
 
+    #: The clock renewals are timed by (a test may stand in its own).
+    _clock: Callable[[], float] = staticmethod(time.time)
+
     def __init__(self, credentials: Credentials, name: str, fetch: Callable[[], Credentials] | None = None) -> None:
         self.name = name
         self._fetch = fetch
@@ -278,11 +281,10 @@ class _CredentialSource:
         self._credentials = credentials
         self._renew_at = self._renewal_time(credentials)
 
-    @staticmethod
-    def _renewal_time(credentials: Credentials) -> float | None:
+    def _renewal_time(self, credentials: Credentials) -> float | None:
         if credentials.expiry is None:
             return None
-        return credentials.expiry - min(300.0, max(0.0, credentials.expiry - time.time()) / 2)
+        return credentials.expiry - min(300.0, max(0.0, credentials.expiry - self._clock()) / 2)
 
     @property
     def access_key(self) -> str:
@@ -292,7 +294,7 @@ class _CredentialSource:
     def current(self) -> Credentials:
         """The credentials to sign with now, renewed first if they are about to expire."""
         renew_at = self._renew_at
-        if renew_at is not None and time.time() >= renew_at:
+        if renew_at is not None and self._clock() >= renew_at:
             self.renew(stale=self._credentials)
         return self._credentials
 
