@@ -2732,6 +2732,147 @@ def test_download_gives_files_the_mode_open_would_or_the_replaced_files(seaweedf
     assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == stat.S_IMODE((tmp_path / "plain").stat().st_mode) == 0o640
 
 
+def test_a_download_whose_bytes_do_not_match_the_etag_is_refused(seaweedfs: Server, tmp_path: Path) -> None:
+    """The MD5 check of downloads: one flipped byte, right length, and the old file stays."""
+
+    def flip(reply: tuple[int, dict[str, str], bytes]) -> tuple[int, dict[str, str], bytes]:
+        status, headers, body = reply
+        return status, headers, bytes([body[0] ^ 1]) + body[1:]
+
+    target = tmp_path / "k"
+    target.write_bytes(b"the file before")
+    with faulty(seaweedfs, once(lambda r: r.method == "GET", flip)) as (conn, _):
+        conn.upload("k", b"the object's own bytes")
+        with pytest.raises(tinys3.TransportError, match="does not match its ETag"):
+            conn.download("k", target)
+        conn.download("k", target)
+    assert target.read_bytes() == b"the object's own bytes" and os.listdir(tmp_path) == ["k"]
+
+
+@pytest.mark.parametrize("code", ["InternalError", "AccessDenied"])
+def test_a_completion_answered_200_with_an_error_is_an_error(seaweedfs: Server, code: str) -> None:
+    """CompleteMultipartUpload can fail after its 200 status: InternalError is retried, others raise."""
+    error = (200, {}, f"<Error><Code>{code}</Code><Message>from the body</Message></Error>".encode())
+    completion = once(lambda r: r.method == "POST" and "uploadId=" in r.path, error)
+    data = os.urandom(11 * MiB)
+    with faulty(seaweedfs, completion) as (conn, seen):
+        if code == "InternalError":
+            conn.upload("big", data)
+        else:
+            with pytest.raises(tinys3.HTTPError, match="200 AccessDenied: from the body"):
+                conn.upload("big", data)
+    s3, bucket = seaweedfs.boto3(), conn.default_bucket
+    completions = sum(r.method == "POST" and "uploadId=" in r.path for r in seen)
+    if code == "InternalError":
+        assert completions == 2 and s3.get_object(Bucket=bucket, Key="big")["Body"].read() == data
+    else:
+        assert completions == 1 and "Contents" not in s3.list_objects_v2(Bucket=bucket)
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+def test_an_idle_connection_the_server_closed_is_noticed_before_use() -> None:
+    """The idle check itself (the re-send after a failed write would hide its absence)."""
+    import select
+
+    with scripted_server(_ok, close_after=True) as (endpoint, _):
+        conn = tinys3.Connection("k", "s", endpoint=endpoint, default="bkt")
+        conn.delete("a")
+        origin = ("http", "127.0.0.1", int(endpoint.rsplit(":", 1)[1]))
+        idle = conn._transport._idle.connections[origin]
+        assert idle.sock is not None and select.select([idle.sock], [], [], 5)[0], "the server's close arrived"
+        fresh, reused = conn._transport._checkout(origin)
+        assert fresh is not idle and reused is False
+        fresh.close()
+
+
+def test_an_abort_that_fails_too_leaves_the_first_error_and_a_log_line(
+    seaweedfs: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG, logger="tinys3")
+    broken = (500, {}, b"<Error><Code>InternalError</Code><Message>abort broke</Message></Error>")
+
+    def answer(request: Recorded) -> Any:
+        if "partNumber=2" in request.path:
+            return (400, {}, b"<Error><Code>InvalidArgument</Code><Message>part refused</Message></Error>")
+        return broken if request.method == "DELETE" else None
+
+    with faulty(seaweedfs, answer, retries=2) as (conn, seen), pytest.raises(tinys3.HTTPError, match="part refused"):
+        conn.upload("big", os.urandom(11 * MiB))
+    assert sum(r.method == "DELETE" for r in seen) == 2, "the abort was tried twice (retries=2)"
+    assert any("could not abort multipart upload" in r.getMessage() for r in caplog.records)
+
+
+class _Huge:
+    """A seekable binary file that says it holds more than S3's 5 TiB."""
+
+    mode = "rb"
+
+    def __init__(self) -> None:
+        self.position = 0
+
+    def read(self, size: int = -1) -> bytes:
+        raise AssertionError("nothing may be read")
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.position
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self.position = 5 * 2**40 + 1 if whence == os.SEEK_END else offset
+        return self.position
+
+
+def test_the_5_tib_and_10_000_part_limits_are_refused_before_sending() -> None:
+    with scripted_server(_ok) as (endpoint, seen):
+        conn = tinys3.Connection("k", "s", endpoint=endpoint, default="bkt")
+        with pytest.raises(tinys3.InvalidInput, match="at most 5 TiB"):
+            conn.upload("k", _Huge())  # type: ignore[arg-type]
+        calls: list[int] = []
+        with pytest.raises(tinys3.InvalidInput, match="more than 10,000 parts"):
+            conn._parallel(lambda n, item: calls.append(n) or ("e", 0), iter(range(10_001)), None, None)
+        assert len(calls) == 10_000
+    assert seen == []
+
+
+def test_unsized_streams_double_their_parts_every_thousand() -> None:
+    """So 10,000 parts reach past 5 TiB; without growth a stream past ~80 GB would fail."""
+    data = io.BytesIO(os.urandom(1000 + 2000 + 10))
+    sizes = [part.length for part in tinys3._stream_parts(b"", data, 1)]
+    assert sizes == [1] * 1000 + [2] * 1000 + [4, 4, 2]
+    reach = [sum(size << (n // 1000) for n in range(10_000)) for size in (8 * MiB, int(5.25 * MiB), 5 * MiB)]
+    assert reach[0] > reach[1] > 5 * 2**40 > reach[2], "from 5.25 MiB parts up, 10,000 parts pass 5 TiB"
+
+
+def test_backoff_is_full_jitter_capped_at_20_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    import random
+
+    slept: list[float] = []
+    monkeypatch.setattr(time, "sleep", slept.append)
+    monkeypatch.setattr(random, "uniform", lambda low, high: high)
+    for attempt in (1, 2, 3, 10):
+        tinys3._backoff(attempt)
+    tinys3._backoff(1, at_least=5)
+    tinys3._backoff(1, at_least=600)
+    assert slept == [0.5, 1.0, 2.0, 20.0, 5.0, 20.0]
+
+
+def test_credential_endpoints_errors_never_carry_their_answer(clean_env: pytest.MonkeyPatch) -> None:
+    """An answer body may hold keys: neither an error status nor broken JSON shows it."""
+    leaky = iter(
+        [(500, {}, b'{"SecretAccessKey": "LEAKED-SECRET"}'), (200, {}, b'{"SecretAccessKey": "LEAKED-SECRET"')]
+    )
+    with scripted_server(lambda request: next(leaky)) as (endpoint, _):
+        clean_env.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", f"{endpoint}/creds")
+        for expected in ("answered 500", "without usable credentials"):
+            with pytest.raises(tinys3.CredentialsError, match=expected) as caught:
+                tinys3.Connection()
+            assert "LEAKED" not in str(caught.value) and caught.value.__cause__ is None
+
+
 def test_a_stalled_server_times_out_and_idempotent_requests_are_retried() -> None:
     with scripted_server(lambda request: "stall") as (endpoint, seen):
         conn = tinys3.Connection("k", "s", endpoint=endpoint, default="bkt", timeout=(2, 0.3), retries=2)
@@ -3034,6 +3175,25 @@ def test_chaos_a_mixed_workload_through_a_faulty_proxy_loses_nothing(
 ###############################################################################
 # Pool ########################################################################
 ###############################################################################
+
+
+def test_every_pool_method_returns_what_the_connection_would(seaweedfs: Server, tmp_path: Path) -> None:
+    bucket = f"tinys3-pool-{uuid.uuid4().hex[:8]}"
+    with tinys3.Pool(seaweedfs.access_key, seaweedfs.secret_key, endpoint=seaweedfs.endpoint, default=bucket,
+                     size=3) as pool:  # fmt: skip
+        assert pool.create_bucket().result().ok
+        pool.all_completed([pool.upload(k, k.encode(), headers={"tag": "t"}) for k in ("a.txt", "b.txt", "c.txt")])
+        assert pool.update_metadata("a.txt", {"tag": "new"}).result().ok
+        head = pool.head("a.txt").result()
+        assert (head.metadata, head.headers["Content-Type"]) == ({"tag": "new"}, "text/plain")
+        assert pool.exists("a.txt").result() is True and pool.exists("nope").result() is False
+        assert pool.download("b.txt", tmp_path / "b.txt").result().ok and (tmp_path / "b.txt").read_bytes() == b"b.txt"
+        with urllib.request.urlopen(pool.presign("c.txt", expires=60)) as reply:
+            assert reply.read() == b"c.txt"
+        assert pool.delete_many(["a.txt", "b.txt", "c.txt"]).result() == {}
+        assert pool.list().result() == []
+        assert pool.delete_bucket().result().status_code == 204
+    assert bucket not in [b["Name"] for b in seaweedfs.boto3().list_buckets()["Buckets"]]
 
 
 def test_pool_of_25_uploads_500_objects(server: Server, bucket: str) -> None:
