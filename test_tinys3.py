@@ -549,6 +549,67 @@ sts =
     )
 
 
+BROKEN_PROFILES = {
+    "token without role": ("web_identity_token_file = /tmp/t", "without a role_arn"),
+    "unreadable token": ("web_identity_token_file = /nonexistent/t\nrole_arn = arn:aws:iam::1:role/r",
+                         "cannot read the web identity token file"),
+    "role loop": ("role_arn = arn:aws:iam::1:role/r\nsource_profile = other", "assume roles in a loop"),
+    "self without keys": ("role_arn = arn:aws:iam::1:role/r\nsource_profile = broken",
+                          "own source_profile but has no keys"),
+    "empty source": ("role_arn = arn:aws:iam::1:role/r\nsource_profile = empty", "'empty' of profile 'broken' has no"),
+    "environment without keys": ("role_arn = arn:aws:iam::1:role/r\ncredential_source = Environment",
+                                 "AWS_ACCESS_KEY_ID is unset"),
+    "unknown credential_source": ("role_arn = arn:aws:iam::1:role/r\ncredential_source = Moon",
+                                  "unknown credential_source"),
+    "metadata disabled": ("role_arn = arn:aws:iam::1:role/r\ncredential_source = Ec2InstanceMetadata",
+                          "AWS_EC2_METADATA_DISABLED is true"),
+    "empty process": ("credential_process =  ", "credential_process is empty"),
+    "missing program": ("credential_process = /nonexistent/vault-creds --role r", "could not run"),
+    "missing sso-session": ("sso_session = nowhere\nsso_account_id = 1\nsso_role_name = r",
+                            "which the config file lacks"),
+    "sso without account": ("sso_start_url = https://x/start\nsso_region = eu-west-1\nsso_role_name = r",
+                            "lacks sso_region, sso_account_id or sso_role_name"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("settings", "message"), BROKEN_PROFILES.values(), ids=list(BROKEN_PROFILES))
+def test_a_broken_profile_says_what_is_wrong(clean_env: pytest.MonkeyPatch, tmp_path: Path, settings: str,
+                                             message: str) -> None:  # fmt: skip
+    config = (
+        f"[profile broken]\n{settings}\n\n[profile other]\nrole_arn = arn:aws:iam::1:role/o\nsource_profile = broken\n"
+    )
+    aws_files(tmp_path, clean_env, config + "\n[profile empty]\nregion = eu-west-1\n")
+    with pytest.raises(tinys3.CredentialsError, match=re.escape(message)):
+        tinys3.Connection(profile="broken")
+
+
+@pytest.mark.parametrize("service", ["sts", "sso"])
+def test_a_credential_service_answering_without_keys_is_an_error(
+    clean_env: pytest.MonkeyPatch, tmp_path: Path, service: str
+) -> None:
+    login = {"accessToken": "t", "expiresAt": "2099-01-01T00:00:00Z"}
+    cache = Path(os.environ["HOME"]) / ".aws" / "sso" / "cache"
+    cache.mkdir(parents=True)
+    (cache / (hashlib.sha1(b"https://x/start").hexdigest() + ".json")).write_text(json.dumps(login))
+    (tmp_path / "token").write_text("t")
+    aws_files(tmp_path, clean_env, f"""[profile sts]
+web_identity_token_file = {tmp_path / "token"}
+role_arn = arn:aws:iam::1:role/r
+
+[profile sso]
+sso_start_url = https://x/start
+sso_region = eu-west-1
+sso_account_id = 1
+sso_role_name = r
+""")  # fmt: skip
+    empty = b"<AssumeRoleWithWebIdentityResponse/>" if service == "sts" else b'{"roleCredentials": {}}'
+    with scripted_server(lambda request: (200, {}, empty)) as (endpoint, _):
+        clean_env.setenv("AWS_ENDPOINT_URL_STS", endpoint)
+        clean_env.setenv("AWS_ENDPOINT_URL_SSO", endpoint)
+        with pytest.raises(tinys3.CredentialsError, match="without credentials"):
+            tinys3.Connection(profile=service)
+
+
 PROCESS = "import json, sys; print(json.dumps({**json.loads(sys.argv[1]), 'Version': 1}))"
 
 
@@ -1189,6 +1250,26 @@ def _headers(items: dict[str, str]) -> Any:
     for name, value in items.items():
         message[name] = value
     return message
+
+
+def test_list_entries_read_like_the_2013_dicts() -> None:
+    entry = tinys3.ObjectInfo("a/b.txt", 3, None, "e", "STANDARD")
+    assert (entry["key"], entry["size"], entry["etag"]) == ("a/b.txt", 3, "e")
+    with pytest.raises(KeyError):
+        entry["owner"]
+    assert entry == tinys3.ObjectInfo("a/b.txt", 3, None, "e", "STANDARD") and entry != "a/b.txt"
+    assert repr(entry) == "ObjectInfo(key='a/b.txt', size=3, last_modified=None)"
+    assert repr(tinys3.ObjectInfo("a/", is_prefix=True)) == "ObjectInfo(key='a/', is_prefix=True)"
+
+
+def test_a_read_body_iterates_again_from_memory_and_ranges_are_checked() -> None:
+    response = tinys3.Response(206, "Partial", _headers({"Content-Range": "bytes 5-9/20"}), b"56789", "u")
+    assert response.content == b"56789" and list(response.iter_content(2)) == [b"56", b"78", b"9"]
+    assert tinys3._span(response) == (5, 9)
+    broken = tinys3.Response(206, "Partial", _headers({"Content-Range": "pages 1-2"}), b"", "u")
+    with pytest.raises(tinys3.TransportError, match="without a valid Content-Range") as caught:
+        tinys3._span(broken)
+    assert caught.value.retry is False
 
 
 def test_response_looks_like_requests() -> None:
