@@ -199,6 +199,40 @@ def cold_start(code: str, repeat: int) -> float:
     return statistics.median(times)
 
 
+#: What each client imports from site-packages (copied without bytecode for the no-bytecode cold start).
+SOURCES = {"tinys3": ["tinys3"], "boto3": ["boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six"]}
+
+
+def cold_start_without_bytecode(client: str, code: str, repeat: int) -> float:
+    """Median wall ms of ``python -S -c code`` as a read-only Lambda zip runs it: the
+    client's modules (and what they import from site-packages) copied without
+    ``__pycache__`` as the only path beyond the standard library (``-S``: no
+    site-packages, no editable install), and ``PYTHONDONTWRITEBYTECODE=1`` so every
+    run compiles them again. Less the same interpreter's ``-S -c pass``."""
+    import importlib.util
+    import shutil
+
+    times = []
+    with tempfile.TemporaryDirectory() as folder:
+        for name in SOURCES[client]:
+            found = importlib.util.find_spec(name)
+            if found is None or found.origin is None:
+                continue
+            origin = Path(found.origin)
+            if origin.name == "__init__.py":
+                shutil.copytree(origin.parent, Path(folder) / name, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy(origin, folder)
+        env = {**ENV, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": folder}
+        bare = []
+        for _ in range(repeat):
+            for step, into in (("pass", bare), (code, times)):
+                start = time.perf_counter()
+                subprocess.run([sys.executable, "-S", "-c", step], check=True, env=env, cwd=folder)
+                into.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times) - statistics.median(bare)
+
+
 def curl(common: dict[str, Any], name: str, args: list[str], url: str) -> dict[str, float]:
     """One curl transfer with SigV4 (a native single stream), measured as a child of a worker."""
     command = ["curl", "-sS", "--fail", "--aws-sigv4", "aws:amz:us-east-1:s3",
@@ -280,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
         first_put = {c: cold_start(env + SETUP[c] + "\nDATA, K = b'x' * 1024, 'cold'\n" + PUT[c], repeat) - bare
                      for c in clients}  # fmt: skip
         table.add("cold: import + client + first PUT", "ms", first_put)
+        no_bytecode = {c: cold_start_without_bytecode(c, env + SETUP[c], repeat) for c in clients if c in SOURCES}
+        table.add("cold, no bytecode (Lambda zip without .pyc): import + client", "ms", no_bytecode)
 
         server.boto3().create_bucket(Bucket=OPEN_BUCKET)
         small = small_puts(common, clients, small_n, turns, OPEN_BUCKET)
