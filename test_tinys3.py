@@ -121,7 +121,7 @@ def test_the_benchmark_runs_and_compares_with_boto3() -> None:
     out = subprocess.run([sys.executable, str(script), "--quick", "--json"], capture_output=True, text=True, check=True)
     rows = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
     workloads = {row["workload"] for row in rows}
-    assert len(workloads) == 20
+    assert len(workloads) == 21
     for workload in workloads:
         clients = {row["client"] for row in rows if row["workload"] == workload}
         assert clients == {"tinys3"} if " at N=" in workload else {"tinys3", "boto3"} <= clients, workload
