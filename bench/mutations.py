@@ -1,0 +1,158 @@
+"""Mutation testing for tinys3: does the suite notice a one-line bug?
+
+    python bench/mutations.py             # every mutation (about 20 minutes on 2 cores)
+    python bench/mutations.py retry cli   # only those whose name holds one of the words
+    python bench/mutations.py --check     # only check that every original line still exists
+
+Each mutation swaps one snippet of ``tinys3.py`` for a wrong one, in a copy of
+the repository, and runs the tests that should notice (``pytest -k``). A
+mutation is *killed* when they fail, *survived* when they pass. Not part of CI
+(too slow); run it after changing the code or the tests, and either kill each
+survivor with a test or explain it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: (name, original snippet, mutated snippet, pytest -k expression of the tests that should fail)
+MUTATIONS: list[tuple[str, str, str, str]] = [
+    # -- signing
+    ("signing: tilde encoded", 'abcdefghijklmnopqrstuvwxyz0123456789-_.~")',
+     'abcdefghijklmnopqrstuvwxyz0123456789-_.")', "signs_like_botocore or encoded_once or aws_"),
+    ("signing: query not sorted", "pairs = sorted((_uri_encode(name), _uri_encode(value)) for name, value in query)",
+     "pairs = [(_uri_encode(name), _uri_encode(value)) for name, value in query]", "aws_ or botocore"),
+    ("signing: header spaces not folded", 'value = " ".join(value.split())', "value = value.strip()",
+     "canonicalisation or botocore"),
+    ("signing: wrong scope terminator", 'for part in (date, region, service, "aws4_request"):',
+     'for part in (date, region, service, "aws4_req"):', "aws_get_vanilla or aws_s3"),
+    ("signing: token not signed", '        signed["X-Amz-Security-Token"] = credentials.token',
+     "        pass", "session_token or container or renew"),
+    ("signing: presigned token dropped", '        query.append(("X-Amz-Security-Token", credentials.token))',
+     "        pass", "presigned_urls_carry"),
+    # -- retries and transport
+    ("retry: 503 not retried", "_RETRY_STATUSES = frozenset((429, 500, 502, 503, 504))",
+     "_RETRY_STATUSES = frozenset((429, 500, 502, 504))", "survives_a_fault or retry_after"),
+    ("retry: backoff cap raised", "cap: float = 20.0", "cap: float = 200.0", "backoff"),
+    ("retry: PUT timeouts not retried",
+     'idempotent = idempotent or request.method in ("GET", "HEAD", "PUT", "DELETE")',
+     'idempotent = idempotent or request.method in ("GET", "HEAD", "DELETE")', "stalled_server"),
+    ("retry: Retry-After ignored", "return float(value) if value and value.strip().isdigit() else 0.0",
+     "return 0.0", "retry_after"),
+    ("transport: idle check off", "            return bool(poller.poll(0))", "            return False",
+     "noticed_before_use or thousand_open"),
+    ("transport: no re-send on a closed keep-alive", "if reused and not fresh_retry:", "if False:",
+     "closed_by_the_server_is_reopened"),
+    ("transport: EOF ends the headers", '        if line in (b"\\r\\n", b"\\n"):\n            return headers',
+     '        if line in (b"\\r\\n", b"\\n", b""):\n            return headers', "blank_line or cut_short_are_never"),
+    ("transport: GET read to the close", "                    raise _unframed()", "                    pass",
+     "never_for_get"),
+    ("transport: cut body accepted", "if self.length is not None and self.read_so_far < self.length:",
+     "if False:", "cut_short_is_an_error or at_most_retries"),
+    # -- integrity
+    ("integrity: download MD5 unchecked", "if digest is not None and digest.hexdigest() != etag:",
+     "if False:", "do_not_match_the_etag"),
+    ("integrity: resume without If-Match", '            headers["If-Match"] = etag', "            pass",
+     "changed_while or broken_mid_body"),
+    ("integrity: resume one byte late",
+     "headers[\"Range\"] = f\"bytes={first_byte + offset}-{'' if last_byte is None else last_byte}\"",
+     "headers[\"Range\"] = f\"bytes={first_byte + offset + 1}-{'' if last_byte is None else last_byte}\"",
+     "broken_mid_body or resume_too"),
+    ("integrity: resumed bytes unchecked",
+     "if rest.status_code != 206 or _span(rest)[0] != first_byte + offset or rest.headers.get(\"ETag\", etag) != etag:",
+     "if False:", "ignores_the_range"),
+    ("integrity: 200-with-Error accepted",
+     "if response.ok and not (error_in_body and _error_fields(response.content)):",
+     "if response.ok:", "error_body or answered_200"),
+    # -- multipart
+    ("multipart: part without ETag accepted", "query=query), check=_part_etag)", "query=query))",
+     "without_etag"),
+    ("multipart: NoSuchUpload taken without proof",
+     "if head.headers.get(\"ETag\", \"\").strip('\"') != expected or",
+     "if False and", "never_happened"),
+    ("multipart: no abort on failure",
+     "        except BaseException:\n            self._abort(bucket, key, upload_id)\n",
+     "        except BaseException:\n", "keeps_failing or failed_multipart"),
+    ("multipart: streams do not grow parts", "size = part_size << (number // 1000)", "size = part_size",
+     "double_their_parts"),
+    ("multipart: completion not retried on timeout",
+     "return self._send(request, error_in_body=True, idempotent=True)",
+     "return self._send(request, error_in_body=True)", "are_retried"),
+    ("multipart: lost uploads aborted with their parts",
+     'if not any(_local_name(element) == "Part" for element in _xml(parts.content)):', "if True:",
+     "lost_answer_to_create"),
+    # -- credentials
+    ("credentials: endpoint body in the error",
+     "raise CredentialsError(f\"{url.split('?')[0]} answered {response.status}{detail}\")",
+     "raise CredentialsError(f\"{url.split('?')[0]} answered {response.status}{detail} {answer!r}\")",
+     "never_carry"),
+    ("credentials: repr shows the secret",
+     "return f\"Credentials(access_key={self.access_key!r}, secret_key='***'{token})\"",
+     "return f\"Credentials(access_key={self.access_key!r}, secret_key={self.secret_key!r}{token})\"", "repr_hides"),
+    ("credentials: renewal at expiry",
+     "return credentials.expiry - min(300.0, max(0.0, credentials.expiry - self._clock()) / 2)",
+     "return credentials.expiry", "renew_before"),
+    ("credentials: web identity skipped",
+     'if environ.get("AWS_WEB_IDENTITY_TOKEN_FILE") and environ.get("AWS_ROLE_ARN"):',
+     "if False:", "web_identity or falls_through"),
+    ("credentials: source_profile ignored",
+     'source_profile, credential_source = settings.get("source_profile"), settings.get("credential_source")',
+     'source_profile, credential_source = None, settings.get("credential_source")', "assumes_a_role"),
+    # -- proxies and files
+    ("proxy: no_proxy suffixes ignored", 'if host == name or host.endswith("." + name):', "if host == name:",
+     "no_proxy_rules"),
+    ("proxy: tunnel without credentials",
+     'conn.set_tunnel(host, port, {"Proxy-Authorization": proxy.authorization} if proxy.authorization else None)',
+     "conn.set_tunnel(host, port)", "connect_tunnel or forbids_the_tunnel"),
+    ("download: new files 0600", "fd = os.open(temporary, flags, 0o666)", "fd = os.open(temporary, flags, 0o600)",
+     "mode_open_would"),
+    # -- command line
+    ("cli: usage errors exit 1", "return int(exit_.code or 0)", "return 1 if exit_.code else 0", "cli_errors"),
+    ("cli: folders lose their slash", 'return prefix if not prefix or prefix.endswith("/") else prefix + "/"',
+     "return prefix", "cli_copies_folders"),
+]  # fmt: skip
+
+
+def main(argv: list[str]) -> int:
+    source = (ROOT / "tinys3.py").read_text()
+    stale = [name for name, original, _, _ in MUTATIONS if source.count(original) != 1]
+    if stale:
+        print("stale (the original snippet is not in tinys3.py exactly once):", *stale, sep="\n  ")
+        return 2
+    if "--check" in argv:
+        print(f"{len(MUTATIONS)} mutations, every original found once")
+        return 0
+    chosen = [m for m in MUTATIONS if not argv or any(word in m[0] for word in argv)]
+    survived = []
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory() as folder:
+        for name in ("test_tinys3.py", "conftest.py", "setup.cfg", "pyproject.toml", "bench", "examples"):
+            (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, Path(folder) / name)
+        for name, original, mutated, tests in chosen:
+            (Path(folder) / "tinys3.py").write_text(source.replace(original, mutated))
+            run = subprocess.run(
+                [sys.executable, "-m", "pytest", "-x", "-q", "--no-cov", "-p", "no:cacheprovider", "-k", tests],
+                cwd=folder, capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            verdict = (
+                "killed" if run.returncode == 1 else "SURVIVED" if run.returncode == 0 else f"error {run.returncode}"
+            )
+            if run.returncode != 1:
+                survived.append(name)
+            print(
+                f"{verdict:9} {name}  [{run.stdout.strip().splitlines()[-1] if run.stdout.strip() else ''}]", flush=True
+            )
+    print(f"{len(chosen) - len(survived)} of {len(chosen)} killed in {time.monotonic() - started:.0f} s;"
+          f" not killed: {survived or 'none'}")  # fmt: skip
+    return 1 if survived else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
