@@ -1,6 +1,6 @@
 """Mutation testing for tinys3: does the suite notice a one-line bug?
 
-    python bench/mutations.py             # every mutation (about 20 minutes on 2 cores)
+    python bench/mutations.py             # every mutation (about 2 minutes on 2 cores)
     python bench/mutations.py retry cli   # only those whose name holds one of the words
     python bench/mutations.py --check     # only check that every original line still exists
 
