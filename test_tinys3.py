@@ -2517,7 +2517,7 @@ SLOW_DOWN = (503, {}, b"<Error><Code>SlowDown</Code><Message>Please reduce your 
 
 @pytest.mark.parametrize(
     "fault",
-    [SLOW_DOWN, (500, {}, b""), (503, {}, b"<html>busy</html>"), "reset-before-body", "reset", "close"],
+    [SLOW_DOWN, (500, {}, b""), (503, {}, b"<Error><Code>Busy</Code></Error>"), "reset-before-body", "reset", "close"],
     ids=lambda f: str(f)[:18],
 )
 def test_an_upload_survives_a_fault_and_is_stored_intact(seaweedfs: Server, fault: Any) -> None:
