@@ -295,6 +295,22 @@ def pproxy_server(root: Path, auth: str | None = None) -> Iterator[tuple[str, Pa
         _stop(proc)
 
 
+_MOTO = {"moto", "moto_open"}
+_SEAWEEDFS = {"seaweedfs", "seaweedfs_tls"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with the servers it needs (``needs_moto``, ``needs_seaweedfs``), so
+    that a run on another Python can take the offline part and a SeaweedFS subset."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        param = getattr(getattr(item, "callspec", None), "params", {}).get("server")
+        if names & _MOTO or param == "moto":
+            item.add_marker(pytest.mark.needs_moto)
+        if names & _SEAWEEDFS or param == "seaweedfs":
+            item.add_marker(pytest.mark.needs_seaweedfs)
+
+
 @pytest.fixture(params=["moto", "seaweedfs"])
 def server(request: pytest.FixtureRequest) -> Server:
     """Each behaviour test runs once against moto and once against SeaweedFS."""

@@ -73,6 +73,7 @@ def test_public_names_are_exactly_all_and_documented() -> None:
         assert getattr(tinys3, name).__doc__, name
 
 
+@pytest.mark.tooling
 def test_import_loads_only_cheap_stdlib_modules() -> None:
     code = "import sys; before = set(sys.modules); import tinys3; print(' '.join(sorted(set(sys.modules) - before)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
@@ -82,6 +83,7 @@ def test_import_loads_only_cheap_stdlib_modules() -> None:
     assert not loaded & heavy, loaded & heavy
 
 
+@pytest.mark.tooling
 def test_module_has_no_third_party_imports() -> None:
     tree = ast.parse(Path(tinys3.__file__).read_text())
     imported = {
@@ -93,9 +95,17 @@ def test_module_has_no_third_party_imports() -> None:
     assert imported <= set(sys.stdlib_module_names) | {"__future__"}, imported - set(sys.stdlib_module_names)
 
 
-PYTHON_FILES = ["tinys3.py", "test_tinys3.py", "conftest.py", "bench/bench.py", "examples/quickstart.py"]
+PYTHON_FILES = [
+    "tinys3.py",
+    "test_tinys3.py",
+    "conftest.py",
+    "bench/bench.py",
+    "bench/mutations.py",
+    "examples/quickstart.py",
+]
 
 
+@pytest.mark.tooling
 @pytest.mark.parametrize(
     "command",
     [
@@ -115,6 +125,7 @@ def test_code_checks_pass(command: list[str]) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.tooling
 def test_the_benchmark_runs_and_compares_with_boto3() -> None:
     """bench/bench.py --quick from a fresh clone: every workload has a tinys3 and a boto3 figure."""
     script = Path(__file__).parent / "bench" / "bench.py"
@@ -1293,6 +1304,7 @@ def _special_key(server: Server) -> str:
     return "ünï cødé/a+b=c&d:e(f)!*'@$,;.bin"
 
 
+@pytest.mark.portable
 def test_upload_reads_back_with_every_header(server: Server, bucket: str) -> None:
     conn = connect(server, default=bucket)
     data = os.urandom(70_000)
@@ -1625,6 +1637,7 @@ def test_presigned_urls_work_with_plain_urllib(seaweedfs: Server) -> None:
 MiB = 1024 * 1024
 
 
+@pytest.mark.portable
 @pytest.mark.parametrize("size", [0, 1, 8 * MiB, 8 * MiB + 1, 50 * MiB], ids=["0B", "1B", "8MiB", "8MiB+1", "50MiB"])
 def test_round_trips_around_the_multipart_threshold(server: Server, bucket: str, tmp_path: Path, size: int) -> None:
     conn = connect(server, default=bucket)
@@ -2520,6 +2533,7 @@ SLOW_DOWN = (503, {}, b"<Error><Code>SlowDown</Code><Message>Please reduce your 
     [SLOW_DOWN, (500, {}, b""), (503, {}, b"<Error><Code>Busy</Code></Error>"), "reset-before-body", "reset", "close"],
     ids=lambda f: str(f)[:18],
 )
+@pytest.mark.portable
 def test_an_upload_survives_a_fault_and_is_stored_intact(seaweedfs: Server, fault: Any) -> None:
     data = os.urandom(300_000)
     with faulty(seaweedfs, first_n(2, fault)) as (conn, seen):
@@ -2686,6 +2700,7 @@ def cut_body_at(offset: int, how: str = "close") -> Callable[[tuple[int, dict[st
 
 
 @pytest.mark.parametrize("how", ["close", "reset", "stall"])
+@pytest.mark.portable
 def test_a_get_broken_mid_body_resumes_where_it_stopped(seaweedfs: Server, how: str) -> None:
     """The rest is asked for with Range from the next byte not yet counted (a reset or a
     timeout can lose what sat unread in the socket) and If-Match on the ETag; the caller
@@ -3660,6 +3675,7 @@ def _bare_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+@pytest.mark.tooling
 def test_quickstart_starts_its_own_server_when_nothing_is_configured(tmp_path: Path) -> None:
     run = subprocess.run([sys.executable, str(HERE / "examples" / "quickstart.py")], capture_output=True, text=True,
                          env=_bare_env(tmp_path), timeout=120, check=False)  # fmt: skip
@@ -3685,6 +3701,7 @@ def test_quickstart_uses_the_configured_service(seaweedfs: Server, tmp_path: Pat
     assert "Contents" not in seaweedfs.boto3().list_objects_v2(Bucket=bucket), "the quickstart cleans up"
 
 
+@pytest.mark.tooling
 def test_the_wheel_holds_only_the_module_and_installs_without_dependencies(tmp_path: Path) -> None:
     import zipfile
 
@@ -3759,6 +3776,7 @@ print(sys.version_info[1])
 """
 
 
+@pytest.mark.tooling
 @pytest.mark.parametrize("python", _interpreters())
 def test_the_module_runs_on_every_python_from_3_9_here(seaweedfs: Server, python: str) -> None:
     """Multipart, Unicode keys, copy, listing and Pool on each interpreter, without site-packages."""
@@ -3767,3 +3785,27 @@ def test_the_module_runs_on_every_python_from_3_9_here(seaweedfs: Server, python
                          cwd=HERE, check=False)  # fmt: skip
     assert run.returncode == 0, run.stderr
     assert int(run.stdout) >= 9
+
+
+#: The part of the suite every other Python runs: all but the tooling checks and
+#: moto (too heavy to install four more times), with a SeaweedFS subset.
+PORTABLE = "not tooling and not needs_moto and (not needs_seaweedfs or portable)"
+
+
+@pytest.mark.tooling
+@pytest.mark.parametrize("python", [p for p in _interpreters() if p != sys.executable])
+def test_the_offline_suite_and_a_seaweedfs_subset_pass_on_every_other_python(
+    python: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In a fresh virtual environment of that Python, with the test tools but without moto."""
+    venv = tmp_path / "venv"
+    subprocess.run([python, "-m", "venv", str(venv)], check=True)
+    interpreter = str(venv / "bin" / "python")
+    install = [interpreter, "-m", "pip", "install", "-q", "pytest", "pytest-timeout", "hypothesis", "boto3", "trustme"]
+    subprocess.run(install, check=True, capture_output=True, env=dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1"))
+    run = subprocess.run([interpreter, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=", "-m", PORTABLE,
+                          "test_tinys3.py"], cwd=HERE, capture_output=True, text=True, check=False)  # fmt: skip
+    summary = run.stdout.strip().splitlines()[-1] if run.stdout.strip() else run.stderr[-300:]
+    with capsys.disabled():
+        print(f"\n{python}: {summary}")
+    assert run.returncode == 0, run.stdout[-3000:]

@@ -2201,8 +2201,9 @@ class ObjectInfo:
 def _span(response: Response) -> tuple[int, int | None]:
     """(first, last) byte offsets in the object of a GET answer's body; last None if unknown."""
     if response.status_code == 206:
-        first, _, last = response.headers.get("Content-Range", "").partition(" ")[2].partition("/")[0].partition("-")
-        if first.isdigit() and last.isdigit():
+        unit, _, rest = response.headers.get("Content-Range", "").partition(" ")
+        first, _, last = rest.partition("/")[0].partition("-")
+        if unit == "bytes" and first.isdigit() and last.isdigit():
             return int(first), int(last)
         raise _no_retry(f"a 206 answer without a valid Content-Range: {response.headers.get('Content-Range')!r}")
     length = response.headers.get("Content-Length")
