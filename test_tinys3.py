@@ -3596,7 +3596,7 @@ def test_cli_makes_and_removes_buckets(seaweedfs: Server) -> None:
     assert name in [b["Name"] for b in seaweedfs.boto3().list_buckets()["Buckets"]]
     assert run_cli(seaweedfs, "rb", f"s3://{name}").returncode == 0
     assert name not in [b["Name"] for b in seaweedfs.boto3().list_buckets()["Buckets"]]
-    assert run_cli(seaweedfs, "mb", f"s3://{name}/key").returncode == 1
+    assert run_cli(seaweedfs, "mb", f"s3://{name}/key").returncode == 2, "a usage error"
 
 
 def test_cli_copies_folders_both_ways(seaweedfs: Server, tmp_path: Path) -> None:
@@ -3625,8 +3625,39 @@ def test_cli_errors_are_one_line_with_exit_codes(seaweedfs: Server, tmp_path: Pa
     assert usage.returncode == 2 and b"usage:" in usage.stderr
     assert run_cli(seaweedfs, "frobnicate").returncode == 2
     not_a_folder = run_cli(seaweedfs, "cp", "-r", str(tmp_path / "absent"), f"s3://{bucket}/")
-    assert (not_a_folder.returncode, b"is not one" in not_a_folder.stderr) == (1, True)
-    assert run_cli(seaweedfs, "cp", "a", "b").stderr == b"tinys3: error: cp needs an s3:// URL on at least one side\n"
+    assert (not_a_folder.returncode, b"is not one" in not_a_folder.stderr) == (2, True), "a usage error"
+    neither = run_cli(seaweedfs, "cp", "a", "b")
+    assert (neither.returncode, neither.stderr) == (2, b"tinys3: error: cp needs an s3:// URL on at least one side\n")
+    assert run_cli(seaweedfs, "rm", f"s3://{bucket}").returncode == 2, "rm without -r needs a key"
+
+
+def test_cli_rm_recursive_deletes_a_folder_never_its_namesakes(seaweedfs: Server) -> None:
+    """As aws reads s3://b/tmp in a recursive command: the folder tmp/, not every key starting with tmp."""
+    bucket = seaweedfs.new_bucket()
+    conn = connect(seaweedfs, default=bucket)
+    for key in ("tmp", "tmp/x", "tmp/deeper/y", "tmpfoo/y", "keep.txt"):
+        conn.upload(key, b"x")
+    done = run_cli(seaweedfs, "rm", "-r", f"s3://{bucket}/tmp")
+    assert done.returncode == 0, done.stderr
+    assert sorted(done.stdout.decode().splitlines()) == [
+        f"delete: s3://{bucket}/tmp/deeper/y",
+        f"delete: s3://{bucket}/tmp/x",
+    ]
+    assert sorted(o.key for o in conn.list()) == ["keep.txt", "tmp", "tmpfoo/y"]
+    assert run_cli(seaweedfs, "rm", "-r", f"s3://{bucket}/").returncode == 0
+    assert list(conn.list()) == [], "s3://bucket/ names the whole bucket"
+
+
+def test_cli_rb_force_empties_the_bucket_first(server: Server) -> None:
+    bucket = server.new_bucket()
+    connect(server, default=bucket).upload("a/b", b"x")
+    if server.name == "moto":  # SeaweedFS removes a bucket that holds objects: only moto says no, as S3 does
+        refused = run_cli(server, "rb", f"s3://{bucket}")
+        assert refused.returncode == 1 and b"BucketNotEmpty" in refused.stderr
+    forced = run_cli(server, "rb", "--force", f"s3://{bucket}")
+    assert forced.returncode == 0, forced.stderr
+    assert forced.stdout.decode().splitlines() == [f"delete: s3://{bucket}/a/b", f"remove_bucket: {bucket}"]
+    assert bucket not in [b["Name"] for b in server.boto3().list_buckets()["Buckets"]]
 
 
 def test_cli_shows_a_progress_bar_on_a_terminal(seaweedfs: Server, tmp_path: Path) -> None:

@@ -3485,15 +3485,17 @@ def _cli_parser() -> Any:
     ls.add_argument("url", metavar="s3://BUCKET[/PREFIX]")
     ls.add_argument("--recursive", "-r", action="store_true", help="list every key, not one level")
     ls.add_argument("--human-readable", "-h", action="store_true", help="sizes in KiB, MiB, GiB")
-    rm = commands.add_parser("rm", parents=[common], add_help=False, help="delete an object (or a prefix)")
+    rm = commands.add_parser("rm", parents=[common], add_help=False, help="delete an object (or a folder)")
     rm.add_argument("url", metavar="s3://BUCKET/KEY")
-    rm.add_argument("--recursive", "-r", action="store_true", help="delete every key under the prefix")
+    rm.add_argument("--recursive", "-r", action="store_true", help="delete every key in the folder (s3://BUCKET/: all)")
     presign = commands.add_parser("presign", parents=[common], add_help=False, help="print a presigned GET URL")
     presign.add_argument("url", metavar="s3://BUCKET/KEY")
     presign.add_argument("--expires", type=int, default=3600, metavar="SECONDS", help="lifetime (default 3600)")
-    for name, text in (("mb", "make a bucket"), ("rb", "remove an empty bucket")):
+    for name, text in (("mb", "make a bucket"), ("rb", "remove an empty bucket (--force: empty it first)")):
         bucket = commands.add_parser(name, parents=[common], add_help=False, help=text)
         bucket.add_argument("url", metavar="s3://BUCKET")
+        if name == "rb":
+            bucket.add_argument("--force", action="store_true", help="delete every object first")
     return parser
 
 
@@ -3647,12 +3649,20 @@ class _Cli:
         return 0
 
     def rm(self) -> int:
-        bucket, key = self.object_url()
         if not self.args.recursive:
+            bucket, key = self.object_url()
             self.conn.delete(key, bucket)
             self.say(f"delete: s3://{bucket}/{key}")
             return 0
-        keys = [entry.key for entry in self.conn.list(key, bucket)]
+        place = _s3_url(self.args.url)
+        if place is None:
+            raise InvalidInput(f"rm takes an s3:// URL, not {self.args.url!r}")
+        return self.empty(place[0], _folder(place[1]))
+
+    def empty(self, bucket: str, folder: str) -> int:
+        """Delete every key under ``folder`` (a folder, as aws reads ``s3://b/tmp``:
+        ``tmp/x`` goes, ``tmp`` and ``tmpfoo/y`` stay; empty: the whole bucket)."""
+        keys = [entry.key for entry in self.conn.list(folder, bucket)]
         failed = self.conn.delete_many(keys, bucket)
         for name in keys:
             if name not in failed:
@@ -3669,6 +3679,8 @@ class _Cli:
 
     def rb(self) -> int:
         bucket = self.bucket_only()
+        if self.args.force and self.empty(bucket, ""):
+            return 1
         self.conn.delete_bucket(bucket)
         self.say(f"remove_bucket: {bucket}")
         return 0
@@ -3717,6 +3729,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(getattr(cli, args.command)())
     except HTTPError as error:
         print(f"tinys3: error: {error.code}: {error.message}", file=sys.stderr)
+    except (InvalidInput, InvalidType) as error:
+        print(f"tinys3: error: {error}", file=sys.stderr)
+        return 2
     except (S3Error, OSError) as error:
         print(f"tinys3: error: {error}", file=sys.stderr)
     except KeyboardInterrupt:
