@@ -3660,6 +3660,31 @@ def test_cli_rb_force_empties_the_bucket_first(server: Server) -> None:
     assert bucket not in [b["Name"] for b in server.boto3().list_buckets()["Buckets"]]
 
 
+def test_cli_ctrl_c_exits_130_and_leaves_nothing_half_written(seaweedfs: Server) -> None:
+    """Interrupted mid-way through a multipart upload from a pipe: one line, exit 130, the upload aborted."""
+    import signal
+
+    bucket = seaweedfs.new_bucket()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_ACCESS_KEY_ID=seaweedfs.access_key, AWS_SECRET_ACCESS_KEY=seaweedfs.secret_key,
+               AWS_ENDPOINT_URL=seaweedfs.endpoint, PYTHONPATH=str(HERE))  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "tinys3", "cp", "-", f"s3://{bucket}/big"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)  # fmt: skip
+    assert proc.stdin is not None
+    proc.stdin.write(os.urandom(20 * MiB))  # more than two parts: the multipart upload is under way
+    proc.stdin.flush()
+    s3 = seaweedfs.boto3()
+    for _ in range(100):
+        if s3.list_multipart_uploads(Bucket=bucket).get("Uploads"):
+            break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert (proc.returncode, out, err) == (130, b"", b"tinys3: interrupted\n")
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
+
+
 def test_cli_shows_a_progress_bar_on_a_terminal(seaweedfs: Server, tmp_path: Path) -> None:
     import pty
 
