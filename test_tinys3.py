@@ -3685,6 +3685,24 @@ def test_cli_ctrl_c_exits_130_and_leaves_nothing_half_written(seaweedfs: Server)
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
 
 
+def test_cli_global_options_go_before_or_after_the_command(seaweedfs: Server) -> None:
+    bucket = seaweedfs.new_bucket()
+    connect(seaweedfs, default=bucket).upload("k", b"x")
+    for args in (["--endpoint-url", seaweedfs.endpoint, "--region", "us-east-1", "ls", f"s3://{bucket}/"],
+                 ["ls", f"s3://{bucket}/", "--endpoint-url", seaweedfs.endpoint, "--region", "us-east-1"]):  # fmt: skip
+        listed = run_cli(seaweedfs, *args)
+        assert listed.returncode == 0 and listed.stdout.decode().endswith(" k\n"), listed.stderr
+    for args in (["--debug", "--endpoint-url", "http://127.0.0.1:1", "ls", f"s3://{bucket}/"],
+                 ["ls", f"s3://{bucket}/", "--endpoint-url", "http://127.0.0.1:1", "--debug"]):  # fmt: skip
+        refused = run_cli(seaweedfs, *args)
+        lines = refused.stderr.decode().splitlines()
+        assert refused.returncode == 1 and "cannot connect to 127.0.0.1:1" in lines[-1]
+        assert sum(line.startswith("tinys3: retrying GET") for line in lines) == 2, "--debug shows the retries"
+        assert seaweedfs.secret_key not in refused.stderr.decode()
+    url = run_cli(seaweedfs, "presign", "--expires-in", "60", f"s3://{bucket}/k").stdout.decode()
+    assert "X-Amz-Expires=60&" in url
+
+
 def test_cli_shows_a_progress_bar_on_a_terminal(seaweedfs: Server, tmp_path: Path) -> None:
     import pty
 

@@ -3466,13 +3466,18 @@ def _cli_parser() -> Any:
     parser.add_argument("--version", action="version", version=f"tinys3 {__version__}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--help", action="help", help="show this help and exit")
-    common.add_argument("--endpoint-url", metavar="URL", help="an S3-compatible service, e.g. http://127.0.0.1:9000")
-    common.add_argument("--region", help="the region to sign for")
-    common.add_argument("--profile", help="the profile of ~/.aws/credentials and ~/.aws/config")
-    common.add_argument("--no-sign-request", action="store_true", help="send requests unsigned (public buckets)")
-    common.add_argument("--ca-bundle", metavar="PATH", help="the CA certificates to verify TLS with")
-    common.add_argument("--no-verify-ssl", action="store_true", help="do not verify TLS certificates")
-    common.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
+    for options in (parser, common):  # global options go before or after the command, as with aws
+        # Only the top level sets defaults: a subcommand's would overwrite what came before it.
+        unset: dict[str, Any] = {"default": argparse.SUPPRESS} if options is common else {}
+        flag: dict[str, Any] = {"action": "store_true", **unset}
+        options.add_argument("--endpoint-url", metavar="URL", help="an S3-compatible service", **unset)
+        options.add_argument("--region", help="the region to sign for", **unset)
+        options.add_argument("--profile", help="the profile of ~/.aws/credentials and ~/.aws/config", **unset)
+        options.add_argument("--no-sign-request", help="send requests unsigned (public buckets)", **flag)
+        options.add_argument("--ca-bundle", metavar="PATH", help="the CA certificates to verify TLS with", **unset)
+        options.add_argument("--no-verify-ssl", help="do not verify TLS certificates", **flag)
+        options.add_argument("--debug", help="log each request's retries to stderr (never keys)", **flag)
+        options.add_argument("--quiet", "-q", help="print nothing but errors", **flag)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     cp = commands.add_parser("cp", parents=[common], add_help=False, help="copy files and objects (- is stdin/stdout)")
     cp.add_argument("source", metavar="SRC")
@@ -3490,7 +3495,8 @@ def _cli_parser() -> Any:
     rm.add_argument("--recursive", "-r", action="store_true", help="delete every key in the folder (s3://BUCKET/: all)")
     presign = commands.add_parser("presign", parents=[common], add_help=False, help="print a presigned GET URL")
     presign.add_argument("url", metavar="s3://BUCKET/KEY")
-    presign.add_argument("--expires", type=int, default=3600, metavar="SECONDS", help="lifetime (default 3600)")
+    presign.add_argument("--expires-in", "--expires", dest="expires", type=int, default=3600, metavar="SECONDS",
+                         help="lifetime (default 3600)")  # fmt: skip
     for name, text in (("mb", "make a bucket"), ("rb", "remove an empty bucket (--force: empty it first)")):
         bucket = commands.add_parser(name, parents=[common], add_help=False, help=text)
         bucket.add_argument("url", metavar="s3://BUCKET")
@@ -3724,6 +3730,11 @@ def main(argv: list[str] | None = None) -> int:
         args = _cli_parser().parse_args(argv)
     except SystemExit as exit_:
         return int(exit_.code or 0)
+    if args.debug:
+        import logging
+
+        logging.basicConfig(stream=sys.stderr, format="tinys3: %(message)s")
+        logging.getLogger("tinys3").setLevel(logging.DEBUG)
     try:
         cli = _Cli(args, sys.stdout, sys.stderr)
         return int(getattr(cli, args.command)())
