@@ -3290,6 +3290,7 @@ def test_every_pool_method_returns_what_the_connection_would(seaweedfs: Server, 
             assert reply.read() == b"c.txt"
         assert pool.delete_many(["a.txt", "b.txt", "c.txt"]).result() == {}
         assert pool.list().result() == []
+        assert bucket in [name for name, _ in pool.list_buckets().result()]
         assert pool.delete_bucket().result().status_code == 204
     assert bucket not in [b["Name"] for b in seaweedfs.boto3().list_buckets()["Buckets"]]
 
@@ -3703,6 +3704,23 @@ def test_cli_global_options_go_before_or_after_the_command(seaweedfs: Server) ->
     assert "X-Amz-Expires=60&" in url
 
 
+def test_cli_ls_lists_buckets_and_names_relative_to_the_folder(seaweedfs: Server) -> None:
+    bucket = seaweedfs.new_bucket()
+    conn = connect(seaweedfs, default=bucket)
+    for key, size in (("p/a.txt", 10), ("p/sub/b.txt", 20), ("p/sub/c.txt", 30), ("pq.txt", 1)):
+        conn.upload(key, b"x" * size)
+    buckets = run_cli(seaweedfs, "ls").stdout.decode().splitlines()
+    assert any(re.fullmatch(rf"\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d {bucket}", line) for line in buckets)
+    assert bucket in [name for name, created in conn.list_buckets() if created is not None]
+    one_level = run_cli(seaweedfs, "ls", f"s3://{bucket}/p/").stdout.decode().splitlines()
+    assert [line.split()[-1] for line in one_level] == ["sub/", "a.txt"] and one_level[0].split()[0] == "PRE"
+    by_prefix = run_cli(seaweedfs, "ls", f"s3://{bucket}/p").stdout.decode().splitlines()
+    assert [line.split()[-1] for line in by_prefix] == ["p/", "pq.txt"], "without the slash, a prefix (as aws s3 ls)"
+    summary = run_cli(seaweedfs, "ls", "-r", "--summarize", f"s3://{bucket}/p/").stdout.decode().splitlines()
+    assert [line.split()[-1] for line in summary[:3]] == ["p/a.txt", "p/sub/b.txt", "p/sub/c.txt"]
+    assert summary[3:] == ["", "Total Objects: 3", "   Total Size: 60"]
+
+
 def test_cli_shows_a_progress_bar_on_a_terminal(seaweedfs: Server, tmp_path: Path) -> None:
     import pty
 
@@ -3733,7 +3751,7 @@ def test_cli_shows_a_progress_bar_on_a_terminal(seaweedfs: Server, tmp_path: Pat
 def test_cli_main_is_callable_in_process(capsys: pytest.CaptureFixture[str]) -> None:
     assert tinys3.main(["--version"]) == 0
     assert tinys3.__version__ in capsys.readouterr().out
-    assert tinys3.main(["ls"]) == 2
+    assert tinys3.main(["ls", "my-bucket"]) == 2, "a usage error: not an s3:// URL"
 
 
 ###############################################################################

@@ -2863,6 +2863,25 @@ class Connection:
         """
         return self._send(_Request("DELETE", self._bucket(bucket), ""))
 
+    def list_buckets(self) -> list[tuple[str, _datetime | None]]:
+        """The buckets the credentials own, as (name, creation time), every page.
+
+        Raises:
+            HTTPError, TransportError: when the listing fails.
+        """
+        buckets: list[tuple[str, _datetime | None]] = []
+        token = None
+        while True:
+            query: Query = [("continuation-token", token)] if token else []
+            root = _xml(self._send(_Request("GET", "", "", query=query)).content)
+            for element in root.iter():
+                if _local_name(element) == "Bucket":
+                    fields = _children(element)
+                    buckets.append((_text(fields, "Name") or "", _parse_time(_text(fields, "CreationDate"))))
+            token = _text(_children(root), "ContinuationToken")
+            if not token:
+                return buckets
+
     def presign(
         self,
         key: str,
@@ -3383,6 +3402,10 @@ class Pool:
         """``Connection.delete_bucket`` on the pool."""
         return self._submit(self.connection.delete_bucket, *args, **kwargs)
 
+    def list_buckets(self) -> Future[list[tuple[str, _datetime | None]]]:
+        """``Connection.list_buckets`` on the pool."""
+        return self._submit(self.connection.list_buckets)
+
     def presign(self, *args: Any, **kwargs: Any) -> str:
         """``Connection.presign`` (no request is sent, so no Future)."""
         return self.connection.presign(*args, **kwargs)
@@ -3487,9 +3510,10 @@ def _cli_parser() -> Any:
     cp.add_argument("--content-type", metavar="TYPE", help="Content-Type of uploads (default: guessed)")
     cp.add_argument("--expires", metavar="SECONDS", help="cache lifetime of uploads: seconds or 'max'")
     ls = commands.add_parser("ls", parents=[common], add_help=False, help="list objects under s3://bucket/prefix")
-    ls.add_argument("url", metavar="s3://BUCKET[/PREFIX]")
+    ls.add_argument("url", metavar="s3://BUCKET[/PREFIX]", nargs="?", help="none: list the buckets")
     ls.add_argument("--recursive", "-r", action="store_true", help="list every key, not one level")
     ls.add_argument("--human-readable", "-h", action="store_true", help="sizes in KiB, MiB, GiB")
+    ls.add_argument("--summarize", action="store_true", help="end with the number and total size of objects")
     rm = commands.add_parser("rm", parents=[common], add_help=False, help="delete an object (or a folder)")
     rm.add_argument("url", metavar="s3://BUCKET/KEY")
     rm.add_argument("--recursive", "-r", action="store_true", help="delete every key in the folder (s3://BUCKET/: all)")
@@ -3552,9 +3576,17 @@ class _Cli:
         self.args = args
         self.out = stdout
         self.err = stderr
-        verify = False if args.no_verify_ssl else args.ca_bundle
-        self.conn = Connection(endpoint=args.endpoint_url, region=args.region, profile=args.profile,
-                               anonymous=args.no_sign_request, verify=verify)  # fmt: skip
+        self._conn: Connection | None = None
+
+    @property
+    def conn(self) -> Connection:
+        """The connection, made on first use: arguments are checked before credentials are looked for."""
+        if self._conn is None:
+            args = self.args
+            verify = False if args.no_verify_ssl else args.ca_bundle
+            self._conn = Connection(endpoint=args.endpoint_url, region=args.region, profile=args.profile,
+                                    anonymous=args.no_sign_request, verify=verify)  # fmt: skip
+        return self._conn
 
     def say(self, text: str) -> None:
         if not self.args.quiet:
@@ -3640,19 +3672,32 @@ class _Cli:
         return 0
 
     def ls(self) -> int:
+        """Buckets (no URL), or one level of a folder with names relative to it
+        (every key, in full, with ``--recursive``), as ``aws s3 ls`` prints them."""
+        if self.args.url is None:
+            for name, created in self.conn.list_buckets():
+                print(f"{_stamp(created)} {name}", file=self.out)
+            return 0
         place = _s3_url(self.args.url)
         if place is None:
             raise InvalidInput(f"ls takes an s3:// URL, not {self.args.url!r}")
         bucket, prefix = place
-        delimiter = None if self.args.recursive else "/"
-        for entry in self.conn.list(prefix, bucket, delimiter=delimiter):
+        folder = "" if self.args.recursive else prefix[: prefix.rfind("/") + 1]
+        count = total = 0
+        for entry in self.conn.list(prefix, bucket, delimiter=None if self.args.recursive else "/"):
             if entry.is_prefix:
-                print(f"{'PRE':>30} {entry.key}", file=self.out)
+                print(f"{'PRE':>30} {entry.key[len(folder) :]}", file=self.out)
                 continue
-            size = _human(entry.size) if self.args.human_readable else str(entry.size)
-            stamp = entry.last_modified.strftime("%Y-%m-%d %H:%M:%S") if entry.last_modified else ""
-            print(f"{stamp:19} {size:>10} {entry.key}", file=self.out)
+            count, total = count + 1, total + entry.size
+            print(
+                f"{_stamp(entry.last_modified)} {self.size(entry.size):>10} {entry.key[len(folder) :]}", file=self.out
+            )
+        if self.args.summarize:
+            print(f"\nTotal Objects: {count}\n   Total Size: {self.size(total)}", file=self.out)
         return 0
+
+    def size(self, size: int) -> str:
+        return _human(size) if self.args.human_readable else str(size)
 
     def rm(self) -> int:
         if not self.args.recursive:
@@ -3707,6 +3752,11 @@ class _Cli:
         bucket, key = self.object_url()
         print(self.conn.presign(key, bucket, expires=self.args.expires), file=self.out)
         return 0
+
+
+def _stamp(moment: _datetime | None) -> str:
+    """A listing's time as ``aws s3 ls`` prints it (in UTC)."""
+    return f"{moment:%Y-%m-%d %H:%M:%S}" if moment is not None else " " * 19
 
 
 def _folder(prefix: str) -> str:
