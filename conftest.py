@@ -220,6 +220,9 @@ def seaweedfs_server(root: Path, https: bool = False) -> Iterator[Server]:
         f"-s3.port={s3_port}",
         f"-s3.config={root / 'identities.json'}",
         "-admin.ui=false",
+        # Each bucket takes volumes of its own, and the automatic limit (free disk / volume size,
+        # as weed counts it: 76 here) ran out after a few hundred test buckets.
+        "-volume.max=1000",
         *(f"-{name}.port={port}" for name, port in ports.items()),
         *tls,
     ]
