@@ -3721,6 +3721,43 @@ def test_cli_ls_lists_buckets_and_names_relative_to_the_folder(seaweedfs: Server
     assert summary[3:] == ["", "Total Objects: 3", "   Total Size: 60"]
 
 
+@pytest.mark.parametrize(
+    ("filters", "kept"),
+    [
+        ([], ["a.txt", "b.html", "logs/x.txt", "logs/deep/y.log"]),
+        ([("exclude", "*"), ("include", "*.txt")], ["a.txt", "logs/x.txt"]),
+        ([("include", "*.txt"), ("exclude", "*")], []),
+        ([("exclude", "logs/*")], ["a.txt", "b.html"]),
+        ([("exclude", "logs/*"), ("include", "logs/deep/*")], ["a.txt", "b.html", "logs/deep/y.log"]),
+    ],
+)
+def test_filters_follow_the_aws_rule_later_ones_win(filters: list[tuple[str, str]], kept: list[str]) -> None:
+    paths = ["a.txt", "b.html", "logs/x.txt", "logs/deep/y.log"]
+    assert [p for p in paths if tinys3._included(p, filters)] == kept
+
+
+def test_cli_filters_and_dryrun_on_recursive_copies_and_deletes(seaweedfs: Server, tmp_path: Path) -> None:
+    bucket = seaweedfs.new_bucket()
+    site = tmp_path / "site"
+    (site / "css").mkdir(parents=True)
+    for name in ("index.html", "about.html", "css/main.css", "notes.txt"):
+        (site / name).write_text(name)
+    sent = run_cli(seaweedfs, "cp", "-r", str(site), f"s3://{bucket}/www/", "--exclude", "*", "--include", "*.html")
+    assert sent.returncode == 0, sent.stderr
+    conn = connect(seaweedfs, default=bucket)
+    assert sorted(o.key for o in conn.list()) == ["www/about.html", "www/index.html"]
+    run_cli(seaweedfs, "cp", "-r", str(site), f"s3://{bucket}/www/", "--exclude", "*.html", "--only-show-errors")
+    dry = run_cli(seaweedfs, "rm", "-r", f"s3://{bucket}/www", "--exclude", "css/*", "--dryrun")
+    assert sorted(dry.stdout.decode().splitlines()) == [
+        f"(dryrun) delete: s3://{bucket}/www/{name}" for name in ("about.html", "index.html", "notes.txt")]  # fmt: skip
+    assert len(list(conn.list())) == 4, "a dry run deletes nothing"
+    gone = run_cli(seaweedfs, "rm", "-r", f"s3://{bucket}/www", "--exclude", "css/*", "--only-show-errors")
+    assert (gone.returncode, gone.stdout) == (0, b"")
+    assert [o.key for o in conn.list()] == ["www/css/main.css"]
+    copied = run_cli(seaweedfs, "cp", "-r", f"s3://{bucket}/www/", str(tmp_path / "back"), "--dryrun")
+    assert copied.stdout.decode().startswith("(dryrun) download: ") and not (tmp_path / "back").exists()
+
+
 def test_cli_shows_a_progress_bar_on_a_terminal(seaweedfs: Server, tmp_path: Path) -> None:
     import pty
 

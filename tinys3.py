@@ -3501,8 +3501,22 @@ def _cli_parser() -> Any:
         options.add_argument("--no-verify-ssl", help="do not verify TLS certificates", **flag)
         options.add_argument("--debug", help="log each request's retries to stderr (never keys)", **flag)
         options.add_argument("--quiet", "-q", help="print nothing but errors", **flag)
+    batch = argparse.ArgumentParser(add_help=False)  # for the commands that may touch many objects
+    for kind in ("exclude", "include"):
+        batch.add_argument(
+            f"--{kind}",
+            dest="filters",
+            action="append",
+            metavar="GLOB",
+            type=_tagged(kind),
+            help=f"{kind} paths matching GLOB (relative to the source folder; later filters win)",
+        )
+    batch.add_argument("--dryrun", action="store_true", help="print what would be done, do nothing")
+    batch.add_argument("--only-show-errors", action="store_true", help="print nothing but errors")
+    batch.add_argument("--no-progress", action="store_true", help="no progress bar")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    cp = commands.add_parser("cp", parents=[common], add_help=False, help="copy files and objects (- is stdin/stdout)")
+    cp = commands.add_parser("cp", parents=[common, batch], add_help=False,
+                             help="copy files and objects (- is stdin/stdout)")  # fmt: skip
     cp.add_argument("source", metavar="SRC")
     cp.add_argument("target", metavar="DST")
     cp.add_argument("--recursive", "-r", action="store_true", help="copy a folder or a prefix")
@@ -3514,7 +3528,7 @@ def _cli_parser() -> Any:
     ls.add_argument("--recursive", "-r", action="store_true", help="list every key, not one level")
     ls.add_argument("--human-readable", "-h", action="store_true", help="sizes in KiB, MiB, GiB")
     ls.add_argument("--summarize", action="store_true", help="end with the number and total size of objects")
-    rm = commands.add_parser("rm", parents=[common], add_help=False, help="delete an object (or a folder)")
+    rm = commands.add_parser("rm", parents=[common, batch], add_help=False, help="delete an object (or a folder)")
     rm.add_argument("url", metavar="s3://BUCKET/KEY")
     rm.add_argument("--recursive", "-r", action="store_true", help="delete every key in the folder (s3://BUCKET/: all)")
     presign = commands.add_parser("presign", parents=[common], add_help=False, help="print a presigned GET URL")
@@ -3589,11 +3603,23 @@ class _Cli:
         return self._conn
 
     def say(self, text: str) -> None:
-        if not self.args.quiet:
+        if not (self.args.quiet or getattr(self.args, "only_show_errors", False)):
             print(text, file=self.out)
 
+    def dry(self, text: str) -> bool:
+        """With ``--dryrun``: say what would be done (and return True to skip doing it)."""
+        if getattr(self.args, "dryrun", False):
+            self.say(f"(dryrun) {text}")
+            return True
+        return False
+
+    def wanted(self, relative: str) -> bool:
+        """Whether ``--exclude``/``--include`` keep a path relative to the source folder."""
+        return _included(relative, getattr(self.args, "filters", None))
+
     def transfer(self, label: str, action: Callable[[Progress | None], object]) -> None:
-        bar = None if self.args.quiet else _ProgressBar(self.err, label)
+        quiet = self.args.quiet or getattr(self.args, "only_show_errors", False) or getattr(self.args, "no_progress", 0)
+        bar = None if quiet else _ProgressBar(self.err, label)
         try:
             action(bar)
         finally:
@@ -3614,9 +3640,14 @@ class _Cli:
             self.download(source, args.target)
         else:
             key = target[1] if target[1] and not target[1].endswith("/") else target[1] + source[1].rpartition("/")[2]
-            self.conn.copy(source[1], source[0], key, target[0], public=args.public)
-            self.say(f"copy: s3://{source[0]}/{source[1]} to s3://{target[0]}/{key}")
+            self.copy(source, (target[0], key))
         return 0
+
+    def copy(self, source: tuple[str, str], target: tuple[str, str]) -> None:
+        text = f"copy: s3://{source[0]}/{source[1]} to s3://{target[0]}/{target[1]}"
+        if not self.dry(text):
+            self.conn.copy(source[1], source[0], target[1], target[0], public=self.args.public)
+            self.say(text)
 
     def upload(self, path: str, target: tuple[str, str]) -> None:
         from pathlib import Path
@@ -3630,6 +3661,8 @@ class _Cli:
         if expires is not None and expires != "max":
             expires = _cli_number(expires, "--expires")
         options = {"content_type": self.args.content_type, "public": self.args.public, "expires": expires}
+        if self.dry(f"upload: {path} to s3://{bucket}/{key}"):
+            return
         source: Any = sys.stdin.buffer if path == "-" else Path(path)
         self.transfer(key, lambda bar: self.conn.upload(key, source, bucket, progress=bar, **options))
         self.say(f"upload: {path} to s3://{bucket}/{key}")
@@ -3643,6 +3676,8 @@ class _Cli:
             return
         if os.path.isdir(path) or path.endswith(os.sep):
             path = os.path.join(path, key.rpartition("/")[2])
+        if self.dry(f"download: s3://{bucket}/{key} to {path}"):
+            return
         self.transfer(key, lambda bar: self.conn.download(key, path, bucket, progress=bar))
         self.say(f"download: s3://{bucket}/{key} to {path}")
 
@@ -3656,19 +3691,22 @@ class _Cli:
                 for name in sorted(files):
                     path = os.path.join(folder, name)
                     relative = os.path.relpath(path, self.args.source).replace(os.sep, "/")
-                    self.upload(path, (target[0], prefix + relative))
+                    if self.wanted(relative):
+                        self.upload(path, (target[0], prefix + relative))
             return 0
         prefix = _folder(source[1])
         target_prefix = _folder(target[1]) if target is not None else ""
         for entry in self.conn.list(prefix, source[0]):
             relative = entry.key[len(prefix) :]
+            if not self.wanted(relative):
+                continue
             if target is None:
                 path = os.path.join(self.args.target, *relative.split("/"))
-                os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+                if not self.args.dryrun:
+                    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
                 self.download((source[0], entry.key), path)
             else:
-                self.conn.copy(entry.key, source[0], target_prefix + relative, target[0], public=self.args.public)
-                self.say(f"copy: s3://{source[0]}/{entry.key} to s3://{target[0]}/{target_prefix + relative}")
+                self.copy((source[0], entry.key), (target[0], target_prefix + relative))
         return 0
 
     def ls(self) -> int:
@@ -3702,8 +3740,9 @@ class _Cli:
     def rm(self) -> int:
         if not self.args.recursive:
             bucket, key = self.object_url()
-            self.conn.delete(key, bucket)
-            self.say(f"delete: s3://{bucket}/{key}")
+            if not self.dry(f"delete: s3://{bucket}/{key}"):
+                self.conn.delete(key, bucket)
+                self.say(f"delete: s3://{bucket}/{key}")
             return 0
         place = _s3_url(self.args.url)
         if place is None:
@@ -3713,7 +3752,11 @@ class _Cli:
     def empty(self, bucket: str, folder: str) -> int:
         """Delete every key under ``folder`` (a folder, as aws reads ``s3://b/tmp``:
         ``tmp/x`` goes, ``tmp`` and ``tmpfoo/y`` stay; empty: the whole bucket)."""
-        keys = [entry.key for entry in self.conn.list(folder, bucket)]
+        keys = [entry.key for entry in self.conn.list(folder, bucket) if self.wanted(entry.key[len(folder) :])]
+        if getattr(self.args, "dryrun", False):
+            for key in keys:
+                self.dry(f"delete: s3://{bucket}/{key}")
+            return 0
         failed = self.conn.delete_many(keys, bucket)
         for name in keys:
             if name not in failed:
@@ -3752,6 +3795,23 @@ class _Cli:
         bucket, key = self.object_url()
         print(self.conn.presign(key, bucket, expires=self.args.expires), file=self.out)
         return 0
+
+
+def _tagged(kind: str) -> Callable[[str], tuple[str, str]]:
+    """An argparse type that keeps which option a glob came with, in one ordered list."""
+    return lambda pattern: (kind, pattern)
+
+
+def _included(relative: str, filters: list[tuple[str, str]] | None) -> bool:
+    """The AWS CLI's filter rule: every path is in, then each ``--exclude``/``--include``,
+    in the order given, decides for the paths its glob matches, so later filters win."""
+    from fnmatch import fnmatchcase
+
+    keep = True
+    for kind, pattern in filters or ():
+        if fnmatchcase(relative, pattern):
+            keep = kind == "include"
+    return keep
 
 
 def _stamp(moment: _datetime | None) -> str:
