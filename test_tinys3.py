@@ -3758,6 +3758,26 @@ def test_cli_filters_and_dryrun_on_recursive_copies_and_deletes(seaweedfs: Serve
     assert copied.stdout.decode().startswith("(dryrun) download: ") and not (tmp_path / "back").exists()
 
 
+def test_cli_mv_deletes_each_source_only_after_its_copy(seaweedfs: Server, tmp_path: Path) -> None:
+    bucket = seaweedfs.new_bucket()
+    conn = connect(seaweedfs, default=bucket)
+    (tmp_path / "report.pdf").write_bytes(b"%PDF")
+    up = run_cli(seaweedfs, "mv", str(tmp_path / "report.pdf"), f"s3://{bucket}/docs/")
+    assert up.stdout.decode() == f"move: {tmp_path / 'report.pdf'} to s3://{bucket}/docs/report.pdf\n"
+    assert not (tmp_path / "report.pdf").exists() and conn.get("docs/report.pdf").content == b"%PDF"
+    across = run_cli(seaweedfs, "mv", f"s3://{bucket}/docs/report.pdf", f"s3://{bucket}/archive/report.pdf")
+    assert across.returncode == 0 and [o.key for o in conn.list()] == ["archive/report.pdf"]
+    refused = run_cli(seaweedfs, "mv", f"s3://{bucket}/archive/report.pdf", "s3://no-such-bucket-tinys3/x")
+    assert refused.returncode == 1 and refused.stderr.startswith(b"tinys3: error: ")  # SeaweedFS: InternalError
+    assert [o.key for o in conn.list()] == ["archive/report.pdf"], "a failed copy keeps its source"
+    for name in ("a.txt", "b.txt"):
+        conn.upload(f"batch/{name}", name.encode())
+    down = run_cli(seaweedfs, "mv", "-r", f"s3://{bucket}/batch/", str(tmp_path / "here"), "--exclude", "b.txt")
+    assert down.returncode == 0 and (tmp_path / "here" / "a.txt").read_bytes() == b"a.txt"
+    assert sorted(o.key for o in conn.list()) == ["archive/report.pdf", "batch/b.txt"]
+    assert run_cli(seaweedfs, "mv", "-", f"s3://{bucket}/x").returncode == 2, "mv does not take standard input"
+
+
 def test_cli_shows_a_progress_bar_on_a_terminal(seaweedfs: Server, tmp_path: Path) -> None:
     import pty
 

@@ -3515,14 +3515,15 @@ def _cli_parser() -> Any:
     batch.add_argument("--only-show-errors", action="store_true", help="print nothing but errors")
     batch.add_argument("--no-progress", action="store_true", help="no progress bar")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    cp = commands.add_parser("cp", parents=[common, batch], add_help=False,
-                             help="copy files and objects (- is stdin/stdout)")  # fmt: skip
-    cp.add_argument("source", metavar="SRC")
-    cp.add_argument("target", metavar="DST")
-    cp.add_argument("--recursive", "-r", action="store_true", help="copy a folder or a prefix")
-    cp.add_argument("--public", action="store_true", help="make uploads readable by everyone (x-amz-acl: public-read)")
-    cp.add_argument("--content-type", metavar="TYPE", help="Content-Type of uploads (default: guessed)")
-    cp.add_argument("--expires", metavar="SECONDS", help="cache lifetime of uploads: seconds or 'max'")
+    for name, text in (("cp", "copy files and objects (- is stdin/stdout)"),
+                       ("mv", "move files and objects: each source goes once its copy is done")):  # fmt: skip
+        cp = commands.add_parser(name, parents=[common, batch], add_help=False, help=text)
+        cp.add_argument("source", metavar="SRC")
+        cp.add_argument("target", metavar="DST")
+        cp.add_argument("--recursive", "-r", action="store_true", help="a folder or a prefix")
+        cp.add_argument("--public", action="store_true", help="make uploads readable by everyone (public-read)")
+        cp.add_argument("--content-type", metavar="TYPE", help="Content-Type of uploads (default: guessed)")
+        cp.add_argument("--expires", metavar="SECONDS", help="cache lifetime of uploads: seconds or 'max'")
     ls = commands.add_parser("ls", parents=[common], add_help=False, help="list objects under s3://bucket/prefix")
     ls.add_argument("url", metavar="s3://BUCKET[/PREFIX]", nargs="?", help="none: list the buckets")
     ls.add_argument("--recursive", "-r", action="store_true", help="list every key, not one level")
@@ -3630,7 +3631,7 @@ class _Cli:
         args = self.args
         source, target = _s3_url(args.source), _s3_url(args.target)
         if source is None and target is None:
-            raise InvalidInput("cp needs an s3:// URL on at least one side")
+            raise InvalidInput(f"{args.command} needs an s3:// URL on at least one side")
         if args.recursive:
             return self.cp_recursive(source, target)
         if source is None:
@@ -3643,11 +3644,27 @@ class _Cli:
             self.copy(source, (target[0], key))
         return 0
 
+    def mv(self) -> int:
+        """``cp``, deleting each source only after its own copy succeeded."""
+        if "-" in (self.args.source, self.args.target):
+            raise InvalidInput("mv moves files and objects; for standard input or output use cp")
+        return self.cp()
+
+    def done(self, verb: str, source: str, target: str, remove: Callable[[], object]) -> None:
+        """Report a finished copy; for ``mv``, delete its source first (after the copy, never before)."""
+        if self.args.command == "mv":
+            remove()
+            verb = "move"
+        self.say(f"{verb}: {source} to {target}")
+
+    def verb(self, verb: str) -> str:
+        return "move" if self.args.command == "mv" else verb
+
     def copy(self, source: tuple[str, str], target: tuple[str, str]) -> None:
-        text = f"copy: s3://{source[0]}/{source[1]} to s3://{target[0]}/{target[1]}"
-        if not self.dry(text):
+        url, to = f"s3://{source[0]}/{source[1]}", f"s3://{target[0]}/{target[1]}"
+        if not self.dry(f"{self.verb('copy')}: {url} to {to}"):
             self.conn.copy(source[1], source[0], target[1], target[0], public=self.args.public)
-            self.say(text)
+            self.done("copy", url, to, lambda: self.conn.delete(source[1], source[0]))
 
     def upload(self, path: str, target: tuple[str, str]) -> None:
         from pathlib import Path
@@ -3661,11 +3678,11 @@ class _Cli:
         if expires is not None and expires != "max":
             expires = _cli_number(expires, "--expires")
         options = {"content_type": self.args.content_type, "public": self.args.public, "expires": expires}
-        if self.dry(f"upload: {path} to s3://{bucket}/{key}"):
+        if self.dry(f"{self.verb('upload')}: {path} to s3://{bucket}/{key}"):
             return
         source: Any = sys.stdin.buffer if path == "-" else Path(path)
         self.transfer(key, lambda bar: self.conn.upload(key, source, bucket, progress=bar, **options))
-        self.say(f"upload: {path} to s3://{bucket}/{key}")
+        self.done("upload", path, f"s3://{bucket}/{key}", lambda: os.remove(path))
 
     def download(self, source: tuple[str, str], path: str) -> None:
         bucket, key = source
@@ -3676,10 +3693,10 @@ class _Cli:
             return
         if os.path.isdir(path) or path.endswith(os.sep):
             path = os.path.join(path, key.rpartition("/")[2])
-        if self.dry(f"download: s3://{bucket}/{key} to {path}"):
+        if self.dry(f"{self.verb('download')}: s3://{bucket}/{key} to {path}"):
             return
         self.transfer(key, lambda bar: self.conn.download(key, path, bucket, progress=bar))
-        self.say(f"download: s3://{bucket}/{key} to {path}")
+        self.done("download", f"s3://{bucket}/{key}", path, lambda: self.conn.delete(key, bucket))
 
     def cp_recursive(self, source: tuple[str, str] | None, target: tuple[str, str] | None) -> int:
         if source is None:
