@@ -616,7 +616,7 @@ def _sts_credentials(
     for element in _xml(answer).iter():
         fields[_local_name(element)] = element.text or ""
     expiration = fields.get("Expiration")
-    expiry = _datetime.fromisoformat(expiration.replace("Z", "+00:00")).timestamp() if expiration else None
+    expiry = _unix_time(expiration) if expiration else None
     try:
         return Credentials(fields["AccessKeyId"], fields["SecretAccessKey"], fields.get("SessionToken"), expiry)
     except KeyError:
@@ -659,7 +659,7 @@ def _process_fetcher(command: str) -> Callable[[], Credentials]:
                 raise ValueError
         except (ValueError, AttributeError):
             raise CredentialsError(f"credential_process {argv[0]} did not print JSON with Version 1") from None
-        return _parse_credentials(json.dumps({**data, "Token": data.get("SessionToken")}).encode(), argv[0])
+        return _credentials_from({**data, "Token": data.get("SessionToken")}, argv[0])
 
     return fetch
 
@@ -695,19 +695,17 @@ def _sso_fetcher(name: str, settings: Mapping[str, str], lookup: _Lookup) -> Cal
             raise CredentialsError(
                 f"profile {name!r}: no IAM Identity Center login cached in {cache}: {login}"
             ) from None
-        if _datetime.fromisoformat(expires.replace("Z", "+00:00")).timestamp() <= time.time():
+        if _unix_time(expires) <= time.time():
             raise CredentialsError(f"profile {name!r}: the IAM Identity Center login expired: {login}")
         query = urlencode({"role_name": role, "account_id": account})
         answer = _metadata_request("GET", f"{portal}/federation/credentials?{query}",
                                    {"x-amz-sso_bearer_token": token}, 10.0, lookup=lookup)  # fmt: skip
         try:
             found = json.loads(answer)["roleCredentials"]
-            keys = {"AccessKeyId": found["accessKeyId"], "SecretAccessKey": found["secretAccessKey"],
-                    "Token": found["sessionToken"]}  # fmt: skip
-            expiration = _datetime.fromtimestamp(found["expiration"] / 1000, _timezone.utc).isoformat()
+            keys = found["accessKeyId"], found["secretAccessKey"], found["sessionToken"], found["expiration"] / 1000
         except (ValueError, KeyError, TypeError):
             raise CredentialsError("the IAM Identity Center portal answered without credentials") from None
-        return _parse_credentials(json.dumps({**keys, "Expiration": expiration}).encode(), "the portal")
+        return Credentials(*keys)
 
     return fetch
 
@@ -718,11 +716,25 @@ def _parse_credentials(body: bytes, source: str) -> Credentials:
 
     try:
         data = json.loads(body)
+    except ValueError:
+        raise CredentialsError(f"{source} answered without usable credentials") from None
+    return _credentials_from(data, source)
+
+
+def _credentials_from(data: Any, source: str) -> Credentials:
+    """Credentials from ``AccessKeyId``, ``SecretAccessKey``, ``Token`` and ``Expiration``
+    (ISO 8601) of a decoded answer; a CredentialsError naming ``source`` without them."""
+    try:
         expiration = data.get("Expiration")
-        expiry = _datetime.fromisoformat(expiration.replace("Z", "+00:00")).timestamp() if expiration else None
+        expiry = _unix_time(expiration) if expiration else None
         return Credentials(data["AccessKeyId"], data["SecretAccessKey"], data.get("Token"), expiry)
     except (ValueError, KeyError, TypeError, AttributeError):
         raise CredentialsError(f"{source} answered without usable credentials") from None
+
+
+def _unix_time(text: str) -> float:
+    """Seconds since the epoch of an ISO 8601 time such as ``2026-11-29T12:00:00Z``."""
+    return _datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 ###############################################################################
@@ -1628,7 +1640,6 @@ class _Transport:
         The connection leaves the thread's pool while in use, so a streamed
         answer still being read never shares it with the next request.
         """
-
         conn = self._idle.connections.pop(origin, None)
         if conn is not None and conn.sock is not None and not _dropped(conn.sock):
             return conn, True
@@ -1679,10 +1690,8 @@ class _Transport:
 
         origin = (endpoint.scheme, endpoint.host, endpoint.port)
         proxy = self.proxy(origin)
-        if proxy is not None and endpoint.scheme == "http":  # absolute form; HTTPS goes through a tunnel
-            target = f"http://{host}{target}"
-            if proxy.authorization:
-                headers = {**headers, "Proxy-Authorization": proxy.authorization}
+        if proxy is not None:  # no call at all on the usual, proxy-less path
+            target, headers = _through_proxy(proxy, endpoint.scheme, host, target, headers)
         for fresh_retry in (False, True):
             conn, reused = self._checkout(origin)
             try:
@@ -1835,9 +1844,7 @@ def _metadata_request(
     verify = True if lookup is None else lookup.verify
     conn = _new_connection(scheme, host, port, proxy, timeout, lambda: _ssl_context(verify))
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    if proxy is not None and scheme == "http":
-        target = f"http://{parts.netloc}{target}"
-        headers = {**headers, **({"Proxy-Authorization": proxy.authorization} if proxy.authorization else {})}
+    target, headers = _through_proxy(proxy, scheme, parts.netloc, target, headers)
     try:
         conn.request(method, target, body, dict(headers))
         response = conn.getresponse()
@@ -1879,6 +1886,19 @@ def _new_connection(
     if proxy is None:
         return http.client.HTTPConnection(host, port, timeout=timeout)
     return http.client.HTTPConnection(proxy.host, proxy.port, timeout=timeout)
+
+
+def _through_proxy(
+    proxy: _Proxy | None, scheme: str, authority: str, target: str, headers: Mapping[str, str]
+) -> tuple[str, Mapping[str, str]]:
+    """A plain-HTTP request's target and headers as a proxy takes them: the absolute
+    URL and its ``Proxy-Authorization``. Unchanged without a proxy, and for HTTPS,
+    which goes through a tunnel."""
+    if proxy is None or scheme != "http":
+        return target, headers
+    if proxy.authorization:
+        headers = {**headers, "Proxy-Authorization": proxy.authorization}
+    return f"http://{authority}{target}", headers
 
 
 def _connect_error(exc: OSError, host: str, port: int, proxy: _Proxy | None) -> TransportError:
