@@ -3623,24 +3623,31 @@ class _Cli:
                                     anonymous=args.no_sign_request, verify=verify)  # fmt: skip
         return self._conn
 
+    @property
+    def silent(self) -> bool:
+        """``--quiet`` or ``--only-show-errors``: nothing but errors."""
+        return bool(self.args.quiet or getattr(self.args, "only_show_errors", False))
+
+    @property
+    def dryrun(self) -> bool:
+        return bool(getattr(self.args, "dryrun", False))
+
     def say(self, text: str) -> None:
-        if not (self.args.quiet or getattr(self.args, "only_show_errors", False)):
+        if not self.silent:
             print(text, file=self.out)
 
     def dry(self, text: str) -> bool:
         """With ``--dryrun``: say what would be done (and return True to skip doing it)."""
-        if getattr(self.args, "dryrun", False):
+        if self.dryrun:
             self.say(f"(dryrun) {text}")
-            return True
-        return False
+        return self.dryrun
 
     def wanted(self, relative: str) -> bool:
         """Whether ``--exclude``/``--include`` keep a path relative to the source folder."""
         return _included(relative, getattr(self.args, "filters", None))
 
     def transfer(self, label: str, action: Callable[[Progress | None], object]) -> None:
-        quiet = self.args.quiet or getattr(self.args, "only_show_errors", False) or getattr(self.args, "no_progress", 0)
-        bar = None if quiet else _ProgressBar(self.err, label)
+        bar = None if self.silent or getattr(self.args, "no_progress", False) else _ProgressBar(self.err, label)
         try:
             action(bar)
         finally:
@@ -3674,10 +3681,10 @@ class _Cli:
         """Report a finished copy; for ``mv``, delete its source first (after the copy, never before)."""
         if self.args.command == "mv":
             remove()
-            verb = "move"
-        self.say(f"{verb}: {source} to {target}")
+        self.say(f"{self.verb(verb)}: {source} to {target}")
 
     def verb(self, verb: str) -> str:
+        """What ``mv`` calls every kind of copy: a move."""
         return "move" if self.args.command == "mv" else verb
 
     def copy(self, source: tuple[str, str], target: tuple[str, str]) -> None:
@@ -3739,7 +3746,7 @@ class _Cli:
                 continue
             if target is None:
                 path = os.path.join(self.args.target, *relative.split("/"))
-                if not self.args.dryrun:
+                if not self.dryrun:
                     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
                 self.download((source[0], entry.key), path)
             else:
@@ -3790,7 +3797,7 @@ class _Cli:
         """Delete every key under ``folder`` (a folder, as aws reads ``s3://b/tmp``:
         ``tmp/x`` goes, ``tmp`` and ``tmpfoo/y`` stay; empty: the whole bucket)."""
         keys = [entry.key for entry in self.conn.list(folder, bucket) if self.wanted(entry.key[len(folder) :])]
-        if getattr(self.args, "dryrun", False):
+        if self.dryrun:
             for key in keys:
                 self.dry(f"delete: s3://{bucket}/{key}")
             return 0
