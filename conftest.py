@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -370,6 +370,28 @@ CHAOS_FAULTS = {
 _ERROR_BODY = b"<Error><Code>%s</Code><Message>injected by the chaos proxy</Message></Error>"
 
 
+def relay(
+    conn: Any, method: str, target: str, headers: Iterable[tuple[str, str]], body: bytes
+) -> tuple[int, str, list[tuple[str, str]], bytes]:
+    """Send a request as it came (its own Host header) over ``conn`` (an ``http.client``
+    connection to the real server): (status, reason, headers, body). The headers leave
+    out framing (``Transfer-Encoding``, ``Connection``, and ``Content-Length`` but for
+    HEAD, whose length is the object's), which the relaying server writes itself."""
+    conn.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
+    for name, value in headers:
+        conn.putheader(name, value)
+    conn.endheaders(body)
+    response = conn.getresponse()
+    content = response.read()
+    skip = ("transfer-encoding", "connection") + (() if method == "HEAD" else ("content-length",))
+    return (
+        response.status,
+        response.reason,
+        [(k, v) for k, v in response.getheaders() if k.lower() not in skip],
+        content,
+    )
+
+
 def run_chaos_proxy(upstream: str, seed: int, stall: float, port_file: str) -> None:
     """Serve until killed: forward to ``upstream`` (an http://host:port S3 server),
     injecting CHAOS_FAULTS.
@@ -491,15 +513,8 @@ def run_chaos_proxy(upstream: str, seed: int, stall: float, port_file: str) -> N
         def forward(
             conn: http.client.HTTPConnection, method: str, target: str, headers: list[tuple[str, str]], body: bytes
         ) -> tuple[bytes, bytes]:
-            conn.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
-            for name, value in headers:
-                conn.putheader(name, value)
-            conn.endheaders(body)
-            response = conn.getresponse()
-            content = response.read()
-            lines = [f"HTTP/1.1 {response.status} {response.reason}"]
-            skip = ("transfer-encoding", "connection") + (() if method == "HEAD" else ("content-length",))
-            lines += [f"{k}: {v}" for k, v in response.getheaders() if k.lower() not in skip]
+            status, reason, answer_headers, content = relay(conn, method, target, headers, body)
+            lines = [f"HTTP/1.1 {status} {reason}", *(f"{k}: {v}" for k, v in answer_headers)]
             if method != "HEAD":
                 lines.append(f"Content-Length: {len(content)}")
             return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"), content

@@ -1902,15 +1902,13 @@ def scripted_server(
             assert upstream is not None
             host, port = upstream.rsplit("//", 1)[1].split(":")
             conn = http.client.HTTPConnection(host, int(port), timeout=30)
-            conn.putrequest(request.method, request.path, skip_host=True, skip_accept_encoding=True)
-            for name, value in request.headers.items():
-                conn.putheader(name, value)
-            conn.endheaders(request.body)
-            response = conn.getresponse()
-            content = response.read()
-            conn.close()
-            skip = ("transfer-encoding", "connection") + (() if request.method == "HEAD" else ("content-length",))
-            return response.status, {k: v for k, v in response.getheaders() if k.lower() not in skip}, content
+            try:
+                status, _, headers, content = conftest.relay(
+                    conn, request.method, request.path, request.headers.items(), request.body
+                )
+            finally:
+                conn.close()
+            return status, dict(headers), content
 
     class Server(socketserver.ThreadingTCPServer):
         daemon_threads = True
