@@ -254,13 +254,28 @@ class Credentials:
 
 
 class _Lookup:
-    """What finding credentials needs: the environment, the region (for STS), and
-    how to reach remote credential services (the proxy setting, TLS ``verify``)."""
+    """What finding credentials needs: the environment, the region (for STS), how to
+    reach remote credential services (the proxy setting, TLS ``verify``), and the
+    profiles already read (so the files are parsed once per Connection)."""
 
-    __slots__ = ("environ", "proxy", "region", "verify")
+    __slots__ = ("_profiles", "environ", "proxy", "region", "verify")
 
-    def __init__(self, environ: Mapping[str, str], region: str, proxy: str | bool | None, verify: bool | str) -> None:
+    def __init__(
+        self,
+        environ: Mapping[str, str],
+        region: str,
+        proxy: str | bool | None,
+        verify: bool | str,
+        profiles: dict[str, dict[str, str]],
+    ) -> None:
         self.environ, self.region, self.proxy, self.verify = environ, region, proxy, verify
+        self._profiles = profiles
+
+    def profile(self, name: str) -> dict[str, str]:
+        """A profile's settings (``_profile``), read once."""
+        if name not in self._profiles:
+            self._profiles[name] = _profile(name, self.environ)
+        return self._profiles[name]
 
 
 class _CredentialSource:
@@ -385,7 +400,7 @@ def _profile_source(name: str, lookup: _Lookup, chain: tuple[str, ...]) -> _Cred
     keys (credentials file, then config file), ``credential_process``.
     None if the profile configures none of them.
     """
-    settings = _profile(name, lookup.environ)
+    settings = lookup.profile(name)
     label = f"profile {name!r}"
     if "role_arn" in settings and ("source_profile" in settings or "credential_source" in settings):
         return _fetching(_assume_role_fetcher(name, settings, lookup, chain), f"{label} (assumed role)")
@@ -2525,7 +2540,8 @@ class Connection:
         self.default_bucket: str | None = _pick("default_bucket", default_bucket, "default", default)
         if self.default_bucket is not None:
             _check_bucket(self.default_bucket)
-        settings = _profile(profile or environ.get("AWS_PROFILE") or "default", environ)
+        profile_name = profile or environ.get("AWS_PROFILE") or "default"
+        settings = _profile(profile_name, environ)
         self.region: str = region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or ""
         self.region = self.region or settings.get("region") or "us-east-1"
         verify = _pick_verify(verify, environ, settings)
@@ -2541,7 +2557,7 @@ class Connection:
             _Proxy(proxy)  # a bad URL is refused now, before any request
         elif not isinstance(proxy, (bool, type(None))):
             raise InvalidType(f"proxy must be a URL str, None or a bool; got {type(proxy).__name__}")
-        lookup = _Lookup(environ, self.region, proxy, verify)
+        lookup = _Lookup(environ, self.region, proxy, verify, {profile_name: settings})
         self._credential_source = None if anonymous else _credential_source(
             access_key, secret_key, session_token, profile, lookup
         )  # fmt: skip
