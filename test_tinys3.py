@@ -1954,6 +1954,23 @@ def test_a_connection_closed_by_the_server_is_reopened_transparently() -> None:
         assert len({r.connection for r in seen}) == 4
 
 
+def test_a_kept_connection_dropped_as_the_request_arrives_is_sent_again_on_a_new_one() -> None:
+    """The race the idle check cannot see: the server closes just as the request goes out."""
+    per_connection: dict[int, int] = {}
+
+    def answer(request: Recorded) -> Any:
+        per_connection[request.connection] = per_connection.get(request.connection, 0) + 1
+        return _ok(request) if per_connection[request.connection] == 1 else "close"
+
+    with scripted_server(answer) as (endpoint, seen):
+        conn = tinys3.Connection("k", "s", endpoint=endpoint, default="bkt", retries=1)
+        for i in range(3):
+            response = conn.delete(f"k{i}")
+            assert (response.status_code, response.attempts) == (200, 1), "re-sent at once, not counted as a retry"
+    assert [r.path for r in seen] == ["/bkt/k0", "/bkt/k1", "/bkt/k1", "/bkt/k2", "/bkt/k2"]
+    assert len({r.connection for r in seen}) == 3
+
+
 RAW_ANSWERS = {
     "plain": b'HTTP/1.1 200 OK\r\nETag: "abc"\r\nx-amz-request-id: R1\r\nContent-Length: 2\r\n\r\nhi',
     "continue first": b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi",

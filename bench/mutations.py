@@ -49,7 +49,7 @@ MUTATIONS: list[tuple[str, str, str, str]] = [
     ("transport: idle check off", "            return bool(poller.poll(0))", "            return False",
      "noticed_before_use or thousand_open"),
     ("transport: no re-send on a closed keep-alive", "if reused and not fresh_retry:", "if False:",
-     "closed_by_the_server_is_reopened"),
+     "closed_by_the_server_is_reopened or dropped_as_the_request_arrives"),
     ("transport: EOF ends the headers", '        if line in (b"\\r\\n", b"\\n"):\n            return headers',
      '        if line in (b"\\r\\n", b"\\n", b""):\n            return headers', "blank_line or cut_short_are_never"),
     ("transport: GET read to the close", "                    raise _unframed()", "                    pass",
