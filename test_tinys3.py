@@ -3820,6 +3820,277 @@ def test_cli_shows_a_progress_bar_on_a_terminal(seaweedfs: Server, tmp_path: Pat
     assert shown.count(b"\rbig.bin: ") == 3, "one update per part"
 
 
+def lines_of(done: subprocess.CompletedProcess[bytes]) -> list[str]:
+    """A command's stdout lines, sorted: recursive commands finish files in any order."""
+    assert done.returncode == 0, done.stderr
+    return sorted(done.stdout.decode().splitlines())
+
+
+def test_cli_sync_uploads_what_is_missing_or_newer_and_deletes_only_after(seaweedfs: Server, tmp_path: Path) -> None:
+    bucket = seaweedfs.new_bucket()
+    conn = connect(seaweedfs, default=bucket)
+    site = tmp_path / "site"
+    (site / "css").mkdir(parents=True)
+    for name in ("index.html", "about.html", "css/main.css", "notes.tmp"):
+        (site / name).write_text(name)
+        os.utime(site / name, (time.time() - 60, time.time() - 60))  # written before, as files are
+    conn.upload("www/stale.html", b"old")
+    conn.upload("www/keep.tmp", b"excluded: never deleted")
+    first = run_cli(seaweedfs, "sync", str(site), f"s3://{bucket}/www", "--exclude", "*.tmp")
+    assert lines_of(first) == [f"upload: {site / name} to s3://{bucket}/www/{name}"
+                               for name in ("about.html", "css/main.css", "index.html")]  # fmt: skip
+    assert conn.get("www/css/main.css").content == b"css/main.css"
+    assert conn.head("www/index.html").headers["Content-Type"] == "text/html"
+    again = run_cli(seaweedfs, "sync", str(site), f"s3://{bucket}/www", "--exclude", "*.tmp")
+    assert (again.returncode, again.stdout) == (0, b""), "nothing changed: nothing sent"
+
+    (site / "index.html").write_text("index.html, longer")  # a new size
+    (site / "about.html").write_text("ABOUT.HTML")  # the same size, but newer than the object
+    future = time.time() + 5
+    os.utime(site / "about.html", (future, future))
+    dry = run_cli(seaweedfs, "sync", str(site), f"s3://{bucket}/www", "--exclude", "*.tmp", "--delete", "--dryrun")
+    assert lines_of(dry) == [f"(dryrun) delete: s3://{bucket}/www/stale.html",
+                             f"(dryrun) upload: {site / 'about.html'} to s3://{bucket}/www/about.html",
+                             f"(dryrun) upload: {site / 'index.html'} to s3://{bucket}/www/index.html"]  # fmt: skip
+    assert conn.get("www/index.html").content == b"index.html", "a dry run sends nothing"
+    synced = run_cli(seaweedfs, "sync", str(site), f"s3://{bucket}/www", "--exclude", "*.tmp", "--delete")
+    assert lines_of(synced) == [line.replace("(dryrun) ", "") for line in lines_of(dry)]
+    assert conn.get("www/about.html").content == b"ABOUT.HTML"
+    assert sorted(o.key for o in conn.list()) == [f"www/{name}" for name in
+                                                  ("about.html", "css/main.css", "index.html", "keep.tmp")]  # fmt: skip
+    size_only = run_cli(seaweedfs, "sync", str(site), f"s3://{bucket}/www", "--size-only", "--exclude", "*.tmp")
+    os.utime(site / "about.html", (future + 10, future + 10))
+    assert (size_only.returncode, size_only.stdout) == (0, b"")
+    assert run_cli(seaweedfs, "sync", str(site), f"s3://{bucket}/www", "--size-only", "-q").stdout == b""
+
+
+def test_cli_sync_keeps_the_target_when_a_transfer_fails(seaweedfs: Server, tmp_path: Path) -> None:
+    """--delete runs only once every copy succeeded: when in doubt, the old data stays."""
+    bucket = seaweedfs.new_bucket()
+    conn = connect(seaweedfs, default=bucket)
+    conn.upload("d/extra.txt", b"not in the source")
+    (tmp_path / "ok.txt").write_text("fine")
+    deep = tmp_path.joinpath(*["d" * 250] * 5)  # its key would pass S3's 1,024 bytes
+    deep.mkdir(parents=True)
+    (deep / "f").write_text("too deep")
+    done = run_cli(seaweedfs, "sync", str(tmp_path), f"s3://{bucket}/d", "--delete")
+    assert done.returncode == 1
+    errors = done.stderr.decode().splitlines()
+    assert errors[0].startswith(f"upload failed: {deep / 'f'} to s3://{bucket}/d/{'d' * 250}/")
+    assert errors[0].endswith(" is longer than 1024 bytes") or "1024" in errors[0]
+    assert errors[1] == "tinys3: not deleting 1 extra file(s): some transfers failed"
+    assert done.stdout.decode() == f"upload: {tmp_path / 'ok.txt'} to s3://{bucket}/d/ok.txt\n"
+    assert sorted(o.key for o in conn.list()) == ["d/extra.txt", "d/ok.txt"]
+
+
+def test_cli_sync_downloads_stamp_files_so_a_second_sync_copies_nothing(server: Server, tmp_path: Path) -> None:
+    bucket = server.new_bucket()
+    conn = connect(server, default=bucket)
+    for key in ("p/a.txt", "p/sub/b.txt", "p/sub/", "elsewhere.txt"):
+        conn.upload(key, key.encode())
+    here = tmp_path / "here"
+    first = run_cli(server, "sync", f"s3://{bucket}/p", str(here))
+    assert lines_of(first) == [f"download: s3://{bucket}/p/{name} to {here / name}" for name in ("a.txt", "sub/b.txt")]
+    assert (here / "sub" / "b.txt").read_bytes() == b"p/sub/b.txt"
+    modified = conn.head("p/a.txt").headers["Last-Modified"]
+    assert os.stat(here / "a.txt").st_mtime == email.utils.parsedate_to_datetime(modified).timestamp()
+    assert run_cli(server, "sync", f"s3://{bucket}/p", str(here)).stdout == b""
+
+    os.utime(here / "a.txt", (1_000_000_000, 1_000_000_000))  # older than the object, same size: it changed on S3
+    (here / "sub" / "extra.txt").write_text("local only")
+    again = run_cli(server, "sync", f"s3://{bucket}/p/", str(here), "--delete")
+    assert lines_of(again) == [f"delete: {here / 'sub' / 'extra.txt'}",
+                               f"download: s3://{bucket}/p/a.txt to {here / 'a.txt'}"]  # fmt: skip
+    assert sorted(str(p.relative_to(here)) for p in here.rglob("*")) == ["a.txt", "sub", "sub/b.txt"]
+
+
+def test_cli_never_writes_outside_the_target_folder(moto: Server, tmp_path: Path) -> None:
+    bucket = moto.new_bucket()
+    conn = connect(moto, default=bucket)
+    for key in ("p/../../escaped.txt", "p//empty-part.txt", "p/fine.txt"):
+        conn.upload(key, b"x")
+    for command in ("sync", "cp"):
+        target = tmp_path / command / "target"
+        done = run_cli(moto, command, *(["-r"] if command == "cp" else []), f"s3://{bucket}/p/", str(target))
+        assert done.returncode == 1
+        problem = "the key has an empty, '.' or '..' part; it names no file here"
+        assert sorted(done.stderr.decode().splitlines()) == [
+            f"download failed: s3://{bucket}/p/{key}: {problem}" for key in ("../../escaped.txt", "/empty-part.txt")
+        ]
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == [
+        "cp", "cp/target", "cp/target/fine.txt", "sync", "sync/target", "sync/target/fine.txt"]  # fmt: skip
+
+
+def test_cli_sync_between_s3_folders(seaweedfs: Server) -> None:
+    bucket, other = seaweedfs.new_bucket(), seaweedfs.new_bucket()
+    conn = connect(seaweedfs, default=bucket)
+    for key in ("src/a.txt", "src/b/c.txt"):
+        conn.upload(key, key.encode(), headers={"x-amz-meta-origin": "src"})
+    conn.upload("a.txt", b"x", bucket=other)
+    copied = run_cli(seaweedfs, "sync", f"s3://{bucket}/src/", f"s3://{other}/", "--delete")
+    assert lines_of(copied) == [
+        f"copy: s3://{bucket}/src/a.txt to s3://{other}/a.txt",
+        f"copy: s3://{bucket}/src/b/c.txt to s3://{other}/b/c.txt",
+    ], "a.txt differs in size"
+    assert connect(seaweedfs, default=other).head("b/c.txt").metadata == {"origin": "src"}
+    assert run_cli(seaweedfs, "sync", f"s3://{bucket}/src/", f"s3://{other}/", "--delete").stdout == b""
+    overlap = run_cli(seaweedfs, "sync", f"s3://{bucket}/", f"s3://{bucket}/src/backup/")
+    assert (overlap.returncode, overlap.stderr) == (2, f"tinys3: error: s3://{bucket}/ and s3://{bucket}/src/backup/ "
+                                                       "overlap\n".encode())  # fmt: skip
+    assert run_cli(seaweedfs, "sync", f"s3://{bucket}/src", "s3://").returncode == 2
+    assert run_cli(seaweedfs, "sync", "a", "b").returncode == 2
+
+
+def test_cli_object_options_are_stored_and_read_back(server: Server, tmp_path: Path) -> None:
+    bucket = server.new_bucket()
+    s3 = server.boto3()
+    (tmp_path / "page").write_text("<p>")
+    sent = run_cli(server, "cp", str(tmp_path / "page"), f"s3://{bucket}/page", "--content-type", "text/html",
+                   "--cache-control", "no-cache", "--expires", "2027-01-01T00:00:00Z", "--metadata", "a=1,b=two",
+                   "--storage-class", "STANDARD_IA", "--sse", "AES256", "--acl", "public-read")  # fmt: skip
+    assert sent.returncode == 0, sent.stderr
+    head = s3.head_object(Bucket=bucket, Key="page")
+    assert (head["ContentType"], head["CacheControl"], head["Metadata"]) == ("text/html", "no-cache",
+                                                                            {"a": "1", "b": "two"})  # fmt: skip
+    assert head["ResponseMetadata"]["HTTPHeaders"]["expires"] == "Fri, 01 Jan 2027 00:00:00 GMT"
+    if server.name == "moto":  # SeaweedFS keeps neither storage class nor ACL grants, nor encrypts
+        assert (head["StorageClass"], head["ServerSideEncryption"]) == ("STANDARD_IA", "AES256")
+        grants = s3.get_object_acl(Bucket=bucket, Key="page")["Grants"]
+        assert any(g["Grantee"].get("URI", "").endswith("/AllUsers") and g["Permission"] == "READ" for g in grants)
+
+    merged = run_cli(server, "cp", f"s3://{bucket}/page", f"s3://{bucket}/merged", "--metadata", '{"b": "2"}')
+    assert merged.returncode == 0, merged.stderr
+    head = s3.head_object(Bucket=bucket, Key="merged")
+    assert (head["ContentType"], head["Metadata"]) == ("text/html", {"a": "1", "b": "2"}), "the source's, updated"
+    replaced = run_cli(server, "cp", f"s3://{bucket}/page", f"s3://{bucket}/new.txt", "--metadata-directive",
+                       "REPLACE", "--metadata", "c=3")  # fmt: skip
+    assert replaced.returncode == 0, replaced.stderr
+    head = s3.head_object(Bucket=bucket, Key="new.txt")
+    assert (head["ContentType"], head["Metadata"], head.get("CacheControl")) == ("text/plain", {"c": "3"}, None)
+    kept = run_cli(server, "cp", f"s3://{bucket}/page", f"s3://{bucket}/kept", "--metadata-directive", "COPY")
+    assert kept.returncode == 0 and s3.head_object(Bucket=bucket, Key="kept")["Metadata"] == {"a": "1", "b": "two"}
+    seconds = run_cli(server, "cp", str(tmp_path / "page"), f"s3://{bucket}/cached", "--expires", "600", "--public")
+    assert seconds.returncode == 0
+    assert s3.head_object(Bucket=bucket, Key="cached")["CacheControl"] == "max-age=600, public"
+
+    for args, problem in (
+        (["--content-type", "text/plain"], "--content-type sets what S3 stores; it does not apply to downloads"),
+        (
+            ["--expires", "tomorrow"],
+            "--expires takes an ISO 8601 time such as 2027-01-01T00:00:00Z, or seconds, or 'max'; not 'tomorrow'",
+        ),
+        (["--metadata", "novalue"], "--metadata takes KEY=VALUE[,KEY=VALUE…] or a JSON object; 'novalue' is neither"),
+        (["--metadata", "[1]"], "--metadata takes KEY=VALUE[,KEY=VALUE…] or a JSON object; '[1]' is neither"),
+        (["--metadata", '{"a": 1}'], "--metadata JSON must be an object whose values are strings"),
+        (["--public", "--acl", "private"], "--public means --acl public-read; it contradicts --acl private"),
+        (["--sse", "AES256", "--sse-kms-key-id", "k"], "--sse-kms-key-id needs --sse aws:kms, not --sse AES256"),
+        (
+            ["--metadata-directive", "COPY", "--metadata", "a=2"],
+            "--metadata-directive COPY keeps the source's metadata; drop it to set new values",
+        ),
+    ):
+        target = str(tmp_path / "down") if problem.endswith("downloads") else f"s3://{bucket}/x"
+        refused = run_cli(server, "cp", f"s3://{bucket}/page", target, *args)
+        assert (refused.returncode, refused.stderr.decode()) == (2, f"tinys3: error: {problem}\n")
+    directive = run_cli(server, "cp", str(tmp_path / "page"), f"s3://{bucket}/x", "--metadata-directive", "COPY")
+    assert b"--metadata-directive applies to copies between S3 places" in directive.stderr
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix="x"), "refused before a byte was sent"
+
+
+def test_cli_recursive_commands_transfer_files_at_once(seaweedfs: Server, tmp_path: Path) -> None:
+    """--max-concurrency N: N files at a time, each thread on its own kept connection."""
+    bucket = seaweedfs.new_bucket()
+    for number in range(12):
+        (tmp_path / f"f{number:02d}.txt").write_text(str(number))
+
+    def slow(request: Recorded) -> None:
+        time.sleep(0.2 if request.method == "PUT" else 0)
+
+    with scripted_server(slow, upstream=seaweedfs.endpoint) as (endpoint, seen):
+        done = run_cli(seaweedfs, "cp", "-r", str(tmp_path), f"s3://{bucket}/", "--endpoint-url", endpoint,
+                       "--max-concurrency", "4")  # fmt: skip
+    assert len(lines_of(done)) == 12
+    assert len({request.connection for request in seen if request.method == "PUT"}) == 4
+    assert sorted(o.key for o in connect(seaweedfs).list(bucket=bucket)) == [f"f{n:02d}.txt" for n in range(12)]
+    with scripted_server(slow, upstream=seaweedfs.endpoint) as (endpoint, seen):
+        moved = run_cli(seaweedfs, "mv", "-r", f"s3://{bucket}/", str(tmp_path / "back"), "--endpoint-url", endpoint,
+                        "--max-concurrency", "3")  # fmt: skip
+    assert len(lines_of(moved)) == 12 and len(list((tmp_path / "back").iterdir())) == 12
+    assert list(connect(seaweedfs).list(bucket=bucket)) == []
+    assert run_cli(seaweedfs, "cp", "-r", str(tmp_path), f"s3://{bucket}/", "--max-concurrency", "0").returncode == 2
+
+
+def test_cli_recursive_commands_show_one_progress_line_on_a_terminal(seaweedfs: Server, tmp_path: Path) -> None:
+    import pty
+
+    bucket = seaweedfs.new_bucket()
+    for number in range(5):
+        (tmp_path / f"f{number}.bin").write_bytes(b"x" * 1024)
+    main_fd, terminal = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_ACCESS_KEY_ID=seaweedfs.access_key, AWS_SECRET_ACCESS_KEY=seaweedfs.secret_key,
+               AWS_ENDPOINT_URL=seaweedfs.endpoint, PYTHONPATH=str(HERE))  # fmt: skip
+    command = [sys.executable, "-m", "tinys3", "sync", str(tmp_path), f"s3://{bucket}/"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=terminal, env=env)
+    os.close(terminal)
+    shown = b""
+    while chunk := _read_terminal(main_fd):
+        shown += chunk
+    assert process.wait(60) == 0
+    os.close(main_fd)
+    assert process.stdout is not None and len(process.stdout.read().splitlines()) == 5, "one line per file"
+    final = shown.rstrip(b" \r").rpartition(b"\r")[2]
+    assert final.startswith(b"Completed 5/5 files, 5.0 KiB/5.0 KiB, "), shown
+    assert b"ETA" in shown and b"\n" not in shown, "one line, rewritten in place"
+
+
+def _read_terminal(fd: int) -> bytes:
+    try:
+        return os.read(fd, 4096)
+    except OSError:  # the other end closed
+        return b""
+
+
+@pytest.mark.parametrize(
+    ("kind", "source", "target", "size_only", "copied"),
+    [
+        ("upload", (5, 100.0), (6, 200.0), False, True),
+        ("upload", (5, 300.5), (5, 300.0), False, True),
+        ("upload", (5, 100.0), (5, 200.0), False, False),
+        ("upload", (5, 300.0), (5, 200.0), True, False),
+        ("copy", (5, 300.0), (5, 200.0), False, True),
+        ("download", (5, 100.0), (5, 100.9), False, False),
+        ("download", (5, 200.0), (5, 100.0), False, True),
+        ("download", (5, 100.0), (5, 200.0), False, True),
+        ("download", (5, 100.0), (5, 200.0), True, False),
+    ],
+)
+def test_sync_copies_on_size_then_time_as_aws(
+    kind: str, source: tuple[int, float], target: tuple[int, float], size_only: bool, copied: bool
+) -> None:
+    assert tinys3._differs(kind, source, target, size_only) is copied
+
+
+def test_sync_walks_folders_in_the_order_s3_lists_keys(tmp_path: Path) -> None:
+    for name in ("a/b", "a-b", "a.txt", "b", "Z", "é"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(name)
+    (tmp_path / "a" / "loop").symlink_to(tmp_path)
+    os.mkfifo(tmp_path / "pipe")
+    warnings: list[str] = []
+    found = [name for name, _ in tinys3._local_files(str(tmp_path), warnings.append)]
+    assert found == sorted(found) == ["Z", "a-b", "a.txt", "a/b", "b", "é"]
+    assert warnings == [f"skipping {tmp_path / 'a' / 'loop'}: a link to a folder that contains it",
+                        f"skipping {tmp_path / 'pipe'}: not a regular file"]  # fmt: skip
+
+
+def test_sync_refuses_listings_out_of_order() -> None:
+    joined = list(tinys3._joined([("a", 1), ("c", 3)], [("b", 2), ("c", 4)]))
+    assert joined == [("a", 1, None), ("b", None, 2), ("c", 3, 4)]
+    with pytest.raises(tinys3.S3Error, match=r"out of order \('b' after 'c'\)"):
+        list(tinys3._joined([("a", 1), ("c", 3), ("b", 2)], []))
+
+
 def test_cli_main_is_callable_in_process(capsys: pytest.CaptureFixture[str]) -> None:
     assert tinys3.main(["--version"]) == 0
     assert tinys3.__version__ in capsys.readouterr().out

@@ -2680,12 +2680,22 @@ class Connection:
         to_bucket: str | None = None,
         metadata: Mapping[str, object] | None = None,
         public: bool = False,
+        headers: Mapping[str, object] | None = None,
+        replace_metadata: bool = False,
     ) -> Response:
         """Copy an object inside S3; ``to_bucket`` defaults to ``from_bucket``.
 
         Without ``metadata`` the copy keeps the source's metadata. With it, the
         source's standard headers and user metadata are read (HEAD) and kept,
         with ``metadata`` applied on top (a None value removes a name).
+
+        Args:
+            headers: headers of the copy request that S3 does not keep as
+                metadata, such as ``x-amz-storage-class``,
+                ``x-amz-server-side-encryption`` or ``x-amz-acl``.
+            replace_metadata: give the copy ``metadata`` alone (and a
+                Content-Type guessed from ``to_key`` unless it names one),
+                none of the source's headers or metadata.
 
         Raises:
             InvalidInput, InvalidType: before sending, for bad arguments.
@@ -2695,32 +2705,39 @@ class Connection:
         from_key, to_key = _check_key(from_key), _check_key(to_key)
         from_bucket = self._bucket(from_bucket)
         to_bucket = _check_bucket(to_bucket or from_bucket)
-        headers = _acl_headers(public)
+        extra = {**_acl_headers(public), **{k: v for k, v in _wire_headers(headers).items() if v is not None}}
         _check_metadata_size({k: v for k, v in _wire_headers(metadata).items() if v is not None})
+
+        def stored(source: Response | None) -> dict[str, str]:
+            """The copy's headers and metadata, from the source's (unless replaced) and ``metadata``."""
+            if replace_metadata:
+                return _apply({"content-type": _guess_content_type(to_key)}, metadata)
+            assert source is not None
+            return _replacement_headers(_lower_items(source.headers), metadata)
+
         copy_source = _copy_source(from_bucket, from_key)
         source = None
-        if metadata is not None or self.multipart_copy_threshold < _MAX_PUT:
+        if (metadata is not None and not replace_metadata) or self.multipart_copy_threshold < _MAX_PUT:
             source = self.head(from_key, from_bucket)
         if source is None or int(source.headers.get("Content-Length", 0)) <= self.multipart_copy_threshold:
-            if source is None:
-                headers["x-amz-metadata-directive"] = "COPY"
+            if source is None and not replace_metadata:
+                wire = {**extra, "x-amz-metadata-directive": "COPY"}
             else:
-                headers.update(_replacement_headers(_lower_items(source.headers), metadata))
-                headers["x-amz-metadata-directive"] = "REPLACE"
-            headers["x-amz-copy-source"] = copy_source
+                wire = {**stored(source), **extra, "x-amz-metadata-directive": "REPLACE"}
+            wire["x-amz-copy-source"] = copy_source
             try:
-                return self._send(_Request("PUT", to_bucket, to_key, headers), error_in_body=True)
+                return self._send(_Request("PUT", to_bucket, to_key, wire), error_in_body=True)
             except HTTPError as error:
                 if source is not None or not (error.code == "InvalidRequest" and "larger" in error.message):
                     raise
             source = self.head(from_key, from_bucket)
         size = int(source.headers["Content-Length"])
-        headers = {**_acl_headers(public), **_replacement_headers(_lower_items(source.headers), metadata)}
+        wire = {**stored(source), **extra}
         etag = source.headers.get("ETag", "")
         step = _part_size(size, self.multipart_size)
         ranges = ((first, min(first + step, size) - 1) for first in range(0, size, step))
         work = _partial(self._copy_part, to_bucket, to_key, copy_source, etag)
-        return self._multipart(to_bucket, to_key, headers, work, ranges, size, None)
+        return self._multipart(to_bucket, to_key, wire, work, ranges, size, None)
 
     def update_metadata(
         self,
@@ -3502,15 +3519,21 @@ examples:
   tinys3 cp photo.jpg s3://my-bucket/photos/       upload (to photos/photo.jpg)
   tinys3 cp s3://my-bucket/photos/photo.jpg .      download
   tinys3 cp - s3://my-bucket/logs/today.gz         upload standard input
-  tinys3 cp -r ./site s3://my-bucket/site/         upload a folder
+  tinys3 sync ./site s3://my-bucket/site --delete  mirror a folder
   tinys3 ls -h s3://my-bucket/photos/
   tinys3 rm -r s3://my-bucket/tmp/
-  tinys3 presign --expires 600 s3://my-bucket/report.pdf
+  tinys3 presign --expires-in 600 s3://my-bucket/report.pdf
   tinys3 mb s3://my-new-bucket
 
 Credentials, region and endpoint come from the options, else from the AWS
 environment variables and ~/.aws files, as for the AWS CLI.
 """
+
+_ACLS = ("private", "public-read", "public-read-write", "authenticated-read", "aws-exec-read",
+         "bucket-owner-read", "bucket-owner-full-control", "log-delivery-write")  # fmt: skip
+#: The options that set what an upload or copy stores (none applies to a download).
+_OBJECT_OPTIONS = ("content_type", "cache_control", "expires", "metadata", "metadata_directive", "acl", "public",
+                   "sse", "sse_kms_key_id", "storage_class")  # fmt: skip
 
 
 def _cli_parser() -> Any:
@@ -3518,7 +3541,7 @@ def _cli_parser() -> Any:
 
     parser = argparse.ArgumentParser(
         prog="tinys3",
-        description="Copy, list, delete and share objects on S3 and S3-compatible services.",
+        description="Copy, sync, list, delete and share objects on S3 and S3-compatible services.",
         epilog=_USAGE_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -3550,16 +3573,34 @@ def _cli_parser() -> Any:
     batch.add_argument("--dryrun", action="store_true", help="print what would be done, do nothing")
     batch.add_argument("--only-show-errors", action="store_true", help="print nothing but errors")
     batch.add_argument("--no-progress", action="store_true", help="no progress bar")
+    batch.add_argument("--max-concurrency", type=_cli_count, default=16, metavar="N",
+                       help="files transferred at once by recursive commands (default 16)")  # fmt: skip
+    stored = argparse.ArgumentParser(add_help=False)  # what uploads and copies store
+    stored.add_argument("--content-type", metavar="TYPE", help="Content-Type (default: guessed from the name)")
+    stored.add_argument("--cache-control", metavar="VALUE", help="Cache-Control header")
+    stored.add_argument("--expires", metavar="WHEN", help="ISO 8601 time (Expires header), or seconds or 'max'")
+    stored.add_argument("--metadata", metavar="K=V,...", help="user metadata: K=V,K2=V2 or a JSON object")
+    stored.add_argument("--metadata-directive", choices=("COPY", "REPLACE"),
+                        help="S3-to-S3 copies: keep the source's metadata, or store only what is given")  # fmt: skip
+    stored.add_argument("--acl", choices=_ACLS, help="canned ACL (default: none sent, the bucket's applies)")
+    stored.add_argument("--public", action="store_true", help="the same as --acl public-read")
+    stored.add_argument("--sse", choices=("AES256", "aws:kms", "aws:kms:dsse"), help="server-side encryption")
+    stored.add_argument("--sse-kms-key-id", metavar="KEY", help="the KMS key for --sse aws:kms")
+    stored.add_argument("--storage-class", metavar="CLASS", help="STANDARD, STANDARD_IA, GLACIER_IR, …")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, text in (("cp", "copy files and objects (- is stdin/stdout)"),
                        ("mv", "move files and objects: each source goes once its copy is done")):  # fmt: skip
-        cp = commands.add_parser(name, parents=[common, batch], add_help=False, help=text)
+        cp = commands.add_parser(name, parents=[common, batch, stored], add_help=False, help=text)
         cp.add_argument("source", metavar="SRC")
         cp.add_argument("target", metavar="DST")
         cp.add_argument("--recursive", "-r", action="store_true", help="a folder or a prefix")
-        cp.add_argument("--public", action="store_true", help="make uploads readable by everyone (public-read)")
-        cp.add_argument("--content-type", metavar="TYPE", help="Content-Type of uploads (default: guessed)")
-        cp.add_argument("--expires", metavar="SECONDS", help="cache lifetime of uploads: seconds or 'max'")
+    sync = commands.add_parser("sync", parents=[common, batch, stored], add_help=False,
+                               help="copy what is missing or changed from one folder to another")  # fmt: skip
+    sync.add_argument("source", metavar="SRC")
+    sync.add_argument("target", metavar="DST")
+    sync.add_argument("--delete", action="store_true", help="delete what is not in SRC (after every copy succeeded)")
+    sync.add_argument("--size-only", action="store_true", help="compare sizes only, not times")
+    sync.add_argument("--exact-timestamps", action="store_true", help="accepted for aws; downloads always do so")
     ls = commands.add_parser("ls", parents=[common], add_help=False, help="list objects under s3://bucket/prefix")
     ls.add_argument("url", metavar="s3://BUCKET[/PREFIX]", nargs="?", help="none: list the buckets")
     ls.add_argument("--recursive", "-r", action="store_true", help="list every key, not one level")
@@ -3573,7 +3614,8 @@ def _cli_parser() -> Any:
     presign.add_argument("--expires-in", "--expires", dest="expires", type=int, default=3600, metavar="SECONDS",
                          help="lifetime (default 3600)")  # fmt: skip
     for name, text in (("mb", "make a bucket"), ("rb", "remove an empty bucket (--force: empty it first)")):
-        bucket = commands.add_parser(name, parents=[common], add_help=False, help=text)
+        bucket = commands.add_parser(name, parents=[common, batch] if name == "rb" else [common], add_help=False,
+                                     help=text)  # fmt: skip
         bucket.add_argument("url", metavar="s3://BUCKET")
         if name == "rb":
             bucket.add_argument("--force", action="store_true", help="delete every object first")
@@ -3620,6 +3662,84 @@ class _ProgressBar:
             self._stream.write("\n")
 
 
+class _Batch:
+    """The transfers of a recursive command, ``--max-concurrency`` at a time on threads.
+
+    Work is queued only while fewer than twice that many wait, so listings
+    stream in bounded memory. A failed transfer is reported and the others
+    go on. On a terminal, one line on stderr counts files and bytes done of
+    those found so far (``~`` while the listing goes on), with rate and ETA.
+    """
+
+    def __init__(self, workers: int, stream: Any, shown: bool) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="tinys3-cli")
+        self._room = threading.BoundedSemaphore(2 * workers)
+        self._stream = stream if shown and stream.isatty() else None
+        self._start = time.monotonic()
+        self._width = 0
+        self.lock = threading.Lock()
+        self.listing = True
+        self.files = self.files_done = self.bytes = self.bytes_done = 0
+
+    def add(self, size: int, work: Callable[[], object], report: Callable[[Exception], None], count: int = 1) -> None:
+        """Queue ``work`` (``count`` files, ``size`` bytes); ``report`` hears its failure."""
+        self._room.acquire()
+        with self.lock:
+            self.files, self.bytes = self.files + count, self.bytes + size
+            self.show()
+        try:
+            self._pool.submit(self._run, size, work, report, count)
+        except BaseException:
+            self._room.release()
+            raise
+
+    def _run(self, size: int, work: Callable[[], object], report: Callable[[Exception], None], count: int) -> None:
+        try:
+            work()
+        except Exception as error:  # every failure is reported: the others go on
+            report(error)
+        finally:
+            with self.lock:
+                self.files_done, self.bytes_done = self.files_done + count, self.bytes_done + size
+                self.show()
+            self._room.release()
+
+    def finish(self) -> None:
+        """Wait for every queued transfer; on Ctrl-C, drop those not started."""
+        self.listing = False
+        try:
+            self._pool.shutdown(wait=True)
+        finally:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            with self.lock:
+                self.clear()
+
+    def clear(self) -> None:
+        """Blank the progress line (the lock held), so that a line can be printed."""
+        if self._stream is not None and self._width:
+            self._stream.write("\r" + " " * self._width + "\r")
+            self._width = 0
+
+    def show(self) -> None:
+        """Draw the progress line (the lock held)."""
+        if self._stream is None:
+            return
+        elapsed = max(time.monotonic() - self._start, 1e-3)
+        rate = self.bytes_done / elapsed
+        about = "~" if self.listing else ""
+        eta = ""
+        if not self.listing and rate:
+            left = int((self.bytes - self.bytes_done) / rate)
+            eta = f", ETA {left // 60}:{left % 60:02d}"
+        text = (f"Completed {self.files_done}/{about}{self.files} files, {_human(self.bytes_done)}/{about}"
+                f"{_human(self.bytes)}, {_human(rate)}/s{eta}")  # fmt: skip
+        self._stream.write("\r" + text.ljust(self._width))
+        self._stream.flush()
+        self._width = len(text)
+
+
 class _Cli:
     """The commands of ``main``, on one connection."""
 
@@ -3627,17 +3747,22 @@ class _Cli:
         self.args = args
         self.out = stdout
         self.err = stderr
+        self.failures = 0
+        self.batch: _Batch | None = None
+        self.stores: dict[str, Any] = {}
         self._conn: Connection | None = None
+        self._lock = threading.Lock()
 
     @property
     def conn(self) -> Connection:
         """The connection, made on first use: arguments are checked before credentials are looked for."""
-        if self._conn is None:
-            args = self.args
-            verify = False if args.no_verify_ssl else args.ca_bundle
-            self._conn = Connection(endpoint=args.endpoint_url, region=args.region, profile=args.profile,
-                                    anonymous=args.no_sign_request, verify=verify)  # fmt: skip
-        return self._conn
+        with self._lock:
+            if self._conn is None:
+                args = self.args
+                verify = False if args.no_verify_ssl else args.ca_bundle
+                self._conn = Connection(endpoint=args.endpoint_url, region=args.region, profile=args.profile,
+                                        anonymous=args.no_sign_request, verify=verify)  # fmt: skip
+            return self._conn
 
     @property
     def silent(self) -> bool:
@@ -3648,9 +3773,25 @@ class _Cli:
     def dryrun(self) -> bool:
         return bool(getattr(self.args, "dryrun", False))
 
+    def emit(self, stream: Any, text: str) -> None:
+        """Print a line, from any thread, around the batch's progress line."""
+        batch = self.batch
+        if batch is None:
+            print(text, file=stream)
+            return
+        with batch.lock:
+            batch.clear()
+            print(text, file=stream, flush=True)
+            batch.show()
+
     def say(self, text: str) -> None:
         if not self.silent:
-            print(text, file=self.out)
+            self.emit(self.out, text)
+
+    def fail(self, text: str) -> None:
+        """Report one failed transfer (the command goes on, and exits 1)."""
+        self.failures += 1
+        self.emit(self.err, text)
 
     def dry(self, text: str) -> bool:
         """With ``--dryrun``: say what would be done (and return True to skip doing it)."""
@@ -3662,54 +3803,213 @@ class _Cli:
         """Whether ``--exclude``/``--include`` keep a path relative to the source folder."""
         return _included(relative, getattr(self.args, "filters", None))
 
-    def transfer(self, label: str, action: Callable[[Progress | None], object]) -> None:
-        bar = None if self.silent or getattr(self.args, "no_progress", False) else _ProgressBar(self.err, label)
-        try:
+    def many(self) -> _Batch:
+        """Start running transfers on threads (``finish`` waits for them)."""
+        args = self.args
+        self.batch = _Batch(args.max_concurrency, self.err, not (self.silent or args.no_progress))
+        return self.batch
+
+    def finish(self) -> int:
+        """Wait for the batch; the exit code: 1 if anything failed."""
+        if self.batch is not None:
+            self.batch.finish()
+        return 1 if self.failures else 0
+
+    def transfer(
+        self, verb: str, source: str, target: str, size: int,
+        action: Callable[[Progress | None], object], remove: Callable[[], object],
+    ) -> None:  # fmt: skip
+        """One upload, download or copy, and for ``mv`` the removal of its source
+        once it succeeded: now with a progress bar, or queued on the batch."""
+        verb = "move" if self.args.command == "mv" else verb
+        line = f"{verb}: {source} to {target}"
+        if self.dry(line):
+            return
+
+        def work(bar: Progress | None) -> None:
             action(bar)
+            if self.args.command == "mv":
+                remove()
+            self.say(line)
+
+        if self.batch is not None:
+            self.batch.add(size, lambda: work(None), lambda error: self.fail(f"{verb} failed: {source} to {target}: "
+                                                                             f"{_error_text(error)}"))  # fmt: skip
+            return
+        hidden = self.silent or self.args.no_progress
+        bar = None if hidden else _ProgressBar(self.err, (target if verb == "upload" else source).rpartition("/")[2])
+        try:
+            work(bar)
         finally:
             if bar is not None:
                 bar.close()
 
-    def cp(self) -> int:
+    def places(self) -> tuple[tuple[str, str] | None, tuple[str, str] | None]:
+        """Source and target of cp, mv and sync: (bucket, key), or None for a local path;
+        and the object options, checked before anything is sent."""
         args = self.args
         source, target = _s3_url(args.source), _s3_url(args.target)
         if source is None and target is None:
             raise InvalidInput(f"{args.command} needs an s3:// URL on at least one side")
+        if "-" in (args.source, args.target) and (args.command != "cp" or args.recursive):
+            raise InvalidInput(f"{args.command} moves files and objects; for standard input or output use cp")
+        self.stores = self.object_options(target is not None, source is not None and target is not None)
+        return source, target
+
+    def object_options(self, to_s3: bool, copies: bool) -> dict[str, Any]:
+        """``upload``/``copy`` keyword arguments from the object options."""
+        args = self.args
+        given = [f"--{name.replace('_', '-')}" for name in _OBJECT_OPTIONS if getattr(args, name)]
+        if given and not to_s3:
+            raise InvalidInput(f"{given[0]} sets what S3 stores; it does not apply to downloads")
+        if args.metadata_directive and not copies:
+            raise InvalidInput("--metadata-directive applies to copies between S3 places")
+        if args.public and args.acl not in (None, "public-read"):
+            raise InvalidInput(f"--public means --acl public-read; it contradicts --acl {args.acl}")
+        acl = "public-read" if args.public else args.acl
+        stored: dict[str, object] = {}
+        if args.expires:
+            stored.update(_cli_expiry(args.expires, acl == "public-read", time.time()))
+        if args.cache_control:
+            stored["cache-control"] = args.cache_control
+        if args.content_type:
+            stored["content-type"] = args.content_type
+        stored.update({_META + name: value for name, value in _cli_metadata(args.metadata).items()})
+        request: dict[str, object] = {"x-amz-acl": acl, "x-amz-storage-class": args.storage_class}
+        if args.sse_kms_key_id and args.sse not in (None, "aws:kms", "aws:kms:dsse"):
+            raise InvalidInput(f"--sse-kms-key-id needs --sse aws:kms, not --sse {args.sse}")
+        request["x-amz-server-side-encryption"] = args.sse or ("aws:kms" if args.sse_kms_key_id else None)
+        request["x-amz-server-side-encryption-aws-kms-key-id"] = args.sse_kms_key_id
+        request = {name: value for name, value in request.items() if value is not None}
+        _check_metadata_size({k: v for k, v in _wire_headers(stored).items() if v is not None})
+        if not copies:
+            return {"headers": {**stored, **request}}
+        if stored and args.metadata_directive == "COPY":
+            raise InvalidInput("--metadata-directive COPY keeps the source's metadata; drop it to set new values")
+        replace = args.metadata_directive == "REPLACE"
+        return {"metadata": stored or None, "replace_metadata": replace, "headers": request}
+
+    def cp(self) -> int:
+        args = self.args
+        source, target = self.places()
         if args.recursive:
-            return self.cp_recursive(source, target)
+            return self.recursive(self.root(source, args.source), self.root(target, args.target))
         if source is None:
             assert target is not None
-            self.upload(args.source, target)
+            self.upload(args.source, target, None)
         elif target is None:
-            self.download(source, args.target)
+            self.download(source, args.target, None)
         else:
             key = target[1] if target[1] and not target[1].endswith("/") else target[1] + source[1].rpartition("/")[2]
-            self.copy(source, (target[0], key))
-        return 0
+            self.copy(source, (target[0], key), None)
+        return self.failures and 1
 
-    def mv(self) -> int:
-        """``cp``, deleting each source only after its own copy succeeded."""
-        if "-" in (self.args.source, self.args.target):
-            raise InvalidInput("mv moves files and objects; for standard input or output use cp")
-        return self.cp()
+    mv = cp
 
-    def done(self, verb: str, source: str, target: str, remove: Callable[[], object]) -> None:
-        """Report a finished copy; for ``mv``, delete its source first (after the copy, never before)."""
-        if self.args.command == "mv":
-            remove()
-        self.say(f"{self.verb(verb)}: {source} to {target}")
+    def root(self, place: tuple[str, str] | None, text: str) -> tuple[str, str] | str:
+        """A recursive command's folder: (bucket, prefix ending in /) or a local path."""
+        return text if place is None else (place[0], _folder(place[1]))
 
-    def verb(self, verb: str) -> str:
-        """What ``mv`` calls every kind of copy: a move."""
-        return "move" if self.args.command == "mv" else verb
+    def recursive(self, source: tuple[str, str] | str, target: tuple[str, str] | str) -> int:
+        """``cp -r`` and ``mv -r``: every file or object of the source folder."""
+        self.check_folders(source, target)
+        self.many()
+        try:
+            for relative, stat_ in self.entries(source):
+                self.send(source, target, relative, stat_[0])
+        finally:
+            code = self.finish()
+        return code
 
-    def copy(self, source: tuple[str, str], target: tuple[str, str]) -> None:
+    def sync(self) -> int:
+        """Copy what is missing or differs, then (``--delete``) delete what the source lacks."""
+        source, target = self.places()
+        src, dst = self.root(source, self.args.source), self.root(target, self.args.target)
+        self.check_folders(src, dst)
+        if isinstance(dst, str) and os.path.exists(dst) and not os.path.isdir(dst):
+            raise InvalidInput(f"sync copies into a folder; {dst!r} is a file")
+        kind = "upload" if target is not None and source is None else "download" if target is None else "copy"
+        extra: list[str] = []
+        self.many()
+        try:
+            for relative, have, had in _joined(self.entries(src), self.entries(dst)):
+                if have is None:
+                    if self.args.delete:
+                        extra.append(relative)
+                elif had is None or _differs(kind, have, had, self.args.size_only):
+                    self.send(src, dst, relative, have[0])
+        finally:
+            code = self.finish()
+        if extra and self.failures:
+            self.emit(self.err, f"tinys3: not deleting {len(extra)} extra file(s): some transfers failed")
+        elif extra:
+            code = self.delete_extra(dst, extra)
+        return code
+
+    def delete_extra(self, target: tuple[str, str] | str, names: list[str]) -> int:
+        """``sync --delete``: remove what the source does not have."""
+        if isinstance(target, tuple):
+            return self.empty(target[0], target[1], (target[1] + name for name in names))
+        for name in names:
+            path = os.path.join(target, *name.split("/"))
+            if not self.dry(f"delete: {path}"):
+                try:
+                    os.remove(path)
+                    self.say(f"delete: {path}")
+                except OSError as error:
+                    self.fail(f"delete failed: {path}: {error}")
+        return self.failures and 1
+
+    def check_folders(self, source: tuple[str, str] | str, target: tuple[str, str] | str) -> None:
+        """Refuse a local source that is no folder, and S3 folders inside each other
+        (the copies would be listed again, or --delete would remove the source)."""
+        if isinstance(source, str) and not os.path.isdir(source):
+            raise InvalidInput(f"{self.args.command} copies a folder; {source!r} is not one")
+        same = isinstance(source, tuple) and isinstance(target, tuple) and source[0] == target[0]
+        if same and (source[1].startswith(target[1]) or target[1].startswith(source[1])):
+            raise InvalidInput(f"s3://{source[0]}/{source[1]} and s3://{target[0]}/{target[1]} overlap")
+
+    def entries(self, place: tuple[str, str] | str) -> Iterator[tuple[str, tuple[int, float]]]:
+        """A folder's files or objects as (path relative to it, (size, mtime)), sorted as S3 lists
+        keys, with the filters applied."""
+        if isinstance(place, str):
+            found: Iterable[tuple[str, tuple[int, float]]] = (
+                _local_files(place, self.warn) if os.path.isdir(place) else ()
+            )
+        else:
+            bucket, folder = place
+            found = ((entry.key[len(folder) :], (entry.size, _unix(entry.last_modified)))
+                     for entry in self.conn.list(folder, bucket))  # fmt: skip
+        return ((relative, stat_) for relative, stat_ in found if relative and self.wanted(relative))
+
+    def warn(self, text: str) -> None:
+        self.emit(self.err, f"tinys3: warning: {text}")
+
+    def send(self, source: tuple[str, str] | str, target: tuple[str, str] | str, relative: str, size: int) -> None:
+        """Transfer one file or object of a recursive command, by its path relative to the folders."""
+        if isinstance(source, str):
+            assert isinstance(target, tuple)
+            self.upload(os.path.join(source, *relative.split("/")), (target[0], target[1] + relative), size)
+        elif isinstance(target, str):
+            if relative.endswith("/"):
+                return  # a folder marker: nothing to write
+            url = f"s3://{source[0]}/{source[1]}{relative}"
+            if any(part in ("", ".", "..") for part in relative.split("/")):
+                self.fail(f"download failed: {url}: the key has an empty, '.' or '..' part; it names no file here")
+                return
+            self.download((source[0], source[1] + relative), os.path.join(target, *relative.split("/")), size)
+        else:
+            self.copy((source[0], source[1] + relative), (target[0], target[1] + relative), size)
+
+    def copy(self, source: tuple[str, str], target: tuple[str, str], size: int | None) -> None:
         url, to = f"s3://{source[0]}/{source[1]}", f"s3://{target[0]}/{target[1]}"
-        if not self.dry(f"{self.verb('copy')}: {url} to {to}"):
-            self.conn.copy(source[1], source[0], target[1], target[0], public=self.args.public)
-            self.done("copy", url, to, lambda: self.conn.delete(source[1], source[0]))
+        self.transfer(
+            "copy", url, to, size or 0,
+            lambda bar: self.conn.copy(source[1], source[0], target[1], target[0], **self.stores),
+            lambda: self.conn.delete(source[1], source[0]),
+        )  # fmt: skip
 
-    def upload(self, path: str, target: tuple[str, str]) -> None:
+    def upload(self, path: str, target: tuple[str, str], size: int | None) -> None:
         from pathlib import Path
 
         bucket, key = target
@@ -3717,17 +4017,14 @@ class _Cli:
             if path == "-":
                 raise InvalidInput("name the key to upload standard input to: s3://BUCKET/KEY")
             key += os.path.basename(path)
-        expires: Any = self.args.expires
-        if expires is not None and expires != "max":
-            expires = _cli_number(expires, "--expires")
-        options = {"content_type": self.args.content_type, "public": self.args.public, "expires": expires}
-        if self.dry(f"{self.verb('upload')}: {path} to s3://{bucket}/{key}"):
-            return
         source: Any = sys.stdin.buffer if path == "-" else Path(path)
-        self.transfer(key, lambda bar: self.conn.upload(key, source, bucket, progress=bar, **options))
-        self.done("upload", path, f"s3://{bucket}/{key}", lambda: os.remove(path))
+        self.transfer(
+            "upload", path, f"s3://{bucket}/{key}", size or 0,
+            lambda bar: self.conn.upload(key, source, bucket, progress=bar, **self.stores),
+            lambda: os.remove(path),
+        )  # fmt: skip
 
-    def download(self, source: tuple[str, str], path: str) -> None:
+    def download(self, source: tuple[str, str], path: str, size: int | None) -> None:
         bucket, key = source
         if path == "-":
             for chunk in self.conn.get(key, bucket).iter_content(_CHUNK):
@@ -3736,38 +4033,20 @@ class _Cli:
             return
         if os.path.isdir(path) or path.endswith(os.sep):
             path = os.path.join(path, key.rpartition("/")[2])
-        if self.dry(f"{self.verb('download')}: s3://{bucket}/{key} to {path}"):
-            return
-        self.transfer(key, lambda bar: self.conn.download(key, path, bucket, progress=bar))
-        self.done("download", f"s3://{bucket}/{key}", path, lambda: self.conn.delete(key, bucket))
 
-    def cp_recursive(self, source: tuple[str, str] | None, target: tuple[str, str] | None) -> int:
-        if source is None:
-            assert target is not None
-            if not os.path.isdir(self.args.source):
-                raise InvalidInput(f"cp --recursive copies a folder; {self.args.source!r} is not one")
-            prefix = _folder(target[1])
-            for folder, _, files in os.walk(self.args.source):
-                for name in sorted(files):
-                    path = os.path.join(folder, name)
-                    relative = os.path.relpath(path, self.args.source).replace(os.sep, "/")
-                    if self.wanted(relative):
-                        self.upload(path, (target[0], prefix + relative))
-            return 0
-        prefix = _folder(source[1])
-        target_prefix = _folder(target[1]) if target is not None else ""
-        for entry in self.conn.list(prefix, source[0]):
-            relative = entry.key[len(prefix) :]
-            if not self.wanted(relative):
-                continue
-            if target is None:
-                path = os.path.join(self.args.target, *relative.split("/"))
-                if not self.dryrun:
-                    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-                self.download((source[0], entry.key), path)
-            else:
-                self.copy((source[0], entry.key), (target[0], target_prefix + relative))
-        return 0
+        def fetch(bar: Progress | None) -> None:
+            if self.batch is not None:
+                os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+            response = self.conn.download(key, path, bucket, progress=bar)
+            stamp = response.headers.get("Last-Modified")
+            if stamp:  # as aws does: so that a sync finds the file up to date
+                from email.utils import parsedate_to_datetime
+
+                moment = parsedate_to_datetime(stamp).timestamp()
+                os.utime(path, (moment, moment))
+
+        self.transfer("download", f"s3://{bucket}/{key}", path, size or 0, fetch,
+                      lambda: self.conn.delete(key, bucket))  # fmt: skip
 
     def ls(self) -> int:
         """Buckets (no URL), or one level of a folder with names relative to it
@@ -3807,23 +4086,39 @@ class _Cli:
         place = _s3_url(self.args.url)
         if place is None:
             raise InvalidInput(f"rm takes an s3:// URL, not {self.args.url!r}")
-        return self.empty(place[0], _folder(place[1]))
+        folder = _folder(place[1])
+        keys = (entry.key for entry in self.conn.list(folder, place[0]) if self.wanted(entry.key[len(folder) :]))
+        return self.empty(place[0], folder, keys)
 
-    def empty(self, bucket: str, folder: str) -> int:
-        """Delete every key under ``folder`` (a folder, as aws reads ``s3://b/tmp``:
-        ``tmp/x`` goes, ``tmp`` and ``tmpfoo/y`` stay; empty: the whole bucket)."""
-        keys = [entry.key for entry in self.conn.list(folder, bucket) if self.wanted(entry.key[len(folder) :])]
-        if self.dryrun:
+    def empty(self, bucket: str, folder: str, keys: Iterable[str]) -> int:
+        """Delete ``keys``, 1,000 a request, several requests at once. ``rm -r s3://b/tmp``
+        names the folder ``tmp/``: ``tmp/x`` goes, ``tmp`` and ``tmpfoo/y`` stay."""
+        batch = self.many()
+        try:
+            chunk: list[str] = []
             for key in keys:
-                self.dry(f"delete: s3://{bucket}/{key}")
-            return 0
-        failed = self.conn.delete_many(keys, bucket)
-        for name in keys:
-            if name not in failed:
-                self.say(f"delete: s3://{bucket}/{name}")
-        for name, code in failed.items():
-            print(f"tinys3: error: {code}: could not delete s3://{bucket}/{name}", file=self.err)
-        return 1 if failed else 0
+                if not self.dry(f"delete: s3://{bucket}/{key}"):
+                    chunk.append(key)
+                if len(chunk) == 1000:
+                    self.delete_keys(batch, bucket, chunk)
+                    chunk = []
+            if chunk:
+                self.delete_keys(batch, bucket, chunk)
+        finally:
+            code = self.finish()
+        return code
+
+    def delete_keys(self, batch: _Batch, bucket: str, keys: list[str]) -> None:
+        def work() -> None:
+            failed = self.conn.delete_many(keys, bucket)
+            for key in keys:
+                if key not in failed:
+                    self.say(f"delete: s3://{bucket}/{key}")
+            for key, code in failed.items():
+                self.fail(f"delete failed: s3://{bucket}/{key}: {code}")
+
+        batch.add(0, work, lambda error: self.fail(f"delete failed: {len(keys)} keys in s3://{bucket}/: "
+                                                   f"{_error_text(error)}"), len(keys))  # fmt: skip
 
     def mb(self) -> int:
         bucket = self.bucket_only()
@@ -3833,7 +4128,7 @@ class _Cli:
 
     def rb(self) -> int:
         bucket = self.bucket_only()
-        if self.args.force and self.empty(bucket, ""):
+        if self.args.force and self.empty(bucket, "", (entry.key for entry in self.conn.list(bucket=bucket))):
             return 1
         self.conn.delete_bucket(bucket)
         self.say(f"remove_bucket: {bucket}")
@@ -3855,6 +4150,99 @@ class _Cli:
         bucket, key = self.object_url()
         print(self.conn.presign(key, bucket, expires=self.args.expires), file=self.out)
         return 0
+
+
+def _local_files(root: str, warn: Callable[[str], None]) -> Iterator[tuple[str, tuple[int, float]]]:
+    """Every file under ``root`` as (relative path with ``/``, (size, mtime)), in the order
+    S3 lists keys: by code point, a folder's name sorting as if it ended with ``/``.
+
+    Links are followed (a link back to a folder being walked is skipped);
+    what is not a regular file is skipped with a warning.
+    """
+
+    def walk(folder: str, relative: str, seen: frozenset[tuple[int, int]]) -> Iterator[tuple[str, tuple[int, float]]]:
+        with os.scandir(folder) as found:
+            names = sorted(entry.name + "/" if entry.is_dir() else entry.name for entry in found)
+        for name in names:
+            path = os.path.join(folder, name.rstrip("/"))
+            try:
+                info = os.stat(path)
+            except OSError as error:
+                warn(f"skipping {path}: {error.strerror}")
+                continue
+            if name.endswith("/"):
+                if (info.st_dev, info.st_ino) in seen:
+                    warn(f"skipping {path}: a link to a folder that contains it")
+                else:
+                    yield from walk(path, relative + name, seen | {(info.st_dev, info.st_ino)})
+            elif stat.S_ISREG(info.st_mode):
+                yield relative + name, (info.st_size, info.st_mtime)
+            else:
+                warn(f"skipping {path}: not a regular file")
+
+    top = os.stat(root)
+    return walk(root, "", frozenset({(top.st_dev, top.st_ino)}))
+
+
+def _joined(
+    sources: Iterable[tuple[str, T]], targets: Iterable[tuple[str, T]]
+) -> Iterator[tuple[str, T | None, T | None]]:
+    """Walk two listings sorted by name side by side: (name, in source or None, in target or None).
+
+    A listing out of order would pair wrongly (and ``--delete`` remove
+    what the source has): it raises instead.
+    """
+    left, right = _ordered(sources), _ordered(targets)
+    a, b = next(left, None), next(right, None)
+    while a is not None or b is not None:
+        if b is None or (a is not None and a[0] < b[0]):
+            assert a is not None
+            yield a[0], a[1], None
+            a = next(left, None)
+        elif a is None or b[0] < a[0]:
+            yield b[0], None, b[1]
+            b = next(right, None)
+        else:
+            yield a[0], a[1], b[1]
+            a, b = next(left, None), next(right, None)
+
+
+def _ordered(items: Iterable[tuple[str, T]]) -> Iterator[tuple[str, T]]:
+    last = None
+    for item in items:
+        if last is not None and item[0] <= last:
+            raise S3Error(f"a listing is out of order ({item[0]!r} after {last!r}): sync cannot compare it")
+        last = item[0]
+        yield item
+
+
+def _differs(kind: str, source: tuple[int, float], target: tuple[int, float], size_only: bool) -> bool:
+    """Whether sync copies a file or object that both sides have, given (size, mtime) of each.
+
+    Sizes that differ always count. Then, as aws: an upload or copy goes
+    when the source is newer than the target. A download goes when the
+    times differ at all (aws's ``--exact-timestamps``): downloads stamp
+    the file with the object's time, so any other time means a change,
+    on either side.
+    """
+    if source[0] != target[0]:
+        return True
+    if size_only:
+        return False
+    if kind == "download":
+        return int(source[1]) != int(target[1])
+    return source[1] > target[1]
+
+
+def _unix(moment: _datetime | None) -> float:
+    return moment.timestamp() if moment is not None else 0.0
+
+
+def _error_text(error: BaseException) -> str:
+    """One line for an error, as the command line prints it."""
+    if isinstance(error, HTTPError):
+        return f"{error.code}: {error.message}"
+    return str(error) if isinstance(error, OSError) else f"{type(error).__name__}: {error}"
 
 
 def _tagged(kind: str) -> Callable[[str], tuple[str, str]]:
@@ -3884,14 +4272,53 @@ def _folder(prefix: str) -> str:
     return prefix if not prefix or prefix.endswith("/") else prefix + "/"
 
 
-def _cli_number(text: str, option: str) -> int:
-    if not text.isdigit():
-        raise InvalidInput(f"{option} takes a number of seconds (or 'max'), not {text!r}")
+def _cli_count(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 1000:
+        raise ValueError(text)
     return int(text)
 
 
+def _cli_expiry(text: str, public: bool, now: float) -> dict[str, str]:
+    """``--expires``: seconds or ``max`` (tinys3's cache lifetime: Cache-Control and Expires),
+    else an ISO 8601 time for the Expires header alone, as aws (no zone means UTC)."""
+    if text.isdigit() or text == "max":
+        return _expiry_headers(int(text) if text.isdigit() else "max", public, now)
+    try:
+        moment = _datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
+    except ValueError:
+        raise InvalidInput(
+            f"--expires takes an ISO 8601 time such as 2027-01-01T00:00:00Z, or seconds, or 'max'; not {text!r}"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=_timezone.utc)
+    return {"expires": _http_date(moment.timestamp())}
+
+
+def _cli_metadata(text: str | None) -> dict[str, str]:
+    """``--metadata``: ``K=V,K2=V2`` or a JSON object of strings, as aws takes it."""
+    if not text:
+        return {}
+    if text.lstrip().startswith("{"):
+        import json
+
+        try:
+            pairs = json.loads(text)
+        except ValueError as error:
+            raise InvalidInput(f"--metadata is not valid JSON: {error}") from None
+        if not isinstance(pairs, dict) or not all(isinstance(value, str) for value in pairs.values()):
+            raise InvalidInput("--metadata JSON must be an object whose values are strings")
+        return pairs
+    found = {}
+    for item in text.split(","):
+        name, equals, value = item.partition("=")
+        if not equals or not name.strip():
+            raise InvalidInput(f"--metadata takes KEY=VALUE[,KEY=VALUE…] or a JSON object; {item!r} is neither")
+        found[name.strip()] = value
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
-    """The ``tinys3`` command: ``cp``, ``ls``, ``rm``, ``presign``.
+    """The ``tinys3`` command: ``cp``, ``mv``, ``sync``, ``ls``, ``rm``, ``mb``, ``rb``, ``presign``.
 
     Returns the exit code: 0 done, 1 an S3 or I/O error (one line on
     stderr), 2 a usage error.
@@ -3908,13 +4335,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cli = _Cli(args, sys.stdout, sys.stderr)
         return int(getattr(cli, args.command)())
-    except HTTPError as error:
-        print(f"tinys3: error: {error.code}: {error.message}", file=sys.stderr)
     except (InvalidInput, InvalidType) as error:
         print(f"tinys3: error: {error}", file=sys.stderr)
         return 2
     except (S3Error, OSError) as error:
-        print(f"tinys3: error: {error}", file=sys.stderr)
+        print(f"tinys3: error: {_error_text(error)}", file=sys.stderr)
     except KeyboardInterrupt:
         print("tinys3: interrupted", file=sys.stderr)
         return 130
