@@ -174,11 +174,13 @@ def _free_weed_ports(count: int) -> list[int]:
 
 
 @contextmanager
-def seaweedfs_server(root: Path, https: bool = False) -> Iterator[Server]:
+def seaweedfs_server(root: Path, https: bool = False, metrics_port: int | None = None) -> Iterator[Server]:
     """``weed mini`` (SeaweedFS) with one identity: an independent SigV4 check.
 
     With ``https`` it serves TLS too, on a second port, with a certificate for
-    127.0.0.1 and localhost from a trustme CA (the server's ``ca_file``).
+    127.0.0.1 and localhost from a trustme CA (the server's ``ca_file``). With
+    ``metrics_port`` it serves its Prometheus counters there (the benchmark
+    counts requests with them).
     """
     weed = shutil.which("weed")
     if weed is None:
@@ -223,6 +225,7 @@ def seaweedfs_server(root: Path, https: bool = False) -> Iterator[Server]:
         # Each bucket takes volumes of its own, and the automatic limit (free disk / volume size,
         # as weed counts it: 76 here) ran out after a few hundred test buckets.
         "-volume.max=1000",
+        *([f"-metricsPort={metrics_port}"] if metrics_port else []),
         *(f"-{name}.port={port}" for name, port in ports.items()),
         *tls,
     ]

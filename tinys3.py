@@ -3706,13 +3706,18 @@ class _Batch:
                 self.show()
             self._room.release()
 
-    def finish(self) -> None:
-        """Wait for every queued transfer; on Ctrl-C, drop those not started."""
+    def __enter__(self) -> _Batch:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        """Wait for every queued transfer; after an error or Ctrl-C, drop those not started."""
         self.listing = False
         try:
-            self._pool.shutdown(wait=True)
-        finally:
+            self._pool.shutdown(wait=kind is None, cancel_futures=kind is not None)
+        except BaseException:  # Ctrl-C while waiting
             self._pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        finally:
             with self.lock:
                 self.clear()
 
@@ -3804,16 +3809,10 @@ class _Cli:
         return _included(relative, getattr(self.args, "filters", None))
 
     def many(self) -> _Batch:
-        """Start running transfers on threads (``finish`` waits for them)."""
+        """Run transfers on threads until the ``with`` block ends (which waits for them)."""
         args = self.args
         self.batch = _Batch(args.max_concurrency, self.err, not (self.silent or args.no_progress))
         return self.batch
-
-    def finish(self) -> int:
-        """Wait for the batch; the exit code: 1 if anything failed."""
-        if self.batch is not None:
-            self.batch.finish()
-        return 1 if self.failures else 0
 
     def transfer(
         self, verb: str, source: str, target: str, size: int,
@@ -3913,13 +3912,10 @@ class _Cli:
     def recursive(self, source: tuple[str, str] | str, target: tuple[str, str] | str) -> int:
         """``cp -r`` and ``mv -r``: every file or object of the source folder."""
         self.check_folders(source, target)
-        self.many()
-        try:
+        with self.many():
             for relative, stat_ in self.entries(source):
                 self.send(source, target, relative, stat_[0])
-        finally:
-            code = self.finish()
-        return code
+        return self.failures and 1
 
     def sync(self) -> int:
         """Copy what is missing or differs, then (``--delete``) delete what the source lacks."""
@@ -3930,26 +3926,24 @@ class _Cli:
             raise InvalidInput(f"sync copies into a folder; {dst!r} is a file")
         kind = "upload" if target is not None and source is None else "download" if target is None else "copy"
         extra: list[str] = []
-        self.many()
-        try:
+        with self.many():
             for relative, have, had in _joined(self.entries(src), self.entries(dst)):
                 if have is None:
                     if self.args.delete:
                         extra.append(relative)
                 elif had is None or _differs(kind, have, had, self.args.size_only):
                     self.send(src, dst, relative, have[0])
-        finally:
-            code = self.finish()
         if extra and self.failures:
             self.emit(self.err, f"tinys3: not deleting {len(extra)} extra file(s): some transfers failed")
         elif extra:
-            code = self.delete_extra(dst, extra)
-        return code
+            self.delete_extra(dst, extra)
+        return self.failures and 1
 
-    def delete_extra(self, target: tuple[str, str] | str, names: list[str]) -> int:
+    def delete_extra(self, target: tuple[str, str] | str, names: list[str]) -> None:
         """``sync --delete``: remove what the source does not have."""
         if isinstance(target, tuple):
-            return self.empty(target[0], target[1], (target[1] + name for name in names))
+            self.empty(target[0], target[1], (target[1] + name for name in names))
+            return
         for name in names:
             path = os.path.join(target, *name.split("/"))
             if not self.dry(f"delete: {path}"):
@@ -3958,7 +3952,6 @@ class _Cli:
                     self.say(f"delete: {path}")
                 except OSError as error:
                     self.fail(f"delete failed: {path}: {error}")
-        return self.failures and 1
 
     def check_folders(self, source: tuple[str, str] | str, target: tuple[str, str] | str) -> None:
         """Refuse a local source that is no folder, and S3 folders inside each other
@@ -4093,8 +4086,7 @@ class _Cli:
     def empty(self, bucket: str, folder: str, keys: Iterable[str]) -> int:
         """Delete ``keys``, 1,000 a request, several requests at once. ``rm -r s3://b/tmp``
         names the folder ``tmp/``: ``tmp/x`` goes, ``tmp`` and ``tmpfoo/y`` stay."""
-        batch = self.many()
-        try:
+        with self.many() as batch:
             chunk: list[str] = []
             for key in keys:
                 if not self.dry(f"delete: s3://{bucket}/{key}"):
@@ -4104,9 +4096,7 @@ class _Cli:
                     chunk = []
             if chunk:
                 self.delete_keys(batch, bucket, chunk)
-        finally:
-            code = self.finish()
-        return code
+        return self.failures and 1
 
     def delete_keys(self, batch: _Batch, bucket: str, keys: list[str]) -> None:
         def work() -> None:
