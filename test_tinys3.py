@@ -1268,7 +1268,19 @@ def test_list_entries_read_like_the_2013_dicts() -> None:
     assert (entry["key"], entry["size"], entry["etag"]) == ("a/b.txt", 3, "e")
     with pytest.raises(KeyError):
         entry["owner"]
+    as_dict = {"key": "a/b.txt", "size": 3, "last_modified": None, "etag": "e", "storage_class": "STANDARD"}
+    assert dict(entry) == as_dict and entry == as_dict and as_dict == entry and entry != {**as_dict, "size": 4}
+    assert (entry.get("etag"), entry.get("owner", "-"), "etag" in entry, "is_prefix" in entry) == (
+        "e",
+        "-",
+        True,
+        False,
+    )
+    assert (list(entry.keys()), len(entry)) == (list(as_dict), 5)
+    with pytest.raises(TypeError):
+        entry["size"] = 4  # type: ignore[index]
     assert entry == tinys3.ObjectInfo("a/b.txt", 3, None, "e", "STANDARD") and entry != "a/b.txt"
+    assert entry != tinys3.ObjectInfo("a/b.txt", 3, None, "e", "STANDARD", is_prefix=True)
     assert repr(entry) == "ObjectInfo(key='a/b.txt', size=3, last_modified=None)"
     assert repr(tinys3.ObjectInfo("a/", is_prefix=True)) == "ObjectInfo(key='a/', is_prefix=True)"
 
@@ -1589,6 +1601,113 @@ def _hypothesis_bucket(server: Server) -> str:
     return _BUCKETS[server.endpoint]
 
 
+def test_list_stops_at_max_keys_asking_no_more_than_needed(seaweedfs: Server) -> None:
+    bucket = seaweedfs.new_bucket()
+    with tinys3.Pool(seaweedfs.access_key, seaweedfs.secret_key, endpoint=seaweedfs.endpoint, size=16) as pool:
+        pool.all_completed([pool.upload(f"k{i:04d}", b"", bucket) for i in range(1205)])
+    with scripted_server(lambda request: None, upstream=seaweedfs.endpoint) as (endpoint, seen):
+        conn = tinys3.Connection(seaweedfs.access_key, seaweedfs.secret_key, endpoint=endpoint, default=bucket)
+        assert [o.key for o in conn.list(max_keys=3)] == ["k0000", "k0001", "k0002"]
+        assert len(list(conn.list(max_keys=1100))) == 1100
+        assert list(conn.list(max_keys=0)) == []
+    asked = [urllib.parse.parse_qs(urllib.parse.urlsplit(r.path).query)["max-keys"] for r in seen]
+    assert asked == [["3"], ["1000"], ["100"]], "pages of at most 1,000, the last one only as big as needed"
+    with pytest.raises(tinys3.InvalidInput, match="max_keys"):
+        conn.list(max_keys=-1)
+
+
+def test_head_bucket_and_bucket_exists(server: Server, bucket: str) -> None:
+    conn = connect(server)
+    assert conn.head_bucket(bucket).status_code == 200
+    assert conn.bucket_exists(bucket) is True
+    assert conn.bucket_exists(f"{bucket}-none") is False
+    with pytest.raises(tinys3.HTTPError) as caught:
+        conn.head_bucket(f"{bucket}-none")
+    assert caught.value.status == 404
+
+
+def test_programs_written_for_0_1_12_run_unchanged(server: Server, bucket: str) -> None:
+    """The 2016 API beyond the README: Conn, head_object, head_bucket, the manual multipart flow, Pool's size."""
+    conn = tinys3.Conn(server.access_key, server.secret_key, bucket, False, server.endpoint)
+    conn.upload("a.txt", io.BytesIO(b"hello"))
+    assert conn.head_object("a.txt", bucket, {"x-amz-request-payer": "requester"}).headers["Content-Length"] == "5"
+    assert conn.head_bucket(bucket).status_code == 200
+    item = next(conn.list("a", bucket))
+    assert (item.get("key"), "etag" in item, item["size"]) == ("a.txt", True, 5)
+
+    upload = conn.initiate_multipart_upload("big.bin", bucket)
+    assert (upload.key, upload.bucket, upload.uploadId) == ("big.bin", bucket, upload.upload_id) and upload.uploadId
+    parts = [os.urandom(5 * MiB), os.urandom(5 * MiB), b"the last part may be small"]
+    for number, part in enumerate(parts, 1):
+        upload.upload_part_from_file(io.BytesIO(part), number)
+    listed = list(upload.list_parts())
+    assert [(p["part_number"], p["size"]) for p in listed] == [(1, 5 * MiB), (2, 5 * MiB), (3, 26)]
+    assert listed[0]["etag"] == f'"{hashlib.md5(parts[0]).hexdigest()}"' and upload.number_of_parts() == 3
+    uploads = list(conn.list_multipart_uploads("big", bucket))
+    assert [(u.key, u.bucket, u.uploadId) for u in uploads] == [("big.bin", bucket, upload.uploadId)]
+    assert [u.uploadId for u in conn.get_all_multipart_uploads(bucket, "big")] == [upload.uploadId]
+    assert upload.complete_upload().status_code == 200
+    s3 = server.boto3()
+    stored = s3.get_object(Bucket=bucket, Key="big.bin")
+    assert stored["Body"].read() == b"".join(parts) and stored["ContentType"] == "application/octet-stream"
+
+    dropped = conn.initiate_multipart_upload("gone.bin")
+    dropped.upload_part_from_file(io.BytesIO(b"x" * 10), 1)
+    dropped.cancel_upload()
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix="gone")
+
+    with tinys3.Pool(server.access_key, server.secret_key, bucket, False, server.endpoint, 3) as pool:
+        assert pool.size == 3 and pool.connection.default_bucket == bucket
+        in_pool = pool.initiate_multipart_upload("pool.bin").result()
+        assert isinstance(in_pool.uploadId, str) and in_pool.uploadId, "not a Future, as 0.1.12 gave"
+        in_pool.upload_part_from_file(io.BytesIO(b"pooled"), 1)
+        assert [u.uploadId for u in pool.get_all_multipart_uploads(bucket).result()] == [in_pool.uploadId]
+        assert [u.key for u in pool.list_multipart_uploads().result()] == ["pool.bin"]
+        in_pool.complete_upload()
+        assert pool.head_object("pool.bin").result().headers["Content-Length"] == "6"
+        assert pool.bucket_exists().result() and pool.head_bucket().result().status_code == 200
+    assert s3.get_object(Bucket=bucket, Key="pool.bin")["Body"].read() == b"pooled"
+
+
+def test_manual_parts_slice_one_file_and_completion_checks_what_was_sent(
+    server: Server, bucket: str, tmp_path: Path
+) -> None:
+    conn = connect(server, default=bucket)
+    data = os.urandom(5 * MiB + 1000)
+    (tmp_path / "big").write_bytes(data)
+    upload = conn.initiate_multipart_upload("sliced.csv", headers={"owner": "lab"})
+    with open(tmp_path / "big", "rb") as file:
+        upload.upload_part_from_file(file, 1, length=str(5 * MiB), md5=_b64md5(data[: 5 * MiB]))
+        file.seek(5 * MiB)
+        upload.upload_part_from_file(file, 2, rewind=False)
+    upload.complete_upload()
+    stored = server.boto3().get_object(Bucket=bucket, Key="sliced.csv")
+    assert stored["Body"].read() == data
+    assert (stored["ContentType"], stored["Metadata"]) == ("text/csv", {"owner": "lab"})
+
+    replaced = conn.initiate_multipart_upload("replaced.bin")
+    replaced.upload_part_from_file(b"mine" * 10, 1)
+    other = next(u for u in conn.list_multipart_uploads("replaced") if u.uploadId == replaced.uploadId)
+    other.upload_part_from_file(b"theirs" * 10, 1)
+    with pytest.raises(tinys3.InvalidInput, match="part 1 is not as sent"):
+        replaced.complete_upload()
+    assert "Contents" not in server.boto3().list_objects_v2(Bucket=bucket, Prefix="replaced"), "nothing joined"
+    for args, problem in (
+        ((b"x", 0), "part_num must be an int from 1 to 10000"),
+        ((b"x", 10_001), "part_num must be an int from 1 to 10000"),
+        ((b"short", 2, 10), "length is 10, but the file holds 5 bytes"),
+    ):
+        with pytest.raises(tinys3.InvalidInput, match=problem):
+            replaced.upload_part_from_file(*args)
+    replaced.cancel_upload()
+    assert server.boto3().list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+def _b64md5(data: bytes) -> str:
+    return base64.b64encode(hashlib.md5(data).digest()).decode()
+
+
 def test_list_with_a_delimiter_rolls_up_folders(seaweedfs: Server) -> None:
     """SeaweedFS only: moto mis-signs query values holding '/' (boto3's too)."""
     bucket = seaweedfs.new_bucket()
@@ -1710,6 +1829,28 @@ def test_a_big_copy_goes_through_upload_part_copy(server: Server, bucket: str) -
     )
     changed = s3.head_object(Bucket=bucket, Key="big-changed.csv")
     assert changed["Metadata"] == {"stage": "2"} and changed["ContentType"] == "text/csv"
+    conn.copy("big.csv", bucket, "big.bin", metadata={"stage": "3"}, replace_metadata=True,
+              headers={"x-amz-storage-class": "STANDARD_IA"})  # fmt: skip
+    replaced = s3.head_object(Bucket=bucket, Key="big.bin")
+    assert (replaced["Metadata"], replaced["ContentType"], replaced.get("CacheControl")) == (
+        {"stage": "3"}, "application/octet-stream", None)  # fmt: skip
+    assert replaced["ContentLength"] == len(data)
+    if server.name == "moto":  # SeaweedFS keeps no storage class
+        assert replaced["StorageClass"] == "STANDARD_IA"
+
+
+def test_a_copy_replaces_metadata_or_sets_request_headers_on_request(server: Server, bucket: str) -> None:
+    conn = connect(server, default=bucket)
+    conn.upload("page.html", b"<p>", headers={"origin": "lab", "Cache-Control": "no-cache"})
+    conn.copy("page.html", bucket, "page.txt", replace_metadata=True)
+    conn.copy("page.html", bucket, "cold.html", headers={"x-amz-storage-class": "STANDARD_IA"})
+    s3 = server.boto3()
+    replaced = s3.head_object(Bucket=bucket, Key="page.txt")
+    assert (replaced["Metadata"], replaced["ContentType"], replaced.get("CacheControl")) == ({}, "text/plain", None)
+    cold = s3.head_object(Bucket=bucket, Key="cold.html")
+    assert (cold["Metadata"], cold["ContentType"], cold["CacheControl"]) == ({"origin": "lab"}, "text/html", "no-cache")
+    if server.name == "moto":
+        assert cold["StorageClass"] == "STANDARD_IA"
 
 
 def test_a_copy_s3_refuses_as_too_large_goes_part_by_part() -> None:
@@ -4019,6 +4160,37 @@ def test_cli_recursive_commands_transfer_files_at_once(seaweedfs: Server, tmp_pa
     assert len(lines_of(moved)) == 12 and len(list((tmp_path / "back").iterdir())) == 12
     assert list(connect(seaweedfs).list(bucket=bucket)) == []
     assert run_cli(seaweedfs, "cp", "-r", str(tmp_path), f"s3://{bucket}/", "--max-concurrency", "0").returncode == 2
+
+
+def test_cli_ctrl_c_during_a_sync_leaves_only_whole_files(seaweedfs: Server, tmp_path: Path) -> None:
+    """Transfers under way finish, those not started are dropped: every file present is whole."""
+    import signal
+
+    bucket = seaweedfs.new_bucket()
+    objects = {f"f{number:03d}": os.urandom(64 * 1024) for number in range(120)}
+    with tinys3.Pool(seaweedfs.access_key, seaweedfs.secret_key, endpoint=seaweedfs.endpoint, size=16) as pool:
+        pool.all_completed([pool.upload(key, body, bucket) for key, body in objects.items()])
+
+    def slow(request: Recorded) -> None:
+        time.sleep(0.1 if request.method == "GET" and "f" in request.path.rpartition("/")[2] else 0)
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_ACCESS_KEY_ID=seaweedfs.access_key, AWS_SECRET_ACCESS_KEY=seaweedfs.secret_key,
+               PYTHONPATH=str(HERE))  # fmt: skip
+    with scripted_server(slow, upstream=seaweedfs.endpoint) as (endpoint, _):
+        command = [sys.executable, "-m", "tinys3", "sync", f"s3://{bucket}/", str(tmp_path / "here"),
+                   "--endpoint-url", endpoint, "--max-concurrency", "4"]  # fmt: skip
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    assert first.startswith(b"download: ") and process.returncode == 130
+    assert err.decode().splitlines()[-1] == "tinys3: interrupted"
+    written = {path.name: path.read_bytes() for path in (tmp_path / "here").iterdir()}
+    assert 1 <= len(written) < len(objects), "stopped part way"
+    assert all(objects[name] == body for name, body in written.items()), "no file half-written, no temporary left"
+    assert len(written) == len((first + out).splitlines()), "one line per file written"
 
 
 def test_cli_recursive_commands_show_one_progress_line_on_a_terminal(seaweedfs: Server, tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ import stat
 import sys
 import threading
 import time
+from collections.abc import Mapping as _Mapping
 from datetime import datetime as _datetime
 from datetime import timedelta as _timedelta
 from datetime import timezone as _timezone
@@ -32,12 +33,14 @@ from weakref import WeakSet as _WeakSet
 
 __version__ = "1.0.0"
 __all__ = [
+    "Conn",
     "Connection",
     "Credentials",
     "CredentialsError",
     "HTTPError",
     "InvalidInput",
     "InvalidType",
+    "MultipartUpload",
     "ObjectInfo",
     "Pool",
     "Response",
@@ -1482,13 +1485,12 @@ def _stream_parts(head: bytes | memoryview, stream: IO[bytes], part_size: int) -
             return
 
 
-def _complete_body(etags: Iterable[str]) -> bytes:
-    """The XML of CompleteMultipartUpload: every part, in order, with its ETag."""
-    parts = "".join(
-        f"<Part><PartNumber>{number}</PartNumber><ETag>{_xml_text(etag)}</ETag></Part>"
-        for number, etag in enumerate(etags, 1)
+def _complete_body(parts: Iterable[tuple[int, str]]) -> bytes:
+    """The XML of CompleteMultipartUpload: every part, in order, (number, ETag)."""
+    listed = "".join(
+        f"<Part><PartNumber>{number}</PartNumber><ETag>{_xml_text(etag)}</ETag></Part>" for number, etag in parts
     )
-    return f"<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>".encode()
+    return f"<CompleteMultipartUpload>{listed}</CompleteMultipartUpload>".encode()
 
 
 ###############################################################################
@@ -2188,16 +2190,18 @@ class Response:
         return self
 
 
-class ObjectInfo:
+class ObjectInfo(_Mapping):  # type: ignore[type-arg]
     """One entry of ``Connection.list``: ``key``, ``size``, ``last_modified``
     (an aware UTC datetime), ``etag`` (without quotes), ``storage_class``.
 
     With a delimiter, a rolled-up "folder" has ``is_prefix`` True, its
-    prefix as ``key``, size 0 and None elsewhere. ``entry["key"]`` works
-    too, as with the dicts of the 2013 tinys3.
+    prefix as ``key``, size 0 and None elsewhere. It is also a read-only
+    mapping of those five names, as the 2013 tinys3's dicts were:
+    ``entry["key"]``, ``entry.get("etag")``, ``dict(entry)``, ``entry == {...}``.
     """
 
     __slots__ = ("etag", "is_prefix", "key", "last_modified", "size", "storage_class")
+    _FIELDS = ("key", "size", "last_modified", "etag", "storage_class")
 
     def __init__(
         self,
@@ -2216,14 +2220,22 @@ class ObjectInfo:
         self.is_prefix = is_prefix
 
     def __getitem__(self, name: str) -> object:
-        if name not in self.__slots__:
+        if name not in self._FIELDS:
             raise KeyError(name)
         return getattr(self, name)
 
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._FIELDS)
+
+    def __len__(self) -> int:
+        return len(self._FIELDS)
+
     def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ObjectInfo):
-            return NotImplemented
-        return all(getattr(self, name) == getattr(other, name) for name in self.__slots__)
+        if isinstance(other, ObjectInfo):
+            return all(getattr(self, name) == getattr(other, name) for name in self.__slots__)
+        if isinstance(other, _Mapping):
+            return dict(self) == dict(other)
+        return NotImplemented
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -2277,11 +2289,9 @@ def _parse_time(text: str | None) -> _datetime | None:
 def _parse_listing(body: bytes) -> tuple[list[ObjectInfo], str | None]:
     """The entries of one ListObjectsV2 page, folders first (as ``aws s3 ls`` shows them),
     and the token of the next page (or None)."""
-    from urllib.parse import unquote_plus
-
     root = _xml(body)
     top = _children(root)
-    decode = unquote_plus if _text(top, "EncodingType") == "url" else str
+    decode = _decoder(root)
     folders, entries = [], []
     for element in root:
         tag = _local_name(element)
@@ -2312,22 +2322,30 @@ def _delete_errors(body: bytes) -> dict[str, str]:
     return errors
 
 
-def _parse_uploads(body: bytes) -> list[tuple[str, str, _datetime | None, str | None]]:
+def _parse_uploads(root: Any) -> list[tuple[str, str, _datetime | None, str | None]]:
     """(key, upload id, initiated, initiator id) of each upload in a ListMultipartUploads answer."""
+    decode = _decoder(root)
     uploads = []
-    for element in _xml(body):
+    for element in root:
         if _local_name(element) == "Upload":
             fields = _children(element)
             initiator = _children(fields["Initiator"]) if "Initiator" in fields else {}
             uploads.append(
                 (
-                    _text(fields, "Key") or "",
+                    decode(_text(fields, "Key") or ""),
                     _text(fields, "UploadId") or "",
                     _parse_time(_text(fields, "Initiated")),
                     _text(initiator, "ID"),
                 )
             )
     return uploads
+
+
+def _decoder(root: Any) -> Callable[[str], str]:
+    """How to read the keys of a listing: URL-decoded if it says ``EncodingType`` url."""
+    from urllib.parse import unquote_plus
+
+    return unquote_plus if _text(_children(root), "EncodingType") == "url" else str
 
 
 def _multipart_etag(etags: list[str]) -> str | None:
@@ -2802,19 +2820,24 @@ class Connection:
             response._resumes = self._retries - 1
         return response
 
-    def head(self, key: str, bucket: str | None = None) -> Response:
+    def head(self, key: str, bucket: str | None = None, headers: Mapping[str, object] | None = None) -> Response:
         """An object's headers without its body; ``.metadata`` holds its user metadata.
 
         Raises:
             HTTPError: ``NotFound`` (404) when there is no such object, or another error.
         """
         key, bucket = _check_key(key), self._bucket(bucket)
-        return self._send(_Request("HEAD", bucket, key))
+        wire = {name: _header_value(name, value) for name, value in (headers or {}).items()}
+        return self._send(_Request("HEAD", bucket, key, wire))
 
-    def exists(self, key: str, bucket: str | None = None) -> bool:
+    def head_object(self, key: str, bucket: str | None = None, headers: Mapping[str, object] | None = None) -> Response:
+        """``head``, by its 2013 name."""
+        return self.head(key, bucket, headers)
+
+    def exists(self, key: str, bucket: str | None = None, headers: Mapping[str, object] | None = None) -> bool:
         """True if the object exists, False on 404; other errors raise."""
         try:
-            self.head(key, bucket)
+            self.head(key, bucket, headers)
         except HTTPError as error:
             if error.status == 404:
                 return False
@@ -2935,6 +2958,75 @@ class Connection:
             if not token:
                 return buckets
 
+    def head_bucket(self, bucket: str | None = None) -> Response:
+        """HEAD the bucket: its ``x-amz-bucket-region`` header names its region.
+
+        Raises:
+            HTTPError: 404 (no such bucket), 403 (it exists, but not for these keys).
+        """
+        return self._send(_Request("HEAD", self._bucket(bucket), ""))
+
+    def bucket_exists(self, bucket: str | None = None) -> bool:
+        """True if the bucket exists and these keys may use it, False on 404; other errors raise
+        (a 403 means the bucket exists but is someone else's, or the keys may not read it)."""
+        try:
+            self.head_bucket(bucket)
+        except HTTPError as error:
+            if error.status == 404:
+                return False
+            raise
+        return True
+
+    def initiate_multipart_upload(
+        self, key: str, bucket: str | None = None, headers: Mapping[str, object] | None = None
+    ) -> MultipartUpload:
+        """Begin a multipart upload to drive by hand (``upload`` does it all by itself).
+
+        ``headers`` are stored with the object, as with ``upload``: Content-Type
+        (else guessed from the key), Cache-Control, ``x-amz-acl``, metadata.
+        """
+        key, bucket = _check_key(key), self._bucket(bucket)
+        wire = _upload_headers(key, None, None, False, headers, time.time())
+        created = self._send(_Request("POST", bucket, key, wire, query=[("uploads", "")]), idempotent=True)
+        return MultipartUpload(self, bucket, key, _upload_id(created.content))
+
+    def list_multipart_uploads(
+        self,
+        prefix: str = "",
+        bucket: str | None = None,
+        encoding: str | None = None,
+        max_uploads: int = 1000,
+        key_marker: str = "",
+        upload_id_marker: str = "",
+    ) -> Iterator[MultipartUpload]:
+        """The multipart uploads begun and neither completed nor aborted, every page.
+
+        Keys come decoded whatever ``encoding`` says (kept for 0.1.12 callers).
+        """
+        bucket = self._bucket(bucket)
+        _check_int("max_uploads", max_uploads, 1, 1000)
+        return self._uploads(bucket, prefix, max_uploads, key_marker, upload_id_marker)
+
+    def _uploads(
+        self, bucket: str, prefix: str, page: int, key_marker: str, id_marker: str
+    ) -> Iterator[MultipartUpload]:
+        while True:
+            query = [("encoding-type", "url"), ("max-uploads", str(page)), ("prefix", prefix), ("uploads", "")]
+            query += [(name, value) for name, value in (("key-marker", key_marker), ("upload-id-marker", id_marker))
+                      if value]  # fmt: skip
+            root = _xml(self._send(_Request("GET", bucket, "", query=query)).content)
+            for key, upload_id, _, _ in _parse_uploads(root):
+                yield MultipartUpload(self, bucket, key, upload_id)
+            top = _children(root)
+            if _text(top, "IsTruncated") != "true":
+                return
+            key_marker = _decoder(root)(_text(top, "NextKeyMarker") or "")
+            id_marker = _text(top, "NextUploadIdMarker") or ""
+
+    def get_all_multipart_uploads(self, bucket: str | None = None, prefix: str = "") -> list[MultipartUpload]:
+        """``list_multipart_uploads`` as a list (note: bucket first, as in 0.1.12)."""
+        return list(self.list_multipart_uploads(prefix, bucket))
+
     def presign(
         self,
         key: str,
@@ -3015,7 +3107,13 @@ class Connection:
             raise
 
     def _complete(
-        self, bucket: str, key: str, upload_id: str, parts: list[tuple[str, int]], conditions: dict[str, str]
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        parts: list[tuple[str, int]],
+        conditions: dict[str, str],
+        numbers: Iterable[int] | None = None,
     ) -> Response:
         """CompleteMultipartUpload, retried like an idempotent request.
 
@@ -3025,7 +3123,7 @@ class Connection:
         multipart ETag) and its size their sum; the answer is then the HEAD's.
         Otherwise the error stands.
         """
-        body = _Body(_complete_body(etag for etag, _ in parts))
+        body = _Body(_complete_body(zip(numbers or range(1, len(parts) + 1), (etag for etag, _ in parts))))
         headers = {"Content-Type": "application/xml", **conditions}
         request = _Request("POST", bucket, key, headers, body, [("uploadId", upload_id)])
         try:
@@ -3074,7 +3172,7 @@ class Connection:
         """
         try:
             listing = self._send(_Request("GET", bucket, "", query=[("prefix", key), ("uploads", "")]))
-            uploads = _parse_uploads(listing.content)
+            uploads = _parse_uploads(_xml(listing.content))
             ours = next((upload for upload in uploads if upload[1] == upload_id), None)
             if ours is None or ours[2] is None:
                 return
@@ -3204,12 +3302,14 @@ class Connection:
         bucket: str | None = None,
         delimiter: str | None = None,
         start_after: str | None = None,
+        max_keys: int | None = None,
     ) -> Iterator[ObjectInfo]:
         """Iterate over the objects under ``prefix`` (ListObjectsV2, every page).
 
         With a ``delimiter`` (usually ``"/"``), keys below the next delimiter
         are rolled up into one entry whose ``is_prefix`` is True, like folders;
-        each page gives its folders first, then its objects.
+        each page gives its folders first, then its objects. ``max_keys``
+        stops after that many entries (asking for no more than needed).
 
         Raises:
             InvalidInput, InvalidType: at once, for bad arguments.
@@ -3223,14 +3323,19 @@ class Connection:
         for _, value in query:
             if not isinstance(value, str):
                 raise InvalidType(f"prefix, delimiter and start_after must be str; got {type(value).__name__}")
-        return self._pages(bucket, query)
+        left = None if max_keys is None else _check_int("max_keys", max_keys, 0, 2**63)
+        return self._pages(bucket, query, left)
 
-    def _pages(self, bucket: str, query: Query) -> Iterator[ObjectInfo]:
+    def _pages(self, bucket: str, query: Query, left: int | None) -> Iterator[ObjectInfo]:
         token = None
-        while True:
+        while left != 0:
             page = query + ([("continuation-token", token)] if token else [])
+            if left is not None:
+                page.append(("max-keys", str(min(left, 1000))))
             response = self._send(_Request("GET", bucket, "", query=page))
             entries, token = _parse_listing(response.content)
+            if left is not None:
+                entries, left = entries[:left], max(0, left - len(entries))
             yield from entries
             if not token:
                 return
@@ -3377,19 +3482,162 @@ def _lower_items(headers: HTTPMessage) -> dict[str, str]:
 ###############################################################################
 
 
+#: The 2013 name of ``Connection``.
+Conn = Connection
+
+
+class MultipartUpload:
+    """A multipart upload driven by hand, as with tinys3 0.1.12 (``upload`` does all
+    of this by itself, in parallel, and is what most programs want).
+
+    ``conn.initiate_multipart_upload(key)`` begins one; ``upload_part_from_file``
+    sends each part; ``complete_upload()`` joins them into the object, or
+    ``cancel_upload()`` drops them. Attributes: ``key``, ``bucket``,
+    ``uploadId`` (also ``upload_id``). Safe to share between threads.
+    """
+
+    def __init__(self, conn: Connection, bucket: str, key: str, upload_id: str) -> None:
+        self.conn, self.bucket, self.key, self.uploadId = conn, bucket, key, upload_id
+        self._sent: dict[int, str] = {}
+
+    @property
+    def upload_id(self) -> str:
+        return self.uploadId
+
+    def __repr__(self) -> str:
+        return f"<MultipartUpload {self.key!r} in {self.bucket!r}: {self.uploadId}>"
+
+    def upload_part_from_file(
+        self,
+        fp: Body,
+        part_num: int,
+        length: int | str | None = None,
+        md5: str | None = None,
+        close: bool = False,
+        rewind: bool = True,
+    ) -> Response:
+        """Send part ``part_num`` (1 to 10,000; each part but the last at least 5 MiB).
+
+        The part is ``length`` bytes of ``fp`` (bytes, a path or a binary
+        file) from its start (``rewind``) or from its position, else all of
+        it. ``md5``: the part's Content-MD5 (base64), which S3 checks.
+
+        Raises:
+            InvalidInput, InvalidType: before sending (a part number out of
+                range, a file shorter than ``length``, a part over 5 GiB).
+            HTTPError, TransportError: when the part was not stored.
+        """
+        try:
+            number = _check_int("part_num", part_num, 1, _MAX_PARTS)
+            size = None if length is None else _check_int("length", _as_int(length), 0, _MAX_PUT)
+            body = _part_body(fp, rewind, size)
+            try:
+                headers = {} if md5 is None else {"Content-MD5": _header_value("md5", md5)}
+                query = [("partNumber", str(number)), ("uploadId", self.uploadId)]
+                request = _Request("PUT", self.bucket, self.key, headers, body, query)
+                response = self.conn._send(request, check=_part_etag)
+            finally:
+                body.close()
+        finally:
+            if close and hasattr(fp, "close"):
+                fp.close()
+        self._sent[number] = response.headers["ETag"]
+        return response
+
+    def list_parts(
+        self, encoding: str | None = None, max_parts: int = 1000, part_number_marker: str | int = ""
+    ) -> Iterator[dict[str, Any]]:
+        """The parts S3 holds, every page, as 0.1.12's dicts: ``part_number`` (int),
+        ``last_modified`` (S3's text), ``etag`` (with its quotes), ``size`` (int)."""
+        _check_int("max_parts", max_parts, 1, 1000)
+        marker = str(part_number_marker)
+        while True:
+            query = [("max-parts", str(max_parts)), ("uploadId", self.uploadId)]
+            query += [("part-number-marker", marker)] if marker else []
+            root = _xml(self.conn._send(_Request("GET", self.bucket, self.key, query=query)).content)
+            for element in root:
+                if _local_name(element) == "Part":
+                    fields = _children(element)
+                    yield {
+                        "part_number": int(_text(fields, "PartNumber") or 0),
+                        "last_modified": _text(fields, "LastModified"),
+                        "etag": _text(fields, "ETag"),
+                        "size": int(_text(fields, "Size") or 0),
+                    }
+            top = _children(root)
+            if _text(top, "IsTruncated") != "true":
+                return
+            marker = _text(top, "NextPartNumberMarker") or ""
+
+    def number_of_parts(self) -> int:
+        return sum(1 for _ in self.list_parts())
+
+    def complete_upload(self) -> Response:
+        """Join the parts S3 holds, in order, into the object.
+
+        Every part sent through this object must be listed with the ETag its
+        upload answered: otherwise (a part replaced by another writer, or
+        missing) nothing is joined and ``InvalidInput`` says which part.
+        """
+        listed = {part["part_number"]: (part["etag"], part["size"]) for part in self.list_parts()}
+        for number, etag in sorted(self._sent.items()):
+            if number not in listed or listed[number][0].strip('"') != etag.strip('"'):
+                raise InvalidInput(f"part {number} is not as sent (S3 lists {listed.get(number)}); not completed")
+        if not listed:
+            raise InvalidInput(f"the upload of {self.key!r} holds no part; not completed")
+        numbers = sorted(listed)
+        return self.conn._complete(self.bucket, self.key, self.uploadId, [listed[n] for n in numbers], {}, numbers)
+
+    def cancel_upload(self) -> None:
+        """Abort the upload: S3 drops its parts (checked, and aborted again if still listed)."""
+        self.conn._abort(self.bucket, self.key, self.uploadId)
+
+
+def _as_int(value: int | str) -> object:
+    """0.1.12 took numbers as text too (``length='5242880'``)."""
+    return int(value) if isinstance(value, str) and value.isdigit() else value
+
+
+def _part_body(source: Body, rewind: bool, length: int | None) -> _Body:
+    """``length`` bytes of ``source`` (all of it when None) as one part's body."""
+    body, more = _body(source, rewind, _MAX_PUT + 1 if length is None else length)
+    if length is None:
+        if more is not None or body.length > _MAX_PUT:
+            body.close()
+            raise InvalidInput("a part holds at most 5 GiB: pass length= to send a slice")
+        return body
+    if body.length < length:
+        body.close()
+        raise InvalidInput(f"length is {length}, but the file holds {body.length} bytes from there")
+    if body.data is not None:
+        return _Body(body.data[:length])
+    assert body.file is not None
+    return _Body.of_file(body.file, body.start, length, owned=body.owned)
+
+
 class Pool:
     """Runs Connection operations on a pool of threads; each returns a Future.
 
     Takes the same arguments as ``Connection`` plus ``size`` (threads,
-    default 5). Each thread keeps its own keep-alive connection.
+    default 5; the sixth positional argument, as in 0.1.12). Each thread
+    keeps its own keep-alive connection.
     """
 
     #: The Connection whose operations the pool runs.
     connection: Connection
 
-    def __init__(self, *args: Any, size: int = 5, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        access_key: str | None = None,
+        secret_key: str | None = None,
+        default_bucket: str | None = None,
+        tls: bool | None = None,
+        endpoint: str | None = None,
+        size: int = 5,
+        **kwargs: Any,
+    ) -> None:
         _check_int("size", size, 1, 1000)
-        self.connection = Connection(*args, **kwargs)
+        self.connection = Connection(access_key, secret_key, default_bucket, tls, endpoint, **kwargs)
         self.size = size
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
@@ -3459,6 +3707,31 @@ class Pool:
         """``Connection.list_buckets`` on the pool."""
         return self._submit(self.connection.list_buckets)
 
+    def head_object(self, *args: Any, **kwargs: Any) -> Future[Response]:
+        """``Connection.head_object`` on the pool."""
+        return self._submit(self.connection.head_object, *args, **kwargs)
+
+    def head_bucket(self, *args: Any, **kwargs: Any) -> Future[Response]:
+        """``Connection.head_bucket`` on the pool."""
+        return self._submit(self.connection.head_bucket, *args, **kwargs)
+
+    def bucket_exists(self, *args: Any, **kwargs: Any) -> Future[bool]:
+        """``Connection.bucket_exists`` on the pool."""
+        return self._submit(self.connection.bucket_exists, *args, **kwargs)
+
+    def initiate_multipart_upload(self, *args: Any, **kwargs: Any) -> Future[MultipartUpload]:
+        """``Connection.initiate_multipart_upload`` on the pool: the Future holds the upload,
+        whose methods then send their requests at once (not on the pool)."""
+        return self._submit(self.connection.initiate_multipart_upload, *args, **kwargs)
+
+    def list_multipart_uploads(self, *args: Any, **kwargs: Any) -> Future[list[MultipartUpload]]:
+        """``Connection.list_multipart_uploads`` on the pool, every page read: the Future holds a list."""
+        return self._submit(_read_list, self.connection.list_multipart_uploads, *args, **kwargs)
+
+    def get_all_multipart_uploads(self, *args: Any, **kwargs: Any) -> Future[list[MultipartUpload]]:
+        """``Connection.get_all_multipart_uploads`` on the pool."""
+        return self._submit(self.connection.get_all_multipart_uploads, *args, **kwargs)
+
     def presign(self, *args: Any, **kwargs: Any) -> str:
         """``Connection.presign`` (no request is sent, so no Future)."""
         return self.connection.presign(*args, **kwargs)
@@ -3506,7 +3779,7 @@ def _read_body(get: Callable[..., Response], *args: Any, **kwargs: Any) -> Respo
     return response
 
 
-def _read_list(list_: Callable[..., Iterator[ObjectInfo]], *args: Any, **kwargs: Any) -> list[ObjectInfo]:
+def _read_list(list_: Callable[..., Iterator[T]], *args: Any, **kwargs: Any) -> list[T]:
     return [*list_(*args, **kwargs)]
 
 
