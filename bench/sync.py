@@ -110,7 +110,8 @@ def main() -> int:
         tinys3_cli = [sys.executable, "-m", "tinys3", "sync", "--endpoint-url", server.endpoint]
         clients = {"tinys3": tinys3_cli, "tinys3 --max-concurrency 10": [*tinys3_cli, "--max-concurrency", "10"]}
         if options.aws:
-            clients["aws s3 sync"] = [options.aws, "s3", "sync", "--endpoint-url", server.endpoint, "--only-show-errors"]
+            aws = [options.aws, "s3", "sync", "--endpoint-url", server.endpoint, "--only-show-errors"]
+            clients["aws s3 sync"] = aws
         else:
             print("aws: not found (see the setup above); its rows are skipped")
         print(f"{options.files:,} files of 1 KiB; run 3 after {options.changed} changed; SeaweedFS on loopback\n")
