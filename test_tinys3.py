@@ -1626,6 +1626,36 @@ def test_head_bucket_and_bucket_exists(server: Server, bucket: str) -> None:
     assert caught.value.status == 404
 
 
+def test_tags_go_with_uploads_and_copies_and_change_on_their_own(server: Server, bucket: str) -> None:
+    conn = connect(server, default=bucket, multipart_threshold=5 * MiB, multipart_copy_threshold=5 * MiB)
+    s3 = server.boto3()
+
+    def tags_of(key: str) -> dict[str, str]:
+        return {tag["Key"]: tag["Value"] for tag in s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]}
+
+    tags = {"team": "data", "note": "a b+c=d/x:y@z"}  # every punctuation S3 allows in tags
+    conn.upload("a.txt", b"x", tags=tags)
+    conn.upload("big.bin", os.urandom(6 * MiB), tags={"size": "big"})
+    assert (tags_of("a.txt"), tags_of("big.bin")) == (tags, {"size": "big"})
+    assert conn.get_tags("a.txt") == tags
+    conn.copy("a.txt", bucket, "kept.txt")
+    conn.copy("a.txt", bucket, "new.txt", tags={"stage": "2"})
+    conn.copy("big.bin", bucket, "big-kept.bin")  # part by part: the tags are read and set
+    conn.copy("big.bin", bucket, "big-new.bin", tags={})
+    assert [tags_of(k) for k in ("kept.txt", "new.txt", "big-kept.bin", "big-new.bin")] == [
+        tags, {"stage": "2"}, {"size": "big"}, {}]  # fmt: skip
+    conn.set_tags("a.txt", {"x": "1"})
+    assert tags_of("a.txt") == {"x": "1"}
+    conn.delete_tags("a.txt")
+    assert conn.get_tags("a.txt") == {}
+    for bad, problem in (({f"k{i}": "v" for i in range(11)}, "at most 10 tags"), ({"": "v"}, "1 to 128")):
+        with pytest.raises(tinys3.InvalidInput, match=problem):
+            conn.upload("refused.txt", b"x", tags=bad)
+    with pytest.raises(tinys3.InvalidType):
+        conn.set_tags("a.txt", {"n": 1})  # type: ignore[dict-item]
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix="refused")
+
+
 def test_programs_written_for_0_1_12_run_unchanged(server: Server, bucket: str) -> None:
     """The 2016 API beyond the README: Conn, head_object, head_bucket, the manual multipart flow, Pool's size."""
     conn = tinys3.Conn(server.access_key, server.secret_key, bucket, False, server.endpoint)

@@ -1276,6 +1276,33 @@ def _delete_body(keys: Iterable[str]) -> bytes:
     return f'<?xml version="1.0" encoding="UTF-8"?><Delete><Quiet>true</Quiet>{objects}</Delete>'.encode()
 
 
+def _tagging(tags: Mapping[str, object] | None) -> dict[str, str]:
+    """The ``x-amz-tagging`` header of a tag dict (URL-encoded, as S3 wants it), checked
+    against S3's limits: at most 10 tags, keys of 1-128 characters, values up to 256."""
+    if tags is None:
+        return {}
+    return {"x-amz-tagging": "&".join(f"{_uri_encode(k)}={_uri_encode(v)}" for k, v in _check_tags(tags).items())}
+
+
+def _check_tags(tags: Mapping[str, object]) -> dict[str, str]:
+    if not hasattr(tags, "items"):
+        raise InvalidType(f"tags must be a dict of str; got {type(tags).__name__}")
+    if len(tags) > 10:
+        raise InvalidInput(f"S3 keeps at most 10 tags on an object; got {len(tags)}")
+    for name, value in tags.items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise InvalidType(f"tag names and values must be str; got {name!r}: {value!r}")
+        if not 1 <= len(name) <= 128 or len(value) > 256:
+            raise InvalidInput(f"tag {name!r}: S3 takes names of 1 to 128 characters and values up to 256")
+    return dict(tags)  # type: ignore[arg-type]
+
+
+def _tags_body(tags: Mapping[str, str]) -> bytes:
+    """The XML of PutObjectTagging."""
+    listed = "".join(f"<Tag><Key>{_xml_text(k)}</Key><Value>{_xml_text(v)}</Value></Tag>" for k, v in tags.items())
+    return f"<Tagging><TagSet>{listed}</TagSet></Tagging>".encode()
+
+
 def _content_md5(body: bytes) -> str:
     """``Content-MD5``: base64 of the MD5 digest (DeleteObjects requires it)."""
     import base64
@@ -2640,6 +2667,7 @@ class Connection:
         rewind: bool = True,
         close: bool = False,
         progress: Progress | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> Response:
         """Store ``local_file`` (bytes, a path, or a binary file/stream) under ``key``.
 
@@ -2659,6 +2687,7 @@ class Connection:
             close: close ``local_file`` afterwards, even on error.
             progress: called as ``progress(bytes_sent, total_or_None)`` as
                 parts (or the whole object) are stored.
+            tags: the object's tags (at most 10), stored with it.
 
         Raises:
             InvalidInput, InvalidType: before sending, for bad arguments.
@@ -2666,7 +2695,7 @@ class Connection:
         """
         try:
             key, bucket = _check_key(key), self._bucket(bucket)
-            wire = _upload_headers(key, expires, content_type, public, headers, time.time())
+            wire = {**_upload_headers(key, expires, content_type, public, headers, time.time()), **_tagging(tags)}
             body, more = _body(local_file, rewind, self.multipart_threshold + 1)
             try:
                 if more is None and body.length <= self.multipart_threshold:
@@ -2700,6 +2729,7 @@ class Connection:
         public: bool = False,
         headers: Mapping[str, object] | None = None,
         replace_metadata: bool = False,
+        tags: Mapping[str, str] | None = None,
     ) -> Response:
         """Copy an object inside S3; ``to_bucket`` defaults to ``from_bucket``.
 
@@ -2714,6 +2744,7 @@ class Connection:
             replace_metadata: give the copy ``metadata`` alone (and a
                 Content-Type guessed from ``to_key`` unless it names one),
                 none of the source's headers or metadata.
+            tags: the copy's tags instead of the source's.
 
         Raises:
             InvalidInput, InvalidType: before sending, for bad arguments.
@@ -2724,6 +2755,7 @@ class Connection:
         from_bucket = self._bucket(from_bucket)
         to_bucket = _check_bucket(to_bucket or from_bucket)
         extra = {**_acl_headers(public), **{k: v for k, v in _wire_headers(headers).items() if v is not None}}
+        tagging = _tagging(tags)
         _check_metadata_size({k: v for k, v in _wire_headers(metadata).items() if v is not None})
 
         def stored(source: Response | None) -> dict[str, str]:
@@ -2742,6 +2774,8 @@ class Connection:
                 wire = {**extra, "x-amz-metadata-directive": "COPY"}
             else:
                 wire = {**stored(source), **extra, "x-amz-metadata-directive": "REPLACE"}
+            if tags is not None:
+                wire.update(tagging, **{"x-amz-tagging-directive": "REPLACE"})
             wire["x-amz-copy-source"] = copy_source
             try:
                 return self._send(_Request("PUT", to_bucket, to_key, wire), error_in_body=True)
@@ -2750,7 +2784,9 @@ class Connection:
                     raise
             source = self.head(from_key, from_bucket)
         size = int(source.headers["Content-Length"])
-        wire = {**stored(source), **extra}
+        if tags is None and source.headers.get("x-amz-tagging-count", "0") != "0":  # parts carry no tags
+            tagging = _tagging(self.get_tags(from_key, from_bucket))
+        wire = {**stored(source), **extra, **tagging}
         etag = source.headers.get("ETag", "")
         step = _part_size(size, self.multipart_size)
         ranges = ((first, min(first + step, size) - 1) for first in range(0, size, step))
@@ -2976,6 +3012,29 @@ class Connection:
                 return False
             raise
         return True
+
+    def get_tags(self, key: str, bucket: str | None = None) -> dict[str, str]:
+        """An object's tags (GetObjectTagging)."""
+        key, bucket = _check_key(key), self._bucket(bucket)
+        root = _xml(self._send(_Request("GET", bucket, key, query=[("tagging", "")])).content)
+        tags = {}
+        for element in root.iter():
+            if _local_name(element) == "Tag":
+                fields = _children(element)
+                tags[_text(fields, "Key") or ""] = _text(fields, "Value") or ""
+        return tags
+
+    def set_tags(self, key: str, tags: Mapping[str, str], bucket: str | None = None) -> Response:
+        """Replace an object's tags (at most 10) with ``tags``."""
+        key, bucket = _check_key(key), self._bucket(bucket)
+        body = _tags_body(_check_tags(tags))
+        headers = {"Content-Type": "application/xml", "Content-MD5": _content_md5(body)}
+        return self._send(_Request("PUT", bucket, key, headers, _Body(body), [("tagging", "")]))
+
+    def delete_tags(self, key: str, bucket: str | None = None) -> Response:
+        """Remove every tag of an object."""
+        key, bucket = _check_key(key), self._bucket(bucket)
+        return self._send(_Request("DELETE", bucket, key, query=[("tagging", "")]))
 
     def initiate_multipart_upload(
         self, key: str, bucket: str | None = None, headers: Mapping[str, object] | None = None
@@ -3706,6 +3765,18 @@ class Pool:
     def list_buckets(self) -> Future[list[tuple[str, _datetime | None]]]:
         """``Connection.list_buckets`` on the pool."""
         return self._submit(self.connection.list_buckets)
+
+    def get_tags(self, *args: Any, **kwargs: Any) -> Future[dict[str, str]]:
+        """``Connection.get_tags`` on the pool."""
+        return self._submit(self.connection.get_tags, *args, **kwargs)
+
+    def set_tags(self, *args: Any, **kwargs: Any) -> Future[Response]:
+        """``Connection.set_tags`` on the pool."""
+        return self._submit(self.connection.set_tags, *args, **kwargs)
+
+    def delete_tags(self, *args: Any, **kwargs: Any) -> Future[Response]:
+        """``Connection.delete_tags`` on the pool."""
+        return self._submit(self.connection.delete_tags, *args, **kwargs)
 
     def head_object(self, *args: Any, **kwargs: Any) -> Future[Response]:
         """``Connection.head_object`` on the pool."""
