@@ -1117,11 +1117,12 @@ def test_bad_ranges_are_refused(value: Any) -> None:
 
 
 def test_delete_body_escapes_keys_and_refuses_what_xml_cannot_carry() -> None:
-    body = tinys3._delete_body(["a&b<c>", "line\rfeed"]).decode()
-    assert "<Key>a&amp;b&lt;c&gt;</Key>" in body and "<Key>line&#13;feed</Key>" in body
+    body = tinys3._delete_body([("a&b<c>", None), ("line\rfeed", "v&1")]).decode()
+    assert "<Object><Key>a&amp;b&lt;c&gt;</Key></Object>" in body
+    assert "<Object><Key>line&#13;feed</Key><VersionId>v&amp;1</VersionId></Object>" in body
     assert "<Quiet>true</Quiet>" in body
     with pytest.raises(tinys3.InvalidInput, match="control character"):
-        tinys3._delete_body(["bell\x07"])
+        tinys3._delete_body([("bell\x07", None)])
 
 
 def test_listing_parses_v2_pages_tolerantly() -> None:
@@ -1654,6 +1655,54 @@ def test_tags_go_with_uploads_and_copies_and_change_on_their_own(server: Server,
     with pytest.raises(tinys3.InvalidType):
         conn.set_tags("a.txt", {"n": 1})  # type: ignore[dict-item]
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix="refused")
+
+
+def test_versions_are_read_copied_deleted_and_listed(server: Server, bucket: str, tmp_path: Path) -> None:
+    s3 = server.boto3()
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    conn = connect(server, default=bucket)
+    first = conn.upload("doc.txt", b"one").version_id
+    second = conn.upload("doc.txt", b"two!").version_id
+    assert first and second and first != second
+    assert (conn.get("doc.txt", version_id=first).content, conn.get("doc.txt").content) == (b"one", b"two!")
+    assert conn.head("doc.txt", version_id=first).headers["Content-Length"] == "3"
+    assert conn.exists("doc.txt", version_id=first)
+    conn.download("doc.txt", tmp_path / "old.txt", version_id=first)
+    assert (tmp_path / "old.txt").read_bytes() == b"one"
+    copied = conn.copy("doc.txt", bucket, "restored.txt", version_id=first)
+    assert s3.get_object(Bucket=bucket, Key="restored.txt")["Body"].read() == b"one" and copied.version_id
+    third = conn.update_metadata("doc.txt", {"restored": "yes"}, version_id=first).version_id
+    newest = s3.get_object(Bucket=bucket, Key="doc.txt")
+    assert (newest["Body"].read(), newest["Metadata"], newest["VersionId"]) == (b"one", {"restored": "yes"}, third)
+
+    marker = conn.delete("doc.txt").version_id
+    assert marker and not conn.exists("doc.txt")
+    listed = {v.version_id: v for v in conn.list_versions("doc")}  # moto lists markers after versions, S3 mixes them
+    assert {(v.key, i, v.is_delete_marker, v.is_latest) for i, v in listed.items()} == {
+        ("doc.txt", marker, True, True),
+        ("doc.txt", third, False, False),
+        ("doc.txt", second, False, False),
+        ("doc.txt", first, False, False),
+    }
+    oldest = listed[first]
+    assert (oldest.size, oldest.etag, oldest["version_id"]) == (3, hashlib.md5(b"one").hexdigest(), first)
+    conn.delete("doc.txt", version_id=marker)
+    assert conn.get("doc.txt").content == b"one", "removing the marker brings the object back"
+    assert conn.delete_many([("doc.txt", first), ("doc.txt", second), "restored.txt"]) == {}
+    left = s3.list_object_versions(Bucket=bucket)
+    assert [v["VersionId"] for v in left.get("Versions", []) if v["Key"] == "doc.txt"] == [third]
+    with pytest.raises(tinys3.InvalidInput, match="version_id"):
+        conn.get("doc.txt", version_id="")
+
+
+def test_list_versions_pages_and_decodes_keys(server: Server, bucket: str) -> None:
+    s3 = server.boto3()
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    keys = [f"v/{n:04d} a+b é" for n in range(1003)]
+    with tinys3.Pool(server.access_key, server.secret_key, endpoint=server.endpoint, size=16) as pool:
+        pool.all_completed([pool.upload(key, b"x", bucket) for key in keys])
+        listed = pool.list_versions("v/", bucket).result()
+    assert [v.key for v in listed] == keys and all(v.is_latest and v.version_id for v in listed)
 
 
 def test_programs_written_for_0_1_12_run_unchanged(server: Server, bucket: str) -> None:

@@ -47,6 +47,7 @@ __all__ = [
     "S3Error",
     "Timeout",
     "TransportError",
+    "VersionInfo",
     "__version__",
     "main",
 ]
@@ -1270,9 +1271,12 @@ def _xml_text(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
 
 
-def _delete_body(keys: Iterable[str]) -> bytes:
-    """The XML of a quiet DeleteObjects request."""
-    objects = "".join(f"<Object><Key>{_xml_text(key)}</Key></Object>" for key in keys)
+def _delete_body(items: Iterable[tuple[str, str | None]]) -> bytes:
+    """The XML of a quiet DeleteObjects request: (key, version id or None) each."""
+    objects = "".join(
+        f"<Object><Key>{_xml_text(key)}</Key>{'' if v is None else f'<VersionId>{_xml_text(v)}</VersionId>'}</Object>"
+        for key, v in items
+    )
     return f'<?xml version="1.0" encoding="UTF-8"?><Delete><Quiet>true</Quiet>{objects}</Delete>'.encode()
 
 
@@ -1310,9 +1314,21 @@ def _content_md5(body: bytes) -> str:
     return base64.b64encode(hashlib.md5(body).digest()).decode()
 
 
-def _copy_source(bucket: str, key: str) -> str:
-    """``x-amz-copy-source``: ``/bucket/key`` URL-encoded like a path."""
-    return f"/{bucket}/{_uri_encode(key, keep_slash=True)}"
+def _copy_source(bucket: str, key: str, version_id: str | None = None) -> str:
+    """``x-amz-copy-source``: ``/bucket/key`` URL-encoded like a path (and ``?versionId=``)."""
+    version = "" if version_id is None else f"?versionId={_uri_encode(_check_version(version_id))}"
+    return f"/{bucket}/{_uri_encode(key, keep_slash=True)}{version}"
+
+
+def _version(version_id: str | None) -> list[tuple[str, str]]:
+    """The query naming one version of an object (none for the newest)."""
+    return [] if version_id is None else [("versionId", _check_version(version_id))]
+
+
+def _check_version(version_id: object) -> str:
+    if not isinstance(version_id, str) or not version_id:
+        raise InvalidInput(f"version_id must be a non-empty str; got {version_id!r}")
+    return version_id
 
 
 class _Body:
@@ -2148,6 +2164,12 @@ class Response:
         return self._content
 
     @property
+    def version_id(self) -> str | None:
+        """The object version this answer is about (``x-amz-version-id``): on a versioned
+        bucket, the version a write made or a read returned."""
+        return self.headers.get("x-amz-version-id")
+
+    @property
     def metadata(self) -> dict[str, str]:
         """User metadata (``x-amz-meta-*`` headers) without the prefix."""
         return {k.lower()[len(_META) :]: v for k, v in self.headers.items() if k.lower().startswith(_META)}
@@ -2228,7 +2250,7 @@ class ObjectInfo(_Mapping):  # type: ignore[type-arg]
     """
 
     __slots__ = ("etag", "is_prefix", "key", "last_modified", "size", "storage_class")
-    _FIELDS = ("key", "size", "last_modified", "etag", "storage_class")
+    _FIELDS: tuple[str, ...] = ("key", "size", "last_modified", "etag", "storage_class")
 
     def __init__(
         self,
@@ -2259,7 +2281,8 @@ class ObjectInfo(_Mapping):  # type: ignore[type-arg]
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, ObjectInfo):
-            return all(getattr(self, name) == getattr(other, name) for name in self.__slots__)
+            names = (*self._FIELDS, "is_prefix")
+            return type(self) is type(other) and all(getattr(self, n) == getattr(other, n) for n in names)
         if isinstance(other, _Mapping):
             return dict(self) == dict(other)
         return NotImplemented
@@ -2270,6 +2293,58 @@ class ObjectInfo(_Mapping):  # type: ignore[type-arg]
         if self.is_prefix:
             return f"ObjectInfo(key={self.key!r}, is_prefix=True)"
         return f"ObjectInfo(key={self.key!r}, size={self.size}, last_modified={self.last_modified!r})"
+
+
+class VersionInfo(ObjectInfo):
+    """One entry of ``Connection.list_versions``: an ``ObjectInfo`` with ``version_id``,
+    ``is_latest`` and ``is_delete_marker`` (a delete marker has size 0 and no etag)."""
+
+    __slots__ = ("is_delete_marker", "is_latest", "version_id")
+    _FIELDS = (*ObjectInfo._FIELDS, "version_id", "is_latest", "is_delete_marker")
+
+    def __init__(
+        self,
+        key: str,
+        size: int = 0,
+        last_modified: _datetime | None = None,
+        etag: str | None = None,
+        storage_class: str | None = None,
+        version_id: str | None = None,
+        is_latest: bool = False,
+        is_delete_marker: bool = False,
+    ) -> None:
+        super().__init__(key, size, last_modified, etag, storage_class)
+        self.version_id = version_id
+        self.is_latest = is_latest
+        self.is_delete_marker = is_delete_marker
+
+    def __repr__(self) -> str:
+        kind = "delete marker" if self.is_delete_marker else f"size={self.size}"
+        latest = ", latest" if self.is_latest else ""
+        return f"VersionInfo(key={self.key!r}, version_id={self.version_id!r}, {kind}{latest})"
+
+
+def _parse_versions(root: Any) -> list[VersionInfo]:
+    """The versions and delete markers of one ListObjectVersions page, in its order."""
+    decode = _decoder(root)
+    found = []
+    for element in root:
+        tag = _local_name(element)
+        if tag in ("Version", "DeleteMarker"):
+            fields = _children(element)
+            found.append(
+                VersionInfo(
+                    decode(_text(fields, "Key") or ""),
+                    int(_text(fields, "Size") or 0),
+                    _parse_time(_text(fields, "LastModified")),
+                    (_text(fields, "ETag") or "").strip('"') or None,
+                    _text(fields, "StorageClass"),
+                    _text(fields, "VersionId"),
+                    _text(fields, "IsLatest") == "true",
+                    tag == "DeleteMarker",
+                )
+            )
+    return found
 
 
 def _span(response: Response) -> tuple[int, int | None]:
@@ -2339,13 +2414,13 @@ def _parse_listing(body: bytes) -> tuple[list[ObjectInfo], str | None]:
     return folders + entries, token or None
 
 
-def _delete_errors(body: bytes) -> dict[str, str]:
-    """Key → error code for each ``<Error>`` of a DeleteObjects answer."""
+def _delete_errors(body: bytes) -> dict[tuple[str, str | None], str]:
+    """(key, version id or None) → error code for each ``<Error>`` of a DeleteObjects answer."""
     errors = {}
     for element in _xml(body):
         if _local_name(element) == "Error":
             fields = _children(element)
-            errors[_text(fields, "Key") or ""] = _text(fields, "Code") or "Error"
+            errors[(_text(fields, "Key") or "", _text(fields, "VersionId") or None)] = _text(fields, "Code") or "Error"
     return errors
 
 
@@ -2730,6 +2805,7 @@ class Connection:
         headers: Mapping[str, object] | None = None,
         replace_metadata: bool = False,
         tags: Mapping[str, str] | None = None,
+        version_id: str | None = None,
     ) -> Response:
         """Copy an object inside S3; ``to_bucket`` defaults to ``from_bucket``.
 
@@ -2745,6 +2821,7 @@ class Connection:
                 Content-Type guessed from ``to_key`` unless it names one),
                 none of the source's headers or metadata.
             tags: the copy's tags instead of the source's.
+            version_id: copy that version of the source.
 
         Raises:
             InvalidInput, InvalidType: before sending, for bad arguments.
@@ -2765,10 +2842,10 @@ class Connection:
             assert source is not None
             return _replacement_headers(_lower_items(source.headers), metadata)
 
-        copy_source = _copy_source(from_bucket, from_key)
+        copy_source = _copy_source(from_bucket, from_key, version_id)
         source = None
         if (metadata is not None and not replace_metadata) or self.multipart_copy_threshold < _MAX_PUT:
-            source = self.head(from_key, from_bucket)
+            source = self.head(from_key, from_bucket, version_id=version_id)
         if source is None or int(source.headers.get("Content-Length", 0)) <= self.multipart_copy_threshold:
             if source is None and not replace_metadata:
                 wire = {**extra, "x-amz-metadata-directive": "COPY"}
@@ -2782,10 +2859,10 @@ class Connection:
             except HTTPError as error:
                 if source is not None or not (error.code == "InvalidRequest" and "larger" in error.message):
                     raise
-            source = self.head(from_key, from_bucket)
+            source = self.head(from_key, from_bucket, version_id=version_id)
         size = int(source.headers["Content-Length"])
         if tags is None and source.headers.get("x-amz-tagging-count", "0") != "0":  # parts carry no tags
-            tagging = _tagging(self.get_tags(from_key, from_bucket))
+            tagging = _tagging(self.get_tags(from_key, from_bucket, version_id))
         wire = {**stored(source), **extra, **tagging}
         etag = source.headers.get("ETag", "")
         step = _part_size(size, self.multipart_size)
@@ -2799,29 +2876,34 @@ class Connection:
         metadata: Mapping[str, object] | None = None,
         bucket: str | None = None,
         public: bool = False,
+        version_id: str | None = None,
     ) -> Response:
         """Change an object's headers and user metadata in place (a copy onto itself).
 
         Its Content-Type, other standard headers and user metadata are kept
         unless ``metadata`` overrides them (a None value removes a name). The
-        ACL is reset to private, or public-read with ``public=True``.
+        ACL is reset to private, or public-read with ``public=True``. With
+        ``version_id``, that version is copied, as the newest.
 
         Raises:
             InvalidInput, InvalidType: before sending, for bad arguments.
             HTTPError, TransportError: when the update did not succeed.
         """
         bucket = self._bucket(bucket)
-        return self.copy(key, bucket, key, bucket, metadata=metadata or {}, public=public)
+        return self.copy(key, bucket, key, bucket, metadata=metadata or {}, public=public, version_id=version_id)
 
-    def delete(self, key: str, bucket: str | None = None) -> Response:
+    def delete(self, key: str, bucket: str | None = None, version_id: str | None = None) -> Response:
         """Delete an object (S3 answers 204 even when it did not exist).
+
+        On a versioned bucket this adds a delete marker; with ``version_id``
+        it removes that version for good.
 
         Raises:
             InvalidInput, InvalidType: before sending, for bad arguments.
             HTTPError, TransportError: when the delete did not succeed.
         """
         key, bucket = _check_key(key), self._bucket(bucket)
-        return self._send(_Request("DELETE", bucket, key))
+        return self._send(_Request("DELETE", bucket, key, query=_version(version_id)))
 
     def get(
         self,
@@ -2830,8 +2912,10 @@ class Connection:
         range: tuple[int, int | None] | int | str | None = None,
         headers: Mapping[str, object] | None = None,
         progress: Progress | None = None,
+        version_id: str | None = None,
     ) -> Response:
-        """Fetch an object. Its body streams: read ``.content`` or iterate ``.iter_content()``.
+        """Fetch an object (or one version of it). Its body streams: read ``.content``
+        or iterate ``.iter_content()``.
 
         Args:
             range: ``(first, last)`` byte offsets (inclusive; ``last`` may be
@@ -2849,14 +2933,20 @@ class Connection:
         wire = {name: _header_value(name, value) for name, value in (headers or {}).items()}
         if range is not None:
             wire["Range"] = _range_header(range)
-        request = _Request("GET", bucket, key, wire)
+        request = _Request("GET", bucket, key, wire, query=_version(version_id))
         response = self._send(request, stream=True, progress=progress)
         if response.headers.get("ETag") or response.headers.get("x-amz-version-id", "null") != "null":
             response._reopen = _partial(self._reopen, request, response)
             response._resumes = self._retries - 1
         return response
 
-    def head(self, key: str, bucket: str | None = None, headers: Mapping[str, object] | None = None) -> Response:
+    def head(
+        self,
+        key: str,
+        bucket: str | None = None,
+        headers: Mapping[str, object] | None = None,
+        version_id: str | None = None,
+    ) -> Response:
         """An object's headers without its body; ``.metadata`` holds its user metadata.
 
         Raises:
@@ -2864,16 +2954,22 @@ class Connection:
         """
         key, bucket = _check_key(key), self._bucket(bucket)
         wire = {name: _header_value(name, value) for name, value in (headers or {}).items()}
-        return self._send(_Request("HEAD", bucket, key, wire))
+        return self._send(_Request("HEAD", bucket, key, wire, query=_version(version_id)))
 
     def head_object(self, key: str, bucket: str | None = None, headers: Mapping[str, object] | None = None) -> Response:
         """``head``, by its 2013 name."""
         return self.head(key, bucket, headers)
 
-    def exists(self, key: str, bucket: str | None = None, headers: Mapping[str, object] | None = None) -> bool:
-        """True if the object exists, False on 404; other errors raise."""
+    def exists(
+        self,
+        key: str,
+        bucket: str | None = None,
+        headers: Mapping[str, object] | None = None,
+        version_id: str | None = None,
+    ) -> bool:
+        """True if the object (or that version) exists, False on 404; other errors raise."""
         try:
-            self.head(key, bucket, headers)
+            self.head(key, bucket, headers, version_id)
         except HTTPError as error:
             if error.status == 404:
                 return False
@@ -2882,7 +2978,7 @@ class Connection:
 
     def download(
         self, key: str, target: str | os.PathLike[str] | IO[bytes], bucket: str | None = None,
-        progress: Progress | None = None,
+        progress: Progress | None = None, version_id: str | None = None,
     ) -> Response:  # fmt: skip
         """Stream an object into a file path or a binary file object, in bounded memory.
 
@@ -2894,7 +2990,7 @@ class Connection:
         Raises:
             HTTPError, TransportError: when the object could not be read whole.
         """
-        response = self.get(key, bucket, progress=progress)
+        response = self.get(key, bucket, progress=progress, version_id=version_id)
         with response:
             if not isinstance(target, (str, os.PathLike)):
                 _copy_verified(response, target)
@@ -2909,21 +3005,29 @@ class Connection:
                 raise
         return response
 
-    def delete_many(self, keys: Iterable[str], bucket: str | None = None) -> dict[str, str]:
+    def delete_many(
+        self, keys: Iterable[str | tuple[str, str]], bucket: str | None = None
+    ) -> dict[str | tuple[str, str], str]:
         """Delete many objects, up to 1,000 a request (DeleteObjects).
 
-        Returns the keys that could not be deleted, each with its S3 error code
-        (an empty dict when all went). Keys that did not exist count as deleted.
-        A service without DeleteObjects (``NotImplemented``, as Google Cloud
-        Storage answers) gets one DELETE per key instead.
+        ``keys`` are keys, or (key, version id) pairs to remove versions for
+        good. Returns those that could not be deleted, as given, each with
+        its S3 error code (an empty dict when all went). Keys that did not
+        exist count as deleted. A service without DeleteObjects
+        (``NotImplemented``, as Google Cloud Storage answers) gets one DELETE
+        per key instead.
 
         Raises:
             InvalidInput, InvalidType: before sending, for a bad key or bucket.
             HTTPError, TransportError: when a whole request failed.
         """
         bucket = self._bucket(bucket)
-        checked = [_check_key(key) for key in keys]
-        failed: dict[str, str] = {}
+        given = list(keys)
+        checked: list[tuple[str, str | None]] = [
+            (_check_key(item[0]), _check_version(item[1])) if isinstance(item, tuple) else (_check_key(item), None)
+            for item in given
+        ]
+        failed: dict[tuple[str, str | None], str] = {}
         for start in range(0, len(checked), 1000):
             batch = checked[start : start + 1000]
             body = _delete_body(batch)
@@ -2936,18 +3040,18 @@ class Connection:
                     raise
                 _log("bucket %s has no DeleteObjects: deleting %d keys one by one", bucket, len(batch))
                 failed.update(self._delete_each(batch, bucket))
-        return failed
+        return {item: failed[pair] for item, pair in zip(given, checked) if pair in failed}
 
-    def _delete_each(self, keys: list[str], bucket: str) -> dict[str, str]:
+    def _delete_each(self, items: list[tuple[str, str | None]], bucket: str) -> dict[tuple[str, str | None], str]:
         """DELETE every key, ``max_concurrency`` at a time; the failed ones with their codes."""
         executor = self._part_executor()
-        futures = {key: executor.submit(self.delete, key, bucket) for key in keys}
+        futures = {item: executor.submit(self.delete, item[0], bucket, item[1]) for item in items}
         failed = {}
-        for key, future in futures.items():
+        for item, future in futures.items():
             try:
                 future.result()
             except HTTPError as error:
-                failed[key] = error.code
+                failed[item] = error.code
         return failed
 
     def create_bucket(self, bucket: str | None = None, public: bool = False) -> Response:
@@ -3013,10 +3117,11 @@ class Connection:
             raise
         return True
 
-    def get_tags(self, key: str, bucket: str | None = None) -> dict[str, str]:
+    def get_tags(self, key: str, bucket: str | None = None, version_id: str | None = None) -> dict[str, str]:
         """An object's tags (GetObjectTagging)."""
         key, bucket = _check_key(key), self._bucket(bucket)
-        root = _xml(self._send(_Request("GET", bucket, key, query=[("tagging", "")])).content)
+        query = [("tagging", ""), *_version(version_id)]
+        root = _xml(self._send(_Request("GET", bucket, key, query=query)).content)
         tags = {}
         for element in root.iter():
             if _local_name(element) == "Tag":
@@ -3024,17 +3129,19 @@ class Connection:
                 tags[_text(fields, "Key") or ""] = _text(fields, "Value") or ""
         return tags
 
-    def set_tags(self, key: str, tags: Mapping[str, str], bucket: str | None = None) -> Response:
+    def set_tags(
+        self, key: str, tags: Mapping[str, str], bucket: str | None = None, version_id: str | None = None
+    ) -> Response:
         """Replace an object's tags (at most 10) with ``tags``."""
         key, bucket = _check_key(key), self._bucket(bucket)
         body = _tags_body(_check_tags(tags))
         headers = {"Content-Type": "application/xml", "Content-MD5": _content_md5(body)}
-        return self._send(_Request("PUT", bucket, key, headers, _Body(body), [("tagging", "")]))
+        return self._send(_Request("PUT", bucket, key, headers, _Body(body), [("tagging", ""), *_version(version_id)]))
 
-    def delete_tags(self, key: str, bucket: str | None = None) -> Response:
+    def delete_tags(self, key: str, bucket: str | None = None, version_id: str | None = None) -> Response:
         """Remove every tag of an object."""
         key, bucket = _check_key(key), self._bucket(bucket)
-        return self._send(_Request("DELETE", bucket, key, query=[("tagging", "")]))
+        return self._send(_Request("DELETE", bucket, key, query=[("tagging", ""), *_version(version_id)]))
 
     def initiate_multipart_upload(
         self, key: str, bucket: str | None = None, headers: Mapping[str, object] | None = None
@@ -3081,6 +3188,32 @@ class Connection:
                 return
             key_marker = _decoder(root)(_text(top, "NextKeyMarker") or "")
             id_marker = _text(top, "NextUploadIdMarker") or ""
+
+    def list_versions(self, prefix: str = "", bucket: str | None = None) -> Iterator[VersionInfo]:
+        """Every version and delete marker under ``prefix`` (ListObjectVersions, every page),
+        in the server's order: by key, and on S3 newest first (some services list a key's
+        delete markers after its versions; ``is_latest`` says which is current).
+
+        Raises:
+            InvalidInput, InvalidType: at once, for bad arguments.
+            HTTPError, TransportError: while iterating, when a page fails.
+        """
+        bucket = self._bucket(bucket)
+        if not isinstance(prefix, str):
+            raise InvalidType(f"prefix must be str; got {type(prefix).__name__}")
+        return self._versions(bucket, prefix)
+
+    def _versions(self, bucket: str, prefix: str) -> Iterator[VersionInfo]:
+        markers: list[tuple[str, str]] = []
+        while True:
+            query = [("encoding-type", "url"), ("prefix", prefix), ("versions", ""), *markers]
+            root = _xml(self._send(_Request("GET", bucket, "", query=query)).content)
+            yield from _parse_versions(root)
+            top = _children(root)
+            if _text(top, "IsTruncated") != "true":
+                return
+            markers = [("key-marker", _decoder(root)(_text(top, "NextKeyMarker") or ""))]
+            markers += [("version-id-marker", _text(top, "NextVersionIdMarker") or "")]
 
     def get_all_multipart_uploads(self, bucket: str | None = None, prefix: str = "") -> list[MultipartUpload]:
         """``list_multipart_uploads`` as a list (note: bucket first, as in 0.1.12)."""
@@ -3339,7 +3472,7 @@ class Connection:
         query = list(request.query)
         if etag:
             headers["If-Match"] = etag
-        else:
+        elif not any(name == "versionId" for name, _ in query):
             query.append(("versionId", first.headers["x-amz-version-id"]))
         try:
             rest = self._send(_Request("GET", request.bucket, request.key, headers, query=query), stream=True)
@@ -3750,7 +3883,7 @@ class Pool:
         """``Connection.download`` on the pool."""
         return self._submit(self.connection.download, *args, **kwargs)
 
-    def delete_many(self, *args: Any, **kwargs: Any) -> Future[dict[str, str]]:
+    def delete_many(self, *args: Any, **kwargs: Any) -> Future[dict[str | tuple[str, str], str]]:
         """``Connection.delete_many`` on the pool."""
         return self._submit(self.connection.delete_many, *args, **kwargs)
 
@@ -3798,6 +3931,10 @@ class Pool:
     def list_multipart_uploads(self, *args: Any, **kwargs: Any) -> Future[list[MultipartUpload]]:
         """``Connection.list_multipart_uploads`` on the pool, every page read: the Future holds a list."""
         return self._submit(_read_list, self.connection.list_multipart_uploads, *args, **kwargs)
+
+    def list_versions(self, *args: Any, **kwargs: Any) -> Future[list[VersionInfo]]:
+        """``Connection.list_versions`` on the pool, every page read: the Future holds a list."""
+        return self._submit(_read_list, self.connection.list_versions, *args, **kwargs)
 
     def get_all_multipart_uploads(self, *args: Any, **kwargs: Any) -> Future[list[MultipartUpload]]:
         """``Connection.get_all_multipart_uploads`` on the pool."""
@@ -4448,8 +4585,8 @@ class _Cli:
             for key in keys:
                 if key not in failed:
                     self.say(f"delete: s3://{bucket}/{key}")
-            for key, code in failed.items():
-                self.fail(f"delete failed: s3://{bucket}/{key}: {code}")
+            for name, code in failed.items():
+                self.fail(f"delete failed: s3://{bucket}/{name}: {code}")
 
         batch.add(0, work, lambda error: self.fail(f"delete failed: {len(keys)} keys in s3://{bucket}/: "
                                                    f"{_error_text(error)}"), len(keys))  # fmt: skip
