@@ -1765,22 +1765,31 @@ def test_manual_parts_slice_one_file_and_completion_checks_what_was_sent(
     assert stored["Body"].read() == data
     assert (stored["ContentType"], stored["Metadata"]) == ("text/csv", {"owner": "lab"})
 
-    replaced = conn.initiate_multipart_upload("replaced.bin")
-    replaced.upload_part_from_file(b"mine" * 10, 1)
-    other = next(u for u in conn.list_multipart_uploads("replaced") if u.uploadId == replaced.uploadId)
-    other.upload_part_from_file(b"theirs" * 10, 1)
-    with pytest.raises(tinys3.InvalidInput, match="part 1 is not as sent"):
-        replaced.complete_upload()
-    assert "Contents" not in server.boto3().list_objects_v2(Bucket=bucket, Prefix="replaced"), "nothing joined"
+    refused = conn.initiate_multipart_upload("refused.bin")
     for args, problem in (
         ((b"x", 0), "part_num must be an int from 1 to 10000"),
         ((b"x", 10_001), "part_num must be an int from 1 to 10000"),
         ((b"short", 2, 10), "length is 10, but the file holds 5 bytes"),
     ):
         with pytest.raises(tinys3.InvalidInput, match=problem):
-            replaced.upload_part_from_file(*args)
-    replaced.cancel_upload()
+            refused.upload_part_from_file(*args)
+    with pytest.raises(tinys3.InvalidInput, match="holds no part"):
+        refused.complete_upload()
+    refused.cancel_upload()
     assert server.boto3().list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+def test_completing_by_hand_refuses_a_part_someone_replaced(moto: Server) -> None:
+    """Against moto: SeaweedFS keeps both uploads of a part number and lists either one."""
+    bucket = moto.new_bucket()
+    conn = connect(moto, default=bucket)
+    replaced = conn.initiate_multipart_upload("replaced.bin")
+    replaced.upload_part_from_file(b"mine" * 10, 1)
+    other = next(u for u in conn.list_multipart_uploads("replaced") if u.uploadId == replaced.uploadId)
+    other.upload_part_from_file(b"theirs" * 10, 1)
+    with pytest.raises(tinys3.InvalidInput, match="part 1 is not as sent"):
+        replaced.complete_upload()
+    assert "Contents" not in moto.boto3().list_objects_v2(Bucket=bucket), "nothing joined"
 
 
 def _b64md5(data: bytes) -> str:

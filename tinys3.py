@@ -913,8 +913,10 @@ def _presign_query(
     now: _datetime,
     expires: int,
     service: str = "s3",
+    params: Iterable[tuple[str, str]] = (),
 ) -> str:
-    """The query string of a presigned URL, ``X-Amz-Signature`` last.
+    """The query string of a presigned URL, ``X-Amz-Signature`` last; ``params`` are
+    signed with it (``versionId``, ``response-content-type``…).
 
     The payload is ``UNSIGNED-PAYLOAD``: whoever uses the URL sends the body.
     """
@@ -930,12 +932,47 @@ def _presign_query(
     ]
     if credentials.token:
         query.append(("X-Amz-Security-Token", credentials.token))
-    query_string = _canonical_query_string(query)
+    query_string = _canonical_query_string([*query, *params])
     request = _canonical_request(
         method, canonical_uri, query_string, canonical_headers, signed_headers, "UNSIGNED-PAYLOAD"
     )
     key = _signing_key(credentials.secret_key, amz_date[:8], region, service)
     return f"{query_string}&X-Amz-Signature={_signature(key, _string_to_sign(amz_date, scope, request))}"
+
+
+def _post_policy(
+    bucket: str,
+    key: str,
+    fields: Mapping[str, str],
+    conditions: Iterable[object],
+    credentials: Credentials,
+    region: str,
+    now: _datetime,
+    expires: int,
+) -> dict[str, str]:
+    """The form fields of a presigned POST (a browser upload): the caller's ``fields``,
+    the SigV4 ones, ``policy`` (base64 JSON: expiry and conditions, each field an
+    exact match) and ``x-amz-signature`` (of the policy, with the S3 signing key).
+
+    A key ending in ``${filename}`` (filled in by the browser) is allowed as a prefix.
+    """
+    import base64
+    import json
+
+    amz_date = _amz_date(now)
+    signed = {**fields, "x-amz-algorithm": _ALGORITHM, "x-amz-credential": f"{credentials.access_key}/"
+              f"{_scope(amz_date, region, 's3')}", "x-amz-date": amz_date}  # fmt: skip
+    if credentials.token:
+        signed["x-amz-security-token"] = credentials.token
+    filename = "${filename}"
+    wanted = ["starts-with", "$key", key[: -len(filename)]] if key.endswith(filename) else {"key": key}
+    policy = {
+        "expiration": f"{now + _timedelta(seconds=expires):%Y-%m-%dT%H:%M:%S.000Z}",
+        "conditions": [{"bucket": bucket}, wanted, *({name: value} for name, value in signed.items()), *conditions],
+    }
+    encoded = base64.b64encode(json.dumps(policy).encode()).decode()
+    signing_key = _signing_key(credentials.secret_key, amz_date[:8], region, "s3")
+    return {"key": key, **signed, "policy": encoded, "x-amz-signature": _signature(signing_key, encoded)}
 
 
 ###############################################################################
@@ -1312,6 +1349,28 @@ def _content_md5(body: bytes) -> str:
     import base64
 
     return base64.b64encode(hashlib.md5(body).digest()).decode()
+
+
+def _presign_params(params: Mapping[str, str] | None, what: str = "params") -> list[tuple[str, str]]:
+    """Extra query parameters (or form fields) to sign: str names and values; the
+    signature's own (``X-Amz-*``) are tinys3's to set."""
+    if params is None:
+        return []
+    if not hasattr(params, "items"):
+        raise InvalidType(f"{what} must be a dict of str; got {type(params).__name__}")
+    for name, value in params.items():
+        if not isinstance(name, str) or not isinstance(value, str) or not name:
+            raise InvalidType(f"{what} must map str to str; got {name!r}: {value!r}")
+        if name.lower() in _SIGNATURE_FIELDS:
+            raise InvalidInput(f"{name!r} is part of the signature; tinys3 sets it")
+    return list(params.items())
+
+
+#: Query parameters and form fields that make up a signature: never the caller's to set.
+_SIGNATURE_FIELDS = frozenset(
+    ("x-amz-algorithm", "x-amz-credential", "x-amz-date", "x-amz-expires", "x-amz-signedheaders",
+     "x-amz-security-token", "x-amz-signature", "policy", "key")
+)  # fmt: skip
 
 
 def _copy_source(bucket: str, key: str, version_id: str | None = None) -> str:
@@ -3226,42 +3285,100 @@ class Connection:
         expires: int | _timedelta = 3600,
         method: str = "GET",
         headers: Mapping[str, object] | None = None,
+        params: Mapping[str, str] | None = None,
+        version_id: str | None = None,
     ) -> str:
         """A URL that lets anyone holding it do one ``method`` on the object until it expires.
 
         Args:
             expires: seconds (1 to 604,800, seven days) or a timedelta.
-            method: ``GET``, ``PUT``, ``HEAD`` or ``DELETE``.
+            method: ``GET``, ``PUT``, ``HEAD``, ``DELETE`` or ``POST``.
             headers: headers the user of the URL must send exactly (they are
                 signed), e.g. ``{"Content-Type": "image/png"}`` for a PUT.
+            params: query parameters signed into the URL, e.g.
+                ``{"response-content-disposition": "attachment"}`` or
+                ``{"uploadId": …, "partNumber": "3"}`` for a part's PUT.
+            version_id: the version a GET or HEAD reads (``versionId``).
 
         Raises:
             InvalidInput, InvalidType: for bad arguments.
         """
         key, bucket = _check_key(key), self._bucket(bucket)
-        seconds = expires.total_seconds() if isinstance(expires, _timedelta) else expires
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 1 <= seconds <= 604800:
-            raise InvalidInput(f"expires must be 1 to 604800 seconds (7 days); got {expires!r}")
-        if method not in ("GET", "PUT", "HEAD", "DELETE"):
-            raise InvalidInput(f"method must be GET, PUT, HEAD or DELETE; got {method!r}")
+        seconds = self._presign_seconds(expires)
+        if method not in ("GET", "PUT", "HEAD", "DELETE", "POST"):
+            raise InvalidInput(f"method must be GET, PUT, HEAD, DELETE or POST; got {method!r}")
+        query = [*_presign_params(params), *_version(version_id)]
         region, endpoint = self._route(bucket)
         host, path = endpoint.locate(bucket, key)
         wire = {name: _header_value(name, value) for name, value in (headers or {}).items()}
         credentials = self.credentials
         if credentials is None:  # anonymous: the plain URL is all anyone needs
-            return f"{endpoint.scheme}://{host}{path}"
-        if credentials.expiry is not None and time.time() + seconds > credentials.expiry:
+            return f"{endpoint.scheme}://{host}{path}" + (f"?{_canonical_query_string(query)}" if query else "")
+        signed = _presign_query(
+            method, path, host, wire, credentials, region, _datetime.now(_timezone.utc), int(seconds), params=query
+        )
+        return f"{endpoint.scheme}://{host}{path}?{signed}"
+
+    def presign_post(
+        self,
+        key: str,
+        bucket: str | None = None,
+        expires: int | _timedelta = 3600,
+        conditions: Iterable[object] | None = None,
+        fields: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """What an HTML form needs to upload straight to S3 from a browser:
+        ``{"url": …, "fields": {…}}`` (a SigV4 POST policy).
+
+        The form posts ``fields`` as hidden inputs, then the file as the last
+        input, named ``file``, to ``url``.
+
+        Args:
+            key: the object's key; one ending in ``${filename}`` lets the
+                browser put the file's name there.
+            conditions: more POST policy conditions, such as
+                ``["content-length-range", 1, 10485760]`` or
+                ``["starts-with", "$Content-Type", "image/"]``.
+            fields: form fields to send (and to require, exactly), such as
+                ``Content-Type``, ``success_action_status``, ``acl`` or
+                ``x-amz-meta-*``.
+
+        Raises:
+            InvalidInput, InvalidType: for bad arguments.
+        """
+        key, bucket = _check_key(key), self._bucket(bucket)
+        seconds = self._presign_seconds(expires)
+        given = dict(_presign_params(fields, "fields"))
+        extra = list(conditions or ())
+        for condition in extra:
+            if not (isinstance(condition, dict) and len(condition) == 1) and not (
+                isinstance(condition, list) and len(condition) == 3
+            ):
+                raise InvalidInput(f"a condition is a one-item dict or a list of three; got {condition!r}")
+        region, endpoint = self._route(bucket)
+        host, path = endpoint.locate(bucket, "")
+        url = f"{endpoint.scheme}://{host}{path.rstrip('/')}/"
+        credentials = self.credentials
+        if credentials is None:
+            return {"url": url, "fields": {"key": key, **given}}
+        now = _datetime.now(_timezone.utc)
+        return {"url": url, "fields": _post_policy(bucket, key, given, extra, credentials, region, now, int(seconds))}
+
+    def _presign_seconds(self, expires: int | _timedelta) -> float:
+        """A presigned lifetime in seconds, checked (warning when the credentials expire first)."""
+        seconds = expires.total_seconds() if isinstance(expires, _timedelta) else expires
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 1 <= seconds <= 604800:
+            raise InvalidInput(f"expires must be 1 to 604800 seconds (7 days); got {expires!r}")
+        credentials = self.credentials
+        if credentials is not None and credentials.expiry is not None and time.time() + seconds > credentials.expiry:
             import warnings
 
             warnings.warn(
                 f"the URL asks for {int(seconds)} s but the temporary credentials signing it expire in "
                 f"{max(0, int(credentials.expiry - time.time()))} s: it will stop working then",
-                stacklevel=2,
+                stacklevel=3,
             )
-        query = _presign_query(
-            method, path, host, wire, credentials, region, _datetime.now(_timezone.utc), int(seconds)
-        )
-        return f"{endpoint.scheme}://{host}{path}?{query}"
+        return seconds
 
     # -- plumbing ------------------------------------------------------------
 
@@ -3943,6 +4060,10 @@ class Pool:
     def presign(self, *args: Any, **kwargs: Any) -> str:
         """``Connection.presign`` (no request is sent, so no Future)."""
         return self.connection.presign(*args, **kwargs)
+
+    def presign_post(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """``Connection.presign_post`` (no request is sent, so no Future)."""
+        return self.connection.presign_post(*args, **kwargs)
 
     @staticmethod
     def as_completed(futures: Iterable[Future[Response]], timeout: float | None = None) -> Iterator[Response]:
