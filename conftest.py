@@ -310,10 +310,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     that a run on another Python can take the offline part and a SeaweedFS subset."""
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
-        param = getattr(getattr(item, "callspec", None), "params", {}).get("server")
-        if names & _MOTO or param == "moto":
+        params = getattr(getattr(item, "callspec", None), "params", {}).values()
+        names |= {value for value in params if isinstance(value, str)}  # a server named by a parameter
+        if names & _MOTO:
             item.add_marker(pytest.mark.needs_moto)
-        if names & _SEAWEEDFS or param == "seaweedfs":
+        if names & _SEAWEEDFS:
             item.add_marker(pytest.mark.needs_seaweedfs)
 
 

@@ -879,9 +879,58 @@ def test_presigned_urls_carry_the_session_token() -> None:
     url = conn.presign("a b.txt", "bkt", expires=timedelta(minutes=5))
     assert url.startswith("http://127.0.0.1:9000/bkt/a%20b.txt?X-Amz-Algorithm=")
     assert "X-Amz-Security-Token=tok%2Fen%2B" in url and "X-Amz-Expires=300" in url
-    for bad in ({"expires": 0}, {"expires": 604801}, {"method": "POST"}):
+    for bad in ({"expires": 0}, {"expires": 604801}, {"method": "PATCH"}, {"params": {"X-Amz-Date": "x"}}):
         with pytest.raises(tinys3.InvalidInput):
             conn.presign("k", "bkt", **bad)
+    with pytest.raises(tinys3.InvalidType):
+        conn.presign("k", "bkt", params={"partNumber": 3})  # type: ignore[dict-item]
+    signed = conn.presign("k", "bkt", params={"response-content-type": "text/plain"}, version_id="v 1")
+    assert "&response-content-type=text%2Fplain&" in signed and "&versionId=v%201&" in signed
+
+
+#: The POST policy of AWS's browser-upload example (sigv4-post-example), as they base64 it.
+AWS_POST_POLICY = (
+    "eyAiZXhwaXJhdGlvbiI6ICIyMDE1LTEyLTMwVDEyOjAwOjAwLjAwMFoiLA0KICAiY29uZGl0aW9ucyI6IFsNCiAgICB7ImJ1Y2tldCI6ICJzaWd2"
+    "NGV4YW1wbGVidWNrZXQifSwNCiAgICBbInN0YXJ0cy13aXRoIiwgIiRrZXkiLCAidXNlci91c2VyMS8iXSwNCiAgICB7ImFjbCI6ICJwdWJsaWMt"
+    "cmVhZCJ9LA0KICAgIHsic3VjY2Vzc19hY3Rpb25fcmVkaXJlY3QiOiAiaHR0cDovL3NpZ3Y0ZXhhbXBsZWJ1Y2tldC5zMy5hbWF6b25hd3MuY29t"
+    "L3N1Y2Nlc3NmdWxfdXBsb2FkLmh0bWwifSwNCiAgICBbInN0YXJ0cy13aXRoIiwgIiRDb250ZW50LVR5cGUiLCAiaW1hZ2UvIl0sDQogICAgeyJ4"
+    "LWFtei1tZXRhLXV1aWQiOiAiMTQzNjUxMjM2NTEyNzQifSwNCiAgICB7IngtYW16LXNlcnZlci1zaWRlLWVuY3J5cHRpb24iOiAiQUVTMjU2In0s"
+    "DQogICAgWyJzdGFydHMtd2l0aCIsICIkeC1hbXotbWV0YS10YWciLCAiIl0sDQoNCiAgICB7IngtYW16LWNyZWRlbnRpYWwiOiAiQUtJQUlPU0ZP"
+    "RE5ON0VYQU1QTEUvMjAxNTEyMjkvdXMtZWFzdC0xL3MzL2F3czRfcmVxdWVzdCJ9LA0KICAgIHsieC1hbXotYWxnb3JpdGhtIjogIkFXUzQtSE1B"
+    "Qy1TSEEyNTYifSwNCiAgICB7IngtYW16LWRhdGUiOiAiMjAxNTEyMjlUMDAwMDAwWiIgfQ0KICBdDQp9"
+)
+
+
+def test_aws_post_policy_example() -> None:
+    """A POST policy is signed as it is sent (base64) with the day's S3 signing key."""
+    signing_key = tinys3._signing_key(AWS_EXAMPLE_SECRET, "20151229", "us-east-1", "s3")
+    assert tinys3._signature(signing_key, AWS_POST_POLICY) == (
+        "8afdbf4008c03f22c2cd3cdb72e4afbb1f6a588f3255ac628749a66d7f09699e"
+    )
+
+
+def test_a_post_policy_requires_every_field_and_the_credential_scope() -> None:
+    creds = tinys3.Credentials("AKIAIOSFODNN7EXAMPLE", AWS_EXAMPLE_SECRET, "tok")
+    now = datetime(2015, 12, 29, tzinfo=timezone.utc)
+    extra = [["starts-with", "$Content-Type", "image/"]]
+    fields = tinys3._post_policy("examplebucket", "user/${filename}", {"acl": "public-read"}, extra, creds,
+                                 "us-east-1", now, 43200)  # fmt: skip
+    assert json.loads(base64.b64decode(fields["policy"])) == {
+        "expiration": "2015-12-29T12:00:00.000Z",
+        "conditions": [
+            {"bucket": "examplebucket"},
+            ["starts-with", "$key", "user/"],
+            {"acl": "public-read"},
+            {"x-amz-algorithm": "AWS4-HMAC-SHA256"},
+            {"x-amz-credential": "AKIAIOSFODNN7EXAMPLE/20151229/us-east-1/s3/aws4_request"},
+            {"x-amz-date": "20151229T000000Z"},
+            {"x-amz-security-token": "tok"},
+            ["starts-with", "$Content-Type", "image/"],
+        ],
+    }
+    signing_key = tinys3._signing_key(AWS_EXAMPLE_SECRET, "20151229", "us-east-1", "s3")
+    assert fields["x-amz-signature"] == tinys3._signature(signing_key, fields["policy"])
+    assert (fields["key"], fields["acl"], fields["x-amz-security-token"]) == ("user/${filename}", "public-read", "tok")
 
 
 UNICODE = st.characters(exclude_categories=("Cs",))
@@ -1839,6 +1888,77 @@ def test_presigned_urls_work_with_plain_urllib(seaweedfs: Server) -> None:
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(tampered)
     assert caught.value.code == 403
+
+
+def test_presigned_urls_carry_parameters_and_versions(seaweedfs: Server) -> None:
+    bucket = seaweedfs.new_bucket()
+    seaweedfs.boto3().put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    conn = connect(seaweedfs, default=bucket)
+    first = conn.upload("report.csv", b"a,b\n1,2\n").version_id
+    conn.upload("report.csv", b"newer")
+    overrides = {
+        "response-content-disposition": 'attachment; filename="old.csv"',
+        "response-content-type": "text/plain",
+    }
+    url = conn.presign("report.csv", version_id=first, params=overrides)
+    with urllib.request.urlopen(url) as reply:
+        assert reply.read() == b"a,b\n1,2\n"
+        assert reply.headers["Content-Disposition"] == 'attachment; filename="old.csv"'
+        assert reply.headers["Content-Type"] == "text/plain"
+    upload = conn.initiate_multipart_upload("by-url.bin")
+    part_url = conn.presign("by-url.bin", method="PUT", params={"partNumber": "1", "uploadId": upload.uploadId})
+    with urllib.request.urlopen(urllib.request.Request(part_url, data=b"sent by someone else", method="PUT")) as reply:
+        assert reply.status == 200
+    upload.complete_upload()
+    assert conn.get("by-url.bin").content == b"sent by someone else"
+
+
+def _post_form(url: str, fields: dict[str, str], content: bytes, filename: str = "photo.png") -> tuple[int, bytes]:
+    """POST an HTML form's multipart/form-data body, as a browser does: the fields, then the file."""
+    boundary = uuid.uuid4().hex
+    body = b"".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in fields.items()
+    )
+    head = f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n\r\n'
+    body += head.encode() + content + f"\r\n--{boundary}--\r\n".encode()
+    request = urllib.request.Request(url, data=body, method="POST",
+                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})  # fmt: skip
+    try:
+        with urllib.request.urlopen(request) as reply:
+            return reply.status, reply.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+@pytest.mark.parametrize("name", ["seaweedfs", "moto_open"])
+def test_presigned_post_uploads_from_a_form(name: str, request: pytest.FixtureRequest) -> None:
+    """On SeaweedFS and on the moto that checks no signature (the checking one fails any form POST with 500)."""
+    server: Server = request.getfixturevalue(name)
+    bucket = server.new_bucket()
+    conn = connect(server, default=bucket)
+    post = conn.presign_post(
+        "uploads/${filename}",
+        expires=600,
+        conditions=[["content-length-range", 1, 1000], ["starts-with", "$Content-Type", "image/"]],
+        fields={"Content-Type": "image/png", "success_action_status": "201", "x-amz-meta-owner": "form"},
+    )
+    assert post["url"] == f"{server.endpoint}/{bucket}/"
+    status, answer = _post_form(post["url"], post["fields"], b"\x89PNG not really")
+    assert status == 201, answer
+    stored = server.boto3().get_object(Bucket=bucket, Key="uploads/photo.png")
+    assert stored["Body"].read() == b"\x89PNG not really"
+    assert (stored["ContentType"], stored["Metadata"]) == ("image/png", {"owner": "form"})
+    if server.name == "seaweedfs":  # moto checks neither the signature nor the conditions of a POST
+        assert _post_form(post["url"], post["fields"], b"x" * 2000)[0] == 400, "over content-length-range"
+        tampered = {**post["fields"], "Content-Type": "text/html"}
+        assert _post_form(post["url"], tampered, b"<script>")[0] == 403, "the policy's starts-with"
+        wrong_key = {**post["fields"], "key": "elsewhere/x"}
+        assert _post_form(post["url"], wrong_key, b"x")[0] == 403, "the key's prefix"
+    with pytest.raises(tinys3.InvalidInput, match="a condition is"):
+        conn.presign_post("k", conditions=[["eq", "$key"]])
+    with pytest.raises(tinys3.InvalidInput, match="part of the signature"):
+        conn.presign_post("k", fields={"policy": "mine"})
 
 
 MiB = 1024 * 1024
