@@ -12,6 +12,7 @@ import ast
 import base64
 import collections
 import concurrent.futures
+import dataclasses
 import email.utils
 import functools
 import hashlib
@@ -1752,6 +1753,82 @@ def test_list_versions_pages_and_decodes_keys(server: Server, bucket: str) -> No
         pool.all_completed([pool.upload(key, b"x", bucket) for key in keys])
         listed = pool.list_versions("v/", bucket).result()
     assert [v.key for v in listed] == keys and all(v.is_latest and v.version_id for v in listed)
+
+
+def test_sse_c_objects_are_read_and_copied_only_with_their_key(seaweedfs_tls: Server) -> None:
+    """SeaweedFS checks SSE-C keys as S3 does: no key 400, a wrong one 403."""
+    server = seaweedfs_tls
+    bucket = server.new_bucket()
+    conn = connect(server, default=bucket, verify=server.ca_file, multipart_threshold=5 * MiB,
+                   multipart_copy_threshold=5 * MiB)  # fmt: skip
+    key, other = os.urandom(32), os.urandom(32)
+    small, big = b"secret bytes", os.urandom(12 * MiB)
+    conn.upload("small", small, sse_customer_key=key)
+    conn.upload("big", big, sse_customer_key=key)  # every part carries the key
+    for name, data in (("small", small), ("big", big)):
+        assert conn.get(name, sse_customer_key=key).content == data
+        for wrong, status in ((None, 400), (other, 403)):
+            with pytest.raises(tinys3.HTTPError) as caught:
+                conn.get(name, sse_customer_key=wrong)
+            assert caught.value.status == status
+    assert conn.head("big", sse_customer_key=key).headers["Content-Length"] == str(len(big))
+    assert conn.exists("big", sse_customer_key=key)
+    s3 = server.boto3()
+    assert s3.get_object(Bucket=bucket, Key="big", SSECustomerKey=key, SSECustomerAlgorithm="AES256")[
+        "Body"].read() == big  # fmt: skip
+    conn.copy("small", bucket, "small-copy", source_sse_customer_key=key, sse_customer_key=other)
+    assert conn.get("small-copy", sse_customer_key=other).content == small
+    with pytest.raises(tinys3.HTTPError):
+        conn.get("small-copy", sse_customer_key=key)
+    with pytest.raises(tinys3.HTTPError) as caught:  # SeaweedFS has no UploadPartCopy with SSE-C keys
+        conn.copy("big", bucket, "big-copy", source_sse_customer_key=key, sse_customer_key=other)
+    assert caught.value.code == "NotImplemented" and "partNumber=1" in caught.value.response.url
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == [], "the failed copy was aborted"
+
+    plain = connect(dataclasses.replace(server, endpoint=server.endpoint.replace("https://", "http://")))
+    with pytest.raises(tinys3.InvalidInput, match="only over HTTPS"):
+        plain.upload("clear", b"x", bucket, sse_customer_key=key)
+    for bad in ({"sse_customer_key": b"short"}, {"sse_customer_key": key, "sse": "AES256"}, {"sse": "DES"},
+                {"sse": "AES256", "kms_key_id": "k"}):  # fmt: skip
+        with pytest.raises(tinys3.InvalidInput):
+            conn.upload("refused", b"x", **bad)  # type: ignore[arg-type]
+    assert [o.key for o in conn.list()] == ["big", "small", "small-copy"], "nothing else stored"
+
+
+def test_sse_and_kms_keys_are_asked_for_on_upload_and_copy(moto: Server) -> None:
+    bucket = moto.new_bucket()
+    conn = connect(moto, default=bucket, multipart_threshold=5 * MiB)
+    conn.upload("s3-managed", b"x", sse="AES256")
+    conn.upload("kms", os.urandom(6 * MiB), kms_key_id="my-key")
+    conn.copy("s3-managed", bucket, "kms-copy", sse="aws:kms", kms_key_id="other-key")
+    s3 = moto.boto3()
+    assert s3.head_object(Bucket=bucket, Key="s3-managed")["ServerSideEncryption"] == "AES256"
+    for name, kms in (("kms", "my-key"), ("kms-copy", "other-key")):
+        head = s3.head_object(Bucket=bucket, Key=name)
+        assert (head["ServerSideEncryption"], head["SSEKMSKeyId"].rpartition("/")[2]) == ("aws:kms", kms)
+
+
+def test_request_headers_reach_every_request_of_an_operation(seaweedfs: Server, tmp_path: Path) -> None:
+    """Who pays (requester pays) must be said on each part, the completion, each page and each re-read."""
+    bucket = seaweedfs.new_bucket()
+    payer = {"x-amz-request-payer": "requester"}
+    with scripted_server(lambda request: None, upstream=seaweedfs.endpoint) as (endpoint, seen):
+        conn = tinys3.Connection(seaweedfs.access_key, seaweedfs.secret_key, endpoint=endpoint, default=bucket,
+                                 multipart_threshold=5 * MiB, multipart_copy_threshold=5 * MiB)  # fmt: skip
+        data = os.urandom(11 * MiB)
+        conn.upload("big", data, headers=payer)
+        conn.copy("big", bucket, "copy", headers=payer)
+        conn.download("copy", tmp_path / "copy", headers=payer)
+        assert [o.key for o in conn.list(headers=payer)] == ["big", "copy"]
+        conn.set_tags("big", {"a": "b"}, headers=payer)
+        assert conn.get_tags("big", headers=payer) == {"a": "b"}
+        assert conn.delete_many(["big"], headers=payer) == {}
+        conn.delete("copy", headers=payer)
+    assert (tmp_path / "copy").read_bytes() == data
+    queries = [(r.method, urllib.parse.parse_qs(urllib.parse.urlsplit(r.path).query, True)) for r in seen]
+    kinds = {(method, name) for method, query in queries for name in query}
+    assert {("POST", "uploads"), ("PUT", "partNumber"), ("POST", "uploadId"), ("GET", "list-type")} <= kinds
+    assert [r.method + " " + r.path for r in seen if r.headers.get("x-amz-request-payer") != "requester"] == []
 
 
 def test_programs_written_for_0_1_12_run_unchanged(server: Server, bucket: str) -> None:

@@ -1237,6 +1237,50 @@ def _guess_content_type(key: str) -> str:
     return guessed or "application/octet-stream"
 
 
+_SSE = "x-amz-server-side-encryption"
+_SSE_C = (f"{_SSE}-customer-algorithm", f"{_SSE}-customer-key", f"{_SSE}-customer-key-md5")
+_COPY_SSE_C = tuple(f"x-amz-copy-source-{name[6:]}" for name in _SSE_C)
+#: Headers about who may act that every request of an operation carries (parts, completion, abort).
+_ACCOUNT = ("x-amz-request-payer", "x-amz-expected-bucket-owner")
+
+
+def _sse_headers(sse: str | None, kms_key_id: str | None, customer_key: bytes | None) -> dict[str, str]:
+    """Server-side encryption headers: S3-managed (``AES256``), KMS (``aws:kms`` with an
+    optional key id; a key id alone means ``aws:kms``), or a customer key (SSE-C)."""
+    if sse not in (None, "AES256", "aws:kms", "aws:kms:dsse"):
+        raise InvalidInput(f"sse must be 'AES256', 'aws:kms' or 'aws:kms:dsse'; got {sse!r}")
+    if kms_key_id is not None and sse == "AES256":
+        raise InvalidInput("kms_key_id needs sse='aws:kms', not 'AES256'")
+    if customer_key is not None and (sse or kms_key_id):
+        raise InvalidInput("sse_customer_key (SSE-C) excludes sse and kms_key_id: an object has one encryption")
+    headers = {_SSE: sse or "aws:kms"} if sse or kms_key_id else {}
+    if kms_key_id is not None:
+        headers[f"{_SSE}-aws-kms-key-id"] = _header_value("kms_key_id", kms_key_id)
+    return {**headers, **_customer_key_headers(customer_key, _SSE_C)}
+
+
+def _customer_key_headers(key: bytes | None, names: tuple[str, ...]) -> dict[str, str]:
+    """The three SSE-C headers (``names``: the object's or the copy source's) for a 32-byte key."""
+    if key is None:
+        return {}
+    if not isinstance(key, (bytes, bytearray)) or len(key) != 32:
+        raise InvalidInput("an SSE-C key is 32 bytes (AES-256), given as bytes")
+    import base64
+
+    digest = base64.b64encode(hashlib.md5(key).digest()).decode()
+    return dict(zip(names, ("AES256", base64.b64encode(key).decode(), digest)))
+
+
+def _plain(headers: Mapping[str, object] | None) -> dict[str, str]:
+    """Request headers as given (checked), for the calls that store nothing."""
+    return {name: _header_value(name, value) for name, value in (headers or {}).items()}
+
+
+def _picked(headers: Mapping[str, str], names: Iterable[str]) -> dict[str, str]:
+    wanted = set(names)
+    return {k: v for k, v in headers.items() if k.lower() in wanted}
+
+
 def _acl_headers(public: bool) -> dict[str, str]:
     """``x-amz-acl: public-read`` when asked; otherwise nothing (the bucket's default applies)."""
     if not isinstance(public, bool):
@@ -2802,6 +2846,9 @@ class Connection:
         close: bool = False,
         progress: Progress | None = None,
         tags: Mapping[str, str] | None = None,
+        sse: str | None = None,
+        kms_key_id: str | None = None,
+        sse_customer_key: bytes | None = None,
     ) -> Response:
         """Store ``local_file`` (bytes, a path, or a binary file/stream) under ``key``.
 
@@ -2822,6 +2869,10 @@ class Connection:
             progress: called as ``progress(bytes_sent, total_or_None)`` as
                 parts (or the whole object) are stored.
             tags: the object's tags (at most 10), stored with it.
+            sse, kms_key_id: server-side encryption, ``'AES256'`` or
+                ``'aws:kms'`` (with the KMS key, else the account's).
+            sse_customer_key: 32 bytes to encrypt with (SSE-C; HTTPS only):
+                every read then needs the same key.
 
         Raises:
             InvalidInput, InvalidType: before sending, for bad arguments.
@@ -2830,6 +2881,7 @@ class Connection:
         try:
             key, bucket = _check_key(key), self._bucket(bucket)
             wire = {**_upload_headers(key, expires, content_type, public, headers, time.time()), **_tagging(tags)}
+            wire.update(self._encryption(bucket, sse, kms_key_id, sse_customer_key))
             body, more = _body(local_file, rewind, self.multipart_threshold + 1)
             try:
                 if more is None and body.length <= self.multipart_threshold:
@@ -2845,7 +2897,7 @@ class Connection:
                 else:
                     parts = _sized_parts(body, _part_size(body.length, self.multipart_size))
                 total = None if more is not None else body.length
-                work = _partial(self._upload_part, bucket, key)
+                work = _partial(self._upload_part, bucket, key, _picked(wire, (*_SSE_C, *_ACCOUNT)))
                 return self._multipart(bucket, key, wire, work, parts, total, progress)
             finally:
                 body.close()
@@ -2865,6 +2917,10 @@ class Connection:
         replace_metadata: bool = False,
         tags: Mapping[str, str] | None = None,
         version_id: str | None = None,
+        sse: str | None = None,
+        kms_key_id: str | None = None,
+        sse_customer_key: bytes | None = None,
+        source_sse_customer_key: bytes | None = None,
     ) -> Response:
         """Copy an object inside S3; ``to_bucket`` defaults to ``from_bucket``.
 
@@ -2881,6 +2937,9 @@ class Connection:
                 none of the source's headers or metadata.
             tags: the copy's tags instead of the source's.
             version_id: copy that version of the source.
+            sse, kms_key_id, sse_customer_key: the copy's encryption, as
+                for ``upload``.
+            source_sse_customer_key: the SSE-C key of the source, if it has one.
 
         Raises:
             InvalidInput, InvalidType: before sending, for bad arguments.
@@ -2891,6 +2950,10 @@ class Connection:
         from_bucket = self._bucket(from_bucket)
         to_bucket = _check_bucket(to_bucket or from_bucket)
         extra = {**_acl_headers(public), **{k: v for k, v in _wire_headers(headers).items() if v is not None}}
+        extra.update(self._encryption(to_bucket, sse, kms_key_id, sse_customer_key))
+        extra.update(self._encryption(from_bucket, None, None, source_sse_customer_key, _COPY_SSE_C))
+        # Reading the source (HEAD, tags) takes its SSE-C key under the plain names.
+        reading = {**_picked(extra, _ACCOUNT), **_customer_key_headers(source_sse_customer_key, _SSE_C)}
         tagging = _tagging(tags)
         _check_metadata_size({k: v for k, v in _wire_headers(metadata).items() if v is not None})
 
@@ -2904,7 +2967,7 @@ class Connection:
         copy_source = _copy_source(from_bucket, from_key, version_id)
         source = None
         if (metadata is not None and not replace_metadata) or self.multipart_copy_threshold < _MAX_PUT:
-            source = self.head(from_key, from_bucket, version_id=version_id)
+            source = self.head(from_key, from_bucket, reading, version_id)
         if source is None or int(source.headers.get("Content-Length", 0)) <= self.multipart_copy_threshold:
             if source is None and not replace_metadata:
                 wire = {**extra, "x-amz-metadata-directive": "COPY"}
@@ -2918,16 +2981,34 @@ class Connection:
             except HTTPError as error:
                 if source is not None or not (error.code == "InvalidRequest" and "larger" in error.message):
                     raise
-            source = self.head(from_key, from_bucket, version_id=version_id)
+            source = self.head(from_key, from_bucket, reading, version_id)
         size = int(source.headers["Content-Length"])
         if tags is None and source.headers.get("x-amz-tagging-count", "0") != "0":  # parts carry no tags
-            tagging = _tagging(self.get_tags(from_key, from_bucket, version_id))
-        wire = {**stored(source), **extra, **tagging}
+            tagging = _tagging(self.get_tags(from_key, from_bucket, version_id, _picked(extra, _ACCOUNT)))
+        created = {k: v for k, v in extra.items() if k not in _COPY_SSE_C}
+        wire = {**stored(source), **created, **tagging}
         etag = source.headers.get("ETag", "")
         step = _part_size(size, self.multipart_size)
         ranges = ((first, min(first + step, size) - 1) for first in range(0, size, step))
-        work = _partial(self._copy_part, to_bucket, to_key, copy_source, etag)
+        carried = _picked(extra, (*_SSE_C, *_COPY_SSE_C, *_ACCOUNT))
+        work = _partial(self._copy_part, to_bucket, to_key, carried, copy_source, etag)
         return self._multipart(to_bucket, to_key, wire, work, ranges, size, None)
+
+    def _encryption(
+        self,
+        bucket: str,
+        sse: str | None,
+        kms_key_id: str | None,
+        customer_key: bytes | None,
+        names: tuple[str, ...] = _SSE_C,
+    ) -> dict[str, str]:
+        """``_sse_headers`` (or the copy source's SSE-C headers, by ``names``), refusing
+        to send an SSE-C key where it would travel in clear, as S3 itself does."""
+        if customer_key is not None and self._route(bucket)[1].scheme != "https":
+            raise InvalidInput("an SSE-C key is sent only over HTTPS (it would travel in clear)")
+        if names is not _SSE_C:
+            return _customer_key_headers(customer_key, names)
+        return _sse_headers(sse, kms_key_id, customer_key)
 
     def update_metadata(
         self,
@@ -2936,6 +3017,7 @@ class Connection:
         bucket: str | None = None,
         public: bool = False,
         version_id: str | None = None,
+        headers: Mapping[str, object] | None = None,
     ) -> Response:
         """Change an object's headers and user metadata in place (a copy onto itself).
 
@@ -2949,9 +3031,15 @@ class Connection:
             HTTPError, TransportError: when the update did not succeed.
         """
         bucket = self._bucket(bucket)
-        return self.copy(key, bucket, key, bucket, metadata=metadata or {}, public=public, version_id=version_id)
+        return self.copy(key, bucket, key, bucket, metadata or {}, public, headers, version_id=version_id)
 
-    def delete(self, key: str, bucket: str | None = None, version_id: str | None = None) -> Response:
+    def delete(
+        self,
+        key: str,
+        bucket: str | None = None,
+        version_id: str | None = None,
+        headers: Mapping[str, object] | None = None,
+    ) -> Response:
         """Delete an object (S3 answers 204 even when it did not exist).
 
         On a versioned bucket this adds a delete marker; with ``version_id``
@@ -2962,7 +3050,7 @@ class Connection:
             HTTPError, TransportError: when the delete did not succeed.
         """
         key, bucket = _check_key(key), self._bucket(bucket)
-        return self._send(_Request("DELETE", bucket, key, query=_version(version_id)))
+        return self._send(_Request("DELETE", bucket, key, _plain(headers), query=_version(version_id)))
 
     def get(
         self,
@@ -2972,6 +3060,7 @@ class Connection:
         headers: Mapping[str, object] | None = None,
         progress: Progress | None = None,
         version_id: str | None = None,
+        sse_customer_key: bytes | None = None,
     ) -> Response:
         """Fetch an object (or one version of it). Its body streams: read ``.content``
         or iterate ``.iter_content()``.
@@ -2981,6 +3070,7 @@ class Connection:
                 None), ``-n`` for the last n bytes, or a ``bytes=`` string.
             headers: request headers such as ``If-None-Match``.
             progress: called as ``progress(bytes_read, total_or_None)``.
+            sse_customer_key: the object's SSE-C key (32 bytes), if it has one.
 
         Raises:
             InvalidInput, InvalidType: before sending, for bad arguments.
@@ -2989,7 +3079,7 @@ class Connection:
         if hasattr(range, "items"):  # the 2013 signature was get(key, bucket, headers)
             range, headers = None, range
         key, bucket = _check_key(key), self._bucket(bucket)
-        wire = {name: _header_value(name, value) for name, value in (headers or {}).items()}
+        wire = self._read_headers(bucket, headers, sse_customer_key)
         if range is not None:
             wire["Range"] = _range_header(range)
         request = _Request("GET", bucket, key, wire, query=_version(version_id))
@@ -3005,6 +3095,7 @@ class Connection:
         bucket: str | None = None,
         headers: Mapping[str, object] | None = None,
         version_id: str | None = None,
+        sse_customer_key: bytes | None = None,
     ) -> Response:
         """An object's headers without its body; ``.metadata`` holds its user metadata.
 
@@ -3012,8 +3103,15 @@ class Connection:
             HTTPError: ``NotFound`` (404) when there is no such object, or another error.
         """
         key, bucket = _check_key(key), self._bucket(bucket)
-        wire = {name: _header_value(name, value) for name, value in (headers or {}).items()}
+        wire = self._read_headers(bucket, headers, sse_customer_key)
         return self._send(_Request("HEAD", bucket, key, wire, query=_version(version_id)))
+
+    def _read_headers(
+        self, bucket: str, headers: Mapping[str, object] | None, sse_customer_key: bytes | None
+    ) -> dict[str, str]:
+        """The caller's headers for a read, and the SSE-C key's."""
+        wire = {name: _header_value(name, value) for name, value in (headers or {}).items()}
+        return {**wire, **self._encryption(bucket, None, None, sse_customer_key)}
 
     def head_object(self, key: str, bucket: str | None = None, headers: Mapping[str, object] | None = None) -> Response:
         """``head``, by its 2013 name."""
@@ -3025,10 +3123,11 @@ class Connection:
         bucket: str | None = None,
         headers: Mapping[str, object] | None = None,
         version_id: str | None = None,
+        sse_customer_key: bytes | None = None,
     ) -> bool:
         """True if the object (or that version) exists, False on 404; other errors raise."""
         try:
-            self.head(key, bucket, headers, version_id)
+            self.head(key, bucket, headers, version_id, sse_customer_key)
         except HTTPError as error:
             if error.status == 404:
                 return False
@@ -3038,6 +3137,7 @@ class Connection:
     def download(
         self, key: str, target: str | os.PathLike[str] | IO[bytes], bucket: str | None = None,
         progress: Progress | None = None, version_id: str | None = None,
+        headers: Mapping[str, object] | None = None, sse_customer_key: bytes | None = None,
     ) -> Response:  # fmt: skip
         """Stream an object into a file path or a binary file object, in bounded memory.
 
@@ -3049,7 +3149,7 @@ class Connection:
         Raises:
             HTTPError, TransportError: when the object could not be read whole.
         """
-        response = self.get(key, bucket, progress=progress, version_id=version_id)
+        response = self.get(key, bucket, None, headers, progress, version_id, sse_customer_key)
         with response:
             if not isinstance(target, (str, os.PathLike)):
                 _copy_verified(response, target)
@@ -3065,7 +3165,10 @@ class Connection:
         return response
 
     def delete_many(
-        self, keys: Iterable[str | tuple[str, str]], bucket: str | None = None
+        self,
+        keys: Iterable[str | tuple[str, str]],
+        bucket: str | None = None,
+        headers: Mapping[str, object] | None = None,
     ) -> dict[str | tuple[str, str], str]:
         """Delete many objects, up to 1,000 a request (DeleteObjects).
 
@@ -3090,21 +3193,23 @@ class Connection:
         for start in range(0, len(checked), 1000):
             batch = checked[start : start + 1000]
             body = _delete_body(batch)
-            headers = {"Content-Type": "application/xml", "Content-MD5": _content_md5(body)}
-            request = _Request("POST", bucket, "", headers, _Body(body), [("delete", "")])
+            wire = {**_plain(headers), "Content-Type": "application/xml", "Content-MD5": _content_md5(body)}
+            request = _Request("POST", bucket, "", wire, _Body(body), [("delete", "")])
             try:
                 failed.update(_delete_errors(self._send(request, error_in_body=True).content))
             except HTTPError as error:
                 if error.code != "NotImplemented":
                     raise
                 _log("bucket %s has no DeleteObjects: deleting %d keys one by one", bucket, len(batch))
-                failed.update(self._delete_each(batch, bucket))
+                failed.update(self._delete_each(batch, bucket, _plain(headers)))
         return {item: failed[pair] for item, pair in zip(given, checked) if pair in failed}
 
-    def _delete_each(self, items: list[tuple[str, str | None]], bucket: str) -> dict[tuple[str, str | None], str]:
+    def _delete_each(
+        self, items: list[tuple[str, str | None]], bucket: str, headers: dict[str, str]
+    ) -> dict[tuple[str, str | None], str]:
         """DELETE every key, ``max_concurrency`` at a time; the failed ones with their codes."""
         executor = self._part_executor()
-        futures = {item: executor.submit(self.delete, item[0], bucket, item[1]) for item in items}
+        futures = {item: executor.submit(self.delete, item[0], bucket, item[1], headers) for item in items}
         failed = {}
         for item, future in futures.items():
             try:
@@ -3113,7 +3218,9 @@ class Connection:
                 failed[item] = error.code
         return failed
 
-    def create_bucket(self, bucket: str | None = None, public: bool = False) -> Response:
+    def create_bucket(
+        self, bucket: str | None = None, public: bool = False, headers: Mapping[str, object] | None = None
+    ) -> Response:
         """Create a bucket in the connection's region (``public=True``: public-read ACL).
 
         Outside us-east-1 (and R2's ``auto``) the region goes in the body as
@@ -3128,15 +3235,15 @@ class Connection:
         if region not in ("us-east-1", "auto"):
             constraint = f"<LocationConstraint>{_xml_text(region)}</LocationConstraint>"
             body = _Body(f"<CreateBucketConfiguration>{constraint}</CreateBucketConfiguration>".encode())
-        return self._send(_Request("PUT", bucket, "", _acl_headers(public), body))
+        return self._send(_Request("PUT", bucket, "", {**_acl_headers(public), **_plain(headers)}, body))
 
-    def delete_bucket(self, bucket: str | None = None) -> Response:
+    def delete_bucket(self, bucket: str | None = None, headers: Mapping[str, object] | None = None) -> Response:
         """Delete an empty bucket.
 
         Raises:
             HTTPError: e.g. ``BucketNotEmpty`` or ``NoSuchBucket``.
         """
-        return self._send(_Request("DELETE", self._bucket(bucket), ""))
+        return self._send(_Request("DELETE", self._bucket(bucket), "", _plain(headers)))
 
     def list_buckets(self) -> list[tuple[str, _datetime | None]]:
         """The buckets the credentials own, as (name, creation time), every page.
@@ -3157,30 +3264,36 @@ class Connection:
             if not token:
                 return buckets
 
-    def head_bucket(self, bucket: str | None = None) -> Response:
+    def head_bucket(self, bucket: str | None = None, headers: Mapping[str, object] | None = None) -> Response:
         """HEAD the bucket: its ``x-amz-bucket-region`` header names its region.
 
         Raises:
             HTTPError: 404 (no such bucket), 403 (it exists, but not for these keys).
         """
-        return self._send(_Request("HEAD", self._bucket(bucket), ""))
+        return self._send(_Request("HEAD", self._bucket(bucket), "", _plain(headers)))
 
-    def bucket_exists(self, bucket: str | None = None) -> bool:
+    def bucket_exists(self, bucket: str | None = None, headers: Mapping[str, object] | None = None) -> bool:
         """True if the bucket exists and these keys may use it, False on 404; other errors raise
         (a 403 means the bucket exists but is someone else's, or the keys may not read it)."""
         try:
-            self.head_bucket(bucket)
+            self.head_bucket(bucket, headers)
         except HTTPError as error:
             if error.status == 404:
                 return False
             raise
         return True
 
-    def get_tags(self, key: str, bucket: str | None = None, version_id: str | None = None) -> dict[str, str]:
+    def get_tags(
+        self,
+        key: str,
+        bucket: str | None = None,
+        version_id: str | None = None,
+        headers: Mapping[str, object] | None = None,
+    ) -> dict[str, str]:
         """An object's tags (GetObjectTagging)."""
         key, bucket = _check_key(key), self._bucket(bucket)
         query = [("tagging", ""), *_version(version_id)]
-        root = _xml(self._send(_Request("GET", bucket, key, query=query)).content)
+        root = _xml(self._send(_Request("GET", bucket, key, _plain(headers), query=query)).content)
         tags = {}
         for element in root.iter():
             if _local_name(element) == "Tag":
@@ -3189,18 +3302,30 @@ class Connection:
         return tags
 
     def set_tags(
-        self, key: str, tags: Mapping[str, str], bucket: str | None = None, version_id: str | None = None
+        self,
+        key: str,
+        tags: Mapping[str, str],
+        bucket: str | None = None,
+        version_id: str | None = None,
+        headers: Mapping[str, object] | None = None,
     ) -> Response:
         """Replace an object's tags (at most 10) with ``tags``."""
         key, bucket = _check_key(key), self._bucket(bucket)
         body = _tags_body(_check_tags(tags))
-        headers = {"Content-Type": "application/xml", "Content-MD5": _content_md5(body)}
-        return self._send(_Request("PUT", bucket, key, headers, _Body(body), [("tagging", ""), *_version(version_id)]))
+        wire = {**_plain(headers), "Content-Type": "application/xml", "Content-MD5": _content_md5(body)}
+        return self._send(_Request("PUT", bucket, key, wire, _Body(body), [("tagging", ""), *_version(version_id)]))
 
-    def delete_tags(self, key: str, bucket: str | None = None, version_id: str | None = None) -> Response:
+    def delete_tags(
+        self,
+        key: str,
+        bucket: str | None = None,
+        version_id: str | None = None,
+        headers: Mapping[str, object] | None = None,
+    ) -> Response:
         """Remove every tag of an object."""
         key, bucket = _check_key(key), self._bucket(bucket)
-        return self._send(_Request("DELETE", bucket, key, query=[("tagging", ""), *_version(version_id)]))
+        query = [("tagging", ""), *_version(version_id)]
+        return self._send(_Request("DELETE", bucket, key, _plain(headers), query=query))
 
     def initiate_multipart_upload(
         self, key: str, bucket: str | None = None, headers: Mapping[str, object] | None = None
@@ -3248,7 +3373,9 @@ class Connection:
             key_marker = _decoder(root)(_text(top, "NextKeyMarker") or "")
             id_marker = _text(top, "NextUploadIdMarker") or ""
 
-    def list_versions(self, prefix: str = "", bucket: str | None = None) -> Iterator[VersionInfo]:
+    def list_versions(
+        self, prefix: str = "", bucket: str | None = None, headers: Mapping[str, object] | None = None
+    ) -> Iterator[VersionInfo]:
         """Every version and delete marker under ``prefix`` (ListObjectVersions, every page),
         in the server's order: by key, and on S3 newest first (some services list a key's
         delete markers after its versions; ``is_latest`` says which is current).
@@ -3260,13 +3387,13 @@ class Connection:
         bucket = self._bucket(bucket)
         if not isinstance(prefix, str):
             raise InvalidType(f"prefix must be str; got {type(prefix).__name__}")
-        return self._versions(bucket, prefix)
+        return self._versions(bucket, prefix, _plain(headers))
 
-    def _versions(self, bucket: str, prefix: str) -> Iterator[VersionInfo]:
+    def _versions(self, bucket: str, prefix: str, headers: dict[str, str]) -> Iterator[VersionInfo]:
         markers: list[tuple[str, str]] = []
         while True:
             query = [("encoding-type", "url"), ("prefix", prefix), ("versions", ""), *markers]
-            root = _xml(self._send(_Request("GET", bucket, "", query=query)).content)
+            root = _xml(self._send(_Request("GET", bucket, "", dict(headers), query=query)).content)
             yield from _parse_versions(root)
             top = _children(root)
             if _text(top, "IsTruncated") != "true":
@@ -3409,10 +3536,10 @@ class Connection:
             if created.attempts > 1:
                 self._abort_lost(bucket, key, upload_id, time.monotonic() - began)
             parts = self._parallel(_partial(work, upload_id), items, total, progress)
-            conditions = {k: v for k, v in headers.items() if k in ("if-match", "if-none-match")}
+            conditions = _picked(headers, ("if-match", "if-none-match", *_ACCOUNT))
             return self._complete(bucket, key, upload_id, parts, conditions)
         except BaseException:
-            self._abort(bucket, key, upload_id)
+            self._abort(bucket, key, upload_id, _picked(headers, _ACCOUNT))
             raise
 
     def _complete(
@@ -3442,7 +3569,7 @@ class Connection:
             if error.code != "NoSuchUpload" or expected is None:
                 raise
             try:
-                head = self.head(key, bucket)
+                head = self.head(key, bucket, _picked(conditions, _ACCOUNT))
             except HTTPError:
                 raise error from None
             size = sum(length for _, length in parts)
@@ -3451,7 +3578,7 @@ class Connection:
             _log("completing %s answered NoSuchUpload, but the object holds exactly the parts sent", key)
             return head
 
-    def _abort(self, bucket: str, key: str, upload_id: str) -> None:
+    def _abort(self, bucket: str, key: str, upload_id: str, headers: dict[str, str] | None = None) -> None:
         """Abort a multipart upload, then check with ListParts that it is gone.
 
         S3 may keep a part whose upload was still under way when the abort
@@ -3461,8 +3588,8 @@ class Connection:
         query = [("uploadId", upload_id)]
         for _ in range(self._retries):
             try:
-                self._send(_Request("DELETE", bucket, key, query=query))
-                self._send(_Request("GET", bucket, key, query=query))
+                self._send(_Request("DELETE", bucket, key, dict(headers or {}), query=query))
+                self._send(_Request("GET", bucket, key, dict(headers or {}), query=query))
             except S3Error as error:
                 if not (isinstance(error, HTTPError) and error.status == 404):  # 404: gone, as it should be
                     _log("could not abort multipart upload %s of %s: %s", upload_id, key, error)
@@ -3557,15 +3684,25 @@ class Connection:
                 self._parts = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="tinys3-part")
             return self._parts
 
-    def _upload_part(self, bucket: str, key: str, upload_id: str, number: int, part: _Body) -> tuple[str, int]:
+    def _upload_part(
+        self, bucket: str, key: str, headers: dict[str, str], upload_id: str, number: int, part: _Body
+    ) -> tuple[str, int]:
         query = [("partNumber", str(number)), ("uploadId", upload_id)]
-        response = self._send(_Request("PUT", bucket, key, body=part, query=query), check=_part_etag)
+        response = self._send(_Request("PUT", bucket, key, dict(headers), part, query), check=_part_etag)
         return response.headers["ETag"], part.length
 
     def _copy_part(
-        self, bucket: str, key: str, source: str, etag: str, upload_id: str, number: int, span: tuple[int, int]
+        self,
+        bucket: str,
+        key: str,
+        carried: dict[str, str],
+        source: str,
+        etag: str,
+        upload_id: str,
+        number: int,
+        span: tuple[int, int],
     ) -> tuple[str, int]:
-        headers = {"x-amz-copy-source": source, "x-amz-copy-source-range": f"bytes={span[0]}-{span[1]}"}
+        headers = {**carried, "x-amz-copy-source": source, "x-amz-copy-source-range": f"bytes={span[0]}-{span[1]}"}
         if etag:
             headers["x-amz-copy-source-if-match"] = etag
         query = [("partNumber", str(number)), ("uploadId", upload_id)]
@@ -3612,6 +3749,7 @@ class Connection:
         delimiter: str | None = None,
         start_after: str | None = None,
         max_keys: int | None = None,
+        headers: Mapping[str, object] | None = None,
     ) -> Iterator[ObjectInfo]:
         """Iterate over the objects under ``prefix`` (ListObjectsV2, every page).
 
@@ -3633,15 +3771,15 @@ class Connection:
             if not isinstance(value, str):
                 raise InvalidType(f"prefix, delimiter and start_after must be str; got {type(value).__name__}")
         left = None if max_keys is None else _check_int("max_keys", max_keys, 0, 2**63)
-        return self._pages(bucket, query, left)
+        return self._pages(bucket, query, left, _plain(headers))
 
-    def _pages(self, bucket: str, query: Query, left: int | None) -> Iterator[ObjectInfo]:
+    def _pages(self, bucket: str, query: Query, left: int | None, headers: dict[str, str]) -> Iterator[ObjectInfo]:
         token = None
         while left != 0:
             page = query + ([("continuation-token", token)] if token else [])
             if left is not None:
                 page.append(("max-keys", str(min(left, 1000))))
-            response = self._send(_Request("GET", bucket, "", query=page))
+            response = self._send(_Request("GET", bucket, "", dict(headers), query=page))
             entries, token = _parse_listing(response.content)
             if left is not None:
                 entries, left = entries[:left], max(0, left - len(entries))
