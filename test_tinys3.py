@@ -1755,8 +1755,11 @@ def test_list_versions_pages_and_decodes_keys(server: Server, bucket: str) -> No
     assert [v.key for v in listed] == keys and all(v.is_latest and v.version_id for v in listed)
 
 
-def test_sse_c_objects_are_read_and_copied_only_with_their_key(seaweedfs_tls: Server) -> None:
+def test_sse_c_objects_are_read_and_copied_only_with_their_key(
+    seaweedfs_tls: Server, caplog: pytest.LogCaptureFixture
+) -> None:
     """SeaweedFS checks SSE-C keys as S3 does: no key 400, a wrong one 403."""
+    caplog.set_level("DEBUG", logger="tinys3")
     server = seaweedfs_tls
     bucket = server.new_bucket()
     conn = connect(server, default=bucket, verify=server.ca_file, multipart_threshold=5 * MiB,
@@ -1771,6 +1774,7 @@ def test_sse_c_objects_are_read_and_copied_only_with_their_key(seaweedfs_tls: Se
             with pytest.raises(tinys3.HTTPError) as caught:
                 conn.get(name, sse_customer_key=wrong)
             assert caught.value.status == status
+            assert base64.b64encode(other).decode() not in f"{caught.value!r} {caught.value} {caplog.text}"
     assert conn.head("big", sse_customer_key=key).headers["Content-Length"] == str(len(big))
     assert conn.exists("big", sse_customer_key=key)
     s3 = server.boto3()
