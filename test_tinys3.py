@@ -1835,6 +1835,89 @@ def test_request_headers_reach_every_request_of_an_operation(seaweedfs: Server, 
     assert [r.method + " " + r.path for r in seen if r.headers.get("x-amz-request-payer") != "requester"] == []
 
 
+@pytest.mark.parametrize("algorithm", ["crc32", "sha1", "sha256"])
+def test_checksums_are_sent_kept_by_s3_and_checked_on_reads(
+    server: Server, bucket: str, algorithm: str, tmp_path: Path
+) -> None:
+    conn = connect(server, default=bucket, multipart_threshold=5 * MiB, multipart_size=5 * MiB)
+    small, big = b"checked bytes", os.urandom(11 * MiB)
+    conn.upload("small", small, checksum=algorithm)
+    conn.upload("big", big, checksum=algorithm)  # three parts, each with its checksum, and their composite
+    s3 = server.boto3()
+    field = f"Checksum{algorithm.upper()}"
+    told = s3.head_object(Bucket=bucket, Key="small", ChecksumMode="ENABLED")[field]
+    hasher = tinys3._hasher(algorithm)
+    hasher.update(small)
+    assert told == base64.b64encode(hasher.digest()).decode(), "the value S3 checked and kept"
+    if server.name == "seaweedfs":  # moto keeps a whole-object checksum for such an upload, S3 a composite one
+        assert s3.head_object(Bucket=bucket, Key="big", ChecksumMode="ENABLED")[field].endswith("-3")
+    assert conn.get("small", checksum=True).content == small
+    assert conn.get("big", checksum=True).content == big
+    conn.download("big", tmp_path / "big", checksum=True)
+    assert (tmp_path / "big").read_bytes() == big
+
+
+def test_a_composite_checksum_of_unequal_parts_is_checked_part_by_part(server: Server, bucket: str) -> None:
+    s3 = server.boto3()
+    parts = [os.urandom(5 * MiB), os.urandom(6 * MiB), b"tail"]
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="odd", ChecksumAlgorithm="SHA256")
+    done = []
+    for number, part in enumerate(parts, 1):
+        answer = s3.upload_part(Bucket=bucket, Key="odd", UploadId=upload["UploadId"], PartNumber=number, Body=part,
+                                ChecksumAlgorithm="SHA256")  # fmt: skip
+        done.append({"PartNumber": number, "ETag": answer["ETag"], "ChecksumSHA256": answer["ChecksumSHA256"]})
+    s3.complete_multipart_upload(Bucket=bucket, Key="odd", UploadId=upload["UploadId"], MultipartUpload={"Parts": done})
+    assert connect(server, default=bucket).get("odd", checksum=True).content == b"".join(parts)
+
+
+def test_a_body_that_changed_on_the_way_fails_its_checksum(seaweedfs: Server, tmp_path: Path) -> None:
+    bucket = seaweedfs.new_bucket()
+    connect(seaweedfs, default=bucket).upload("doc", b"the original bytes", checksum="sha256")
+
+    def flip(request: Recorded) -> Any:
+        if request.method != "GET":
+            return None
+        return lambda reply: (reply[0], reply[1], reply[2].replace(b"original", b"0riginal"))
+
+    with scripted_server(flip, upstream=seaweedfs.endpoint) as (endpoint, _):
+        conn = tinys3.Connection(seaweedfs.access_key, seaweedfs.secret_key, endpoint=endpoint, default=bucket)
+        assert conn.get("doc").content == b"the 0riginal bytes", "unchecked, the change goes unseen"
+        with pytest.raises(tinys3.TransportError, match="does not match the SHA256 checksum S3 keeps"):
+            _ = conn.get("doc", checksum=True).content
+        with pytest.raises(tinys3.TransportError, match="does not match"):
+            conn.download("doc", tmp_path / "doc", checksum=True)
+    assert list(tmp_path.iterdir()) == [], "no file, not even a temporary one"
+
+
+def test_a_checksum_python_cannot_compute_is_said_at_once() -> None:
+    headers = {"x-amz-checksum-crc64nvme": "AAAAAAAAAAA=", "x-amz-checksum-type": "FULL_OBJECT"}
+    with scripted_server(lambda request: (200, {**headers, "ETag": '"e"'}, b"data")) as (endpoint, _):
+        conn = tinys3.Connection("k", "s", endpoint=endpoint, default="bkt")
+        with pytest.raises(tinys3.S3Error, match="CRC64NVME checksum for 'doc', which Python's standard library"):
+            conn.get("doc", checksum=True)
+        assert conn.get("doc").content == b"data"
+    with pytest.raises(tinys3.InvalidInput, match="a range has no checksum"):
+        conn.get("doc", range=(0, 1), checksum=True)
+    with pytest.raises(tinys3.InvalidInput, match="checksum must be"):
+        conn.upload("doc", b"x", checksum="crc32c")
+
+
+def test_composite_checksums_are_digests_of_the_part_digests() -> None:
+    sums = tinys3._Sums("sha256")
+    parts = [b"a" * 10, b"b" * 10, b"c" * 3]
+    for n, part in enumerate(parts, 1):
+        sums.parts[n] = base64.b64encode(hashlib.sha256(part).digest()).decode()
+    inner = b"".join(hashlib.sha256(part).digest() for part in parts)
+    assert sums.composite() == base64.b64encode(hashlib.sha256(inner).digest()).decode() + "-3"
+    checker = tinys3._Checker("sha256", sums.composite()[:-2], [10, 10, 3])
+    for piece in (b"a" * 7, b"a" * 3 + b"b" * 10 + b"c", b"c", b"c"):  # pieces that straddle part boundaries
+        checker.update(memoryview(piece))
+    checker.verify()
+    checker.update(memoryview(b"x"))
+    with pytest.raises(tinys3.TransportError, match="other sizes"):
+        checker.verify()
+
+
 def test_programs_written_for_0_1_12_run_unchanged(server: Server, bucket: str) -> None:
     """The 2016 API beyond the README: Conn, head_object, head_bucket, the manual multipart flow, Pool's size."""
     conn = tinys3.Conn(server.access_key, server.secret_key, bucket, False, server.endpoint)

@@ -1475,6 +1475,15 @@ class _Body:
                 fd = None
         return cls(None, file, start, length, owned, fd)
 
+    def checksum(self, algorithm: str) -> str:
+        """The body's ``x-amz-checksum-<algorithm>`` (base64); SHA-256 is the signature's."""
+        if algorithm == "sha256":
+            return _b64(bytes.fromhex(self.sha256))
+        digest = _hasher(algorithm)
+        for chunk in self.chunks():
+            digest.update(chunk)
+        return _b64(digest.digest())
+
     @property
     def sha256(self) -> str:
         """Hex SHA-256 of the body (one read pass for a file, then cached)."""
@@ -1631,12 +1640,70 @@ def _stream_parts(head: bytes | memoryview, stream: IO[bytes], part_size: int) -
             return
 
 
-def _complete_body(parts: Iterable[tuple[int, str]]) -> bytes:
-    """The XML of CompleteMultipartUpload: every part, in order, (number, ETag)."""
+def _complete_body(parts: Iterable[tuple[int, str]], sums: _Sums | None = None) -> bytes:
+    """The XML of CompleteMultipartUpload: every part, in order, (number, ETag), with
+    its checksum when the upload has them."""
+    tag = "" if sums is None else f"Checksum{sums.algorithm.upper()}"
     listed = "".join(
-        f"<Part><PartNumber>{number}</PartNumber><ETag>{_xml_text(etag)}</ETag></Part>" for number, etag in parts
+        f"<Part><PartNumber>{number}</PartNumber><ETag>{_xml_text(etag)}</ETag>"
+        + (f"<{tag}>{sums.parts[number]}</{tag}>" if sums is not None else "")
+        + "</Part>"
+        for number, etag in parts
     )
     return f"<CompleteMultipartUpload>{listed}</CompleteMultipartUpload>".encode()
+
+
+#: The checksums S3 takes (``x-amz-checksum-*``) that the standard library computes.
+_CHECKSUMS = ("crc32", "sha1", "sha256")
+
+
+class _Crc32:
+    """zlib's CRC-32 behind hashlib's ``update``/``digest``."""
+
+    def __init__(self) -> None:
+        import zlib
+
+        self._crc32 = zlib.crc32
+        self.value = 0
+
+    def update(self, data: bytes | memoryview) -> None:
+        self.value = self._crc32(data, self.value)
+
+    def digest(self) -> bytes:
+        return self.value.to_bytes(4, "big")
+
+
+def _hasher(algorithm: str) -> Any:
+    return _Crc32() if algorithm == "crc32" else hashlib.new(algorithm)
+
+
+def _b64(raw: bytes) -> str:
+    import base64
+
+    return base64.b64encode(raw).decode()
+
+
+def _check_checksum(checksum: object) -> str | None:
+    if checksum is not None and checksum not in _CHECKSUMS:
+        raise InvalidInput(f"checksum must be 'crc32', 'sha1' or 'sha256' (what Python computes); got {checksum!r}")
+    return checksum
+
+
+class _Sums:
+    """The checksums of a multipart upload's parts (base64, by part number) and the
+    composite S3 makes of them: the digest of their digests, then ``-`` and their number."""
+
+    def __init__(self, algorithm: str) -> None:
+        self.algorithm = algorithm
+        self.parts: dict[int, str] = {}
+
+    def composite(self) -> str:
+        import base64
+
+        digest = _hasher(self.algorithm)
+        for number in sorted(self.parts):
+            digest.update(base64.b64decode(self.parts[number]))
+        return f"{_b64(digest.digest())}-{len(self.parts)}"
 
 
 ###############################################################################
@@ -2202,6 +2269,7 @@ class Response:
     """
 
     __slots__ = (
+        "_check",
         "_content",
         "_progress",
         "_reopen",
@@ -2242,6 +2310,7 @@ class Response:
         self._progress = progress
         self._reopen: Callable[[int], _Stream] | None = None
         self._resumes = 0
+        self._check: _Checker | None = None
         self._stream = content if isinstance(content, _Stream) else None
         self._content = None if isinstance(content, _Stream) else content
 
@@ -2313,8 +2382,12 @@ class Response:
                     stream = self._reopen(done)
                     continue
                 if not n:
+                    if self._check is not None:
+                        self._check.verify()
                     return
                 done += n
+                if self._check is not None:
+                    self._check.update(buffer[:n])
                 if self._progress is not None:
                     self._progress(done, total)
                 yield buffer[:n]
@@ -2591,6 +2664,50 @@ def _etag_or_retry(etag: str | None, response: Response) -> str:
     return etag
 
 
+class _Checker:
+    """Checks a GET body, as it streams, against the ``x-amz-checksum-*`` S3 reported:
+    the whole object's digest, or for a composite one (``…-N``) each part's
+    digest (parts of ``sizes`` bytes), then the digest of those."""
+
+    def __init__(self, algorithm: str, expected: str, sizes: list[int] | None) -> None:
+        self.algorithm, self.expected, self.sizes = algorithm, expected, sizes
+        self._digest = _hasher(algorithm)
+        self._left = sizes[0] if sizes else 0
+        self._parts: list[bytes] = []
+        self._extra = False
+
+    def update(self, view: memoryview) -> None:
+        if self.sizes is None:
+            self._digest.update(view)
+            return
+        while len(view):
+            if len(self._parts) == len(self.sizes):
+                self._extra = True  # more bytes than the parts hold: it cannot match
+                return
+            take = view[: self._left]
+            self._digest.update(take)
+            self._left -= len(take)
+            view = view[len(take) :]
+            if not self._left:
+                self._parts.append(self._digest.digest())
+                self._digest = _hasher(self.algorithm)
+                self._left = self.sizes[len(self._parts)] if len(self._parts) < len(self.sizes) else 0
+
+    def verify(self) -> None:
+        if self.sizes is None:
+            got = _b64(self._digest.digest())
+        else:
+            whole = _hasher(self.algorithm)
+            for digest in self._parts:
+                whole.update(digest)
+            got = "" if self._extra or len(self._parts) != len(self.sizes) else _b64(whole.digest())
+        if got != self.expected:
+            raise _no_retry(
+                f"the body does not match the {self.algorithm.upper()} checksum S3 keeps for it "
+                f"({got or 'other sizes'} here, {self.expected} there): it changed on the way"
+            )
+
+
 def _copy_verified(response: Response, file: IO[bytes]) -> None:
     """Write a streaming body to ``file``, checking its MD5 when the ETag is one."""
     etag = response.headers.get("ETag", "").strip('"')
@@ -2849,6 +2966,7 @@ class Connection:
         sse: str | None = None,
         kms_key_id: str | None = None,
         sse_customer_key: bytes | None = None,
+        checksum: str | None = None,
     ) -> Response:
         """Store ``local_file`` (bytes, a path, or a binary file/stream) under ``key``.
 
@@ -2873,6 +2991,10 @@ class Connection:
                 ``'aws:kms'`` (with the KMS key, else the account's).
             sse_customer_key: 32 bytes to encrypt with (SSE-C; HTTPS only):
                 every read then needs the same key.
+            checksum: ``'crc32'``, ``'sha1'`` or ``'sha256'``: S3 checks the
+                bytes against it and keeps it (for a multipart upload, one per
+                part and their composite). Off by default: some services
+                refuse the headers.
 
         Raises:
             InvalidInput, InvalidType: before sending, for bad arguments.
@@ -2882,9 +3004,13 @@ class Connection:
             key, bucket = _check_key(key), self._bucket(bucket)
             wire = {**_upload_headers(key, expires, content_type, public, headers, time.time()), **_tagging(tags)}
             wire.update(self._encryption(bucket, sse, kms_key_id, sse_customer_key))
+            algorithm = _check_checksum(checksum)
             body, more = _body(local_file, rewind, self.multipart_threshold + 1)
             try:
                 if more is None and body.length <= self.multipart_threshold:
+                    if algorithm is not None:
+                        wire["x-amz-sdk-checksum-algorithm"] = algorithm.upper()
+                        wire[f"x-amz-checksum-{algorithm}"] = body.checksum(algorithm)
                     response = self._send(_Request("PUT", bucket, key, wire, body))
                     if progress is not None:
                         progress(body.length, body.length)
@@ -2897,8 +3023,11 @@ class Connection:
                 else:
                     parts = _sized_parts(body, _part_size(body.length, self.multipart_size))
                 total = None if more is not None else body.length
-                work = _partial(self._upload_part, bucket, key, _picked(wire, (*_SSE_C, *_ACCOUNT)))
-                return self._multipart(bucket, key, wire, work, parts, total, progress)
+                sums = None if algorithm is None else _Sums(algorithm)
+                if sums is not None:
+                    wire["x-amz-checksum-algorithm"] = sums.algorithm.upper()
+                work = _partial(self._upload_part, bucket, key, _picked(wire, (*_SSE_C, *_ACCOUNT)), sums)
+                return self._multipart(bucket, key, wire, work, parts, total, progress, sums)
             finally:
                 body.close()
         finally:
@@ -3061,6 +3190,7 @@ class Connection:
         progress: Progress | None = None,
         version_id: str | None = None,
         sse_customer_key: bytes | None = None,
+        checksum: bool = False,
     ) -> Response:
         """Fetch an object (or one version of it). Its body streams: read ``.content``
         or iterate ``.iter_content()``.
@@ -3071,6 +3201,10 @@ class Connection:
             headers: request headers such as ``If-None-Match``.
             progress: called as ``progress(bytes_read, total_or_None)``.
             sse_customer_key: the object's SSE-C key (32 bytes), if it has one.
+            checksum: check the body, as it is read, against the checksum S3
+                keeps for the object (CRC32, SHA-1, SHA-256, whole or
+                composite); one S3 keeps in another algorithm raises S3Error
+                at once. An object without one is read unchecked.
 
         Raises:
             InvalidInput, InvalidType: before sending, for bad arguments.
@@ -3081,9 +3215,19 @@ class Connection:
         key, bucket = _check_key(key), self._bucket(bucket)
         wire = self._read_headers(bucket, headers, sse_customer_key)
         if range is not None:
+            if checksum:
+                raise InvalidInput("checksum=True checks whole objects: a range has no checksum of its own")
             wire["Range"] = _range_header(range)
+        if checksum:
+            wire["x-amz-checksum-mode"] = "ENABLED"
         request = _Request("GET", bucket, key, wire, query=_version(version_id))
         response = self._send(request, stream=True, progress=progress)
+        if checksum:
+            try:
+                response._check = self._checker(response, request)
+            except BaseException:
+                response.close()
+                raise
         if response.headers.get("ETag") or response.headers.get("x-amz-version-id", "null") != "null":
             response._reopen = _partial(self._reopen, request, response)
             response._resumes = self._retries - 1
@@ -3105,6 +3249,43 @@ class Connection:
         key, bucket = _check_key(key), self._bucket(bucket)
         wire = self._read_headers(bucket, headers, sse_customer_key)
         return self._send(_Request("HEAD", bucket, key, wire, query=_version(version_id)))
+
+    def _checker(self, response: Response, request: _Request) -> _Checker | None:
+        """What checks the body of a GET asked with checksum mode: None when S3 keeps no checksum.
+
+        A composite checksum (``…-N``, a multipart upload's) is checked part by
+        part: the part sizes come from HEAD ``partNumber`` 1 and N when the parts
+        are equal but the last, else from a HEAD for each part.
+        """
+        prefix = "x-amz-checksum-"
+        found = [
+            (name.lower()[len(prefix) :], value)
+            for name, value in response.headers.items()
+            if name.lower().startswith(prefix) and name.lower() not in ("x-amz-checksum-type", "x-amz-checksum-mode")
+        ]
+        if not found:
+            return None
+        algorithm, value = found[0]
+        if algorithm not in _CHECKSUMS:
+            raise S3Error(
+                f"S3 keeps a {algorithm.upper()} checksum for {request.key!r}, which Python's standard library "
+                "cannot compute: read it with checksum=False"
+            )
+        expected, _, count = value.partition("-")
+        if not count:
+            return _Checker(algorithm, expected, None)
+        total, parts = int(response.headers["Content-Length"]), int(count)
+
+        def size(number: int) -> int:
+            query = [*request.query, ("partNumber", str(number))]
+            head = self._send(_Request("HEAD", request.bucket, request.key, dict(request.headers), query=query))
+            return int(head.headers["Content-Length"])
+
+        first = size(1)
+        last = size(parts) if parts > 1 else first
+        if parts > 1 and (parts - 1) * first + last != total:
+            return _Checker(algorithm, expected, [size(n) for n in range(1, parts + 1)])
+        return _Checker(algorithm, expected, [first] * (parts - 1) + [last])
 
     def _read_headers(
         self, bucket: str, headers: Mapping[str, object] | None, sse_customer_key: bytes | None
@@ -3138,6 +3319,7 @@ class Connection:
         self, key: str, target: str | os.PathLike[str] | IO[bytes], bucket: str | None = None,
         progress: Progress | None = None, version_id: str | None = None,
         headers: Mapping[str, object] | None = None, sse_customer_key: bytes | None = None,
+        checksum: bool = False,
     ) -> Response:  # fmt: skip
         """Stream an object into a file path or a binary file object, in bounded memory.
 
@@ -3149,7 +3331,7 @@ class Connection:
         Raises:
             HTTPError, TransportError: when the object could not be read whole.
         """
-        response = self.get(key, bucket, None, headers, progress, version_id, sse_customer_key)
+        response = self.get(key, bucket, None, headers, progress, version_id, sse_customer_key, checksum)
         with response:
             if not isinstance(target, (str, os.PathLike)):
                 _copy_verified(response, target)
@@ -3518,6 +3700,7 @@ class Connection:
         items: Iterator[T],
         total: int | None,
         progress: Progress | None,
+        sums: _Sums | None = None,
     ) -> Response:
         """Create a multipart upload, run ``work`` on each item in parallel, complete it.
 
@@ -3537,7 +3720,7 @@ class Connection:
                 self._abort_lost(bucket, key, upload_id, time.monotonic() - began)
             parts = self._parallel(_partial(work, upload_id), items, total, progress)
             conditions = _picked(headers, ("if-match", "if-none-match", *_ACCOUNT))
-            return self._complete(bucket, key, upload_id, parts, conditions)
+            return self._complete(bucket, key, upload_id, parts, conditions, sums=sums)
         except BaseException:
             self._abort(bucket, key, upload_id, _picked(headers, _ACCOUNT))
             raise
@@ -3550,6 +3733,7 @@ class Connection:
         parts: list[tuple[str, int]],
         conditions: dict[str, str],
         numbers: Iterable[int] | None = None,
+        sums: _Sums | None = None,
     ) -> Response:
         """CompleteMultipartUpload, retried like an idempotent request.
 
@@ -3557,13 +3741,15 @@ class Connection:
         hears ``NoSuchUpload``. That is success only if the object now holds
         exactly the parts sent: its ETag is the MD5 of their MD5s (S3's
         multipart ETag) and its size their sum; the answer is then the HEAD's.
-        Otherwise the error stands.
+        Otherwise the error stands. With part checksums, the composite S3
+        answers must be the one computed from them.
         """
-        body = _Body(_complete_body(zip(numbers or range(1, len(parts) + 1), (etag for etag, _ in parts))))
+        numbered = zip(numbers or range(1, len(parts) + 1), (etag for etag, _ in parts))
+        body = _Body(_complete_body(numbered, sums))
         headers = {"Content-Type": "application/xml", **conditions}
         request = _Request("POST", bucket, key, headers, body, [("uploadId", upload_id)])
         try:
-            return self._send(request, error_in_body=True, idempotent=True)
+            response = self._send(request, error_in_body=True, idempotent=True)
         except HTTPError as error:
             expected = _multipart_etag([etag for etag, _ in parts])
             if error.code != "NoSuchUpload" or expected is None:
@@ -3577,6 +3763,13 @@ class Connection:
                 raise
             _log("completing %s answered NoSuchUpload, but the object holds exactly the parts sent", key)
             return head
+        if sums is not None:
+            told = _text(_children(_xml(response.content)), f"Checksum{sums.algorithm.upper()}")
+            if told and told != sums.composite():
+                raise _no_retry(
+                    f"S3 stored {key!r} with checksum {told}, not {sums.composite()} as its parts were sent"
+                )
+        return response
 
     def _abort(self, bucket: str, key: str, upload_id: str, headers: dict[str, str] | None = None) -> None:
         """Abort a multipart upload, then check with ListParts that it is gone.
@@ -3685,10 +3878,21 @@ class Connection:
             return self._parts
 
     def _upload_part(
-        self, bucket: str, key: str, headers: dict[str, str], upload_id: str, number: int, part: _Body
+        self,
+        bucket: str,
+        key: str,
+        headers: dict[str, str],
+        sums: _Sums | None,
+        upload_id: str,
+        number: int,
+        part: _Body,
     ) -> tuple[str, int]:
         query = [("partNumber", str(number)), ("uploadId", upload_id)]
-        response = self._send(_Request("PUT", bucket, key, dict(headers), part, query), check=_part_etag)
+        wire = dict(headers)
+        if sums is not None:
+            wire["x-amz-sdk-checksum-algorithm"] = sums.algorithm.upper()
+            wire[f"x-amz-checksum-{sums.algorithm}"] = sums.parts[number] = part.checksum(sums.algorithm)
+        response = self._send(_Request("PUT", bucket, key, wire, part, query), check=_part_etag)
         return response.headers["ETag"], part.length
 
     def _copy_part(
