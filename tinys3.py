@@ -2708,6 +2708,59 @@ class _Checker:
             )
 
 
+def _object_size(response: Response) -> int | None:
+    """The whole object's size from a GET answer (``Content-Range: bytes a-b/size``, or the length)."""
+    if response.status_code == 206:
+        size = response.headers.get("Content-Range", "").rpartition("/")[2]
+        return int(size) if size.isdigit() else None
+    length = response.headers.get("Content-Length")
+    return int(length) if length and length.isdigit() else None
+
+
+def _write_at(response: Response, fd: int, offset: int) -> int:
+    """Write a streaming body into ``fd`` from ``offset`` on; the bytes written."""
+    written = 0
+    for view in response._views(_read_buffer()):
+        while len(view):
+            n = os.pwrite(fd, view, offset + written)
+            written, view = written + n, view[n:]
+    return written
+
+
+def _check_md5(fd: int, size: int, etag: str, headers: HTTPMessage) -> None:
+    """A file assembled from ranges read back against its ETag, when that is its MD5."""
+    digest = etag.strip('"')
+    if len(digest) != 32 or headers.get("x-amz-server-side-encryption", "AES256") != "AES256":
+        return
+    md5, buffer, position = hashlib.md5(), _read_buffer(), 0
+    while position < size:
+        n = _read_into(None, fd, buffer[: min(len(buffer), size - position)], position)
+        if not n:
+            break
+        md5.update(buffer[:n])
+        position += n
+    if md5.hexdigest() != digest:
+        raise _no_retry(f"the download does not match its ETag (MD5 {md5.hexdigest()}, ETag {digest})")
+
+
+def _save(response: Response, target: str | os.PathLike[str] | IO[bytes]) -> Response:
+    """Stream a GET body into a binary file object, or into a temporary file beside a
+    path that is renamed into place only once all of it arrived intact."""
+    with response:
+        if not isinstance(target, (str, os.PathLike)):
+            _copy_verified(response, target)
+            return response
+        fd, temporary = _temporary_beside(os.fspath(target))
+        try:
+            with open(fd, "wb") as file:
+                _copy_verified(response, file)
+            os.replace(temporary, target)
+        except BaseException:
+            os.unlink(temporary)
+            raise
+    return response
+
+
 def _copy_verified(response: Response, file: IO[bytes]) -> None:
     """Write a streaming body to ``file``, checking its MD5 when the ETag is one."""
     etag = response.headers.get("ETag", "").strip('"')
@@ -3326,25 +3379,100 @@ class Connection:
         A path is written to a temporary file beside it and renamed into
         place only once the whole object arrived intact (length checked, and
         MD5 checked when the ETag is one), so a failure never leaves a half
-        file. Returns the response (its body is consumed).
+        file. An object over ``multipart_threshold`` bytes going to a path
+        comes as ranges of ``multipart_size`` bytes, ``max_concurrency`` at
+        a time, each written in place, all pinned to the first answer's ETag
+        (see ``_download_ranges``). Returns the response of the first request
+        (its body is consumed).
 
         Raises:
             HTTPError, TransportError: when the object could not be read whole.
         """
+        if isinstance(target, (str, os.PathLike)) and not checksum and hasattr(os, "pwrite"):
+            return self._download_ranges(key, os.fspath(target), bucket, progress, version_id, headers,
+                                         sse_customer_key)  # fmt: skip
         response = self.get(key, bucket, None, headers, progress, version_id, sse_customer_key, checksum)
-        with response:
-            if not isinstance(target, (str, os.PathLike)):
-                _copy_verified(response, target)
-                return response
-            fd, temporary = _temporary_beside(os.fspath(target))
-            try:
-                with open(fd, "wb") as file:
-                    _copy_verified(response, file)
-                os.replace(temporary, target)
-            except BaseException:
-                os.unlink(temporary)
+        return _save(response, target)
+
+    def _download_ranges(
+        self,
+        key: str,
+        path: str,
+        bucket: str | None,
+        progress: Progress | None,
+        version_id: str | None,
+        headers: Mapping[str, object] | None,
+        sse_customer_key: bytes | None,
+    ) -> Response:
+        """``download`` to a path: the first ``multipart_size`` bytes ask for the object's
+        size; a bigger object's other ranges follow in parallel, each pinned by
+        ``If-Match`` to the first answer's ETag (so a change midway fails the
+        download instead of mixing two versions) and resumed where it breaks.
+        Bytes go through each thread's 1 MiB buffer into the file at their
+        offset (``pwrite``): memory does not grow with the object.
+        """
+        step = self.multipart_size
+        try:
+            first = self.get(key, bucket, (0, step - 1), headers, None, version_id, sse_customer_key)
+        except HTTPError as error:
+            if error.status != 416:  # an empty object has no byte 0
                 raise
-        return response
+            return _save(self.get(key, bucket, None, headers, progress, version_id, sse_customer_key), path)
+        start, end = _span(first)
+        total = _object_size(first)
+        etag, version = first.headers.get("ETag"), first.version_id
+        if start != 0:
+            first.close()
+            raise _no_retry(f"asked for the start of {key!r}, the server sent bytes {start}-{end}")
+        if total is None or end is None or end == total - 1:
+            first._progress = progress
+            return _save(first, path)  # the whole object came at once
+        if not (etag or version):  # nothing to pin the ranges to one object by: one stream, then
+            first.close()
+            return _save(self.get(key, bucket, None, headers, progress, version_id, sse_customer_key), path)
+        step = max(step, -(-total // _MAX_PARTS))  # at most 10,000 ranges, as for uploads
+        pinned = {**dict(headers or {}), **({"If-Match": etag} if etag else {})}
+        fd, temporary = _temporary_beside(path)
+        try:
+            with first, open(fd, "wb", buffering=0):
+                os.ftruncate(fd, total)
+                written = _write_at(first, fd, 0)
+                if progress is not None:
+                    progress(written, total)
+                ranges = ((a, min(a + step, total) - 1) for a in range(written, total, step))
+                work = _partial(self._fetch_range, key, bucket, fd, pinned, version_id or version, sse_customer_key)
+                rest = None if progress is None else (lambda done, _: progress(written + done, total))
+                self._parallel(work, ranges, total, rest)
+                _check_md5(fd, total, etag or "", first.headers)
+            os.replace(temporary, path)
+        except BaseException:
+            os.unlink(temporary)
+            raise
+        return first
+
+    def _fetch_range(
+        self,
+        key: str,
+        bucket: str | None,
+        fd: int,
+        headers: dict[str, object],
+        version_id: str | None,
+        sse_customer_key: bytes | None,
+        number: int,
+        span: tuple[int, int],
+    ) -> tuple[str, int]:
+        """One range of a parallel download, written at its offset; (``""``, its size)."""
+        try:
+            response = self.get(key, bucket, span, headers, None, version_id, sse_customer_key)
+        except HTTPError as error:
+            if error.status == 412:
+                raise _no_retry(f"{key!r} changed while it was being downloaded: {error}") from error
+            raise
+        with response:
+            if response.status_code != 206 or _span(response) != span:
+                raise _no_retry(f"asked for bytes {span[0]}-{span[1]} of {key!r}, the server sent others")
+            written = _write_at(response, fd, span[0])
+        return "", written
 
     def delete_many(
         self,
