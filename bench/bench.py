@@ -176,12 +176,18 @@ ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
 def run_job(job: dict[str, Any]) -> dict[str, float]:
-    out = subprocess.run(
-        [sys.executable, __file__, "--worker", json.dumps(job)], capture_output=True, text=True, check=False, env=ENV
-    )
-    if out.returncode:
-        raise RuntimeError(f"worker failed: {job['client']} {job['name']}\n{out.stderr[-2000:]}")
-    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+    """Run a job in a fresh worker process. A peer's worker that dies is run again (up to
+    three times in all): obstore's now and then exits on a signal, with nothing on stderr."""
+    for attempt in range(1 if job["client"] == "tinys3" else 3):
+        out = subprocess.run(
+            [sys.executable, __file__, "--worker", json.dumps(job)], capture_output=True, text=True, check=False,
+            env=ENV,
+        )  # fmt: skip
+        if not out.returncode:
+            return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+        print(f"worker of {job['client']} {job['name']} exited with {out.returncode} (attempt {attempt + 1})",
+              file=sys.stderr)  # fmt: skip
+    raise RuntimeError(f"worker failed: {job['client']} {job['name']}\n{out.stderr[-2000:]}")
 
 
 def _median(results: list[dict[str, float]]) -> dict[str, float]:
