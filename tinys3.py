@@ -4394,6 +4394,35 @@ def _part_body(source: Body, rewind: bool, length: int | None) -> _Body:
     return _Body.of_file(body.file, body.start, length, owned=body.owned)
 
 
+class _OnPool:
+    """A ``Pool`` method: the ``Connection`` method of the same name, run on the pool's
+    threads, returning a Future of its result (``read`` first finishes a lazy result there)."""
+
+    def __init__(self, read: Callable[..., Any] | None = None) -> None:
+        self._read = read
+        self._name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+        self.__doc__ = f"``Connection.{name}`` on the pool's threads: a Future of its result."
+
+    def __get__(self, pool: Pool | None, owner: type) -> Any:
+        if pool is None:
+            return self
+        method = getattr(pool.connection, self._name)
+        return _partial(pool._submit, method) if self._read is None else _partial(pool._submit, self._read, method)
+
+
+def _read_body(get: Callable[..., Response], *args: Any, **kwargs: Any) -> Response:
+    response = get(*args, **kwargs)
+    response.content  # noqa: B018 - read now, in the pool's thread
+    return response
+
+
+def _read_list(list_: Callable[..., Iterator[T]], *args: Any, **kwargs: Any) -> list[T]:
+    return [*list_(*args, **kwargs)]
+
+
 class Pool:
     """Runs Connection operations on a pool of threads; each returns a Future.
 
@@ -4438,94 +4467,31 @@ class Pool:
                 self._executor = ThreadPoolExecutor(self.size, thread_name_prefix="tinys3")
             return self._executor.submit(fn, *args, **kwargs)
 
-    def upload(self, *args: Any, **kwargs: Any) -> Future[Response]:
-        """``Connection.upload`` on the pool."""
-        return self._submit(self.connection.upload, *args, **kwargs)
-
-    def copy(self, *args: Any, **kwargs: Any) -> Future[Response]:
-        """``Connection.copy`` on the pool."""
-        return self._submit(self.connection.copy, *args, **kwargs)
-
-    def update_metadata(self, *args: Any, **kwargs: Any) -> Future[Response]:
-        """``Connection.update_metadata`` on the pool."""
-        return self._submit(self.connection.update_metadata, *args, **kwargs)
-
-    def delete(self, *args: Any, **kwargs: Any) -> Future[Response]:
-        """``Connection.delete`` on the pool."""
-        return self._submit(self.connection.delete, *args, **kwargs)
-
-    def get(self, *args: Any, **kwargs: Any) -> Future[Response]:
-        """``Connection.get`` on the pool; the body is read in full by the pool's thread."""
-        return self._submit(_read_body, self.connection.get, *args, **kwargs)
-
-    def head(self, *args: Any, **kwargs: Any) -> Future[Response]:
-        """``Connection.head`` on the pool."""
-        return self._submit(self.connection.head, *args, **kwargs)
-
-    def exists(self, *args: Any, **kwargs: Any) -> Future[bool]:
-        """``Connection.exists`` on the pool."""
-        return self._submit(self.connection.exists, *args, **kwargs)
-
-    def download(self, *args: Any, **kwargs: Any) -> Future[Response]:
-        """``Connection.download`` on the pool."""
-        return self._submit(self.connection.download, *args, **kwargs)
-
-    def delete_many(self, *args: Any, **kwargs: Any) -> Future[dict[str | tuple[str, str], str]]:
-        """``Connection.delete_many`` on the pool."""
-        return self._submit(self.connection.delete_many, *args, **kwargs)
-
-    def create_bucket(self, *args: Any, **kwargs: Any) -> Future[Response]:
-        """``Connection.create_bucket`` on the pool."""
-        return self._submit(self.connection.create_bucket, *args, **kwargs)
-
-    def delete_bucket(self, *args: Any, **kwargs: Any) -> Future[Response]:
-        """``Connection.delete_bucket`` on the pool."""
-        return self._submit(self.connection.delete_bucket, *args, **kwargs)
-
-    def list_buckets(self) -> Future[list[tuple[str, _datetime | None]]]:
-        """``Connection.list_buckets`` on the pool."""
-        return self._submit(self.connection.list_buckets)
-
-    def get_tags(self, *args: Any, **kwargs: Any) -> Future[dict[str, str]]:
-        """``Connection.get_tags`` on the pool."""
-        return self._submit(self.connection.get_tags, *args, **kwargs)
-
-    def set_tags(self, *args: Any, **kwargs: Any) -> Future[Response]:
-        """``Connection.set_tags`` on the pool."""
-        return self._submit(self.connection.set_tags, *args, **kwargs)
-
-    def delete_tags(self, *args: Any, **kwargs: Any) -> Future[Response]:
-        """``Connection.delete_tags`` on the pool."""
-        return self._submit(self.connection.delete_tags, *args, **kwargs)
-
-    def head_object(self, *args: Any, **kwargs: Any) -> Future[Response]:
-        """``Connection.head_object`` on the pool."""
-        return self._submit(self.connection.head_object, *args, **kwargs)
-
-    def head_bucket(self, *args: Any, **kwargs: Any) -> Future[Response]:
-        """``Connection.head_bucket`` on the pool."""
-        return self._submit(self.connection.head_bucket, *args, **kwargs)
-
-    def bucket_exists(self, *args: Any, **kwargs: Any) -> Future[bool]:
-        """``Connection.bucket_exists`` on the pool."""
-        return self._submit(self.connection.bucket_exists, *args, **kwargs)
-
-    def initiate_multipart_upload(self, *args: Any, **kwargs: Any) -> Future[MultipartUpload]:
-        """``Connection.initiate_multipart_upload`` on the pool: the Future holds the upload,
-        whose methods then send their requests at once (not on the pool)."""
-        return self._submit(self.connection.initiate_multipart_upload, *args, **kwargs)
-
-    def list_multipart_uploads(self, *args: Any, **kwargs: Any) -> Future[list[MultipartUpload]]:
-        """``Connection.list_multipart_uploads`` on the pool, every page read: the Future holds a list."""
-        return self._submit(_read_list, self.connection.list_multipart_uploads, *args, **kwargs)
-
-    def list_versions(self, *args: Any, **kwargs: Any) -> Future[list[VersionInfo]]:
-        """``Connection.list_versions`` on the pool, every page read: the Future holds a list."""
-        return self._submit(_read_list, self.connection.list_versions, *args, **kwargs)
-
-    def get_all_multipart_uploads(self, *args: Any, **kwargs: Any) -> Future[list[MultipartUpload]]:
-        """``Connection.get_all_multipart_uploads`` on the pool."""
-        return self._submit(self.connection.get_all_multipart_uploads, *args, **kwargs)
+    # Each runs the Connection method of its name on the pool's threads and returns a Future of its result.
+    upload = _OnPool()
+    copy = _OnPool()
+    update_metadata = _OnPool()
+    delete = _OnPool()
+    head = _OnPool()
+    exists = _OnPool()
+    download = _OnPool()
+    delete_many = _OnPool()
+    create_bucket = _OnPool()
+    delete_bucket = _OnPool()
+    list_buckets = _OnPool()
+    get_tags = _OnPool()
+    set_tags = _OnPool()
+    delete_tags = _OnPool()
+    head_object = _OnPool()
+    head_bucket = _OnPool()
+    bucket_exists = _OnPool()
+    initiate_multipart_upload = _OnPool()
+    get_all_multipart_uploads = _OnPool()
+    #: Its body read in full by the pool's thread.
+    get = _OnPool(_read_body)
+    #: Every page read by the pool's thread: the Future holds a list.
+    list_versions = _OnPool(_read_list)
+    list_multipart_uploads = _OnPool(_read_list)
 
     def presign(self, *args: Any, **kwargs: Any) -> str:
         """``Connection.presign`` (no request is sent, so no Future)."""
@@ -4570,16 +4536,6 @@ class Pool:
     def list(self, *args: Any, **kwargs: Any) -> Future[list[ObjectInfo]]:
         """``Connection.list`` on the pool, every page read: the Future holds a list."""
         return self._submit(_read_list, self.connection.list, *args, **kwargs)
-
-
-def _read_body(get: Callable[..., Response], *args: Any, **kwargs: Any) -> Response:
-    response = get(*args, **kwargs)
-    response.content  # noqa: B018 - read now, in the pool's thread
-    return response
-
-
-def _read_list(list_: Callable[..., Iterator[T]], *args: Any, **kwargs: Any) -> list[T]:
-    return [*list_(*args, **kwargs)]
 
 
 ###############################################################################
