@@ -133,7 +133,9 @@ def test_the_benchmark_runs_and_compares_with_boto3() -> None:
     out = subprocess.run([sys.executable, str(script), "--quick", "--json"], capture_output=True, text=True, check=True)
     rows = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
     workloads = {row["workload"] for row in rows}
-    assert len(workloads) == 21
+    assert len(workloads) == 38
+    assert len([w for w in workloads if w.startswith("HTTPS: ")]) == 12, "large transfers and many PUTs over TLS too"
+    assert any(w.startswith("cold, HTTPS") for w in workloads)
     for workload in workloads:
         clients = {row["client"] for row in rows if row["workload"] == workload}
         assert clients == {"tinys3"} if " at N=" in workload else {"tinys3", "boto3"} <= clients, workload
@@ -4602,10 +4604,11 @@ def test_cli_ctrl_c_during_a_sync_leaves_only_whole_files(seaweedfs: Server, tmp
         command = [sys.executable, "-m", "tinys3", "sync", f"s3://{bucket}/", str(tmp_path / "here"),
                    "--endpoint-url", endpoint, "--max-concurrency", "4"]  # fmt: skip
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-        assert process.stdout is not None
+        assert process.stdout is not None and process.stderr is not None
         first = process.stdout.readline()
         process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=60)
+        process.wait(60)  # the few lines left fit in the pipes; read them from the same buffered files
+        out, err = process.stdout.read(), process.stderr.read()
     assert first.startswith(b"download: ") and process.returncode == 130
     assert err.decode().splitlines()[-1] == "tinys3: interrupted"
     written = {path.name: path.read_bytes() for path in (tmp_path / "here").iterdir()}
