@@ -3055,8 +3055,11 @@ class Connection:
         """
         try:
             key, bucket = _check_key(key), self._bucket(bucket)
-            wire = {**_upload_headers(key, expires, content_type, public, headers, time.time()), **_tagging(tags)}
-            wire.update(self._encryption(bucket, sse, kms_key_id, sse_customer_key))
+            wire = _upload_headers(key, expires, content_type, public, headers, time.time())
+            if tags is not None:
+                wire.update(_tagging(tags))
+            if sse is not None or kms_key_id is not None or sse_customer_key is not None:
+                wire.update(self._encryption(bucket, sse, kms_key_id, sse_customer_key))
             algorithm = _check_checksum(checksum)
             body, more = _body(local_file, rewind, self.multipart_threshold + 1)
             try:
