@@ -956,7 +956,6 @@ def _post_policy(
 
     A key ending in ``${filename}`` (filled in by the browser) is allowed as a prefix.
     """
-    import base64
     import json
 
     amz_date = _amz_date(now)
@@ -970,7 +969,7 @@ def _post_policy(
         "expiration": f"{now + _timedelta(seconds=expires):%Y-%m-%dT%H:%M:%S.000Z}",
         "conditions": [{"bucket": bucket}, wanted, *({name: value} for name, value in signed.items()), *conditions],
     }
-    encoded = base64.b64encode(json.dumps(policy).encode()).decode()
+    encoded = _b64(json.dumps(policy).encode())
     signing_key = _signing_key(credentials.secret_key, amz_date[:8], region, "s3")
     return {"key": key, **signed, "policy": encoded, "x-amz-signature": _signature(signing_key, encoded)}
 
@@ -1265,10 +1264,7 @@ def _customer_key_headers(key: bytes | None, names: tuple[str, ...]) -> dict[str
         return {}
     if not isinstance(key, (bytes, bytearray)) or len(key) != 32:
         raise InvalidInput("an SSE-C key is 32 bytes (AES-256), given as bytes")
-    import base64
-
-    digest = base64.b64encode(hashlib.md5(key).digest()).decode()
-    return dict(zip(names, ("AES256", base64.b64encode(key).decode(), digest)))
+    return dict(zip(names, ("AES256", _b64(key), _content_md5(key))))
 
 
 def _plain(headers: Mapping[str, object] | None) -> dict[str, str]:
@@ -1390,9 +1386,14 @@ def _tags_body(tags: Mapping[str, str]) -> bytes:
 
 def _content_md5(body: bytes) -> str:
     """``Content-MD5``: base64 of the MD5 digest (DeleteObjects requires it)."""
+    return _b64(hashlib.md5(body).digest())
+
+
+def _b64(raw: bytes) -> str:
+    """Bytes in base64, as text (digests, keys and policies in headers and forms)."""
     import base64
 
-    return base64.b64encode(hashlib.md5(body).digest()).decode()
+    return base64.b64encode(raw).decode()
 
 
 def _presign_params(params: Mapping[str, str] | None, what: str = "params") -> list[tuple[str, str]]:
@@ -1675,12 +1676,6 @@ class _Crc32:
 
 def _hasher(algorithm: str) -> Any:
     return _Crc32() if algorithm == "crc32" else hashlib.new(algorithm)
-
-
-def _b64(raw: bytes) -> str:
-    import base64
-
-    return base64.b64encode(raw).decode()
 
 
 def _check_checksum(checksum: object) -> str | None:
@@ -2166,10 +2161,8 @@ class _Proxy:
         self.host, self.port = host, port or 80
         self.authorization = None
         if parts.username is not None:
-            import base64
-
             pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
-            self.authorization = "Basic " + base64.b64encode(pair).decode()
+            self.authorization = "Basic " + _b64(pair)
 
     def __str__(self) -> str:
         return f"{self.host}:{self.port}"
@@ -2727,10 +2720,18 @@ def _write_at(response: Response, fd: int, offset: int) -> int:
     return written
 
 
-def _check_md5(fd: int, size: int, etag: str, headers: HTTPMessage) -> None:
+def _etag_md5(headers: HTTPMessage) -> str | None:
+    """The MD5 of the object an answer is about, when its ETag is one: a single-part
+    object not encrypted with KMS (whose ETags are something else)."""
+    etag = headers.get("ETag", "").strip('"')
+    encrypted = headers.get("x-amz-server-side-encryption", "AES256") != "AES256"
+    return etag if len(etag) == 32 and not encrypted else None
+
+
+def _check_md5(fd: int, size: int, headers: HTTPMessage) -> None:
     """A file assembled from ranges read back against its ETag, when that is its MD5."""
-    digest = etag.strip('"')
-    if len(digest) != 32 or headers.get("x-amz-server-side-encryption", "AES256") != "AES256":
+    digest = _etag_md5(headers)
+    if digest is None:
         return
     md5, buffer, position = hashlib.md5(), _read_buffer(), 0
     while position < size:
@@ -2763,9 +2764,8 @@ def _save(response: Response, target: str | os.PathLike[str] | IO[bytes]) -> Res
 
 def _copy_verified(response: Response, file: IO[bytes]) -> None:
     """Write a streaming body to ``file``, checking its MD5 when the ETag is one."""
-    etag = response.headers.get("ETag", "").strip('"')
-    encrypted = response.headers.get("x-amz-server-side-encryption", "AES256") != "AES256"
-    digest = hashlib.md5() if len(etag) == 32 and not encrypted else None
+    etag = _etag_md5(response.headers)
+    digest = hashlib.md5() if etag is not None else None
     for view in response._views(_read_buffer()):
         file.write(view)
         if digest is not None:
@@ -3347,8 +3347,7 @@ class Connection:
         self, bucket: str, headers: Mapping[str, object] | None, sse_customer_key: bytes | None
     ) -> dict[str, str]:
         """The caller's headers for a read, and the SSE-C key's."""
-        wire = {name: _header_value(name, value) for name, value in (headers or {}).items()}
-        return {**wire, **self._encryption(bucket, None, None, sse_customer_key)}
+        return {**_plain(headers), **self._encryption(bucket, None, None, sse_customer_key)}
 
     def head_object(self, key: str, bucket: str | None = None, headers: Mapping[str, object] | None = None) -> Response:
         """``head``, by its 2013 name."""
@@ -3415,12 +3414,16 @@ class Connection:
         offset (``pwrite``): memory does not grow with the object.
         """
         step = self.multipart_size
+
+        def one_stream() -> Response:
+            return _save(self.get(key, bucket, None, headers, progress, version_id, sse_customer_key), path)
+
         try:
             first = self.get(key, bucket, (0, step - 1), headers, None, version_id, sse_customer_key)
         except HTTPError as error:
             if error.status != 416:  # an empty object has no byte 0
                 raise
-            return _save(self.get(key, bucket, None, headers, progress, version_id, sse_customer_key), path)
+            return one_stream()
         start, end = _span(first)
         total = _object_size(first)
         etag, version = first.headers.get("ETag"), first.version_id
@@ -3432,7 +3435,7 @@ class Connection:
             return _save(first, path)  # the whole object came at once
         if not (etag or version):  # nothing to pin the ranges to one object by: one stream, then
             first.close()
-            return _save(self.get(key, bucket, None, headers, progress, version_id, sse_customer_key), path)
+            return one_stream()
         step = max(step, -(-total // _MAX_PARTS))  # at most 10,000 ranges, as for uploads
         pinned = {**dict(headers or {}), **({"If-Match": etag} if etag else {})}
         fd, temporary = _temporary_beside(path)
@@ -3446,7 +3449,7 @@ class Connection:
                 work = _partial(self._fetch_range, key, bucket, fd, pinned, version_id or version, sse_customer_key)
                 rest = None if progress is None else (lambda done, _: progress(written + done, total))
                 self._parallel(work, ranges, total, rest)
-                _check_md5(fd, total, etag or "", first.headers)
+                _check_md5(fd, total, first.headers)
             os.replace(temporary, path)
         except BaseException:
             os.unlink(temporary)
@@ -3750,7 +3753,7 @@ class Connection:
         query = [*_presign_params(params), *_version(version_id)]
         region, endpoint = self._route(bucket)
         host, path = endpoint.locate(bucket, key)
-        wire = {name: _header_value(name, value) for name, value in (headers or {}).items()}
+        wire = _plain(headers)
         credentials = self.credentials
         if credentials is None:  # anonymous: the plain URL is all anyone needs
             return f"{endpoint.scheme}://{host}{path}" + (f"?{_canonical_query_string(query)}" if query else "")
@@ -3896,10 +3899,9 @@ class Connection:
             return head
         if sums is not None:
             told = _text(_children(_xml(response.content)), f"Checksum{sums.algorithm.upper()}")
-            if told and told != sums.composite():
-                raise _no_retry(
-                    f"S3 stored {key!r} with checksum {told}, not {sums.composite()} as its parts were sent"
-                )
+            composite = sums.composite()
+            if told and told != composite:
+                raise _no_retry(f"S3 stored {key!r} with checksum {told}, not {composite} as its parts were sent")
         return response
 
     def _abort(self, bucket: str, key: str, upload_id: str, headers: dict[str, str] | None = None) -> None:
