@@ -3676,18 +3676,34 @@ class Connection:
     def _uploads(
         self, bucket: str, prefix: str, page: int, key_marker: str, id_marker: str
     ) -> Iterator[MultipartUpload]:
-        while True:
-            query = [("encoding-type", "url"), ("max-uploads", str(page)), ("prefix", prefix), ("uploads", "")]
-            query += [(name, value) for name, value in (("key-marker", key_marker), ("upload-id-marker", id_marker))
-                      if value]  # fmt: skip
-            root = _xml(self._send(_Request("GET", bucket, "", query=query)).content)
+        query = [("max-uploads", str(page)), ("prefix", prefix), ("uploads", "")]
+        ids = ("upload-id-marker", "NextUploadIdMarker")
+        for root in self._marked_pages(bucket, query, {}, ids, key_marker, id_marker):
             for key, upload_id, _, _ in _parse_uploads(root):
                 yield MultipartUpload(self, bucket, key, upload_id)
+
+    def _marked_pages(
+        self,
+        bucket: str,
+        query: Query,
+        headers: dict[str, str],
+        ids: tuple[str, str],
+        key_marker: str = "",
+        id_marker: str = "",
+    ) -> Iterator[Any]:
+        """The XML pages of a listing that goes on by a key marker and an id marker
+        (ListMultipartUploads, ListObjectVersions); ``ids``: the id marker's query
+        parameter and the answer's field for the next one."""
+        while True:
+            markers = [(name, value) for name, value in (("key-marker", key_marker), (ids[0], id_marker)) if value]
+            page = [("encoding-type", "url"), *query, *markers]
+            root = _xml(self._send(_Request("GET", bucket, "", dict(headers), query=page)).content)
+            yield root
             top = _children(root)
             if _text(top, "IsTruncated") != "true":
                 return
             key_marker = _decoder(root)(_text(top, "NextKeyMarker") or "")
-            id_marker = _text(top, "NextUploadIdMarker") or ""
+            id_marker = _text(top, ids[1]) or ""
 
     def list_versions(
         self, prefix: str = "", bucket: str | None = None, headers: Mapping[str, object] | None = None
@@ -3706,16 +3722,9 @@ class Connection:
         return self._versions(bucket, prefix, _plain(headers))
 
     def _versions(self, bucket: str, prefix: str, headers: dict[str, str]) -> Iterator[VersionInfo]:
-        markers: list[tuple[str, str]] = []
-        while True:
-            query = [("encoding-type", "url"), ("prefix", prefix), ("versions", ""), *markers]
-            root = _xml(self._send(_Request("GET", bucket, "", dict(headers), query=query)).content)
+        ids = ("version-id-marker", "NextVersionIdMarker")
+        for root in self._marked_pages(bucket, [("prefix", prefix), ("versions", "")], headers, ids):
             yield from _parse_versions(root)
-            top = _children(root)
-            if _text(top, "IsTruncated") != "true":
-                return
-            markers = [("key-marker", _decoder(root)(_text(top, "NextKeyMarker") or ""))]
-            markers += [("version-id-marker", _text(top, "NextVersionIdMarker") or "")]
 
     def get_all_multipart_uploads(self, bucket: str | None = None, prefix: str = "") -> list[MultipartUpload]:
         """``list_multipart_uploads`` as a list (note: bucket first, as in 0.1.12)."""
