@@ -2282,6 +2282,23 @@ def test_a_pool_of_one_thread_runs_multipart_without_deadlock(server: Server, bu
         assert pool.get("big2").result().content == data
 
 
+def test_an_sse_c_download_is_not_held_to_an_md5_etag(tmp_path: Path) -> None:
+    """S3's ETag of an SSE-C object is not the MD5 of its bytes (SeaweedFS's is, so a scripted answer shows it)."""
+    data, not_md5 = b"decrypted bytes", '"0123456789abcdef0123456789abcdef"'
+
+    def answer(request: Recorded) -> tuple[int, dict[str, str], bytes]:
+        sse_c = {"x-amz-server-side-encryption-customer-algorithm": "AES256"} if "sse-c" in request.path else {}
+        return 200, {"ETag": not_md5, **sse_c}, data
+
+    with scripted_server(answer) as (endpoint, _):
+        conn = tinys3.Connection("k", "s", endpoint=endpoint, default="bkt")
+        conn.download("sse-c", tmp_path / "sse-c")
+        assert (tmp_path / "sse-c").read_bytes() == data
+        with pytest.raises(tinys3.TransportError, match="does not match its ETag"):
+            conn.download("plain", tmp_path / "plain")
+    assert sorted(os.listdir(tmp_path)) == ["sse-c"]
+
+
 def test_a_big_download_comes_as_ranges_at_once_written_in_place(seaweedfs: Server, tmp_path: Path) -> None:
     bucket = seaweedfs.new_bucket()
     data = os.urandom(21 * MiB + 5)

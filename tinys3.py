@@ -2722,9 +2722,10 @@ def _write_at(response: Response, fd: int, offset: int) -> int:
 
 def _etag_md5(headers: HTTPMessage) -> str | None:
     """The MD5 of the object an answer is about, when its ETag is one: a single-part
-    object not encrypted with KMS (whose ETags are something else)."""
+    object not encrypted with KMS or a customer key (their ETags are something else)."""
     etag = headers.get("ETag", "").strip('"')
     encrypted = headers.get("x-amz-server-side-encryption", "AES256") != "AES256"
+    encrypted = encrypted or _SSE_C[0] in headers  # S3 names an SSE-C object's algorithm in every answer
     return etag if len(etag) == 32 and not encrypted else None
 
 
