@@ -133,9 +133,9 @@ def test_the_benchmark_runs_and_compares_with_boto3() -> None:
     out = subprocess.run([sys.executable, str(script), "--quick", "--json"], capture_output=True, text=True, check=True)
     rows = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
     workloads = {row["workload"] for row in rows}
-    assert len(workloads) == 38
+    assert len(workloads) == 39
     assert len([w for w in workloads if w.startswith("HTTPS: ")]) == 12, "large transfers and many PUTs over TLS too"
-    assert any(w.startswith("cold, HTTPS") for w in workloads)
+    assert len([w for w in workloads if w.startswith("cold, HTTPS")]) == 2, "a CA file, and the system's CA store"
     for workload in workloads:
         clients = {row["client"] for row in rows if row["workload"] == workload}
         assert clients == {"tinys3"} if " at N=" in workload else {"tinys3", "boto3"} <= clients, workload
@@ -2936,6 +2936,50 @@ def test_ca_bundles_come_from_the_environment_or_the_profile_below_verify(
         with pytest.raises(tinys3.TransportError, match="CERTIFICATE_VERIFY_FAILED"):
             tinys3.Connection(*keys, endpoint=endpoint, verify=True).upload("refused", b"3", bucket)
     assert [o["Key"] for o in moto.boto3().list_objects_v2(Bucket=bucket)["Contents"]] == ["by-env", "by-profile"]
+
+
+def _hashed_ca_folder(folder: Path, pem: str) -> Path:
+    """A CA directory as OpenSSL reads it: the certificate under its subject hash."""
+    folder.mkdir()
+    (folder / "ca.pem").write_text(pem)
+    hashed = subprocess.run(["openssl", "x509", "-subject_hash", "-noout", "-in", str(folder / "ca.pem")],
+                            capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    (folder / f"{hashed}.0").write_text(pem)
+    return folder
+
+
+def test_the_system_store_is_read_from_its_ca_directory_and_whole_only_when_that_fails(
+    seaweedfs_tls: Server, clean_env: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """verify=True first trusts the system's hashed CA directory alone (no CA file parsed up
+    front); a certificate it cannot check is checked again against the whole system store."""
+    import trustme
+
+    assert seaweedfs_tls.ca_file is not None
+    ours = Path(seaweedfs_tls.ca_file).read_text()
+    with_ca = _hashed_ca_folder(tmp_path / "with-ca", ours)
+    without_ca = _hashed_ca_folder(tmp_path / "without-ca", trustme.CA().cert_pem.bytes().decode())
+    bucket = seaweedfs_tls.new_bucket()
+    keys = (seaweedfs_tls.access_key, seaweedfs_tls.secret_key)
+    caplog.set_level("DEBUG", logger="tinys3")
+
+    clean_env.setenv("SSL_CERT_FILE", str(tmp_path / "no-such-file.pem"))
+    clean_env.setenv("SSL_CERT_DIR", str(with_ca))
+    assert tinys3.Connection(*keys, endpoint=seaweedfs_tls.endpoint).upload("by-directory", b"1", bucket).ok
+    assert "loading the whole CA store" not in caplog.text
+
+    clean_env.setenv("SSL_CERT_FILE", str(with_ca / "ca.pem"))
+    clean_env.setenv("SSL_CERT_DIR", str(without_ca))
+    with tinys3.Pool(*keys, endpoint=seaweedfs_tls.endpoint, size=4) as pool:
+        pool.all_completed([pool.upload(f"by-file/{i}", b"2", bucket) for i in range(8)])
+    assert caplog.text.count("loading the whole CA store") == 1  # once, whichever thread met it first
+
+    clean_env.setenv("SSL_CERT_FILE", str(tmp_path / "no-such-file.pem"))
+    with pytest.raises(tinys3.TransportError, match="CERTIFICATE_VERIFY_FAILED") as caught:
+        tinys3.Connection(*keys, endpoint=seaweedfs_tls.endpoint).upload("refused", b"3", bucket)
+    assert caught.value.retry is False
+    stored = [o["Key"] for o in seaweedfs_tls.boto3().list_objects_v2(Bucket=bucket)["Contents"]]
+    assert stored == ["by-directory"] + [f"by-file/{i}" for i in range(8)]
 
 
 def test_an_endpoint_with_a_path_prefix_is_requested_and_signed_with_it() -> None:

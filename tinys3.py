@@ -1844,14 +1844,28 @@ class _Transport:
         self._idle = _Idle()
         self._lock = threading.Lock()
         self._ssl_context: SSLContext | None = None
+        self._partial_store: SSLContext | None = None  # the context with the system's CA directory only
         self._open: _WeakSet[HTTPConnection] = _WeakSet()
 
     def _context(self) -> SSLContext:
         """One SSL context per Connection, made on first HTTPS use."""
         with self._lock:
             if self._ssl_context is None:
-                self._ssl_context = _ssl_context(self._verify)
+                self._ssl_context, partial = _ssl_context(self._verify, lazy=True)
+                self._partial_store = self._ssl_context if partial else None
             return self._ssl_context
+
+    def _widen_store(self, exc: OSError, used: SSLContext) -> bool:
+        """True when a certificate check failed on the system's CA directory alone
+        (``used``): the context now holds the whole system store (its CA file too),
+        so that the check runs again with exactly the CAs a default context trusts."""
+        if used is not self._partial_store or type(exc).__name__ != "SSLCertVerificationError":
+            return False
+        with self._lock:
+            if self._ssl_context is used:  # not yet widened by another thread
+                _log("%s with the CA directory only: loading the whole CA store", exc)
+                self._ssl_context = _ssl_context(self._verify)[0]
+        return True
 
     def proxy(self, origin: tuple[str, str, int]) -> _Proxy | None:
         """The proxy requests to ``origin`` go through (worked out once per origin)."""
@@ -1872,12 +1886,15 @@ class _Transport:
             self._close(conn)
         scheme, host, port = origin
         proxy = self.proxy(origin)
-        conn = _new_connection(scheme, host, port, proxy, self._connect_timeout, self._context)
+        context = self._context() if scheme == "https" else None
+        conn = _new_connection(scheme, host, port, proxy, self._connect_timeout, context)
         conn.response_class = _lean_response()
         try:
             conn.connect()
         except OSError as exc:
             conn.close()
+            if context is not None and self._widen_store(exc, context):
+                return self._checkout(origin)
             raise _connect_error(exc, host, port, proxy) from exc
         assert conn.sock is not None
         conn.sock.settimeout(self._read_timeout)
@@ -2067,7 +2084,8 @@ def _metadata_request(
     port = parts.port or (443 if scheme == "https" else 80)
     proxy = None if lookup is None else _proxy_for(scheme, host, port, lookup.proxy, lookup.environ)
     verify = True if lookup is None else lookup.verify
-    conn = _new_connection(scheme, host, port, proxy, timeout, lambda: _ssl_context(verify))
+    context = _ssl_context(verify)[0] if scheme == "https" else None
+    conn = _new_connection(scheme, host, port, proxy, timeout, context)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     target, headers = _through_proxy(proxy, scheme, parts.netloc, target, headers)
     try:
@@ -2084,19 +2102,47 @@ def _metadata_request(
     return answer
 
 
-def _ssl_context(verify: bool | str) -> SSLContext:
-    """A TLS client context: the system's CAs, a CA bundle's (``verify`` a path), or none."""
+def _ssl_context(verify: bool | str, lazy: bool = False) -> tuple[SSLContext, bool]:
+    """A TLS client context: the system's CAs, a CA bundle's (``verify`` a path), or
+    none; and whether it holds the system's CA directory only.
+
+    With ``lazy``, the system store is its hashed CA directory alone when it has
+    one (Debian, Ubuntu, Alpine): OpenSSL then reads the one issuer a server
+    needs instead of parsing every certificate of the CA file up front (0.3 ms
+    against some 35 ms for 145 certificates). A check that fails on the directory
+    alone is tried again on the whole store (``_Transport._widen_store``).
+    """
     import ssl
 
-    context = ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
+    directory = _hashed_ca_directory() if lazy and verify is True else None
+    context = ssl.create_default_context(cafile=verify if isinstance(verify, str) else None, capath=directory)
     if verify is False:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-    return context
+    return context, directory is not None
+
+
+def _hashed_ca_directory() -> str | None:
+    """The system's CA directory (``SSL_CERT_DIR`` or OpenSSL's) when it holds
+    certificates by subject hash (``5ad8a5d6.0``), as OpenSSL looks issuers up."""
+    import ssl
+
+    directory = ssl.get_default_verify_paths().capath
+    if not directory:
+        return None
+    try:
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                name, _, number = entry.name.partition(".")
+                if len(name) == 8 and number.isdigit() and all(c in "0123456789abcdef" for c in name):
+                    return directory
+    except OSError:
+        pass
+    return None
 
 
 def _new_connection(
-    scheme: str, host: str, port: int, proxy: _Proxy | None, timeout: float, context: Callable[[], SSLContext]
+    scheme: str, host: str, port: int, proxy: _Proxy | None, timeout: float, context: SSLContext | None
 ) -> HTTPConnection:
     """An unopened connection to ``host``: directly, through a ``CONNECT`` tunnel of
     ``proxy`` (HTTPS), or to ``proxy`` itself (plain HTTP, absolute-form requests)."""
@@ -2104,8 +2150,8 @@ def _new_connection(
 
     if scheme == "https":
         if proxy is None:
-            return http.client.HTTPSConnection(host, port, timeout=timeout, context=context())
-        conn = http.client.HTTPSConnection(proxy.host, proxy.port, timeout=timeout, context=context())
+            return http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
+        conn = http.client.HTTPSConnection(proxy.host, proxy.port, timeout=timeout, context=context)
         conn.set_tunnel(host, port, {"Proxy-Authorization": proxy.authorization} if proxy.authorization else None)
         return conn
     if proxy is None:
