@@ -1061,6 +1061,24 @@ def test_bad_headers_are_refused(headers: Any, error: type[Exception], message: 
         tinys3._upload_headers("k", None, None, False, headers, 0)
 
 
+def test_no_header_can_split_the_request_head_and_nothing_is_sent_when_one_would() -> None:
+    """Header names on every call are tokens, values printable ASCII (checked when the request
+    is built); what the caller does not pass, such as a session token from the environment,
+    is checked as the head is written: a line break in it stops the request unsent."""
+    with scripted_server(_ok) as (endpoint, seen):
+        conn = tinys3.Connection("AKID", "secret", endpoint=endpoint, default="bkt")
+        with pytest.raises(tinys3.InvalidInput, match="not a valid header"):
+            conn.get("k", headers={"bad name": "v"})
+        with pytest.raises(tinys3.InvalidInput, match="control character"):
+            conn.delete("k", headers={"x-amz-x": "a\r\nInjected: yes"})
+        forged = tinys3.Connection("AKID", "secret", endpoint=endpoint, default="bkt", session_token="t\r\nX-Evil: 1")
+        with pytest.raises(tinys3.TransportError, match="holds a line break; nothing was sent") as caught:
+            forged.upload("k", b"x")
+        assert caught.value.retry is False and "X-Evil" not in str(caught.value)
+        assert conn.upload("k", b"x").ok
+    assert [(r.method, r.path) for r in seen] == [("PUT", "/bkt/k")]
+
+
 NOW = 1_700_000_000.0
 
 
