@@ -41,6 +41,8 @@ class Server:
     ca_file: str | None = None
     #: The same server over TLS, when it serves both.
     tls_endpoint: str | None = None
+    #: The server's process id, when it runs in one process (the benchmark reads its CPU time).
+    pid: int | None = None
 
     def boto3(self, service: str = "s3") -> Any:
         """A boto3 client for reading back what tinys3 wrote."""
@@ -234,7 +236,9 @@ def seaweedfs_server(root: Path, https: bool = False, metrics_port: int | None =
     try:
         _wait_until_listening(s3_port, proc, log)
         tls_endpoint = f"https://127.0.0.1:{https_port}" if https else None
-        server = Server("seaweedfs", f"http://127.0.0.1:{s3_port}", access_key, secret_key, ca_file, tls_endpoint)
+        server = Server(
+            "seaweedfs", f"http://127.0.0.1:{s3_port}", access_key, secret_key, ca_file, tls_endpoint, proc.pid
+        )
         _wait_for_buckets(server)
         if https:
             _wait_until_listening(https_port, proc, log)

@@ -133,8 +133,8 @@ def test_the_benchmark_runs_and_compares_with_boto3() -> None:
     out = subprocess.run([sys.executable, str(script), "--quick", "--json"], capture_output=True, text=True, check=True)
     rows = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
     workloads = {row["workload"] for row in rows}
-    assert len(workloads) == 39
-    assert len([w for w in workloads if w.startswith("HTTPS: ")]) == 12, "large transfers and many PUTs over TLS too"
+    assert len(workloads) == 43
+    assert len([w for w in workloads if w.startswith("HTTPS: ")]) == 14, "large transfers and many PUTs over TLS too"
     assert len([w for w in workloads if w.startswith("cold, HTTPS")]) == 2, "a CA file, and the system's CA store"
     for workload in workloads:
         clients = {row["client"] for row in rows if row["workload"] == workload}

@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -191,9 +192,24 @@ def run_job(job: dict[str, Any]) -> dict[str, float]:
 
 
 def _median(results: list[dict[str, float]]) -> dict[str, float]:
-    """Median wall time and CPU of several runs, and the highest peak RSS of all."""
-    medians = {figure: statistics.median(r[figure] for r in results) for figure in ("wall", "cpu", "user")}
+    """Median wall time and CPU (the server's too, when measured) of several runs, and the highest peak RSS."""
+    figures = [f for f in ("wall", "cpu", "user", "server_cpu") if all(f in r for r in results)]
+    medians = {figure: statistics.median(r[figure] for r in results) for figure in figures}
     return {**results[0], **medians, "rss_kib": max(r["rss_kib"] for r in results)}
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system, all threads) a running process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def served(pid: int, run: Any) -> dict[str, float]:
+    """``run()``'s figures, with the CPU the server spent meanwhile."""
+    before = process_cpu(pid)
+    figures = dict(run())
+    figures["server_cpu"] = process_cpu(pid) - before
+    return figures
 
 
 def interleaved(jobs: dict[str, dict[str, Any]], times: int) -> dict[str, dict[str, float]]:
@@ -501,6 +517,8 @@ def main(argv: list[str] | None = None) -> int:
                 f.write(os.urandom(MiB))
         everyone = [*clients, *commands]
         recycled = Recycled(Path(tmp) / "recycled.bin", 2 * big_mib)
+        assert server.pid is not None
+        pid = server.pid
         for tls in (False, True):
             on = _fields(server, bucket, tls)
             runs: dict[str, dict[str, list[dict[str, float]]]] = {"upload": {}, "download": {}}
@@ -515,22 +533,18 @@ def main(argv: list[str] | None = None) -> int:
                     if c in COMMANDS:
                         url = f"{on['endpoint']}/{bucket}/big-{c}"
                         if c == "curl":
-                            up_run = curl(on, "upload", ["-T", str(path)], url)
+                            send = partial(curl, on, "upload", ["-T", str(path)], url)
+                            fetch = partial(curl, on, "download", ["-o", str(back)], url)
                         else:
-                            up_run = s5cmd(on, "upload", ["cp", str(path), f"s3://{bucket}/big-{c}"])
-                        kept["upload"].setdefault(c, []).append(up_run)
-                        recycled.ready()
-                        if c == "curl":
-                            down_run = curl(on, "download", ["-o", str(back)], url)
-                        else:
-                            down_run = s5cmd(on, "download", ["cp", f"s3://{bucket}/big-{c}", str(back)])
-                        kept["download"].setdefault(c, []).append(down_run)
+                            send = partial(s5cmd, on, "upload", ["cp", str(path), f"s3://{bucket}/big-{c}"])
+                            fetch = partial(s5cmd, on, "download", ["cp", f"s3://{bucket}/big-{c}", str(back)])
                     else:
                         up_spec = {"object": f"big-{c}", "path": str(path)}
-                        kept["upload"].setdefault(c, []).append(job(c, "upload", UPLOAD_FILE[c], on, **up_spec))
-                        recycled.ready()
-                        down_spec = {**up_spec, "path": str(back)}
-                        kept["download"].setdefault(c, []).append(job(c, "download", DOWNLOAD_FILE[c], on, **down_spec))
+                        send = partial(job, c, "upload", UPLOAD_FILE[c], on, **up_spec)
+                        fetch = partial(job, c, "download", DOWNLOAD_FILE[c], on, **{**up_spec, "path": str(back)})
+                    kept["upload"].setdefault(c, []).append(served(pid, send))
+                    recycled.ready()
+                    kept["download"].setdefault(c, []).append(served(pid, fetch))
                     if back.stat().st_size != path.stat().st_size:
                         raise RuntimeError(f"{c} downloaded {back.stat().st_size} bytes")
                     back.unlink()
@@ -541,6 +555,7 @@ def main(argv: list[str] | None = None) -> int:
                 table.add(f"{label}: throughput, median of {rounds}", "MB/s",
                           {c: big_mib * MiB / 1e6 / r["wall"] for c, r in results.items()})  # fmt: skip
                 table.add(f"{label}: client CPU", "s", {c: r["cpu"] for c, r in results.items()})
+                table.add(f"{label}: server CPU meanwhile", "s", {c: r["server_cpu"] for c, r in results.items()})
                 table.add(f"{label}: of which user space", "s", {c: r["user"] for c, r in results.items()})
                 table.add(f"{label}: peak RSS", "MiB", {c: r["rss_kib"] / 1024 for c, r in results.items()})
     table.print(clients)
