@@ -143,23 +143,6 @@ def _usage(who: int = resource.RUSAGE_SELF) -> tuple[float, float, int]:
     return usage.ru_utime + usage.ru_stime, usage.ru_utime, peak
 
 
-def recycle(mib: int) -> None:
-    """Touch ``mib`` MiB of memory and free it just before a large transfer is measured.
-
-    On this VM, a page the guest never touched (or handed back to the host while
-    free) costs about 3 s of system time per GiB on first touch (dd writes 330 MB/s
-    into such memory, 2-5 GB/s into recycled pages), and the page cache grows with
-    every object the server stores: without this, whichever client happens to need
-    new memory pays for it, and one client's download CPU varied fivefold from round
-    to round. Freed here, microseconds before the run, the pages are still backed
-    when the client (or the server) writes into them. The peak RSS is reset after.
-    """
-    block = bytearray(mib * MiB)  # zero-filled: every page written once
-    del block
-    with contextlib.suppress(OSError):
-        Path("/proc/self/clear_refs").write_text("5")  # VmHWM back to the current RSS
-
-
 def worker(job: dict[str, Any]) -> dict[str, float]:
     """Run one measured job in this (fresh) process and return its figures."""
     scope: dict[str, Any] = {
@@ -172,8 +155,6 @@ def worker(job: dict[str, Any]) -> dict[str, float]:
     exec(setup, scope)
     if job.get("warm_step"):
         exec(job["warm_step"], dict(scope, K="warm-up"))
-    if job.get("recycle_mib"):
-        recycle(job["recycle_mib"])
     who = resource.RUSAGE_CHILDREN if job.get("children") else resource.RUSAGE_SELF
     cpu0, user0, _ = _usage(who)
     start = time.perf_counter()
@@ -324,24 +305,24 @@ def cold_start_without_bytecode(client: str, code: str, repeat: int) -> float:
     return statistics.median(times) - statistics.median(bare)
 
 
-def curl(common: dict[str, Any], name: str, args: list[str], url: str, **extra: Any) -> dict[str, float]:
+def curl(common: dict[str, Any], name: str, args: list[str], url: str) -> dict[str, float]:
     """One curl transfer with SigV4 (a native single stream), measured as a child of a worker."""
     command = ["curl", "-sS", "--fail", "--aws-sigv4", "aws:amz:us-east-1:s3",
                "--user", f"{common['key']}:{common['secret']}", *(["--cacert", common["ca"]] if common["ca"] else []),
                "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD", *args, url]  # fmt: skip
-    return command_job(common, "curl", name, command, **extra)
+    return command_job(common, "curl", name, command)
 
 
-def s5cmd(common: dict[str, Any], name: str, args: list[str], **extra: Any) -> dict[str, float]:
+def s5cmd(common: dict[str, Any], name: str, args: list[str]) -> dict[str, float]:
     """One s5cmd command (Go; parallel parts and ranges of its own), measured as a child of a worker."""
-    return command_job(common, "s5cmd", name, ["s5cmd", "--endpoint-url", common["endpoint"], *args], **extra)
+    return command_job(common, "s5cmd", name, ["s5cmd", "--endpoint-url", common["endpoint"], *args])
 
 
-def command_job(common: dict[str, Any], client: str, name: str, command: list[str], **extra: Any) -> dict[str, float]:
+def command_job(common: dict[str, Any], client: str, name: str, command: list[str]) -> dict[str, float]:
     env = {"AWS_ACCESS_KEY_ID": common["key"], "AWS_SECRET_ACCESS_KEY": common["secret"], "AWS_REGION": "us-east-1",
            **({"SSL_CERT_FILE": common["ca"], "AWS_CA_BUNDLE": common["ca"]} if common["ca"] else {})}  # fmt: skip
     step = f"PEAK_KIB = max(PEAK_KIB, run_watched({command!r}, {env!r}))"
-    return run_job({**common, "client": client, "name": name, "setup": "", "step": step, "children": True, **extra})
+    return run_job({**common, "client": client, "name": name, "setup": "", "step": step, "children": True})
 
 
 def run_watched(command: list[str], env: dict[str, str]) -> int:
@@ -358,6 +339,31 @@ def run_watched(command: list[str], env: dict[str, str]) -> int:
     if process.returncode:
         raise subprocess.CalledProcessError(process.returncode, command)
     return peak
+
+
+class Recycled:
+    """Memory the virtual machine has already backed, freed just before each large transfer.
+
+    On this VM, a page the guest never touched (or handed back to the host while
+    free) costs about 3 s of system time per GiB on first touch (dd writes 330 MB/s
+    into it, 2-5 GB/s into recycled pages), and the page cache grows with every
+    object the server stores: without this, whichever client happens to need new
+    memory pays that, and large-download CPU figures vary fivefold for one client.
+    So a scratch file of twice the transfer's size is written (by this process,
+    unmeasured), synced, and deleted right before each run: the client and the server
+    get freshly freed, backed pages, as on a machine without this quirk.
+    """
+
+    def __init__(self, path: Path, mib: int) -> None:
+        self.path, self.mib = path, mib
+
+    def ready(self) -> None:
+        block = bytes(MiB)
+        with open(self.path, "wb") as f:
+            for _ in range(self.mib):
+                f.write(block)
+        os.sync()  # no client pays for another's dirty pages (the server writes to this disk too)
+        self.path.unlink()
 
 
 class Table:
@@ -510,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(big_mib):
                 f.write(os.urandom(MiB))
         everyone = [*clients, *commands]
-        backed = {"recycle_mib": 2 * big_mib}  # see recycle()
+        recycled = Recycled(Path(tmp) / "recycled.bin", 2 * big_mib)
         assert server.pid is not None
         pid = server.pid
         for tls in (False, True):
@@ -523,22 +529,21 @@ def main(argv: list[str] | None = None) -> int:
                 # whose leftovers in the page cache and on disk it would inherit every time).
                 for c in shuffler.sample(everyone, len(everyone)):
                     back = Path(tmp) / f"back-{c}.bin"
-                    os.sync()  # no client pays for another's dirty pages (the server writes to this disk too)
+                    recycled.ready()
                     if c in COMMANDS:
                         url = f"{on['endpoint']}/{bucket}/big-{c}"
                         if c == "curl":
-                            send = partial(curl, on, "upload", ["-T", str(path)], url, **backed)
-                            fetch = partial(curl, on, "download", ["-o", str(back)], url, **backed)
+                            send = partial(curl, on, "upload", ["-T", str(path)], url)
+                            fetch = partial(curl, on, "download", ["-o", str(back)], url)
                         else:
-                            key = f"s3://{bucket}/big-{c}"
-                            send = partial(s5cmd, on, "upload", ["cp", str(path), key], **backed)
-                            fetch = partial(s5cmd, on, "download", ["cp", key, str(back)], **backed)
+                            send = partial(s5cmd, on, "upload", ["cp", str(path), f"s3://{bucket}/big-{c}"])
+                            fetch = partial(s5cmd, on, "download", ["cp", f"s3://{bucket}/big-{c}", str(back)])
                     else:
-                        up_spec = {"object": f"big-{c}", "path": str(path), **backed}
+                        up_spec = {"object": f"big-{c}", "path": str(path)}
                         send = partial(job, c, "upload", UPLOAD_FILE[c], on, **up_spec)
                         fetch = partial(job, c, "download", DOWNLOAD_FILE[c], on, **{**up_spec, "path": str(back)})
                     kept["upload"].setdefault(c, []).append(served(pid, send))
-                    os.sync()
+                    recycled.ready()
                     kept["download"].setdefault(c, []).append(served(pid, fetch))
                     if back.stat().st_size != path.stat().st_size:
                         raise RuntimeError(f"{c} downloaded {back.stat().st_size} bytes")
