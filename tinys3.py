@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
     from datetime import datetime, timedelta
     from hashlib import _Hash
-    from http.client import HTTPConnection, HTTPMessage, HTTPResponse
+    from http.client import HTTPConnection, HTTPMessage, HTTPResponse, HTTPSConnection
     from ssl import SSLContext
     from typing import IO, Any, TypeVar, Union
 
@@ -1776,7 +1776,7 @@ _COALESCE = 64 * 1024
 
 
 @_lru_cache(maxsize=1)
-def _connection_classes() -> tuple[type[HTTPConnection], type[HTTPConnection]]:
+def _connection_classes() -> tuple[type[HTTPConnection], type[HTTPSConnection]]:
     """``http.client``'s HTTP and HTTPS connections, sending a small body in the
     same ``send`` as the head. http.client sends them apart: with TCP_NODELAY,
     two packets (over TLS two records) and two system calls for one small PUT;
@@ -1896,7 +1896,9 @@ class _Transport:
         """True when a certificate check failed on the system's CA directory alone
         (``used``): the context now holds the whole system store (its CA file too),
         so that the check runs again with exactly the CAs a default context trusts."""
-        if used is not self._partial_store or type(exc).__name__ != "SSLCertVerificationError":
+        import ssl  # loaded already: ``used`` is an SSL context
+
+        if used is not self._partial_store or not isinstance(exc, ssl.SSLCertVerificationError):
             return False
         with self._lock:
             if self._ssl_context is used:  # not yet widened by another thread
@@ -2148,8 +2150,8 @@ def _ssl_context(verify: bool | str, lazy: bool = False) -> tuple[SSLContext, bo
 
     With ``lazy``, the system store is its hashed CA directory alone when it has
     one (Debian, Ubuntu, Alpine): OpenSSL then reads the one issuer a server
-    needs instead of parsing every certificate of the CA file up front (0.3 ms
-    against some 35 ms for 145 certificates). A check that fails on the directory
+    needs instead of parsing every certificate of the CA file up front (0.15 ms
+    against 21 ms for 145 certificates on the test box, idle). A check that fails on the directory
     alone is tried again on the whole store (``_Transport._widen_store``).
     """
     import ssl
@@ -2189,8 +2191,8 @@ def _new_connection(
     plain, tls = _connection_classes()
     if scheme == "https":
         if proxy is None:
-            return tls(host, port, timeout=timeout, context=context)  # type: ignore[call-arg]
-        conn = tls(proxy.host, proxy.port, timeout=timeout, context=context)  # type: ignore[call-arg]
+            return tls(host, port, timeout=timeout, context=context)
+        conn = tls(proxy.host, proxy.port, timeout=timeout, context=context)
         conn.set_tunnel(host, port, {"Proxy-Authorization": proxy.authorization} if proxy.authorization else None)
         return conn
     if proxy is None:
