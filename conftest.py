@@ -287,6 +287,12 @@ def seaweedfs_tls(seaweedfs: Server) -> Server:
     return dataclasses.replace(seaweedfs, endpoint=seaweedfs.tls_endpoint)
 
 
+def subject_hash(pem_file: str | Path) -> str:
+    """The name OpenSSL files a CA certificate under in a hashed folder (``5ad8a5d6``), from ``openssl``."""
+    command = ["openssl", "x509", "-subject_hash", "-noout", "-in", str(pem_file)]
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
+
+
 @contextmanager
 def pproxy_server(root: Path, auth: str | None = None) -> Iterator[tuple[str, Path]]:
     """A real forward proxy (pproxy: HTTP with CONNECT) on loopback; yields its URL

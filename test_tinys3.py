@@ -2974,9 +2974,7 @@ def _hashed_ca_folder(folder: Path, pem: str) -> Path:
     """A CA directory as OpenSSL reads it: the certificate under its subject hash."""
     folder.mkdir()
     (folder / "ca.pem").write_text(pem)
-    hashed = subprocess.run(["openssl", "x509", "-subject_hash", "-noout", "-in", str(folder / "ca.pem")],
-                            capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
-    (folder / f"{hashed}.0").write_text(pem)
+    (folder / f"{conftest.subject_hash(folder / 'ca.pem')}.0").write_text(pem)
     return folder
 
 

@@ -128,6 +128,11 @@ FLOOR_PUT = "c.request('PUT', f'/{BUCKET}/{K}', body=DATA); c.getresponse().read
 FLOOR = {"client": "floor", "name": "small", "setup": FLOOR_SETUP, "step": FLOOR_PUT, "warm_step": FLOOR_PUT}
 
 
+def first_put(client: str) -> str:
+    """A client's setup, then one 1 KiB PUT (the cold-start code)."""
+    return SETUP[client] + "\nDATA, K = b'x' * 1024, 'cold'\n" + PUT[client]
+
+
 def _usage(who: int = resource.RUSAGE_SELF) -> tuple[float, float, int]:
     """(CPU seconds so far, of which user space, peak RSS in KiB) of this process, or of its children.
 
@@ -266,9 +271,9 @@ def system_store(bundle: Path, ca_file: str, folder: Path) -> dict[str, str] | N
     folder.mkdir()
     for entry in os.scandir(system):
         (folder / entry.name).symlink_to(entry.path)
-    hashed = subprocess.run(["openssl", "x509", "-subject_hash", "-noout", "-in", ca_file], capture_output=True,
-                            text=True, check=True).stdout.strip()  # fmt: skip
-    shutil.copy(ca_file, folder / f"{hashed}.0")
+    from conftest import subject_hash
+
+    shutil.copy(ca_file, folder / f"{subject_hash(ca_file)}.0")
     return {"SSL_CERT_FILE": str(bundle), "SSL_CERT_DIR": str(folder)}
 
 
@@ -351,7 +356,8 @@ class Recycled:
     memory pays that, and large-download CPU figures vary fivefold for one client.
     So a scratch file of twice the transfer's size is written (by this process,
     unmeasured), synced, and deleted right before each run: the client and the server
-    get freshly freed, backed pages, as on a machine without this quirk.
+    mostly get freshly freed, backed pages. Not always: the VM may hand some freed
+    pages back to its host first (a run whose client CPU is mostly system time).
     """
 
     def __init__(self, path: Path, mib: int) -> None:
@@ -442,16 +448,14 @@ def main(argv: list[str] | None = None) -> int:
         env += f"{server.endpoint!r}, {bucket!r}, None, 1\n"
         bare = cold_start("pass", repeat)
         table.add("cold: import + client", "ms", {c: cold_start(env + SETUP[c], repeat) - bare for c in clients})
-        first_put = {c: cold_start(env + SETUP[c] + "\nDATA, K = b'x' * 1024, 'cold'\n" + PUT[c], repeat) - bare
-                     for c in clients}  # fmt: skip
-        table.add("cold: import + client + first PUT", "ms", first_put)
+        first_puts = {c: cold_start(env + first_put(c), repeat) - bare for c in clients}
+        table.add("cold: import + client + first PUT", "ms", first_puts)
         # Over HTTPS, verifying with a CA store as big as the system's (its certificates plus the server's CA).
         store = Path(tmp) / "store.pem"
         system = ssl.get_default_verify_paths().cafile or "/etc/ssl/certs/ca-certificates.crt"
         store.write_text(Path(system).read_text() + Path(str(server.ca_file)).read_text())
         tls_env = env.replace(repr(server.endpoint), repr(server.tls_endpoint)).replace("None, 1", f"{str(store)!r}, 1")
-        tls_put = {c: cold_start(tls_env + SETUP[c] + "\nDATA, K = b'x' * 1024, 'cold'\n" + PUT[c], repeat) - bare
-                   for c in clients}  # fmt: skip
+        tls_put = {c: cold_start(tls_env + first_put(c), repeat) - bare for c in clients}
         certificates = store.read_text().count("BEGIN CERTIFICATE")
         table.add(f"cold, HTTPS, a CA file of {certificates} certificates: import + client + first PUT", "ms",
                   tls_put)  # fmt: skip
@@ -459,9 +463,8 @@ def main(argv: list[str] | None = None) -> int:
         # read a CA file (boto3 and minio read certifi's file by default, a store of this size).
         system_env = system_store(store, str(server.ca_file), Path(tmp) / "system-certs")
         if system_env:
-            system_put = {c: cold_start(tls_env + ("CA = None\n" if c == "tinys3" else "") + SETUP[c]
-                                        + "\nDATA, K = b'x' * 1024, 'cold'\n" + PUT[c], repeat, system_env) - bare
-                          for c in clients}  # fmt: skip
+            system_put = {c: cold_start(tls_env + ("CA = None\n" if c == "tinys3" else "") + first_put(c), repeat,
+                                        system_env) - bare for c in clients}  # fmt: skip
             table.add(f"cold, HTTPS, the system CA store ({certificates}, file + hashed folder): same", "ms",
                       system_put)  # fmt: skip
         no_bytecode = {c: cold_start_without_bytecode(c, env + SETUP[c], repeat) for c in clients if c in SOURCES}
