@@ -4520,6 +4520,27 @@ def test_cli_sync_uploads_what_is_missing_or_newer_and_deletes_only_after(seawee
     assert run_cli(seaweedfs, "sync", str(site), f"s3://{bucket}/www", "--size-only", "-q").stdout == b""
 
 
+def test_cli_sync_compares_times_in_the_whole_seconds_s3_keeps(server: Server, tmp_path: Path) -> None:
+    """A file written in the second it was uploaded in (x.524 s against a listed x.000 s) is not newer."""
+    bucket = server.new_bucket()
+    conn = connect(server, default=bucket)
+    site = tmp_path / "site"
+    site.mkdir()
+    for n in range(20):
+        (site / f"f{n:02}.txt").write_text(f"file {n}")
+    assert len(lines_of(run_cli(server, "sync", str(site), f"s3://{bucket}/s"))) == 20
+    for entry in conn.list("s/"):
+        assert entry.last_modified is not None and entry.last_modified.microsecond == 0, "S3 keeps whole seconds"
+        same_second = entry.last_modified.timestamp() + 0.524
+        os.utime(site / entry.key[2:], (same_second, same_second))
+    again = run_cli(server, "sync", str(site), f"s3://{bucket}/s")
+    assert (again.returncode, again.stdout) == (0, b""), "nothing changed: nothing sent"
+    later = email.utils.parsedate_to_datetime(conn.head("s/f07.txt").headers["Last-Modified"]).timestamp() + 1
+    os.utime(site / "f07.txt", (later, later))
+    assert lines_of(run_cli(server, "sync", str(site), f"s3://{bucket}/s")) == [
+        f"upload: {site / 'f07.txt'} to s3://{bucket}/s/f07.txt"]  # fmt: skip
+
+
 def test_cli_sync_keeps_the_target_when_a_transfer_fails(seaweedfs: Server, tmp_path: Path) -> None:
     """--delete runs only once every copy succeeded: when in doubt, the old data stays."""
     bucket = seaweedfs.new_bucket()
@@ -4743,7 +4764,8 @@ def _read_terminal(fd: int) -> bytes:
     ("kind", "source", "target", "size_only", "copied"),
     [
         ("upload", (5, 100.0), (6, 200.0), False, True),
-        ("upload", (5, 300.5), (5, 300.0), False, True),
+        ("upload", (5, 300.5), (5, 300.0), False, False),
+        ("upload", (5, 301.0), (5, 300.9), False, True),
         ("upload", (5, 100.0), (5, 200.0), False, False),
         ("upload", (5, 300.0), (5, 200.0), True, False),
         ("copy", (5, 300.0), (5, 200.0), False, True),

@@ -2816,20 +2816,47 @@ def _etag_md5(headers: HTTPMessage) -> str | None:
     return etag if len(etag) == 32 and not encrypted else None
 
 
-def _check_md5(fd: int, size: int, headers: HTTPMessage) -> None:
-    """A file assembled from ranges read back against its ETag, when that is its MD5."""
-    digest = _etag_md5(headers)
-    if digest is None:
-        return
-    md5, buffer, position = hashlib.md5(), _read_buffer(), 0
-    while position < size:
-        n = _read_into(None, fd, buffer[: min(len(buffer), size - position)], position)
-        if not n:
-            break
-        md5.update(buffer[:n])
-        position += n
-    if md5.hexdigest() != digest:
-        raise _no_retry(f"the download does not match its ETag (MD5 {md5.hexdigest()}, ETag {digest})")
+class _RangeDigest:
+    """The MD5 of a file assembled from ranges that finish in any order, computed
+    while the others still download: whichever thread finishes the range at the
+    hashed frontier reads the finished run back (from the page cache, through
+    the read-write descriptor) and hashes it; the others only note their range.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._md5 = hashlib.md5()
+        self._lock = threading.Lock()
+        self._finished: dict[int, int] = {}  # start -> end + 1 of ranges written, not yet hashed
+        self._busy = False
+        self.hashed = 0  # bytes hashed, from the start
+
+    def written(self, start: int, stop: int) -> None:
+        """Bytes ``start`` to ``stop - 1`` are in the file."""
+        with self._lock:
+            self._finished[start] = stop
+            if self._busy:
+                return  # the thread hashing now will come to it
+            self._busy = True
+        buffer = _read_buffer()
+        while True:
+            with self._lock:
+                stop = self._finished.pop(self.hashed, -1)
+                if stop < 0:
+                    self._busy = False
+                    return
+            while self.hashed < stop:
+                n = _read_into(None, self._fd, buffer[: min(len(buffer), stop - self.hashed)], self.hashed)
+                if not n:
+                    raise _no_retry("the file being downloaded into was cut short by something else")
+                self._md5.update(buffer[:n])
+                self.hashed += n
+
+    def check(self, total: int, etag: str) -> None:
+        """Raise unless all ``total`` bytes were hashed and their MD5 is ``etag``."""
+        digest = self._md5.hexdigest()
+        if self.hashed != total or digest != etag:
+            raise _no_retry(f"the download does not match its ETag (MD5 {digest} of {self.hashed} bytes, ETag {etag})")
 
 
 def _save(response: Response, target: str | os.PathLike[str] | IO[bytes]) -> Response:
@@ -3526,18 +3553,24 @@ class Connection:
             return one_stream()
         step = max(step, -(-total // _MAX_PARTS))  # at most 10,000 ranges, as for uploads
         pinned = {**dict(headers or {}), **({"If-Match": etag} if etag else {})}
+        md5 = _etag_md5(first.headers)
         fd, temporary = _temporary_beside(path)
         try:
             with first, open(fd, "wb", buffering=0):
                 os.ftruncate(fd, total)
+                digest = _RangeDigest(fd) if md5 is not None else None
                 written = _write_at(first, fd, 0)
+                if digest is not None:
+                    digest.written(0, written)
                 if progress is not None:
                     progress(written, total)
                 ranges = ((a, min(a + step, total) - 1) for a in range(written, total, step))
-                work = _partial(self._fetch_range, key, bucket, fd, pinned, version_id or version, sse_customer_key)
+                work = _partial(self._fetch_range, key, bucket, fd, pinned, version_id or version, sse_customer_key,
+                                digest)  # fmt: skip
                 rest = None if progress is None else (lambda done, _: progress(written + done, total))
                 self._parallel(work, ranges, total, rest)
-                _check_md5(fd, total, first.headers)
+                if digest is not None and md5 is not None:
+                    digest.check(total, md5)
             os.replace(temporary, path)
         except BaseException:
             os.unlink(temporary)
@@ -3552,10 +3585,12 @@ class Connection:
         headers: dict[str, object],
         version_id: str | None,
         sse_customer_key: bytes | None,
+        digest: _RangeDigest | None,
         number: int,
         span: tuple[int, int],
     ) -> tuple[str, int]:
-        """One range of a parallel download, written at its offset; (``""``, its size)."""
+        """One range of a parallel download, written at its offset (and hashed in
+        order when the ETag is an MD5); (``""``, its size)."""
         try:
             response = self.get(key, bucket, span, headers, None, version_id, sse_customer_key)
         except HTTPError as error:
@@ -3566,6 +3601,8 @@ class Connection:
             if response.status_code != 206 or _span(response) != span:
                 raise _no_retry(f"asked for bytes {span[0]}-{span[1]} of {key!r}, the server sent others")
             written = _write_at(response, fd, span[0])
+        if digest is not None:
+            digest.written(span[0], span[0] + written)
         return "", written
 
     def delete_many(
@@ -4332,7 +4369,8 @@ def _retry_after(value: str | None) -> float:
 def _temporary_beside(path: str) -> tuple[int, str]:
     """A new file beside ``path`` to write it in full before renaming: (fd, name).
 
-    It gets the mode of the file it will replace, or else the mode a plain
+    The descriptor reads too (a download assembled from ranges is read back
+    for its MD5). It gets the mode of the file it will replace, or else the mode a plain
     ``open(path, "w")`` gives (0666 less the umask), unlike ``mkstemp``'s 0600.
     """
     folder, name = os.path.split(path)
@@ -4340,7 +4378,7 @@ def _temporary_beside(path: str) -> tuple[int, str]:
         mode: int | None = os.stat(path).st_mode & 0o7777
     except OSError:
         mode = None
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
     for _ in range(100):
         temporary = os.path.join(folder, f".{name}.{os.urandom(6).hex()}.tinys3")
         try:
@@ -5339,19 +5377,22 @@ def _ordered(items: Iterable[tuple[str, T]]) -> Iterator[tuple[str, T]]:
 def _differs(kind: str, source: tuple[int, float], target: tuple[int, float], size_only: bool) -> bool:
     """Whether sync copies a file or object that both sides have, given (size, mtime) of each.
 
-    Sizes that differ always count. Then, as aws: an upload or copy goes
-    when the source is newer than the target. A download goes when the
-    times differ at all (aws's ``--exact-timestamps``): downloads stamp
-    the file with the object's time, so any other time means a change,
-    on either side.
+    Sizes that differ always count. Times count in whole seconds, the
+    resolution S3 keeps LastModified in (a file written at 15.524 s and
+    uploaded in that second lists as 15.000 s: not a change). Then, as aws:
+    an upload or copy goes when the source is newer than the target. A
+    download goes when the times differ at all (aws's
+    ``--exact-timestamps``): downloads stamp the file with the object's
+    time, so any other time means a change, on either side.
     """
     if source[0] != target[0]:
         return True
     if size_only:
         return False
+    source_second, target_second = source[1] // 1, target[1] // 1
     if kind == "download":
-        return int(source[1]) != int(target[1])
-    return source[1] > target[1]
+        return source_second != target_second
+    return source_second > target_second
 
 
 def _unix(moment: _datetime | None) -> float:
