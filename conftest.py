@@ -26,6 +26,8 @@ import pytest
 
 #: The one SeaweedFS bucket that takes unsigned requests (the benchmark's http.client floor).
 OPEN_BUCKET = "open-bucket"
+#: SeaweedFS takes a Host of ``<bucket>.<this>`` as virtual-hosted addressing (path-style stays as it was).
+VIRTUAL_DOMAIN = "s3.localhost"
 ALLOW_ALL = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
 
 
@@ -224,6 +226,7 @@ def seaweedfs_server(root: Path, https: bool = False, metrics_port: int | None =
         f"-s3.port={s3_port}",
         f"-s3.config={root / 'identities.json'}",
         "-admin.ui=false",
+        f"-s3.domainName={VIRTUAL_DOMAIN}",  # <bucket>.s3.localhost in Host: virtual-hosted addressing
         # Each bucket takes volumes of its own, and the automatic limit (free disk / volume size,
         # as weed counts it: 76 here) ran out after a few hundred test buckets.
         "-volume.max=1000",

@@ -3168,6 +3168,111 @@ def test_sts_is_reached_through_the_proxy_too(moto_open: Server, clean_env: pyte
         assert _through(log, int(moto_open.endpoint.rsplit(":", 1)[1])) == 1, "the STS call went through the proxy"
 
 
+def _pump(a: socket.socket, b: socket.socket) -> None:
+    """Copy bytes both ways between two sockets until either side closes."""
+
+    def one_way(source: socket.socket, sink: socket.socket) -> None:
+        with suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    other = threading.Thread(target=one_way, args=(b, a), daemon=True)
+    other.start()
+    one_way(a, b)
+    other.join(30)
+    a.close()
+    b.close()
+
+
+@contextmanager
+def accepting(serve: Callable[[socket.socket], None]) -> Iterator[int]:
+    """A TCP listener on loopback that hands each connection to ``serve`` on a thread; its port."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            with suppress(socket.timeout):
+                client, _ = listener.accept()
+                client.settimeout(30)
+                threading.Thread(target=serve, args=(client,), daemon=True).start()
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+
+
+@contextmanager
+def tunnelling_proxy(port: int) -> Iterator[tuple[str, list[str]]]:
+    """An HTTP proxy that records each ``CONNECT`` target and tunnels every one to
+    127.0.0.1:``port``, whatever host it names (names under s3.localhost do not resolve)."""
+    targets: list[str] = []
+
+    def serve(client: socket.socket) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head and (data := client.recv(4096)):
+            head += data
+        method, target, _ = head.decode().split(" ", 2)
+        targets.append(f"{method} {target}")
+        client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        _pump(client, socket.create_connection(("127.0.0.1", port)))
+
+    with accepting(serve) as proxy_port:
+        yield f"http://127.0.0.1:{proxy_port}", targets
+
+
+@contextmanager
+def tls_front(upstream: str, root: Path) -> Iterator[tuple[int, str, list[str]]]:
+    """TLS in front of a plain-HTTP server, certified for s3.localhost and *.s3.localhost by a
+    new CA, recording the server name (SNI) of every handshake: (port, CA file, names)."""
+    import trustme
+
+    ca = trustme.CA()
+    ca_file = str(root / "front-ca.pem")
+    ca.cert_pem.write_to_path(ca_file)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(conftest.VIRTUAL_DOMAIN, f"*.{conftest.VIRTUAL_DOMAIN}").configure_cert(context)
+    names: list[str] = []
+    context.sni_callback = lambda _sock, name, _context: names.append(name)  # type: ignore[func-returns-value]
+    upstream_port = int(upstream.rsplit(":", 1)[1])
+
+    def serve(client: socket.socket) -> None:
+        with suppress(OSError):
+            _pump(context.wrap_socket(client, server_side=True), socket.create_connection(("127.0.0.1", upstream_port)))
+
+    with accepting(serve) as port:
+        yield port, ca_file, names
+
+
+def test_virtual_hosted_requests_connect_to_the_bucket_host(seaweedfs: Server, tmp_path: Path) -> None:
+    """DNS, SNI, the certificate check and the proxy's CONNECT see <bucket>.<endpoint host>, as in every
+    AWS SDK; keep-alive is per such host; path-style keeps the endpoint's own host."""
+    buckets = [seaweedfs.new_bucket() for _ in range(2)]
+    with tls_front(seaweedfs.endpoint, tmp_path) as (port, ca_file, names), tunnelling_proxy(port) as (proxy, seen):
+        endpoint = f"https://{conftest.VIRTUAL_DOMAIN}:{port}"
+        keys = (seaweedfs.access_key, seaweedfs.secret_key)
+        virtual = tinys3.Connection(*keys, endpoint=endpoint, addressing="virtual", proxy=proxy, verify=ca_file)
+        for bucket in buckets:
+            virtual.upload("k", bucket.encode(), bucket)
+        for bucket in buckets * 2:
+            assert virtual.get("k", bucket).content == bucket.encode()
+        assert [o.key for o in virtual.list(bucket=buckets[0])] == ["k"]
+        path_style = tinys3.Connection(*keys, endpoint=endpoint, addressing="path", proxy=proxy, verify=ca_file)
+        assert path_style.get("k", buckets[1]).content == buckets[1].encode()
+    hosts = [f"{bucket}.{conftest.VIRTUAL_DOMAIN}" for bucket in buckets]
+    assert seen == [f"CONNECT {host}:{port}" for host in hosts] + [f"CONNECT {conftest.VIRTUAL_DOMAIN}:{port}"]
+    assert names == [*hosts, conftest.VIRTUAL_DOMAIN], "one TLS session per host, each naming it"
+    assert seaweedfs.boto3().get_object(Bucket=buckets[0], Key="k")["Body"].read() == buckets[0].encode()
+
+
 def test_a_refused_connection_is_a_transport_error() -> None:
     from conftest import free_port
 

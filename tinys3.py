@@ -1068,6 +1068,14 @@ class _Endpoint:
             return origin, f"{prefix}/"
         return origin, f"{prefix}/{bucket}/{encoded}" if key else f"{prefix}/{bucket}"
 
+    def connect_host(self, host: str) -> str:
+        """The host to connect to for a Host header from ``locate``: the one it names, so
+        that DNS, TLS (SNI and the certificate check) and a proxy's ``CONNECT`` see a
+        virtual-hosted bucket's own name, as every AWS SDK does."""
+        if host == self.authority:
+            return self.host
+        return host[: len(host) - len(self.authority)] + self.host  # "<bucket>." + the endpoint's host
+
     def _virtual(self, bucket: str) -> bool:
         if not bucket or self.addressing == "path":
             return False
@@ -1969,7 +1977,7 @@ class _Transport:
         """
         import http.client
 
-        origin = (endpoint.scheme, endpoint.host, endpoint.port)
+        origin = (endpoint.scheme, endpoint.connect_host(host), endpoint.port)
         proxy = self.proxy(origin)
         if proxy is not None:  # no call at all on the usual, proxy-less path
             target, headers = _through_proxy(proxy, endpoint.scheme, host, target, headers)
