@@ -4047,6 +4047,72 @@ def test_chaos_a_mixed_workload_through_a_faulty_proxy_loses_nothing(
 
 
 ###############################################################################
+# The world outside the rig: skewed clocks, forks, pickles, other clients #####
+###############################################################################
+
+SKEWED_SCRIPT = """
+import json, sys, time, tinys3
+endpoint, key, secret, bucket = sys.argv[1:]
+conn = tinys3.Connection(key, secret, endpoint=endpoint, default=bucket, multipart_threshold=5 << 20,
+                         multipart_size=5 << 20)
+head = conn.head("theirs")  # a HEAD error has no body: a bare 403
+fresh = tinys3.Connection(key, secret, endpoint=endpoint, default=bucket)
+get = fresh.get("theirs")  # a GET error names RequestTimeTooSkewed
+put = conn.upload("mine", b"written off the clock")
+parts = conn.upload("parts", bytes(range(256)) * (24 << 12))
+print(json.dumps({"clock": time.time(), "head": head.attempts, "get": [get.attempts, get.content.decode()],
+                  "put": put.attempts, "parts": parts.attempts, "url": conn.presign("mine", expires=60)}))
+"""
+
+
+@pytest.mark.parametrize("shift", ["+20m", "-20m"])
+def test_a_skewed_clock_is_corrected_from_the_servers_date(seaweedfs: Server, shift: str) -> None:
+    """SeaweedFS refuses requests 15 minutes off; under libfaketime 20 minutes off, the first request
+    of each Connection is refused once and signed again with the server's time, later ones and
+    presigned URLs use it from the start."""
+    import libfaketime
+
+    bucket = seaweedfs.new_bucket()
+    s3 = seaweedfs.boto3()
+    s3.put_object(Bucket=bucket, Key="theirs", Body=b"from boto3")
+    env = {**os.environ, **libfaketime.get_reload_information()[1], "FAKETIME": shift}
+    done = subprocess.run([sys.executable, "-c", SKEWED_SCRIPT, seaweedfs.endpoint, seaweedfs.access_key,
+                           seaweedfs.secret_key, bucket], env=env, capture_output=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()
+    seen = json.loads(done.stdout)
+    assert abs(seen["clock"] - time.time() - (1200 if shift[0] == "+" else -1200)) < 60, "the child's clock is off"
+    assert (seen["head"], seen["get"], seen["put"], seen["parts"]) == (2, [2, "from boto3"], 1, 1)
+    assert s3.get_object(Bucket=bucket, Key="mine")["Body"].read() == b"written off the clock"
+    assert s3.get_object(Bucket=bucket, Key="parts")["Body"].read() == bytes(range(256)) * (24 << 12)
+    with urllib.request.urlopen(seen["url"], timeout=30) as presigned:
+        assert presigned.read() == b"written off the clock", "the URL was signed with the server's time"
+
+
+def _skewed_server(offset: float, code: str = "RequestTimeTooSkewed") -> Answer:
+    """Refuses every request with ``code``, dated ``offset`` seconds from now."""
+
+    def answer(request: Recorded) -> tuple[int, dict[str, str], bytes]:
+        date = email.utils.formatdate(time.time() + offset, usegmt=True)
+        return 403, {"Date": date}, f"<Error><Code>{code}</Code><Message>off</Message></Error>".encode()
+
+    return answer
+
+
+def test_a_skew_answer_is_retried_once_and_only_when_the_date_says_so() -> None:
+    with scripted_server(_skewed_server(-3600)) as (endpoint, seen):
+        conn = tinys3.Connection("k", "s", endpoint=endpoint, default="bkt", retries=1)
+        with pytest.raises(tinys3.HTTPError, match="RequestTimeTooSkewed"):
+            conn.get("k")
+        dates = [datetime.strptime(r.headers["x-amz-date"], "%Y%m%dT%H%M%SZ") for r in seen]
+        assert len(dates) == 2 and abs((dates[0] - dates[1]).total_seconds() - 3600) < 5, "once more, an hour back"
+    for code in ("SignatureDoesNotMatch", "RequestTimeTooSkewed", "AccessDenied"):
+        with scripted_server(_skewed_server(2, code)) as (endpoint, seen):
+            with pytest.raises(tinys3.HTTPError, match=code):
+                tinys3.Connection("k", "s", endpoint=endpoint, default="bkt", retries=1).get("k")
+            assert len(seen) == 1, f"{code} from a server whose clock agrees: not sent again"
+
+
+###############################################################################
 # Pool ########################################################################
 ###############################################################################
 

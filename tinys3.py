@@ -2904,6 +2904,10 @@ def _copy_verified(response: Response, file: IO[bytes]) -> None:
 _RETRY_STATUSES = frozenset((429, 500, 502, 503, 504))
 _EXPIRED_CODES = frozenset(("ExpiredToken", "TokenRefreshRequired"))
 _RETRY_CODES = frozenset(("SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable"))
+#: Answers that can mean "your clock is off" (S3, S3-compatible servers, other AWS services;
+#: "Forbidden" is a 403 without a body, as to HEAD): the Date header tells whether it is.
+_SKEW_CODES = frozenset(("RequestTimeTooSkewed", "RequestExpired", "RequestInTheFuture", "InvalidSignatureException",
+                         "SignatureDoesNotMatch", "AuthFailure", "Forbidden", "AccessDenied"))  # fmt: skip
 
 
 def _parse_timeout(timeout: Timeouts) -> tuple[float, float]:
@@ -3086,6 +3090,7 @@ class Connection:
         self._part_lock = threading.Lock()
         self._part_slots = threading.BoundedSemaphore(self.max_concurrency)
         self._transport = _Transport(_parse_timeout(timeout), verify, proxy, environ)
+        self._clock_offset = 0.0  # the server's clock less this machine's, once a skewed answer taught it
 
     @property
     def endpoint(self) -> str:
@@ -3178,7 +3183,7 @@ class Connection:
         """
         try:
             key, bucket = _check_key(key), self._bucket(bucket)
-            wire = _upload_headers(key, expires, content_type, public, headers, time.time())
+            wire = _upload_headers(key, expires, content_type, public, headers, time.time() + self._clock_offset)
             if tags is not None:
                 wire.update(_tagging(tags))
             if sse is not None or kms_key_id is not None or sse_customer_key is not None:
@@ -3785,7 +3790,7 @@ class Connection:
         (else guessed from the key), Cache-Control, ``x-amz-acl``, metadata.
         """
         key, bucket = _check_key(key), self._bucket(bucket)
-        wire = _upload_headers(key, None, None, False, headers, time.time())
+        wire = _upload_headers(key, None, None, False, headers, time.time() + self._clock_offset)
         created = self._send(_Request("POST", bucket, key, wire, query=[("uploads", "")]), idempotent=True)
         return MultipartUpload(self, bucket, key, _upload_id(created.content))
 
@@ -3900,7 +3905,7 @@ class Connection:
         if credentials is None:  # anonymous: the plain URL is all anyone needs
             return f"{endpoint.scheme}://{host}{path}" + (f"?{_canonical_query_string(query)}" if query else "")
         signed = _presign_query(
-            method, path, host, wire, credentials, region, _datetime.now(_timezone.utc), int(seconds), params=query
+            method, path, host, wire, credentials, region, self._now(), int(seconds), params=query
         )
         return f"{endpoint.scheme}://{host}{path}?{signed}"
 
@@ -3946,7 +3951,7 @@ class Connection:
         credentials = self.credentials
         if credentials is None:
             return {"url": url, "fields": {"key": key, **given}}
-        now = _datetime.now(_timezone.utc)
+        now = self._now()
         return {"url": url, "fields": _post_policy(bucket, key, given, extra, credentials, region, now, int(seconds))}
 
     def _presign_seconds(self, expires: int | _timedelta) -> float:
@@ -4277,6 +4282,56 @@ class Connection:
             endpoint = _parse_endpoint(f"s3.{region}.amazonaws.com", endpoint.scheme == "https", endpoint.addressing)
         self._bucket_routes[bucket] = (region, endpoint)
 
+    def _now(self) -> datetime:
+        """The time to sign with: this machine's clock, corrected by the offset from the
+        server's that a clock-skew answer taught (``_learn_clock``)."""
+        return _datetime.fromtimestamp(time.time() + self._clock_offset, _timezone.utc)
+
+    def _mend(
+        self,
+        bucket: str,
+        response: Response,
+        error: HTTPError,
+        credentials: Credentials | None,
+        region: str,
+        mended: set[str],
+    ) -> bool:
+        """Put right what one more try can, each at most once per request: expired
+        credentials renewed, the bucket's region learnt from the answer, the clock's
+        offset learnt from the server's. True when the request goes again."""
+        source = self._credential_source
+        if error.code in _EXPIRED_CODES and "credentials" not in mended:
+            mended.add("credentials")
+            return source is not None and source.renew(stale=credentials)
+        if error.region and error.region != region and "region" not in mended:
+            mended.add("region")
+            _log("bucket %s is in region %s, not %s: retrying there", bucket, error.region, region)
+            self._learn_region(bucket, error.region)
+            return True
+        if error.code in _SKEW_CODES and error.status in (400, 403) and "clock" not in mended:
+            mended.add("clock")
+            return self._learn_clock(response)
+        return False
+
+    def _learn_clock(self, response: Response) -> bool:
+        """Take the offset of this machine's clock from the server's ``Date`` header,
+        as the AWS SDKs for Java, Go and JavaScript do (boto3 does not). True when it
+        moved by over a minute: only then can a new signature fare better."""
+        import email.utils
+
+        try:
+            server = email.utils.parsedate_to_datetime(response.headers.get("Date", ""))
+        except (TypeError, ValueError, IndexError):
+            return False
+        if server.tzinfo is None:  # "-0000": UTC, as HTTP dates are
+            server = server.replace(tzinfo=_timezone.utc)
+        offset = server.timestamp() - time.time()
+        if abs(offset - self._clock_offset) < 60:
+            return False
+        _log("the clock is %+.0f s off the server's: signing with the server's time from now on", offset)
+        self._clock_offset = offset
+        return True
+
     def _send(
         self,
         request: _Request,
@@ -4302,8 +4357,8 @@ class Connection:
         elif request.method in ("PUT", "POST"):
             headers["Content-Length"] = "0"
         idempotent = idempotent or request.method in ("GET", "HEAD", "PUT", "DELETE")
-        attempt = redirects = 0
-        renewed = False
+        attempt = 0
+        mended: set[str] = set()
         while True:
             attempt += 1
             credentials = self.credentials
@@ -4317,7 +4372,7 @@ class Connection:
             else:
                 signed = _sign(
                     request.method, path, request.query, headers, headers["x-amz-content-sha256"],
-                    credentials, region, _datetime.now(_timezone.utc),
+                    credentials, region, self._now(),
                 )  # fmt: skip
                 del signed["Host"]
             try:
@@ -4339,14 +4394,7 @@ class Connection:
                 _backoff(attempt)
                 continue
             error = _http_error(response)
-            source = self._credential_source
-            if error.code in _EXPIRED_CODES and not renewed and source is not None and source.renew(stale=credentials):
-                renewed = True
-                continue
-            if error.region and error.region != region and not redirects:
-                redirects += 1
-                _log("bucket %s is in region %s, not %s: retrying there", request.bucket, error.region, region)
-                self._learn_region(request.bucket, error.region)
+            if self._mend(request.bucket, response, error, credentials, region, mended):
                 continue
             if attempt >= self._retries or not (status in _RETRY_STATUSES or error.code in _RETRY_CODES):
                 raise error
