@@ -4112,6 +4112,49 @@ def test_a_skew_answer_is_retried_once_and_only_when_the_date_says_so() -> None:
             assert len(seen) == 1, f"{code} from a server whose clock agrees: not sent again"
 
 
+#: The Connection forked workers inherit (a global, as gunicorn --preload or Celery prefork leave it).
+FORKED: dict[str, Any] = {}
+
+
+def _forked_get(key: str) -> bool:
+    """In a forked worker: True when the inherited Connection returns the object asked for."""
+    return bool(FORKED["conn"].get(key).content == _body_of(key))
+
+
+def _forked_pool_get(key: str) -> bool:
+    """In a forked worker: the inherited Pool runs its work in this process."""
+    return bool(FORKED["pool"].get(key).result(timeout=30).content == _body_of(key))
+
+
+def _body_of(key: str) -> bytes:
+    return key.encode() * (1 + int(key[1:]) % 50)
+
+
+def test_forked_workers_never_share_the_parents_sockets(seaweedfs: Server) -> None:
+    """600 GETs of 200 different objects by a fork pool of 4, on a Connection and a Pool the parent
+    used (its keep-alive sockets open): every body is the one asked for, the parent's own
+    connections keep working, and the inherited Pool runs in each child instead of hanging."""
+    import multiprocessing
+
+    bucket = seaweedfs.new_bucket()
+    keys = [f"k{n}" for n in range(200)]
+    conn = connect(seaweedfs, default=bucket)
+    with tinys3.Pool(seaweedfs.access_key, seaweedfs.secret_key, endpoint=seaweedfs.endpoint, default=bucket) as pool:
+        pool.all_completed([pool.upload(key, _body_of(key)) for key in keys])
+        assert conn.get("k1").content == _body_of("k1")  # a keep-alive socket now open in the parent
+        FORKED.update(conn=conn, pool=pool)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: forking a process that has threads
+            with multiprocessing.get_context("fork").Pool(4) as workers:
+                right = workers.map(_forked_get, keys * 3, chunksize=5)
+                pooled = workers.map(_forked_pool_get, keys[:40], chunksize=5)
+        assert (len(right), right.count(False)) == (600, 0), "no GET answered with another object's bytes"
+        assert pooled == [True] * 40
+        assert conn.get("k2").content == _body_of("k2") and conn.get("k3").attempts == 1
+        assert pool.get("k4").result(timeout=30).content == _body_of("k4")
+    FORKED.clear()
+
+
 ###############################################################################
 # Pool ########################################################################
 ###############################################################################

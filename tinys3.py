@@ -299,6 +299,11 @@ class _CredentialSource:
         self._lock = threading.Lock()
         self._credentials = credentials
         self._renew_at = self._renewal_time(credentials)
+        if fetch is not None:
+            _forkable.add(self)
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()  # a renewal under way in another thread stayed in the parent
 
     def _renewal_time(self, credentials: Credentials) -> float | None:
         if credentials.expiry is None:
@@ -1863,6 +1868,24 @@ def _headers_cut_short() -> TransportError:
     return TransportError("the answer was cut short: the connection closed inside its status line or headers")
 
 
+#: What holds sockets, threads or locks that a forked child must not take over as they are
+#: (transports, connections, pools, renewing credential sources): each has ``_after_fork``.
+_forkable: _WeakSet[Any] = _WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """In a child of ``os.fork()`` (multiprocessing's fork, gunicorn --preload, Celery
+    prefork): only the forking thread came along, so the parent's threads, the locks
+    they held and its sockets are left behind, never used (two processes reading one
+    keep-alive socket take each other's answers)."""
+    for owner in list(_forkable):
+        owner._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class _Idle(threading.local):
     """This thread's idle keep-alive connections, by (scheme, host, port)."""
 
@@ -1891,6 +1914,16 @@ class _Transport:
         self._ssl_context: SSLContext | None = None
         self._partial_store: SSLContext | None = None  # the context with the system's CA directory only
         self._open: _WeakSet[HTTPConnection] = _WeakSet()
+        _forkable.add(self)
+
+    def _after_fork(self) -> None:
+        """Drop the parent's connections in a forked child, sending nothing on them:
+        closing a descriptor the parent shares sends no FIN (the parent still holds
+        it) and no TLS close_notify, so the parent's connections keep working."""
+        inherited = list(self._open)
+        self._open, self._idle, self._lock = _WeakSet(), _Idle(), threading.Lock()
+        for conn in inherited:
+            conn.close()
 
     def _context(self) -> SSLContext:
         """One SSL context per Connection, made on first HTTPS use."""
@@ -3089,6 +3122,7 @@ class Connection:
         self._parts: ThreadPoolExecutor | None = None
         self._part_lock = threading.Lock()
         self._part_slots = threading.BoundedSemaphore(self.max_concurrency)
+        _forkable.add(self)
         self._transport = _Transport(_parse_timeout(timeout), verify, proxy, environ)
         self._clock_offset = 0.0  # the server's clock less this machine's, once a skewed answer taught it
 
@@ -3120,6 +3154,12 @@ class Connection:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    def _after_fork(self) -> None:
+        """In a forked child the part threads and the locks they held stayed in the parent."""
+        self._parts = None
+        self._part_lock = threading.Lock()
+        self._part_slots = threading.BoundedSemaphore(self.max_concurrency)
 
     def close(self) -> None:
         """Close the keep-alive connections and part threads; the object stays usable."""
@@ -4644,6 +4684,12 @@ class Pool:
         self.connection = Connection(access_key, secret_key, default_bucket, tls, endpoint, **kwargs)
         self.size = size
         self._executor: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        _forkable.add(self)
+
+    def _after_fork(self) -> None:
+        """A forked child gets threads of its own on its first call (the parent's stayed there)."""
+        self._executor = None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
