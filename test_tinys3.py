@@ -4155,6 +4155,91 @@ def test_forked_workers_never_share_the_parents_sockets(seaweedfs: Server) -> No
     FORKED.clear()
 
 
+def test_a_pickle_carries_the_settings_and_given_keys_never_found_ones(clean_env: pytest.MonkeyPatch) -> None:
+    import pickle
+
+    given = tinys3.Connection("AKIDGIVEN", "given-secret", endpoint="https://minio.example:9000/s3", region="eu-west-3",
+                              default="bkt", addressing="virtual", timeout=(2, 7), retries=4, verify=False,
+                              proxy="http://proxy.example:3128", multipart_size=6 * MiB, max_concurrency=2)  # fmt: skip
+    given._clock_offset = 1200.0  # learnt from an answer: does not travel
+    copy = pickle.loads(pickle.dumps(given))
+    assert type(copy) is tinys3.Connection and copy is not given
+    assert copy._settings() == given._settings() and b"given-secret" in pickle.dumps(given), "given keys travel"
+    assert (copy.endpoint, copy.region, copy.default_bucket, copy.multipart_size) == (
+        "https://minio.example:9000/s3", "eu-west-3", "bkt", 6 * MiB)  # fmt: skip
+    assert copy._clock_offset == 0 and copy.credentials.secret_key == "given-secret"  # type: ignore[union-attr]
+    assert copy.presign("k").split("&X-Amz-Date")[0] == given.presign("k").split("&X-Amz-Date")[0], "same key, region"
+
+    clean_env.setenv("AWS_ACCESS_KEY_ID", "AKIDFOUND")
+    clean_env.setenv("AWS_SECRET_ACCESS_KEY", "found-secret")
+    found = tinys3.Pool(endpoint="http://127.0.0.1:9", size=3)
+    wire = pickle.dumps(found)
+    assert b"found-secret" not in wire and b"AKIDFOUND" not in wire, "keys the chain found stay home"
+    clean_env.setenv("AWS_ACCESS_KEY_ID", "AKIDTHERE")
+    clean_env.setenv("AWS_SECRET_ACCESS_KEY", "secret-there")
+    there = pickle.loads(wire)
+    keys = there.connection.credentials
+    assert there.size == 3 and (keys.access_key, keys.secret_key) == ("AKIDTHERE", "secret-there"), "found again there"
+    clean_env.delenv("AWS_ACCESS_KEY_ID")
+    with pytest.raises(tinys3.CredentialsError):
+        pickle.loads(wire)
+    assert pickle.loads(pickle.dumps(tinys3.Connection(anonymous=True))).credentials is None
+
+
+def _pool_get(pool: tinys3.Pool, key: str) -> bytes:
+    """In another process: the unpickled Pool's threads fetch ``key``."""
+    return bytes(pool.get(key).result(timeout=60).content)
+
+
+def test_a_connection_and_a_pool_work_in_spawned_processes(seaweedfs: Server, tmp_path: Path) -> None:
+    """ProcessPoolExecutor under spawn pickles what it is handed: bound methods of a Connection
+    (whose Responses come back pickled, body read), and a Pool."""
+    import multiprocessing
+
+    bucket = seaweedfs.new_bucket()
+    s3 = seaweedfs.boto3()
+    bodies = {f"obj/{n}": os.urandom(1000 * n) for n in range(1, 7)}
+    for key, body in bodies.items():
+        s3.put_object(Bucket=bucket, Key=key, Body=body)
+    conn = connect(seaweedfs, default=bucket)
+    pool = tinys3.Pool(seaweedfs.access_key, seaweedfs.secret_key, endpoint=seaweedfs.endpoint, default=bucket)
+    paths = [str(tmp_path / key.replace("/", "-")) for key in bodies]
+    spawn = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(2, mp_context=spawn) as processes:
+        gets = list(processes.map(conn.get, bodies))
+        downloads = list(processes.map(conn.download, bodies, paths))
+        pooled = list(processes.map(_pool_get, [pool] * 6, bodies))
+    assert [r.content for r in gets] == list(bodies.values()) == [Path(p).read_bytes() for p in paths] == pooled
+    assert {r.status_code for r in gets} == {200} and {r.status_code for r in downloads} == {206}, "a first range"
+    with pytest.raises(tinys3.S3Error, match="already read"):
+        downloads[0].content  # noqa: B018 - download read the body into the file, in the other process
+    pool.close()
+
+
+def test_a_dask_cluster_maps_downloads_over_a_captured_connection(seaweedfs: Server, tmp_path: Path) -> None:
+    """Two worker processes of a Dask LocalCluster run tasks that capture a Connection (cloudpickled)."""
+    from dask.distributed import Client, LocalCluster
+
+    bucket = seaweedfs.new_bucket()
+    writer = seaweedfs.boto3()
+    bodies = {f"part-{n:02}.bin": os.urandom(50_000 + n) for n in range(12)}
+    for key, body in bodies.items():
+        writer.put_object(Bucket=bucket, Key=key, Body=body)
+    conn = connect(seaweedfs, default=bucket)
+
+    def fetch(key: str) -> tuple[str, int, str]:
+        target = tmp_path / key
+        conn.download(key, target)
+        return key, os.getpid(), hashlib.sha256(target.read_bytes()).hexdigest()
+
+    with LocalCluster(n_workers=2, threads_per_worker=2, processes=True, dashboard_address=None) as cluster, Client(
+        cluster
+    ) as client:
+        done = client.gather(client.map(fetch, list(bodies)))
+    assert {key: digest for key, _, digest in done} == {k: hashlib.sha256(b).hexdigest() for k, b in bodies.items()}
+    assert os.getpid() not in {pid for _, pid, _ in done}, "the downloads ran in the workers"
+
+
 ###############################################################################
 # Pool ########################################################################
 ###############################################################################

@@ -334,6 +334,10 @@ class _CredentialSource:
         return True
 
 
+#: The name of the source of keys given as arguments (the only ones a pickle carries).
+_GIVEN_KEYS = "the arguments"
+
+
 def _credential_source(
     access_key: str | None,
     secret_key: str | None,
@@ -354,7 +358,7 @@ def _credential_source(
         if not access_key or not secret_key:
             missing = "secret_key" if access_key else "access_key"
             raise CredentialsError(f"{missing} is missing: pass both access_key and secret_key")
-        return _CredentialSource(Credentials(access_key, secret_key, token), "the arguments")
+        return _CredentialSource(Credentials(access_key, secret_key, token), _GIVEN_KEYS)
     environ = lookup.environ
     tried = []
     if profile is None:
@@ -2438,6 +2442,13 @@ class Response:
     def __repr__(self) -> str:
         return f"<Response [{self.status_code}]>"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """A Response pickles (to come back from another process) with its body read now;
+        a body already read as a stream (by ``iter_content``, ``download``) stays read."""
+        content = self.content if self._stream is not None else self._content
+        return (Response, (self.status_code, self.reason, self.headers, content, self.url, self.method,
+                           self.bucket, self.key, None, self.attempts))  # fmt: skip
+
     def __enter__(self) -> Response:
         return self
 
@@ -3014,6 +3025,14 @@ class _Counter:
                 self._progress(self._done, self._total)
 
 
+def _unpickled(cls: type[Connection], settings: dict[str, Any], aws_default: bool) -> Connection:
+    """A Connection made from a pickle's settings (``Connection._settings``)."""
+    conn = cls.__new__(cls)
+    Connection.__init__(conn, **settings)
+    conn._aws_default = aws_default  # the endpoint was AWS's own: a bucket elsewhere moves to its region's host
+    return conn
+
+
 def _pick(name: str, value: Any, alias: str, alias_value: Any) -> Any:
     """One of two spellings of an argument (the 2013 API has both)."""
     if value is not None and alias_value is not None and value != alias_value:
@@ -3114,6 +3133,7 @@ class Connection:
         self._credential_source = None if anonymous else _credential_source(
             access_key, secret_key, session_token, profile, lookup
         )  # fmt: skip
+        self._profile = profile
         self._retries = retries
         self.multipart_threshold = _check_int("multipart_threshold", multipart_threshold, 0, _MAX_PUT)
         self.multipart_size = _check_int("multipart_size", multipart_size, 5 * _MiB, _MAX_PUT)
@@ -3154,6 +3174,32 @@ class Connection:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """A Connection pickles as its settings and is made anew from them where it is
+        unpickled (``ProcessPoolExecutor``, multiprocessing's spawn, Dask, Ray)."""
+        return (_unpickled, (type(self), self._settings(), self._aws_default))
+
+    def _settings(self) -> dict[str, Any]:
+        """What a pickle carries: the configuration as resolved here, and the keys only
+        when they were given as arguments. Credentials the chain found (environment,
+        files, STS, SSO, container, instance metadata) are not carried: the copy looks
+        them up again where it runs. Nothing learnt on the way travels (regions of
+        buckets, the clock's offset, connections)."""
+        transport = self._transport
+        settings: dict[str, Any] = {
+            "endpoint": str(self._endpoint), "addressing": self._endpoint.addressing, "region": self.region,
+            "default_bucket": self.default_bucket, "profile": self._profile, "retries": self._retries,
+            "timeout": (transport._connect_timeout, transport._read_timeout), "verify": transport._verify,
+            "proxy": transport._proxy_setting, "anonymous": self._credential_source is None,
+            "multipart_threshold": self.multipart_threshold, "multipart_size": self.multipart_size,
+            "max_concurrency": self.max_concurrency, "multipart_copy_threshold": self.multipart_copy_threshold,
+        }  # fmt: skip
+        source = self._credential_source
+        if source is not None and source.name == _GIVEN_KEYS:
+            keys = source.current()
+            settings.update(access_key=keys.access_key, secret_key=keys.secret_key, session_token=keys.token)
+        return settings
 
     def _after_fork(self) -> None:
         """In a forked child the part threads and the locks they held stayed in the parent."""
@@ -4659,6 +4705,12 @@ def _read_list(list_: Callable[..., Iterator[T]], *args: Any, **kwargs: Any) -> 
     return [*list_(*args, **kwargs)]
 
 
+def _unpickled_pool(cls: type[Pool], connection: Connection, size: int) -> Pool:
+    pool = cls.__new__(cls)
+    pool._start(connection, size)
+    return pool
+
+
 class Pool:
     """Runs Connection operations on a pool of threads; each returns a Future.
 
@@ -4681,11 +4733,19 @@ class Pool:
         **kwargs: Any,
     ) -> None:
         _check_int("size", size, 1, 1000)
-        self.connection = Connection(access_key, secret_key, default_bucket, tls, endpoint, **kwargs)
+        self._start(Connection(access_key, secret_key, default_bucket, tls, endpoint, **kwargs), size)
+
+    def _start(self, connection: Connection, size: int) -> None:
+        self.connection = connection
         self.size = size
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         _forkable.add(self)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """A Pool pickles as its Connection (see ``Connection._settings``) and its size;
+        the copy starts threads of its own on its first call."""
+        return (_unpickled_pool, (type(self), self.connection, self.size))
 
     def _after_fork(self) -> None:
         """A forked child gets threads of its own on its first call (the parent's stayed there)."""
