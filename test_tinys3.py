@@ -4232,9 +4232,8 @@ def test_a_dask_cluster_maps_downloads_over_a_captured_connection(seaweedfs: Ser
         conn.download(key, target)
         return key, os.getpid(), hashlib.sha256(target.read_bytes()).hexdigest()
 
-    with LocalCluster(n_workers=2, threads_per_worker=2, processes=True, dashboard_address=None) as cluster, Client(
-        cluster
-    ) as client:
+    cluster = LocalCluster(n_workers=2, threads_per_worker=2, processes=True, dashboard_address=None)
+    with cluster, Client(cluster) as client:
         done = client.gather(client.map(fetch, list(bodies)))
     assert {key: digest for key, _, digest in done} == {k: hashlib.sha256(b).hexdigest() for k, b in bodies.items()}
     assert os.getpid() not in {pid for _, pid, _ in done}, "the downloads ran in the workers"

@@ -3990,9 +3990,7 @@ class Connection:
         credentials = self.credentials
         if credentials is None:  # anonymous: the plain URL is all anyone needs
             return f"{endpoint.scheme}://{host}{path}" + (f"?{_canonical_query_string(query)}" if query else "")
-        signed = _presign_query(
-            method, path, host, wire, credentials, region, self._now(), int(seconds), params=query
-        )
+        signed = _presign_query(method, path, host, wire, credentials, region, self._now(), int(seconds), params=query)
         return f"{endpoint.scheme}://{host}{path}?{signed}"
 
     def presign_post(
