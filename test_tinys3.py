@@ -2357,6 +2357,28 @@ def test_a_big_download_comes_as_ranges_at_once_written_in_place(seaweedfs: Serv
     assert [done for done, _ in progress] == sorted(done for done, _ in progress)
 
 
+def test_a_ranged_download_of_a_one_put_object_checks_its_md5(seaweedfs: Server, tmp_path: Path) -> None:
+    """boto3's put_object of 11 MiB (an MD5 ETag), downloaded in 5 MiB ranges: byte-exact; one
+    flipped byte in a later range fails it and keeps the old file."""
+
+    def flip(reply: tuple[int, dict[str, str], bytes]) -> tuple[int, dict[str, str], bytes]:
+        status, headers, body = reply
+        return status, headers, bytes([body[0] ^ 1]) + body[1:]
+
+    data = os.urandom(11 * MiB + 3)
+    later_range = once(lambda r: r.method == "GET" and r.headers.get("range", "").startswith(f"bytes={5 * MiB}-"), flip)
+    options = {"multipart_threshold": 5 * MiB, "multipart_size": 5 * MiB}
+    with faulty(seaweedfs, later_range, **options) as (conn, _):
+        seaweedfs.boto3().put_object(Bucket=conn.default_bucket, Key="theirs", Body=data)
+        target = tmp_path / "theirs"
+        target.write_bytes(b"the file before")
+        with pytest.raises(tinys3.TransportError, match="does not match its ETag"):
+            conn.download("theirs", target)
+        assert target.read_bytes() == b"the file before" and os.listdir(tmp_path) == ["theirs"]
+        conn.download("theirs", target)
+    assert target.read_bytes() == data
+
+
 def test_an_object_replaced_during_a_ranged_download_fails_it(seaweedfs: Server, tmp_path: Path) -> None:
     bucket = seaweedfs.new_bucket()
     writer = connect(seaweedfs, default=bucket)

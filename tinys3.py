@@ -2875,8 +2875,9 @@ class _RangeDigest:
     the read-write descriptor) and hashes it; the others only note their range.
     """
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, etag: str) -> None:
         self._fd = fd
+        self._etag = etag
         self._md5 = hashlib.md5()
         self._lock = threading.Lock()
         self._finished: dict[int, int] = {}  # start -> end + 1 of ranges written, not yet hashed
@@ -2904,9 +2905,9 @@ class _RangeDigest:
                 self._md5.update(buffer[:n])
                 self.hashed += n
 
-    def check(self, total: int, etag: str) -> None:
-        """Raise unless all ``total`` bytes were hashed and their MD5 is ``etag``."""
-        digest = self._md5.hexdigest()
+    def check(self, total: int) -> None:
+        """Raise unless all ``total`` bytes were hashed and their MD5 is the ETag."""
+        digest, etag = self._md5.hexdigest(), self._etag
         if self.hashed != total or digest != etag:
             raise _no_retry(f"the download does not match its ETag (MD5 {digest} of {self.hashed} bytes, ETag {etag})")
 
@@ -3269,7 +3270,7 @@ class Connection:
         """
         try:
             key, bucket = _check_key(key), self._bucket(bucket)
-            wire = _upload_headers(key, expires, content_type, public, headers, time.time() + self._clock_offset)
+            wire = _upload_headers(key, expires, content_type, public, headers, self._clock())
             if tags is not None:
                 wire.update(_tagging(tags))
             if sse is not None or kms_key_id is not None or sse_customer_key is not None:
@@ -3657,7 +3658,7 @@ class Connection:
         try:
             with first, open(fd, "wb", buffering=0):
                 os.ftruncate(fd, total)
-                digest = _RangeDigest(fd) if md5 is not None else None
+                digest = _RangeDigest(fd, md5) if md5 is not None else None
                 written = _write_at(first, fd, 0)
                 if digest is not None:
                     digest.written(0, written)
@@ -3668,8 +3669,8 @@ class Connection:
                                 digest)  # fmt: skip
                 rest = None if progress is None else (lambda done, _: progress(written + done, total))
                 self._parallel(work, ranges, total, rest)
-                if digest is not None and md5 is not None:
-                    digest.check(total, md5)
+                if digest is not None:
+                    digest.check(total)
             os.replace(temporary, path)
         except BaseException:
             os.unlink(temporary)
@@ -3876,7 +3877,7 @@ class Connection:
         (else guessed from the key), Cache-Control, ``x-amz-acl``, metadata.
         """
         key, bucket = _check_key(key), self._bucket(bucket)
-        wire = _upload_headers(key, None, None, False, headers, time.time() + self._clock_offset)
+        wire = _upload_headers(key, None, None, False, headers, self._clock())
         created = self._send(_Request("POST", bucket, key, wire, query=[("uploads", "")]), idempotent=True)
         return MultipartUpload(self, bucket, key, _upload_id(created.content))
 
@@ -4366,10 +4367,14 @@ class Connection:
             endpoint = _parse_endpoint(f"s3.{region}.amazonaws.com", endpoint.scheme == "https", endpoint.addressing)
         self._bucket_routes[bucket] = (region, endpoint)
 
+    def _clock(self) -> float:
+        """Seconds since the epoch by this machine's clock, corrected by the offset from
+        the server's that a clock-skew answer taught (``_learn_clock``)."""
+        return time.time() + self._clock_offset
+
     def _now(self) -> datetime:
-        """The time to sign with: this machine's clock, corrected by the offset from the
-        server's that a clock-skew answer taught (``_learn_clock``)."""
-        return _datetime.fromtimestamp(time.time() + self._clock_offset, _timezone.utc)
+        """The time to sign with: ``_clock`` as a UTC datetime."""
+        return _datetime.fromtimestamp(self._clock(), _timezone.utc)
 
     def _mend(
         self,
