@@ -46,8 +46,8 @@ class Server:
     #: The server's process id, when it runs in one process (the benchmark reads its CPU time).
     pid: int | None = None
 
-    def boto3(self, service: str = "s3") -> Any:
-        """A boto3 client for reading back what tinys3 wrote."""
+    def boto3(self, service: str = "s3", **config: Any) -> Any:
+        """A boto3 client for reading back what tinys3 wrote (``config``: more botocore ``Config``)."""
         import boto3
         from botocore.config import Config
 
@@ -57,7 +57,7 @@ class Server:
             region_name="us-east-1",
             aws_access_key_id=self.access_key,
             aws_secret_access_key=self.secret_key,
-            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
+            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}, **config),
             verify=self.ca_file if self.endpoint.startswith("https") else None,
         )
 

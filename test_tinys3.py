@@ -15,6 +15,7 @@ import concurrent.futures
 import dataclasses
 import email.utils
 import functools
+import gzip
 import hashlib
 import io
 import json
@@ -3253,15 +3254,15 @@ def tunnelling_proxy(port: int) -> Iterator[tuple[str, list[str]]]:
 
 @contextmanager
 def tls_front(upstream: str, root: Path) -> Iterator[tuple[int, str, list[str]]]:
-    """TLS in front of a plain-HTTP server, certified for s3.localhost and *.s3.localhost by a
-    new CA, recording the server name (SNI) of every handshake: (port, CA file, names)."""
+    """TLS in front of a plain-HTTP server, certified for s3.localhost, *.s3.localhost and
+    127.0.0.1 by a new CA, recording the server name (SNI) of every handshake: (port, CA file, names)."""
     import trustme
 
     ca = trustme.CA()
     ca_file = str(root / "front-ca.pem")
     ca.cert_pem.write_to_path(ca_file)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert(conftest.VIRTUAL_DOMAIN, f"*.{conftest.VIRTUAL_DOMAIN}").configure_cert(context)
+    ca.issue_cert(conftest.VIRTUAL_DOMAIN, f"*.{conftest.VIRTUAL_DOMAIN}", "127.0.0.1").configure_cert(context)
     names: list[str] = []
     context.sni_callback = lambda _sock, name, _context: names.append(name)  # type: ignore[func-returns-value]
     upstream_port = int(upstream.rsplit(":", 1)[1])
@@ -4261,6 +4262,179 @@ def test_a_dask_cluster_maps_downloads_over_a_captured_connection(seaweedfs: Ser
     assert os.getpid() not in {pid for _, pid, _ in done}, "the downloads ran in the workers"
 
 
+# Objects other clients wrote, and what tinys3 writes for other clients to read.
+# Every cell of a writer x reader matrix is checked; a failure names all the
+# failing cells, not only the first.
+
+#: boto3 put_object sizes: empty, one byte, the smallest part, exactly the default
+#: multipart_size, one byte over (the ranged download with an MD5 ETag), and two big ones.
+PUT_SIZES = [0, 1, 5 * MiB, 8 * MiB, 8 * MiB + 1, 20 * MiB + 3, 33 * MiB + 5]
+#: Keys that need quoting in a URL, a query or a signature.
+AWKWARD_KEYS = ["a b.txt", "a+b.txt", "100%.txt", "what?.txt", "no#1.txt", "k=v.txt", "café ☕.txt",
+                "dir/sub dir/x+y=z?#%.txt"]  # fmt: skip
+
+
+def aws_cli(server: Server, *args: str, home: Path) -> subprocess.CompletedProcess[bytes]:
+    """``python -m awscli ARGS`` with the server's keys (and nothing from the machine's ~/.aws)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_ACCESS_KEY_ID=server.access_key, AWS_SECRET_ACCESS_KEY=server.secret_key,
+               AWS_DEFAULT_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true", HOME=str(home))  # fmt: skip
+    command = [sys.executable, "-m", "awscli", "--endpoint-url", server.endpoint, *args]
+    done = subprocess.run(command, capture_output=True, env=env, check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    return done
+
+
+def presigned_put(server: Server, bucket: str, key: str, data: bytes) -> bytes:
+    """PUT ``data`` with urllib to a SigV4 URL boto3 presigned (as a browser would); returns ``data``."""
+    kind = {"ContentType": "application/octet-stream"}
+    url = server.boto3(signature_version="s3v4").generate_presigned_url(
+        "put_object", Params={"Bucket": bucket, "Key": key, **kind}
+    )
+    request = urllib.request.Request(url, data=data, method="PUT", headers={"Content-Type": kind["ContentType"]})
+    with urllib.request.urlopen(request) as answer:
+        assert answer.status == 200
+    return data
+
+
+def write_with_other_clients(server: Server, bucket: str, tmp_path: Path) -> dict[str, tuple[str, bytes]]:
+    """Objects written by boto3, the AWS CLI and a presigned PUT: key -> (writer, bytes)."""
+    from boto3.s3.transfer import TransferConfig
+
+    s3 = server.boto3()
+    written: dict[str, tuple[str, bytes]] = {}
+    for size in PUT_SIZES:
+        written[f"put/{size}"] = ("boto3 put_object", os.urandom(size))
+    for key, (_, data) in written.items():
+        s3.put_object(Bucket=bucket, Key=key, Body=data)
+    for part in (5, 16):
+        data = os.urandom(part * MiB * 2 + 1)
+        config = TransferConfig(multipart_threshold=5 * MiB, multipart_chunksize=part * MiB)
+        s3.upload_fileobj(io.BytesIO(data), bucket, f"multipart/{part}", Config=config)
+        written[f"multipart/{part}"] = (f"boto3 {part} MiB parts", data)
+    cli = tmp_path / "by-the-cli.bin"
+    cli.write_bytes(os.urandom(17 * MiB + 7))
+    aws_cli(server, "s3", "cp", str(cli), f"s3://{bucket}/cli/8", home=tmp_path)
+    written["cli/8"] = ("aws s3 cp", cli.read_bytes())
+    if server.name != "moto":  # moto's signature check fails query-signed requests (500, no Authorization)
+        written["presigned"] = ("presigned PUT", presigned_put(server, bucket, "presigned", os.urandom(9 * MiB + 11)))
+    data = gzip.compress(os.urandom(9 * MiB))
+    s3.put_object(Bucket=bucket, Key="gzipped.txt", Body=data, ContentEncoding="gzip", ContentType="text/plain")
+    written["gzipped.txt"] = ("Content-Encoding: gzip", data)
+    for key in AWKWARD_KEYS:
+        data = os.urandom(9 * MiB) if key.startswith("dir/") else key.encode()
+        s3.put_object(Bucket=bucket, Key=key, Body=data)
+        written[key] = ("awkward keys", data)
+    return written
+
+
+def read_paths(server: Server, bucket: str, tmp_path: Path) -> dict[str, Callable[[str], bytes]]:
+    """Every way tinys3 reads one object: reader -> read(key) -> the bytes it got."""
+    conn = connect(server, default=bucket)
+    five = connect(server, default=bucket, multipart_size=5 * MiB)
+    pool = tinys3.Pool(server.access_key, server.secret_key, endpoint=server.endpoint, default=bucket, size=3)
+
+    def target(key: str) -> Path:
+        return tmp_path / "one" / hashlib.sha256(key.encode()).hexdigest()
+
+    def ranged(key: str) -> bytes:
+        size = int(conn.head(key).headers["Content-Length"])
+        first = size // 3
+        return conn.get(key, range=(first, min(size - 1, first + 3 * MiB))).content if size else b""
+
+    def downloaded(connection: tinys3.Connection | tinys3.Pool) -> Callable[[str], bytes]:
+        def read(key: str) -> bytes:
+            path = target(key)
+            path.parent.mkdir(exist_ok=True)
+            done = connection.download(key, path)
+            assert (done.result() if isinstance(done, concurrent.futures.Future) else done).ok
+            return path.read_bytes()
+
+        return read
+
+    def folder(*command: str) -> Callable[[str], bytes]:
+        into = tmp_path / command[0]
+
+        def read(key: str) -> bytes:
+            if not into.exists():
+                done = run_cli(server, *command, f"s3://{bucket}/", str(into))
+                assert done.returncode == 0, done.stderr.decode()
+            return (into / key).read_bytes()
+
+        return read
+
+    return {
+        "get().content": lambda key: conn.get(key).content,
+        "iter_content": lambda key: b"".join(conn.get(key).iter_content()),
+        "ranged get": ranged,
+        "download()": downloaded(conn),
+        "download() 5 MiB": downloaded(five),
+        "Pool.download": downloaded(pool),
+        "tinys3 cp -r": folder("cp", "-r"),
+        "tinys3 sync": folder("sync"),
+    }
+
+
+def expected_by(reader: str, data: bytes) -> bytes:
+    """What a reader should get of an object's bytes (a ranged get: the range ``read_paths`` asks for)."""
+    if reader != "ranged get" or not data:
+        return data
+    first = len(data) // 3
+    return data[first : min(len(data) - 1, first + 3 * MiB) + 1]
+
+
+def failing_cells(cells: dict[tuple[str, str], str]) -> str:
+    return "\n".join(f"{writer} x {reader}: {problem}" for (writer, reader), problem in sorted(cells.items()))
+
+
+def test_objects_other_clients_wrote_read_byte_exact_through_every_read_path(server: Server, tmp_path: Path) -> None:
+    bucket = server.new_bucket()
+    written = write_with_other_clients(server, bucket, tmp_path)
+    failures: dict[tuple[str, str], str] = {}
+    for reader, read in read_paths(server, bucket, tmp_path).items():
+        for key, (writer, data) in written.items():
+            try:
+                got = read(key)
+            except Exception as error:  # every cell is tried; the failures are reported together
+                failures[writer, reader] = f"{key!r}: {type(error).__name__}: {error}"
+                continue
+            if got != expected_by(reader, data):
+                failures[writer, reader] = f"{key!r}: {len(got)} bytes, not the {len(data)} written"
+    assert not failures, failing_cells(failures)
+
+
+def test_what_tinys3_writes_other_clients_read_byte_exact(server: Server, tmp_path: Path) -> None:
+    bucket = server.new_bucket()
+    conn = connect(server, default=bucket)
+    parts = connect(server, default=bucket, multipart_threshold=5 * MiB, multipart_size=5 * MiB)
+    small, big = os.urandom(MiB + 1), os.urandom(11 * MiB + 3)
+    conn.upload("single", small)
+    parts.upload("multipart", big)
+    parts.upload("stream", _Unsized(big))
+    for algorithm in ("crc32", "sha256"):
+        conn.upload(f"{algorithm}-single", small, checksum=algorithm)
+        parts.upload(f"{algorithm}-multipart", big, checksum=algorithm)
+    conn.upload("metadata.csv", small, content_type="text/csv", headers={"owner": "Ann", "Cache-Control": "no-cache"})
+    expected = {key: small if key.endswith(("single", ".csv")) else big for key in
+                ["single", "multipart", "stream", "crc32-single", "crc32-multipart", "sha256-single",
+                 "sha256-multipart", "metadata.csv"]}  # fmt: skip
+    checking = server.boto3(response_checksum_validation="when_supported")
+    failures: dict[tuple[str, str], str] = {}
+    for key, data in expected.items():
+        answer = checking.get_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+        if answer["Body"].read() != data:
+            failures[key, "boto3 get_object"] = "different bytes"
+        checking.download_file(bucket, key, str(tmp_path / "by-boto3"))
+        if (tmp_path / "by-boto3").read_bytes() != data:
+            failures[key, "boto3 download_file"] = "different bytes"
+        aws_cli(server, "s3", "cp", f"s3://{bucket}/{key}", str(tmp_path / "by-aws"), home=tmp_path)
+        if (tmp_path / "by-aws").read_bytes() != data:
+            failures[key, "aws s3 cp"] = "different bytes"
+    assert not failures, failing_cells(failures)
+    head = checking.head_object(Bucket=bucket, Key="metadata.csv")
+    assert (head["Metadata"], head["ContentType"], head["CacheControl"]) == ({"owner": "Ann"}, "text/csv", "no-cache")
+
+
 ###############################################################################
 # Pool ########################################################################
 ###############################################################################
@@ -4516,6 +4690,75 @@ def test_update_metadata_from_the_readme_keeps_type_and_metadata(moto: Server) -
         "image/jpeg",
         {"owner": "ann"},
         "REDUCED_REDUNDANCY",
+    )
+
+
+###############################################################################
+# This README, run as written against moto ###################################
+###############################################################################
+
+#: Every ```python block of README.md, in order.
+README_BLOCKS = re.findall(r"```python\n(.*?)```", (Path(__file__).parent / "README.md").read_text(), re.S)
+
+
+def readme_namespace(moto: Server, tmp_path: Path) -> dict[str, Any]:
+    """The names README examples take as given (keys, a key, some data, files to send),
+    each standing for what a reader would have at hand."""
+    documents = tmp_path / "files"
+    documents.mkdir()
+    paths = [documents / f"{n}.jpg" for n in range(3)]
+    for path in paths:
+        path.write_bytes(os.urandom(1000))
+    keys = (moto.access_key, moto.secret_key)
+    return {
+        "tinys3": tinys3, "os": os, "Path": Path,
+        "ACCESS_KEY": keys[0], "SECRET_KEY": keys[1], "access_key": keys[0], "secret_key": keys[1],
+        "KEY_ID": keys[0], "SECRET": keys[1],
+        "key": "notes.txt", "data": b"the notes\n", "newer_data": b"the notes, revised\n", "sink": io.BytesIO(),
+        "from_key": "a.html", "from_bucket": "my-bucket", "to_key": "copy.html", "keys": ["tmp/1", "tmp/2"],
+        "new_key": os.urandom(32), "paths": paths,
+    }  # fmt: skip
+
+
+def test_every_example_of_this_readme_runs(
+    moto: Server, clean_env: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each block runs in turn in one namespace (names a block defines stay for the next ones),
+    with ``conn`` reset before each block to a Connection on my-bucket; moto sits behind TLS
+    (SSE-C is sent only over HTTPS)."""
+    s3 = moto.boto3()
+    s3.create_bucket(Bucket="my-bucket")
+    s3.put_bucket_versioning(Bucket="my-bucket", VersioningConfiguration={"Status": "Enabled"})
+    for key in ("notes.txt", "a.html", "photo.jpg", "logs/2025.tar", "photos/2026/cat.jpg", "tmp/1", "tmp/2"):
+        s3.put_object(Bucket="my-bucket", Key=key, Body=f"the bytes of {key}".encode())
+    backup = os.urandom(9 * MiB)
+    (tmp_path / "backup.tar").write_bytes(backup)
+    (tmp_path / "report.pdf").write_bytes(b"%PDF-1.7")
+    clean_env.chdir(tmp_path)
+    namespace = readme_namespace(moto, tmp_path)
+    with tls_front(moto.endpoint, tmp_path) as (port, ca_file, _):
+        clean_env.setenv("AWS_ACCESS_KEY_ID", moto.access_key)
+        clean_env.setenv("AWS_SECRET_ACCESS_KEY", moto.secret_key)
+        clean_env.setenv("AWS_ENDPOINT_URL_S3", f"https://127.0.0.1:{port}")
+        clean_env.setenv("AWS_CA_BUNDLE", ca_file)
+        for number, block in enumerate(README_BLOCKS):
+            namespace["conn"] = tinys3.Connection(moto.access_key, moto.secret_key, default="my-bucket")
+            exec(compile(block, f"README.md block {number}", "exec"), namespace)
+        answer = namespace["handler"]({"body": '{"seen": true}'}, types.SimpleNamespace(aws_request_id="req-1"))
+    assert answer == {"statusCode": 204}
+    got = {key: s3.get_object(Bucket="my-bucket", Key=key) for key in
+           ["reports/2026/report.pdf", "events/req-1.json", "backup.tar", "cold/2025.tar", "b.txt"]}  # fmt: skip
+    assert got["reports/2026/report.pdf"]["Body"].read() == b"%PDF-1.7"
+    assert got["events/req-1.json"]["Body"].read() == b'{"seen": true}'
+    assert got["backup.tar"]["Body"].read() == backup and (tmp_path / "restore.tar").read_bytes() == backup
+    assert got["cold/2025.tar"]["StorageClass"] == "GLACIER_IR" and got["b.txt"]["Metadata"] == {"owner": "ops"}
+    assert namespace["sink"].getvalue() == b"the notes\n" and namespace["failed"] == {}
+    assert namespace["post"]["fields"]["Content-Type"] == "image/png"
+    out = capsys.readouterr().out
+    assert (
+        f"photos/2026/cat.jpg {len(b'the bytes of photos/2026/cat.jpg')} " in out
+        and "folder photos/2026/" in out
+        and "404 NoSuchKey" in out
     )
 
 
