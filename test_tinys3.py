@@ -647,8 +647,12 @@ credential_process = {sys.executable} {tmp_path / "fail.py"} ; touch {tmp_path /
 
 [profile bad-json]
 credential_process = {sys.executable} -c "print('not json')"
+
+[profile leaky]
+credential_process = {sys.executable} {tmp_path / "leak.py"}
 """,
     )
+    (tmp_path / "leak.py").write_text(f"import sys; sys.exit('session {keys['SessionToken']} expired\\x1b[2J')")
     conn = tinys3.Connection(endpoint=moto.endpoint)
     assert (conn.credentials.access_key, conn.credentials.token) == (keys["AccessKeyId"], keys["SessionToken"])
     assert conn.credentials.expiry is not None and conn.upload("k", b"x", moto.new_bucket()).ok
@@ -657,6 +661,9 @@ credential_process = {sys.executable} -c "print('not json')"
     assert not (tmp_path / "shell-ran").exists(), "no shell: ';' was an argument"
     with pytest.raises(tinys3.CredentialsError, match="did not print JSON with Version 1"):
         tinys3.Connection(profile="bad-json")
+    with pytest.raises(tinys3.CredentialsError) as caught:
+        tinys3.Connection(profile="leaky")
+    assert str(caught.value).endswith(r"failed (exit 1): session **** expired\x1b[2J"), "no token, no raw ESC"
 
 
 def sso_portal(credentials: dict[str, str], bearer: str) -> Answer:
@@ -1078,6 +1085,62 @@ def test_no_header_can_split_the_request_head_and_nothing_is_sent_when_one_would
         assert caught.value.retry is False and "X-Evil" not in str(caught.value)
         assert conn.upload("k", b"x").ok
     assert [(r.method, r.path) for r in seen] == [("PUT", "/bkt/k")]
+
+
+OWN_HEADERS = ["Host", "content-length", "Transfer-Encoding", "Connection", "Expect", "Upgrade", "TE",
+               "Authorization", "x-amz-security-token", "X-Amz-Date", "x-amz-content-sha256"]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", OWN_HEADERS)
+def test_headers_that_frame_route_or_sign_the_request_are_refused_on_every_call(name: str) -> None:
+    """Two Host headers, a chunked GET without a body, a Content-Length that makes the server
+    wait: none can be asked for through headers= (nor metadata=), and nothing is sent."""
+    calls: list[Callable[[tinys3.Connection, dict[str, str]], object]] = [
+        lambda c, h: c.get("k", headers=h), lambda c, h: c.head("k", headers=h),
+        lambda c, h: c.download("k", io.BytesIO(), headers=h), lambda c, h: c.delete("k", headers=h),
+        lambda c, h: c.upload("k", b"x", headers=h), lambda c, h: c.copy("k", "bkt", "k2", headers=h),
+        lambda c, h: c.update_metadata("k", h), lambda c, h: list(c.list("p/", headers=h)),
+        lambda c, h: c.presign("k", headers=h), lambda c, h: c.head_bucket(headers=h),
+    ]  # fmt: skip
+    with scripted_server(_ok) as (endpoint, seen):
+        conn = tinys3.Connection("AKID", "secret", endpoint=endpoint, default="bkt")
+        for call in calls:
+            with pytest.raises(tinys3.InvalidInput, match=f"header {name!r} is tinys3's own"):
+                call(conn, {name: "5"})
+        assert conn.upload("k", b"x", headers={f"x-amz-meta-{name.lower()}": "5"}).ok, "as metadata, spelt out"
+    assert [(r.method, r.headers.get(f"x-amz-meta-{name.lower()}")) for r in seen] == [("PUT", "5")]
+
+
+def test_a_region_an_answer_names_never_becomes_a_host(clean_env: pytest.MonkeyPatch) -> None:
+    """On AWS's own endpoint the retry after a redirect goes to s3.<region>.amazonaws.com:
+    a forged region that would carry a host (``x@127.0.0.1:PORT/``) stops the request."""
+    reached: list[socket.socket] = []
+    with accepting(reached.append) as port:
+        forged = f"x@127.0.0.1:{port}/"
+        body = b"<Error><Code>PermanentRedirect</Code><Message>Moved</Message></Error>"
+        with scripted_server(lambda r: (301, {"x-amz-bucket-region": forged}, body)) as (proxy, seen):
+            conn = tinys3.Connection("AKID", "secret", tls=False, proxy=proxy, default="bkt", session_token="tok")
+            with pytest.raises(tinys3.TransportError, match="not a region name") as caught:
+                conn.get("k")
+            assert caught.value.retry is False and isinstance(caught.value.__cause__, tinys3.HTTPError)
+            with pytest.raises(tinys3.TransportError, match="not a region name"):
+                conn.get("k")  # nothing was remembered
+    assert [r.path for r in seen] == ["http://bkt.s3.us-east-1.amazonaws.com/k"] * 2 and reached == []
+    for bad in ["x@127.0.0.1:9/", "eu-west-1.evil.example:443#", "a" * 65]:
+        with pytest.raises(tinys3.InvalidInput, match="region must be a region name"):
+            tinys3.Connection("AKID", "secret", region=bad)
+    assert tinys3.Connection("AKID", "secret", region="Ceph_Zone-2").region == "Ceph_Zone-2"
+
+
+def test_turning_certificate_checks_off_says_so_once(seaweedfs_tls: Server, tmp_path: Path) -> None:
+    with pytest.warns(UserWarning, match=r"not verified \(verify=False\): anyone on the network path"):
+        tinys3.Connection("AKID", "secret", verify=False)
+    done = run_cli(seaweedfs_tls, "ls", "--no-verify-ssl")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.decode().splitlines() == [
+        "warning: --no-verify-ssl: TLS certificates are not verified: anyone on the network path can read and "
+        "change every request and answer, keys and data included"
+    ]
 
 
 NOW = 1_700_000_000.0
@@ -2862,6 +2925,79 @@ def test_a_redirect_is_an_error_naming_the_region() -> None:
         assert caught.value.status == 301, "retried once in eu-west-3, still redirected: reported"
 
 
+def test_an_error_answer_is_read_only_up_to_a_limit_and_its_message_cut() -> None:
+    """A 403 with a 40 MiB message: 1 MiB of it is read, the connection is dropped rather than
+    drained, the message shown is a few hundred characters with control characters escaped."""
+    import tracemalloc
+
+    body = b"<Error><Code>AccessDenied</Code><Message>\x1b]0;owned\x07" + b"A" * (40 * MiB) + b"</Message></Error>"
+    huge = b"HTTP/1.1 403 Forbidden\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)  # built before measuring
+    with scripted_server(lambda r: huge if r.path.endswith("/big") else _ok(r)) as (endpoint, seen):
+        conn = tinys3.Connection("AKID", "secret", endpoint=endpoint, default="bkt", retries=1)
+        tracemalloc.start()
+        with pytest.raises(tinys3.HTTPError) as caught:
+            conn.get("big")
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert conn.head("small").ok, "a new connection after the one dropped"
+    error = caught.value
+    assert len(error.response.content) == 1 << 20 and peak < 8 * MiB, peak
+    assert error.code == "Forbidden" and error.message.startswith("Client error"), "a cut answer is not parsed"
+    assert len(str(error)) < 500 and "\x1b" not in str(error)
+    assert [r.connection for r in seen] == [0, 1]
+
+
+def test_an_error_message_is_cut_and_escaped_when_its_xml_is_whole() -> None:
+    """XML text may carry line breaks and C1 controls (U+009B starts a terminal sequence), a
+    header an ESC: each is escaped, and the message cut."""
+    said = "<Error><Code>Bad\u009b2J</Code><Message>\r\n\u009b31m" + "B" * 5000 + "</Message></Error>"
+    reply = (400, {"x-amz-request-id": "R\x1b[2J"}, said.encode())
+    with scripted_server(lambda r: reply) as (endpoint, _), pytest.raises(tinys3.HTTPError) as caught:
+        tinys3.Connection("AKID", "secret", endpoint=endpoint, default="bkt").get("k")
+    error = caught.value
+    assert (error.code, error.request_id) == ("Bad\\x9b2J", "R\\x1b[2J")
+    assert error.message.startswith("\\x0a\\x9b31mBBB") and error.message.endswith("... (5011 characters)")
+    assert len(error.message) < 340 and str(error).isprintable()
+
+
+@pytest.mark.parametrize(
+    ("answer", "problem"),
+    [
+        (b"<ListBucketResult>" + b"<a>" * 500_000, "holds over 400000 tags"),
+        (b"<ListBucketResult>" + b" " * (65 * MiB) + b"</ListBucketResult>", "is over 64 MiB"),
+    ],
+    ids=["nested-tags", "65-MiB-listing"],
+)
+def test_an_answer_too_big_or_too_many_tags_to_be_s3s_is_refused(answer: bytes, problem: str) -> None:
+    with scripted_server(lambda r: (200, {}, answer)) as (endpoint, seen):
+        conn = tinys3.Connection("AKID", "secret", endpoint=endpoint, default="bkt")
+        with pytest.raises(tinys3.TransportError, match=problem) as caught:
+            list(conn.list())
+    assert caught.value.retry is False and len(seen) == 1
+
+
+def test_secrets_a_server_echoes_never_reach_the_error(tmp_path: Path) -> None:
+    """A server that puts the request's headers into its message (and, to be thorough, the
+    SSE-C key decoded and in hex): the session token and the key are masked."""
+    key = os.urandom(32)
+    token = "IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJHMEUCIQ+secret/token=="
+
+    def echo(request: Recorded) -> tuple[int, dict[str, str], bytes]:
+        sent = request.headers.get("x-amz-server-side-encryption-customer-key", "")
+        said = f"{request.headers}; key {base64.b64decode(sent).hex()}; quoted {urllib.parse.quote(token, safe='')}"
+        return 400, {}, b"<Error><Code>InvalidRequest</Code><Message>" + said.encode() + b"</Message></Error>"
+
+    with scripted_server(echo) as (endpoint, _), tls_front(endpoint, tmp_path) as (port, ca_file, _names):
+        conn = tinys3.Connection("AKID", "wJalrXUtnFEMI/K7MDENG", endpoint=f"https://127.0.0.1:{port}",
+                                 session_token=token, verify=ca_file, default="bkt")  # fmt: skip
+        with pytest.raises(tinys3.HTTPError) as caught:
+            conn.get("k", sse_customer_key=key)
+    text = str(caught.value)
+    assert "x-amz-server-side-encryption-customer-key" in text and "****" in text
+    for secret in (token, urllib.parse.quote(token, safe=""), base64.b64encode(key).decode(), key.hex()):
+        assert secret not in text and secret not in caught.value.message
+
+
 def test_requests_carry_a_signed_payload_hash_and_exact_length() -> None:
     with scripted_server(_ok) as (endpoint, seen):
         conn = tinys3.Connection("k", "s", endpoint=endpoint, default="bkt", session_token="tok")
@@ -2966,9 +3102,10 @@ def test_https_with_a_private_ca(moto: Server, tmp_path: Path) -> None:
         with pytest.raises(tinys3.TransportError, match="CERTIFICATE_VERIFY_FAILED") as caught:
             untrusted.upload("refused", b"x")
         assert caught.value.retry is False
-        unverified = tinys3.Connection(
-            moto.access_key, moto.secret_key, endpoint=f"https://localhost:{port}", verify=False, default=bucket
-        )
+        with pytest.warns(UserWarning, match="not verified"):
+            unverified = tinys3.Connection(
+                moto.access_key, moto.secret_key, endpoint=f"https://localhost:{port}", verify=False, default=bucket
+            )
         unverified.upload("unverified", b"y")
     s3 = moto.boto3()
     assert s3.get_object(Bucket=bucket, Key="over-tls")["Body"].read() == b"secure bytes"
@@ -4182,7 +4319,7 @@ def test_a_pickle_carries_the_settings_and_given_keys_never_found_ones(clean_env
     import pickle
 
     given = tinys3.Connection("AKIDGIVEN", "given-secret", endpoint="https://minio.example:9000/s3", region="eu-west-3",
-                              default="bkt", addressing="virtual", timeout=(2, 7), retries=4, verify=False,
+                              default="bkt", addressing="virtual", timeout=(2, 7), retries=4, verify="/etc/ca.pem",
                               proxy="http://proxy.example:3128", multipart_size=6 * MiB, max_concurrency=2)  # fmt: skip
     given._clock_offset = 1200.0  # learnt from an answer: does not travel
     copy = pickle.loads(pickle.dumps(given))

@@ -165,11 +165,9 @@ def _error_fields(body: bytes) -> dict[str, str]:
     head = body[:512].lstrip()
     if not head.startswith(b"<") or b"<Error" not in head:
         return {}
-    from xml.etree import ElementTree
-
     try:
-        root = ElementTree.fromstring(body)
-    except ElementTree.ParseError:
+        root = _xml(body)
+    except TransportError:
         return {}
     if _local_name(root) != "Error":
         return {}
@@ -181,24 +179,54 @@ def _local_name(element: Any) -> str:
     return str(element.tag).rpartition("}")[2]
 
 
-def _http_error(response: Response) -> HTTPError:
-    """Build the HTTPError for a response, from its XML body or its status."""
+def _http_error(response: Response, secrets: Iterable[str] = ()) -> HTTPError:
+    """Build the HTTPError for a response, from its XML body or its status. The server's
+    words pass through ``_outside`` (``secrets``: what the request carried that the
+    answer must not repeat); the bucket and key are the ones asked for."""
     fields = _error_fields(response.content)
     headers = response.headers
     region = None
     if response.status_code in (301, 307, 400):
         region = fields.get("Region") or headers.get("x-amz-bucket-region")
+    secrets = tuple(secrets)
+
+    def said(text: str | None, limit: int = _MESSAGE_LIMIT) -> str | None:
+        return None if text is None else _outside(text, secrets, limit)
+
     return HTTPError(
         response.status_code,
-        fields.get("Code") or _status_code_name(response.status_code),
-        fields.get("Message") or _status_message(response),
-        request_id=fields.get("RequestId") or headers.get("x-amz-request-id"),
-        host_id=fields.get("HostId") or headers.get("x-amz-id-2"),
-        bucket=fields.get("BucketName") or response.bucket,
-        key=fields.get("Key") or response.key,
-        region=region,
+        said(fields.get("Code"), 64) or _status_code_name(response.status_code),
+        said(fields.get("Message")) or _status_message(response),
+        request_id=said(fields.get("RequestId") or headers.get("x-amz-request-id"), 128),
+        host_id=said(fields.get("HostId") or headers.get("x-amz-id-2"), 256),
+        bucket=response.bucket or said(fields.get("BucketName"), 64),
+        key=response.key or said(fields.get("Key"), _MAX_KEY),
+        region=said(region, 64),
         response=response,
     )
+
+
+#: How much of an error answer is read, and of its message shown: a server can send more.
+_ERROR_LIMIT = 1 << 20
+_MESSAGE_LIMIT = 300
+
+
+def _outside(text: str, secrets: Iterable[str] = (), limit: int = _MESSAGE_LIMIT) -> str:
+    """Text from a server or a credential helper, fit for an exception or a log line: each
+    of ``secrets`` masked, control characters escaped, cut to ``limit`` characters."""
+    for secret in secrets:
+        if len(secret) >= 8:
+            text = text.replace(secret, "****")
+    text = _escape_controls(text)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def _escape_controls(text: str) -> str:
+    """``text`` with control characters (C0, DEL, C1) as ``\\xNN``, the way ``ls -b`` shows
+    them: an ESC, BEL or line break from outside never reaches a terminal raw."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}" for c in text)
 
 
 def _status_code_name(status: int) -> str:
@@ -657,7 +685,7 @@ def _sts_error(body: bytes) -> str:
         fields = {_local_name(element): element.text or "" for element in _xml(body).iter()}
     except TransportError:
         fields = {}
-    return f"{fields.get('Code', 'an error')}: {fields.get('Message', '')}"
+    return _outside(f"{fields.get('Code', 'an error')}: {fields.get('Message', '')}")
 
 
 def _process_fetcher(command: str) -> Callable[[], Credentials]:
@@ -680,7 +708,8 @@ def _process_fetcher(command: str) -> Callable[[], Credentials]:
             raise CredentialsError(f"credential_process {argv[0]} could not run: {error}") from None
         if done.returncode != 0:
             lines = done.stderr.decode(errors="replace").strip().splitlines() or ["(no message)"]
-            raise CredentialsError(f"credential_process {argv[0]} failed (exit {done.returncode}): {lines[-1]}")
+            said = _outside(_mask_key_like(lines[-1]))
+            raise CredentialsError(f"credential_process {argv[0]} failed (exit {done.returncode}): {said}")
         try:
             data = json.loads(done.stdout)
             if data.get("Version") != 1:
@@ -690,6 +719,14 @@ def _process_fetcher(command: str) -> Callable[[], Credentials]:
         return _credentials_from({**data, "Token": data.get("SessionToken")}, argv[0])
 
     return fetch
+
+
+def _mask_key_like(text: str) -> str:
+    """``text`` with each run of 20 or more base64 or hex characters masked: what a helper
+    prints may hold keys tinys3 does not know yet (a secret key is 40 such characters)."""
+    import re
+
+    return re.sub(r"[A-Za-z0-9+/=_-]{20,}", "****", text)
 
 
 def _sso_fetcher(name: str, settings: Mapping[str, str], lookup: _Lookup) -> Callable[[], Credentials]:
@@ -1009,6 +1046,11 @@ _MAX_PARTS = 10000
 _MAX_OBJECT = 5 * 1024**4
 _CHUNK = _MiB
 _ONE_YEAR = 365 * 24 * 3600
+#: Headers that frame the message, steer the connection or carry the signature: a caller's
+#: would send two of them, or a body the request does not have.
+_OWN_HEADERS = frozenset(("host", "content-length", "transfer-encoding", "connection", "keep-alive", "expect",
+                          "upgrade", "te", "trailer", "proxy-authorization", "proxy-connection", "authorization",
+                          "x-amz-security-token", "x-amz-date", "x-amz-content-sha256"))  # fmt: skip
 _TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _BUCKET_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_")
 _DNS_BUCKET_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
@@ -1168,6 +1210,9 @@ def _header_value(name: str, value: object) -> str:
 def _check_header_name(name: object) -> str:
     if not isinstance(name, str) or not name or not set(name) <= _TOKEN_CHARS:
         raise InvalidInput(f"{name!r} is not a valid header or metadata name")
+    if name.lower() in _OWN_HEADERS:
+        raise InvalidInput(f"header {name!r} is tinys3's own to write (framing, connection or signature): it "
+                           f"cannot be given (metadata of that name is x-amz-meta-{name.lower()})")  # fmt: skip
     return name
 
 
@@ -1286,6 +1331,23 @@ def _customer_key_headers(key: bytes | None, names: tuple[str, ...]) -> dict[str
     if not isinstance(key, (bytes, bytearray)) or len(key) != 32:
         raise InvalidInput("an SSE-C key is 32 bytes (AES-256), given as bytes")
     return dict(zip(names, ("AES256", _b64(key), _content_md5(key))))
+
+
+def _secrets(credentials: Credentials | None, headers: Mapping[str, str]) -> Iterator[str]:
+    """What a request carries that no answer may repeat into a message: the secret key,
+    the session token (also percent-encoded), and each SSE-C key as sent (base64), raw
+    and in hex."""
+    if credentials is not None:
+        yield credentials.secret_key
+        if credentials.token:
+            yield credentials.token
+            yield _uri_encode(credentials.token)
+    import binascii
+
+    for name in (_SSE_C[1], _COPY_SSE_C[1]):
+        if name in headers:
+            raw = binascii.a2b_base64(headers[name])
+            yield from (headers[name], raw.hex(), raw.hex().upper(), raw.decode("latin-1"))
 
 
 def _plain(headers: Mapping[str, object] | None) -> dict[str, str]:
@@ -2031,7 +2093,7 @@ class _Transport:
                 if stream and 200 <= response.status < 300:
                     reply = _Stream(response, _partial(self._checkin, origin, conn), _partial(self._close, conn))
                     return response.status, response.reason, response.headers, reply
-                content = response.read()
+                content, whole = _read_capped(response, method)
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
                 self._close(conn)
                 if reused and not fresh_retry:
@@ -2046,7 +2108,10 @@ class _Transport:
             except (OSError, http.client.HTTPException) as exc:
                 self._close(conn)
                 raise _transport_error(exc, f"{method} failed") from exc
-            self._checkin(origin, conn)
+            if whole:
+                self._checkin(origin, conn)
+            else:  # the rest of an over-long error answer is never read: the connection goes
+                self._close(conn)
             return response.status, response.reason, response.headers, content
         raise AssertionError("unreachable")
 
@@ -2128,6 +2193,32 @@ class _Stream:
             self._release = None
             self._response.close()
             self._discard()
+
+
+#: No S3 answer tinys3 reads whole (listings, results, errors aside) comes near this.
+_ANSWER_LIMIT = 64 << 20
+
+
+def _read_capped(response: HTTPResponse, method: str) -> tuple[bytes, bool]:
+    """An answer's body, read whole by the transport: (bytes, whether that is all of it).
+    An error answer is cut at ``_ERROR_LIMIT``; any other over ``_ANSWER_LIMIT`` is refused,
+    so a hostile server cannot fill memory. A body shorter than its length is cut short."""
+    import http.client
+
+    limit = _ANSWER_LIMIT if 200 <= response.status < 300 else _ERROR_LIMIT
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = response.read(min(limit + 1 - size, 1 << 20))
+        if not chunk:
+            if response.length:  # http.client stops silently when a sized body ends early
+                raise http.client.IncompleteRead(b"".join(chunks), response.length)
+            return b"".join(chunks), True
+        chunks.append(chunk)
+        size += len(chunk)
+    if limit == _ANSWER_LIMIT:
+        raise _no_retry(f"the answer to {method} is over {limit >> 20} MiB, more than any S3 answer of its kind")
+    return b"".join(chunks)[:limit], False
 
 
 def _unframed() -> TransportError:
@@ -2667,10 +2758,19 @@ def _span(response: Response) -> tuple[int, int | None]:
     return 0, (int(length) - 1 if length and length.isdigit() else None)
 
 
+#: S3's answers hold some thousands of elements a page (each opened and closed: two tags).
+_XML_TAGS = 400_000
+
+
 def _xml(body: bytes) -> Any:
-    """The root element of an XML answer; anything else is a TransportError naming it."""
+    """The root element of an XML answer; anything else is a TransportError naming it.
+    An answer with more than ``_XML_TAGS`` tags is refused unparsed (counting ``<`` costs a
+    hundredth of parsing), so neither its elements nor its depth can fill memory; expat
+    expands no external entity and refuses entity expansions that blow up."""
     from xml.etree import ElementTree
 
+    if body.count(b"<") > _XML_TAGS:
+        raise _no_retry(f"the server's XML answer holds over {_XML_TAGS} tags, more than any S3 answer: refused")
     try:
         return ElementTree.fromstring(body)
     except ElementTree.ParseError as exc:
@@ -2963,6 +3063,12 @@ def _parse_timeout(timeout: Timeouts) -> tuple[float, float]:
     return float(pair[0]), float(pair[1])
 
 
+_UNVERIFIED = (
+    "TLS certificates are not verified (verify=False): anyone on the network path can read "
+    "and change every request and answer, keys and data included"
+)
+
+
 def _pick_verify(verify: object, environ: Mapping[str, str], settings: Mapping[str, str]) -> bool | str:
     """``verify=``, else ``AWS_CA_BUNDLE``, else the profile's ``ca_bundle``, else True."""
     if verify is None:
@@ -3002,6 +3108,21 @@ def _configured_endpoint(environ: Mapping[str, str], settings: Mapping[str, str]
         environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL")
         or settings.get("s3.endpoint_url") or settings.get("endpoint_url")
     )  # fmt: skip
+
+
+def _is_region_name(text: str, extra: str = "") -> bool:
+    """A region name as AWS spells them (``eu-west-1``: ASCII lowercase, digits, ``-``), and
+    ``extra`` characters more; at most 64. Anything else could carry a host into a URL."""
+    allowed = "abcdefghijklmnopqrstuvwxyz0123456789-" + extra
+    return 0 < len(text) <= 64 and all(char in allowed for char in text)
+
+
+def _check_region(region: str) -> str:
+    """A region given by the user (argument, environment or profile): AWS's letters, plus the
+    uppercase and ``_`` some S3-compatible services' region names carry."""
+    if not isinstance(region, str) or not _is_region_name(region, "ABCDEFGHIJKLMNOPQRSTUVWXYZ_"):
+        raise InvalidInput(f"region must be a region name such as 'eu-west-1'; got {region!r}")
+    return region
 
 
 def _check_int(name: str, value: object, low: int, high: int) -> int:
@@ -3116,8 +3237,12 @@ class Connection:
         profile_name = profile or environ.get("AWS_PROFILE") or "default"
         settings = _profile(profile_name, environ)
         self.region: str = region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or ""
-        self.region = self.region or settings.get("region") or "us-east-1"
+        self.region = _check_region(self.region or settings.get("region") or "us-east-1")
         verify = _pick_verify(verify, environ, settings)
+        if verify is False:
+            import warnings
+
+            warnings.warn(_UNVERIFIED, stacklevel=2)
         retries = _pick_retries(retries, environ, settings)
         endpoint = endpoint or _configured_endpoint(environ, settings)
         self._aws_default = endpoint is None
@@ -4394,6 +4519,9 @@ class Connection:
             return source is not None and source.renew(stale=credentials)
         if error.region and error.region != region and "region" not in mended:
             mended.add("region")
+            if not _is_region_name(error.region):  # a forged answer must not name the host keys go to
+                raise _no_retry(f"the answer for bucket {bucket!r} names {error.region!r} as its region, "
+                                "which is not a region name") from error  # fmt: skip
             _log("bucket %s is in region %s, not %s: retrying there", bucket, error.region, region)
             self._learn_region(bucket, error.region)
             return True
@@ -4482,7 +4610,7 @@ class Connection:
                 _log("retrying %s %s after %s (attempt %d)", request.method, path, exc, attempt)
                 _backoff(attempt)
                 continue
-            error = _http_error(response)
+            error = _http_error(response, _secrets(credentials, headers))
             if self._mend(request.bucket, response, error, credentials, region, mended):
                 continue
             if attempt >= self._retries or not (status in _RETRY_STATUSES or error.code in _RETRY_CODES):
@@ -5097,9 +5225,15 @@ class _Cli:
         with self._lock:
             if self._conn is None:
                 args = self.args
+                import warnings
+
                 verify = False if args.no_verify_ssl else args.ca_bundle
-                self._conn = Connection(endpoint=args.endpoint_url, region=args.region, profile=args.profile,
-                                        anonymous=args.no_sign_request, verify=verify)  # fmt: skip
+                with warnings.catch_warnings():  # said once, as a line of its own, below
+                    warnings.simplefilter("ignore")
+                    self._conn = Connection(endpoint=args.endpoint_url, region=args.region, profile=args.profile,
+                                            anonymous=args.no_sign_request, verify=verify)  # fmt: skip
+                if verify is False:
+                    self.emit(self.err, f"warning: --no-verify-ssl: {_UNVERIFIED.replace(' (verify=False)', '')}")
             return self._conn
 
     @property
