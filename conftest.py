@@ -226,6 +226,10 @@ def seaweedfs_server(root: Path, https: bool = False, metrics_port: int | None =
         f"-s3.port={s3_port}",
         f"-s3.config={root / 'identities.json'}",
         "-admin.ui=false",
+        # Off: their default ports are fixed, and two SeaweedFS at once (one per test worker) raced
+        # for the same "alternative" port, and the loser exited.
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
         f"-s3.domainName={VIRTUAL_DOMAIN}",  # <bucket>.s3.localhost in Host: virtual-hosted addressing
         # Each bucket takes volumes of its own, and the automatic limit (free disk / volume size,
         # as weed counts it: 76 here) ran out after a few hundred test buckets.

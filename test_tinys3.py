@@ -5281,21 +5281,106 @@ def test_cli_sync_downloads_stamp_files_so_a_second_sync_copies_nothing(server: 
     assert sorted(str(p.relative_to(here)) for p in here.rglob("*")) == ["a.txt", "sub", "sub/b.txt"]
 
 
+#: Keys S3 (and moto) keep that would name no file inside the target, and why.
+UNFIT_KEYS = {
+    "../../escaped.txt": "the key has an empty, '.' or '..' part",
+    "/empty-part.txt": "the key has an empty, '.' or '..' part",
+    "..\\..\\up-on-windows.txt": "the key holds a backslash (a folder separator on Windows)",
+    "C:\\Windows\\drive.txt": "the key holds a backslash (a folder separator on Windows)",
+    "C:drive-relative.txt": "the key starts with a drive letter",
+    "\\\\server\\share\\unc.txt": "the key holds a backslash (a folder separator on Windows)",
+    "term\x1b]0;owned\x07.txt": "the key holds a control character",
+}
+
+
 def test_cli_never_writes_outside_the_target_folder(moto: Server, tmp_path: Path) -> None:
+    """Keys with ``..``, backslashes, drive letters, UNC prefixes or control characters are
+    refused as file names on every platform, each reported (escaped), the rest downloaded."""
     bucket = moto.new_bucket()
     conn = connect(moto, default=bucket)
-    for key in ("p/../../escaped.txt", "p//empty-part.txt", "p/fine.txt"):
-        conn.upload(key, b"x")
+    for key in [*UNFIT_KEYS, "fine.txt"]:
+        conn.upload("p/" + key, b"x")
     for command in ("sync", "cp"):
         target = tmp_path / command / "target"
         done = run_cli(moto, command, *(["-r"] if command == "cp" else []), f"s3://{bucket}/p/", str(target))
-        assert done.returncode == 1
-        problem = "the key has an empty, '.' or '..' part; it names no file here"
-        assert sorted(done.stderr.decode().splitlines()) == [
-            f"download failed: s3://{bucket}/p/{key}: {problem}" for key in ("../../escaped.txt", "/empty-part.txt")
-        ]
+        assert done.returncode == 1 and b"\x1b" not in done.stderr + done.stdout
+        shown = {key: key.replace("\x1b", "\\x1b").replace("\x07", "\\x07") for key in UNFIT_KEYS}
+        assert sorted(done.stderr.decode().splitlines()) == sorted(
+            f"download failed: s3://{bucket}/p/{shown[key]}: {why}; it names no file here"
+            for key, why in UNFIT_KEYS.items()
+        )
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == [
         "cp", "cp/target", "cp/target/fine.txt", "sync", "sync/target", "sync/target/fine.txt"]  # fmt: skip
+    listed = run_cli(moto, "ls", f"s3://{bucket}/p/")
+    assert b"\x1b" not in listed.stdout and b"term\\x1b]0;owned\\x07.txt" in listed.stdout
+
+
+def test_cli_writes_and_deletes_nothing_through_a_link_in_the_target(seaweedfs: Server, tmp_path: Path) -> None:
+    """``DEST/evil -> elsewhere``: the key evil/payload.txt is refused, not written there; and
+    ``sync --delete`` with ``DEST/link -> elsewhere`` deletes nothing there (nor the link)."""
+    bucket = seaweedfs.new_bucket()
+    conn = connect(seaweedfs, default=bucket)
+    for key in ("evil/payload.txt", "fine.txt"):
+        conn.upload(key, b"from the bucket")
+    elsewhere, target = tmp_path / "elsewhere", tmp_path / "target"
+    elsewhere.mkdir()
+    target.mkdir()
+    (elsewhere / "precious.txt").write_text("keep me")
+    (target / "evil").symlink_to(elsewhere)
+    (target / "link").symlink_to(elsewhere)
+    (target / "stale.txt").write_text("not in the bucket")
+    for command in (["cp", "-r"], ["sync", "--delete"]):
+        done = run_cli(seaweedfs, *command, f"s3://{bucket}/", str(target))
+        assert done.returncode == 1
+        assert done.stderr.decode().splitlines()[0] == (
+            f"download failed: s3://{bucket}/evil/payload.txt: {target / 'evil'} is a symbolic link; "
+            "nothing is written or deleted through one"
+        )
+    assert sorted(os.listdir(elsewhere)) == ["precious.txt"] and (elsewhere / "precious.txt").read_text() == "keep me"
+    assert (target / "link").is_symlink() and (target / "fine.txt").read_bytes() == b"from the bucket"
+    os.unlink(target / "evil")
+    (target / "evil").mkdir()
+    done = run_cli(seaweedfs, "sync", "--delete", f"s3://{bucket}/", str(target))
+    assert done.returncode == 0, done.stderr
+    assert sorted(os.listdir(target)) == ["evil", "fine.txt", "link"], "stale.txt went, the link stayed"
+    assert sorted(os.listdir(elsewhere)) == ["precious.txt"]
+
+
+def test_cli_uploads_follow_links_unless_told_not_to(seaweedfs: Server, tmp_path: Path) -> None:
+    bucket = seaweedfs.new_bucket()
+    source, outside = tmp_path / "source", tmp_path / "outside.txt"
+    source.mkdir()
+    outside.write_text("linked")
+    (source / "own.txt").write_text("own")
+    (source / "link.txt").symlink_to(outside)
+    assert run_cli(seaweedfs, "cp", "-r", str(source), f"s3://{bucket}/follow/").returncode == 0
+    assert run_cli(seaweedfs, "sync", "--no-follow-symlinks", str(source), f"s3://{bucket}/not/").returncode == 0
+    keys = sorted(entry.key for entry in connect(seaweedfs).list(bucket=bucket))
+    assert keys == ["follow/link.txt", "follow/own.txt", "not/own.txt"]
+
+
+def test_cli_keys_outside_the_listed_prefix_are_skipped_and_reported(tmp_path: Path) -> None:
+    """A listing for ``s3://b/pre/`` that holds ``../escape1.txt``: no GET of a key cut from
+    it (``pre/scape1.txt``), no file; the rest is copied, and the command exits 1."""
+    listing = (b'<ListBucketResult><IsTruncated>false</IsTruncated>'
+               b'<Contents><Key>../escape1.txt</Key><Size>1</Size><LastModified>2026-01-01T00:00:00Z</LastModified>'
+               b'</Contents><Contents><Key>pre/fine.txt</Key><Size>4</Size>'
+               b'<LastModified>2026-01-01T00:00:00Z</LastModified></Contents></ListBucketResult>')  # fmt: skip
+
+    def answer(request: Recorded) -> tuple[int, dict[str, str], bytes]:
+        if "list-type=2" in request.path:
+            return 200, {}, listing
+        return 200, {"ETag": '"e"', "Last-Modified": "Thu, 01 Jan 2026 00:00:00 GMT"}, b"fine"
+
+    with scripted_server(answer) as (endpoint, seen):
+        fake = Server("scripted", endpoint, "AKID", "secret")
+        done = run_cli(fake, "cp", "-r", "s3://bkt/pre/", str(tmp_path / "target"))
+    assert done.returncode == 1
+    assert done.stderr.decode().splitlines() == [
+        "tinys3: skipped '../escape1.txt': the listing of s3://bkt/pre/ holds it, but it lies outside"
+    ]
+    assert [r.path for r in seen if "list-type" not in r.path] == ["/bkt/pre/fine.txt"]
+    assert os.listdir(tmp_path / "target") == ["fine.txt"]
 
 
 def test_cli_sync_between_s3_folders(seaweedfs: Server) -> None:

@@ -222,11 +222,17 @@ def _outside(text: str, secrets: Iterable[str] = (), limit: int = _MESSAGE_LIMIT
 
 
 def _escape_controls(text: str) -> str:
-    """``text`` with control characters (C0, DEL, C1) as ``\\xNN``, the way ``ls -b`` shows
-    them: an ESC, BEL or line break from outside never reaches a terminal raw."""
+    """``text`` with control characters (C0, DEL, C1, and the bidirectional overrides that
+    reorder what a terminal shows) as ``\\xNN`` or ``\\uNNNN``, the way ``ls -b`` shows them:
+    an ESC, BEL or line break from outside never reaches a terminal or a log raw."""
     if text.isprintable():
         return text
-    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}" for c in text)
+    return "".join((f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}") if _is_control(c) else c for c in text)
+
+
+def _is_control(char: str) -> bool:
+    code = ord(char)
+    return code < 32 or 127 <= code < 160 or 0x202A <= code <= 0x202E or 0x2066 <= code <= 0x2069
 
 
 def _status_code_name(status: int) -> str:
@@ -5032,6 +5038,8 @@ def _cli_parser() -> Any:
             help=f"{kind} paths matching GLOB (relative to the source folder; later filters win)",
         )
     batch.add_argument("--dryrun", action="store_true", help="print what would be done, do nothing")
+    batch.add_argument("--follow-symlinks", action=argparse.BooleanOptionalAction, default=True,
+                       help="read a local source's links as what they point to (the default)")  # fmt: skip
     batch.add_argument("--only-show-errors", action="store_true", help="print nothing but errors")
     batch.add_argument("--no-progress", action="store_true", help="no progress bar")
     batch.add_argument("--max-concurrency", type=_cli_count, default=16, metavar="N",
@@ -5246,7 +5254,9 @@ class _Cli:
         return bool(getattr(self.args, "dryrun", False))
 
     def emit(self, stream: Any, text: str) -> None:
-        """Print a line, from any thread, around the batch's progress line."""
+        """Print a line, from any thread, around the batch's progress line. Control
+        characters (a key's ESC or line break) are escaped, as ``ls -b`` shows them."""
+        text = _escape_controls(text)
         batch = self.batch
         if batch is None:
             print(text, file=stream)
@@ -5380,7 +5390,7 @@ class _Cli:
         """``cp -r`` and ``mv -r``: every file or object of the source folder."""
         self.check_folders(source, target)
         with self.many():
-            for relative, stat_ in self.entries(source):
+            for relative, stat_ in self.entries(source, self.args.follow_symlinks):
                 self.send(source, target, relative, stat_[0])
         return self.failures and 1
 
@@ -5394,7 +5404,7 @@ class _Cli:
         kind = "upload" if target is not None and source is None else "download" if target is None else "copy"
         extra: list[str] = []
         with self.many():
-            for relative, have, had in _joined(self.entries(src), self.entries(dst)):
+            for relative, have, had in _joined(self.entries(src, self.args.follow_symlinks), self.entries(dst)):
                 if have is None:
                     if self.args.delete:
                         extra.append(relative)
@@ -5413,7 +5423,10 @@ class _Cli:
             return
         for name in names:
             path = os.path.join(target, *name.split("/"))
-            if not self.dry(f"delete: {path}"):
+            problem = _link_on_the_way(target, name, last=False)
+            if problem:  # the walk follows no link: only a folder swapped for one since gets here
+                self.fail(f"delete failed: {path}: {problem}")
+            elif not self.dry(f"delete: {path}"):
                 try:
                     os.remove(path)
                     self.say(f"delete: {path}")
@@ -5429,17 +5442,18 @@ class _Cli:
         if same and (source[1].startswith(target[1]) or target[1].startswith(source[1])):
             raise InvalidInput(f"s3://{source[0]}/{source[1]} and s3://{target[0]}/{target[1]} overlap")
 
-    def entries(self, place: tuple[str, str] | str) -> Iterator[tuple[str, tuple[int, float]]]:
+    def entries(self, place: tuple[str, str] | str, follow: bool = False) -> Iterator[tuple[str, tuple[int, float]]]:
         """A folder's files or objects as (path relative to it, (size, mtime)), sorted as S3 lists
-        keys, with the filters applied."""
+        keys, with the filters applied. A local folder's links are followed only if ``follow``
+        (a source's, by default); a target's never are, so nothing outside it is compared or deleted."""
         if isinstance(place, str):
             found: Iterable[tuple[str, tuple[int, float]]] = (
-                _local_files(place, self.warn) if os.path.isdir(place) else ()
+                _local_files(place, self.warn, follow) if os.path.isdir(place) else ()
             )
         else:
             bucket, folder = place
             found = ((entry.key[len(folder) :], (entry.size, _unix(entry.last_modified)))
-                     for entry in self.conn.list(folder, bucket))  # fmt: skip
+                     for entry in self.listed(bucket, folder))  # fmt: skip
         return ((relative, stat_) for relative, stat_ in found if relative and self.wanted(relative))
 
     def warn(self, text: str) -> None:
@@ -5453,9 +5467,9 @@ class _Cli:
         elif isinstance(target, str):
             if relative.endswith("/"):
                 return  # a folder marker: nothing to write
-            url = f"s3://{source[0]}/{source[1]}{relative}"
-            if any(part in ("", ".", "..") for part in relative.split("/")):
-                self.fail(f"download failed: {url}: the key has an empty, '.' or '..' part; it names no file here")
+            problem = _unfit_file_name(relative) or _link_on_the_way(target, relative)
+            if problem:
+                self.fail(f"download failed: s3://{source[0]}/{source[1]}{relative}: {problem}")
                 return
             self.download((source[0], source[1] + relative), os.path.join(target, *relative.split("/")), size)
         else:
@@ -5513,7 +5527,7 @@ class _Cli:
         (every key, in full, with ``--recursive``), as ``aws s3 ls`` prints them."""
         if self.args.url is None:
             for name, created in self.conn.list_buckets():
-                print(f"{_stamp(created)} {name}", file=self.out)
+                self.emit(self.out, f"{_stamp(created)} {name}")
             return 0
         place = _s3_url(self.args.url)
         if place is None:
@@ -5521,17 +5535,26 @@ class _Cli:
         bucket, prefix = place
         folder = "" if self.args.recursive else prefix[: prefix.rfind("/") + 1]
         count = total = 0
-        for entry in self.conn.list(prefix, bucket, delimiter=None if self.args.recursive else "/"):
+        for entry in self.listed(bucket, prefix, delimiter=None if self.args.recursive else "/"):
             if entry.is_prefix:
-                print(f"{'PRE':>30} {entry.key[len(folder) :]}", file=self.out)
+                self.emit(self.out, f"{'PRE':>30} {entry.key[len(folder) :]}")
                 continue
             count, total = count + 1, total + entry.size
-            print(
-                f"{_stamp(entry.last_modified)} {self.size(entry.size):>10} {entry.key[len(folder) :]}", file=self.out
-            )
+            self.emit(self.out, f"{_stamp(entry.last_modified)} {self.size(entry.size):>10} {entry.key[len(folder) :]}")
         if self.args.summarize:
-            print(f"\nTotal Objects: {count}\n   Total Size: {self.size(total)}", file=self.out)
-        return 0
+            for line in ("", f"Total Objects: {count}", f"   Total Size: {self.size(total)}"):
+                self.emit(self.out, line)
+        return self.failures and 1
+
+    def listed(self, bucket: str, prefix: str, delimiter: str | None = None) -> Iterator[ObjectInfo]:
+        """The listing under ``prefix``, less any key that does not start with it: a listing
+        that holds one is wrong (its end would be cut off blindly), so it is reported."""
+        for entry in self.conn.list(prefix, bucket, delimiter=delimiter):
+            if entry.key.startswith(prefix):
+                yield entry
+            else:
+                self.fail(f"tinys3: skipped {entry.key!r}: the listing of s3://{bucket}/{prefix} holds it, "
+                          "but it lies outside")  # fmt: skip
 
     def size(self, size: int) -> str:
         return _human(size) if self.args.human_readable else str(size)
@@ -5547,7 +5570,7 @@ class _Cli:
         if place is None:
             raise InvalidInput(f"rm takes an s3:// URL, not {self.args.url!r}")
         folder = _folder(place[1])
-        keys = (entry.key for entry in self.conn.list(folder, place[0]) if self.wanted(entry.key[len(folder) :]))
+        keys = (entry.key for entry in self.listed(place[0], folder) if self.wanted(entry.key[len(folder) :]))
         return self.empty(place[0], folder, keys)
 
     def empty(self, bucket: str, folder: str, keys: Iterable[str]) -> int:
@@ -5609,17 +5632,21 @@ class _Cli:
         return 0
 
 
-def _local_files(root: str, warn: Callable[[str], None]) -> Iterator[tuple[str, tuple[int, float]]]:
+def _local_files(
+    root: str, warn: Callable[[str], None], follow: bool = True
+) -> Iterator[tuple[str, tuple[int, float]]]:
     """Every file under ``root`` as (relative path with ``/``, (size, mtime)), in the order
     S3 lists keys: by code point, a folder's name sorting as if it ended with ``/``.
 
-    Links are followed (a link back to a folder being walked is skipped);
-    what is not a regular file is skipped with a warning.
+    Links are followed (a link back to a folder being walked is skipped), or
+    without ``follow`` left out, as aws's ``--no-follow-symlinks`` does; what
+    is not a regular file is skipped with a warning.
     """
 
     def walk(folder: str, relative: str, seen: frozenset[tuple[int, int]]) -> Iterator[tuple[str, tuple[int, float]]]:
         with os.scandir(folder) as found:
-            names = sorted(entry.name + "/" if entry.is_dir() else entry.name for entry in found)
+            names = sorted(entry.name + "/" if entry.is_dir() else entry.name
+                           for entry in found if follow or not entry.is_symlink())  # fmt: skip
         for name in names:
             path = os.path.join(folder, name.rstrip("/"))
             try:
@@ -5639,6 +5666,38 @@ def _local_files(root: str, warn: Callable[[str], None]) -> Iterator[tuple[str, 
 
     top = os.stat(root)
     return walk(root, "", frozenset({(top.st_dev, top.st_ino)}))
+
+
+def _unfit_file_name(relative: str) -> str | None:
+    """Why a key (relative to the folder copied) names no file under the target, or None.
+    S3 allows what a file system reads as a way out: ``..``, and on Windows a backslash,
+    a drive letter or a UNC prefix (refused on every platform, so a bucket downloads the
+    same everywhere); and control characters, which a terminal would obey when listed."""
+    parts = relative.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        return "the key has an empty, '.' or '..' part; it names no file here"
+    if "\\" in relative:
+        return "the key holds a backslash (a folder separator on Windows); it names no file here"
+    if parts[0][1:2] == ":" and parts[0][:1].isascii() and parts[0][:1].isalpha():
+        return "the key starts with a drive letter; it names no file here"
+    if any(_is_control(char) for char in relative):
+        return "the key holds a control character; it names no file here"
+    return None
+
+
+def _link_on_the_way(root: str, relative: str, last: bool = True) -> str | None:
+    """The first symbolic link among the folders from ``root`` to ``relative`` (and the file
+    itself, if ``last``), said as a reason; None when there is none. Nothing is ever written
+    or deleted through a link: it could lead out of the folder a command was given."""
+    path, parts = root, relative.split("/")
+    for part in parts if last else parts[:-1]:
+        path = os.path.join(path, part)
+        try:
+            if stat.S_ISLNK(os.lstat(path).st_mode):
+                return f"{path} is a symbolic link; nothing is written or deleted through one"
+        except FileNotFoundError:
+            return None
+    return None
 
 
 def _joined(
