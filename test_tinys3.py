@@ -3918,6 +3918,69 @@ def test_a_stalled_server_times_out_and_idempotent_requests_are_retried() -> Non
         assert len(seen) == 3, "POST is not retried after a read timeout"
 
 
+def dripping(pieces: list[bytes], every: float) -> Callable[[socket.socket], None]:
+    """A server for ``accepting``: reads a request's head, then sends ``pieces`` one by one,
+    ``every`` seconds apart (each well inside the read timeout), for every request."""
+
+    def serve(client: socket.socket) -> None:
+        with client, suppress(OSError):
+            reader = client.makefile("rb")
+            if b"\r\n" not in iter(reader.readline, b""):  # up to the blank line ending the head
+                return
+            for piece in pieces:
+                client.sendall(piece)
+                time.sleep(every)
+
+    return serve
+
+
+@pytest.mark.parametrize(
+    ("pieces", "every"),
+    [
+        ([b"HTTP/1.1 200 OK\r\n", *[b"x-drip: %d\r\n" % n for n in range(99)]], 0.25),
+        ([b"HTTP/1.1 100 Continue\r\n\r\n"] * 1000, 0.25),
+    ],
+    ids=["a header line every 0.25 s", "a '100 Continue' every 0.25 s"],
+)
+def test_a_dripping_server_cannot_outlast_the_deadline(pieces: list[bytes], every: float) -> None:
+    """Each wait is within the 2 s read timeout; the 3 s deadline of the attempt ends it."""
+    with accepting(dripping(pieces, every)) as port:
+        conn = tinys3.Connection("k", "s", endpoint=f"http://127.0.0.1:{port}", default="bkt",
+                                 timeout=(2, 2, 3), retries=1)  # fmt: skip
+        started = time.monotonic()
+        with pytest.raises(tinys3.Timeout, match="timed out"):
+            conn.head("k")
+    assert 2.9 < time.monotonic() - started < 6
+
+
+def test_endless_100_continue_answers_are_refused_at_once() -> None:
+    with accepting(dripping([b"HTTP/1.1 100 Continue\r\n\r\n" * 1000], 0)) as port:
+        conn = tinys3.Connection("k", "s", endpoint=f"http://127.0.0.1:{port}", default="bkt", retries=1)
+        with pytest.raises(tinys3.TransportError, match="over 16 '100 Continue' answers in a row"):
+            conn.get("k")
+
+
+def test_an_object_body_goes_at_its_readers_pace_past_the_deadline() -> None:
+    """The deadline bounds an attempt's request and answer head; an object's body streams to
+    its reader (who may pause), each wait bounded by the read timeout only."""
+    head = b'HTTP/1.1 200 OK\r\nContent-Length: 10\r\nETag: "e"\r\n\r\n'
+    with accepting(dripping([head, *[b"%d" % n for n in range(10)]], 0.4)) as port:
+        conn = tinys3.Connection("k", "s", endpoint=f"http://127.0.0.1:{port}", default="bkt",
+                                 timeout=(2, 2, 1.5), retries=1)  # fmt: skip
+        started = time.monotonic()
+        assert conn.get("k").content == b"0123456789"
+    assert time.monotonic() - started > 3.5
+
+
+def test_timeout_takes_one_number_a_pair_or_a_triple() -> None:
+    assert tinys3._parse_timeout(5) == (5.0, 5.0, 900.0)
+    assert tinys3._parse_timeout((3, 30)) == (3.0, 30.0, 900.0)
+    assert tinys3._parse_timeout((3, 30, 120)) == (3.0, 30.0, 120.0)
+    for bad in [(1, 2, 3, 4), (1,), (0, 1), (1, -1, 2), "5", (1, True)]:
+        with pytest.raises(tinys3.InvalidInput, match="timeout must be"):
+            tinys3.Connection("k", "s", timeout=bad)
+
+
 @pytest.mark.parametrize("operation", ["list", "delete_many", "upload-multipart"])
 def test_garbage_xml_is_a_clear_error(operation: str) -> None:
     with scripted_server(lambda r: (200, {}, b"<ListBucketResult><Contents><Key>oops")) as (endpoint, _):

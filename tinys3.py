@@ -64,7 +64,7 @@ if TYPE_CHECKING:
 
     Body = Union[bytes, bytearray, memoryview, IO[bytes], "os.PathLike[str]"]
     Expires = Union[int, float, str, timedelta, datetime, None]
-    Timeouts = Union[float, "tuple[float, float]"]
+    Timeouts = Union[float, "tuple[float, float]", "tuple[float, float, float]"]
     Progress = Callable[[int, Union[int, None]], object]
     Query = list[tuple[str, str]]
     T = TypeVar("T")
@@ -196,7 +196,7 @@ def _http_error(response: Response, secrets: Iterable[str] = ()) -> HTTPError:
     return HTTPError(
         response.status_code,
         said(fields.get("Code"), 64) or _status_code_name(response.status_code),
-        said(fields.get("Message")) or _status_message(response),
+        _outside(fields.get("Message") or _status_message(response), secrets),
         request_id=said(fields.get("RequestId") or headers.get("x-amz-request-id"), 128),
         host_id=said(fields.get("HostId") or headers.get("x-amz-id-2"), 256),
         bucket=response.bucket or said(fields.get("BucketName"), 64),
@@ -1798,7 +1798,51 @@ class _Sums:
 #: Limits on an answer's status and header lines, as http.client's.
 _MAX_LINE = 65536
 _MAX_HEADERS = 100
+#: A server may send "100 Continue" before its answer; one that keeps sending them is not answering.
+_MAX_INTERIM = 16
 _response_class: type[HTTPResponse] | None = None
+
+
+class _Paced(io.RawIOBase):
+    """A socket as the raw stream an answer is read from, each wait bounded by the read
+    timeout and, until ``deadline`` (a ``time.monotonic()``) is lifted, by the time left to
+    it: a server that drips a byte a second, or sends endless "100 Continue", cannot hold
+    an attempt past its deadline. (A socket timeout alone bounds each wait, not their sum.)"""
+
+    def __init__(self, sock: Any, read_timeout: float, deadline: float | None) -> None:
+        super().__init__()
+        self.sock, self.read_timeout, self.deadline = sock, read_timeout, deadline
+        self.raw: Any = None
+
+    def makefile(self, mode: str) -> io.BufferedReader:
+        """What ``HTTPResponse`` asks its socket for: this stream, buffered, over the socket's
+        own raw file (which keeps the socket open until the answer is read, as http.client
+        expects of an answer whose connection it closes at once)."""
+        self.raw = self.sock.makefile(mode, buffering=0)
+        return io.BufferedReader(self)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        self.wait()
+        return int(self.raw.readinto(buffer))
+
+    def close(self) -> None:
+        if self.raw is not None:
+            self.raw.close()
+        super().close()
+
+    def wait(self) -> None:
+        """Set the socket's timeout for the next wait; past the deadline, time out now."""
+        timeout = self.read_timeout
+        if self.deadline is not None:
+            timeout = min(timeout, self.deadline - time.monotonic())
+            if timeout <= 0:
+                import socket
+
+                raise socket.timeout("the attempt ran past its deadline")
+        self.sock.settimeout(timeout)
 
 
 def _lean_response() -> type[HTTPResponse]:
@@ -1814,17 +1858,25 @@ def _lean_response() -> type[HTTPResponse]:
         import http.client
 
         class _Response(http.client.HTTPResponse):
-            def __init__(self, sock: Any, debuglevel: int = 0, method: str | None = None, url: Any = None) -> None:
-                super().__init__(sock, debuglevel, method, url)
+            def __init__(
+                self, sock: Any, debuglevel: int = 0, method: str | None = None, url: Any = None,
+                paced: _Paced | None = None,
+            ) -> None:  # fmt: skip
+                super().__init__(sock if paced is None else paced, debuglevel, method, url)  # type: ignore[arg-type]
                 self.request_method = method  # http.client keeps it only in a private field
+                self.paced = paced
 
             def begin(self) -> None:
                 if self.headers is not None:
                     return  # already begun
                 version, status, reason = _status_line(self.fp)
-                while status == 100:  # "100 Continue" comes before the real answer
+                for _ in range(_MAX_INTERIM):  # "100 Continue" comes before the real answer
+                    if status != 100:
+                        break
                     _header_lines(self.fp)
                     version, status, reason = _status_line(self.fp)
+                else:
+                    raise http.client.HTTPException(f"over {_MAX_INTERIM} '100 Continue' answers in a row")
                 if version in ("HTTP/1.0", "HTTP/0.9"):
                     self.version = 10
                 elif version.startswith("HTTP/1."):
@@ -1974,9 +2026,13 @@ class _Transport:
     """
 
     def __init__(
-        self, timeout: tuple[float, float], verify: bool | str, proxy: str | bool | None, environ: Mapping[str, str]
+        self,
+        timeout: tuple[float, float, float],
+        verify: bool | str,
+        proxy: str | bool | None,
+        environ: Mapping[str, str],
     ) -> None:
-        self._connect_timeout, self._read_timeout = timeout
+        self._connect_timeout, self._read_timeout, self._deadline = timeout
         self._verify = verify
         self._proxy_setting = proxy
         self._environ = environ
@@ -2088,8 +2144,10 @@ class _Transport:
             target, headers = _through_proxy(proxy, endpoint.scheme, host, target, headers)
         for fresh_retry in (False, True):
             conn, reused = self._checkout(origin)
+            paced = _Paced(conn.sock, self._read_timeout, time.monotonic() + self._deadline)
+            conn.response_class = _partial(_lean_response(), paced=paced)  # type: ignore[assignment,call-arg]
             try:
-                self._write(conn, host, target, method, headers, body)
+                self._write(conn, host, target, method, headers, body, paced)
                 response = conn.getresponse()
                 if response.status == 407 and proxy is not None:
                     raise _no_retry(f"proxy {proxy} refused the request: 407 {response.reason}")
@@ -2097,6 +2155,7 @@ class _Transport:
                 if unframed and method == "GET" and 200 <= response.status < 300:
                     raise _unframed()
                 if stream and 200 <= response.status < 300:
+                    paced.deadline = None  # an object body goes at the pace its reader sets
                     reply = _Stream(response, _partial(self._checkin, origin, conn), _partial(self._close, conn))
                     return response.status, response.reason, response.headers, reply
                 content, whole = _read_capped(response, method)
@@ -2123,7 +2182,13 @@ class _Transport:
 
     @staticmethod
     def _write(
-        conn: HTTPConnection, host: str, target: str, method: str, headers: Mapping[str, str], body: _Body | None
+        conn: HTTPConnection,
+        host: str,
+        target: str,
+        method: str,
+        headers: Mapping[str, str],
+        body: _Body | None,
+        paced: _Paced,
     ) -> None:
         # One join instead of http.client's putheader per header (a tenth of a small PUT's
         # Python time). Names and values were checked when the request was built; a line
@@ -2131,6 +2196,7 @@ class _Transport:
         head = "\r\n".join([f"Host: {host}", *[f"{name}: {value}" for name, value in headers.items()]])
         if head.count("\n") != len(headers) or head.count("\r") != len(headers):
             raise _no_retry("a request header holds a line break; nothing was sent")
+        paced.wait()
         conn.put_head(method, target, head.encode("latin-1"))  # type: ignore[attr-defined]
         if body is None:
             conn.endheaders()
@@ -2138,6 +2204,7 @@ class _Transport:
         chunks = body.chunks()
         conn.endheaders(next(chunks, b""))
         for chunk in chunks:
+            paced.wait()  # sendall's timeout bounds the whole chunk
             conn.send(chunk)
 
     def close(self) -> None:
@@ -3061,12 +3128,18 @@ _SKEW_CODES = frozenset(("RequestTimeTooSkewed", "RequestExpired", "RequestInThe
                          "SignatureDoesNotMatch", "AuthFailure", "Forbidden", "AccessDenied"))  # fmt: skip
 
 
-def _parse_timeout(timeout: Timeouts) -> tuple[float, float]:
-    """(connect, read) seconds from one number or a pair."""
-    pair = timeout if isinstance(timeout, tuple) else (timeout, timeout)
-    if len(pair) != 2 or not all(isinstance(t, (int, float)) and not isinstance(t, bool) and t > 0 for t in pair):
-        raise InvalidInput(f"timeout must be seconds > 0 or a (connect, read) pair; got {timeout!r}")
-    return float(pair[0]), float(pair[1])
+#: The default deadline of one attempt (see ``_Paced``): generous for a part or a request.
+_DEADLINE = 900.0
+
+
+def _parse_timeout(timeout: Timeouts) -> tuple[float, float, float]:
+    """(connect, read, deadline) seconds from one number, a pair or a triple."""
+    given = timeout if isinstance(timeout, tuple) else (timeout, timeout)
+    if len(given) not in (2, 3) or not all(isinstance(t, (int, float)) and not isinstance(t, bool) and t > 0
+                                           for t in given):  # fmt: skip
+        raise InvalidInput(f"timeout must be seconds > 0, or a (connect, read[, deadline]) tuple; got {timeout!r}")
+    connect, read, deadline = (*given, _DEADLINE) if len(given) == 2 else given
+    return float(connect), float(read), float(deadline)
 
 
 _UNVERIFIED = (
@@ -3187,7 +3260,10 @@ class Connection:
         profile: the profile of ``~/.aws/credentials`` and ``~/.aws/config``
             to take keys, ``region`` and ``endpoint_url`` from (else
             ``AWS_PROFILE``, else ``default``).
-        timeout: seconds, or a (connect, read) pair; default (10, 60).
+        timeout: seconds, or a (connect, read) pair, or (connect, read,
+            deadline); default (10, 60, 900). ``read`` bounds each wait for
+            data; ``deadline`` one attempt's sending and its answer's head
+            (and whole body, but for object bodies, which you pace).
         verify: check TLS certificates (True), or a CA bundle path; else
             ``AWS_CA_BUNDLE`` or the profile's ``ca_bundle``.
         addressing: ``'auto'`` (virtual-host on AWS when the bucket name
@@ -3322,7 +3398,8 @@ class Connection:
         settings: dict[str, Any] = {
             "endpoint": str(self._endpoint), "addressing": self._endpoint.addressing, "region": self.region,
             "default_bucket": self.default_bucket, "profile": self._profile, "retries": self._retries,
-            "timeout": (transport._connect_timeout, transport._read_timeout), "verify": transport._verify,
+            "timeout": (transport._connect_timeout, transport._read_timeout, transport._deadline),
+            "verify": transport._verify,
             "proxy": transport._proxy_setting, "anonymous": self._credential_source is None,
             "multipart_threshold": self.multipart_threshold, "multipart_size": self.multipart_size,
             "max_concurrency": self.max_concurrency, "multipart_copy_threshold": self.multipart_copy_threshold,
