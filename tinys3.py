@@ -10,6 +10,18 @@ connections, one call at a time (``Connection``) or many at once (``Pool``)::
     with open("report.pdf", "rb") as f:
         conn.upload("reports/2026/report.pdf", f, expires=3600)
 
+Sections, in the order data flows (search for the heading):
+
+    Errors        the one exception hierarchy, and text from outside made safe to show
+    Credentials   the chain: arguments, environment, files, SSO, STS, containers, IMDS
+    Signing       AWS Signature Version 4: headers, presigned URLs, POST policies
+    Requests      addressing, headers, metadata, bodies and their digests
+    Transport     the only code with sockets: keep-alive, proxies, TLS, deadlines
+    Response      the answer: status, headers, a streamed or whole body, XML
+    Connection    the public calls; multipart uploads, ranged downloads, retries
+    Pool          threads returning futures, over one Connection
+    Command line  ``python -m tinys3``: cp, mv, sync, ls, rm, mb, rb, presign
+
 License: MIT.
 """
 
