@@ -4636,6 +4636,168 @@ def test_what_tinys3_writes_other_clients_read_byte_exact(server: Server, tmp_pa
 
 
 ###############################################################################
+# Files: open() ###############################################################
+###############################################################################
+
+
+def asked_bytes(seen: list[Recorded], size: int) -> int:
+    """The bytes the ranged GETs a recording server saw asked for (a range clipped to the object)."""
+    total = 0
+    for request in seen:
+        if request.method == "GET" and "range" in request.headers:
+            first, last = request.headers["range"].removeprefix("bytes=").split("-")
+            total += min(int(last), size - 1) - int(first) + 1
+    return total
+
+
+def test_a_file_opened_for_reading_seeks_every_way(server: Server, bucket: str) -> None:
+    data = os.urandom(3 * MiB + 17)
+    server.boto3().put_object(Bucket=bucket, Key="blob.bin", Body=data)
+    conn = connect(server, default=bucket)
+    with conn.open("blob.bin") as f:
+        assert f.readable() and f.seekable() and not f.writable() and f.raw.size == len(data)
+        assert f.read(10) == data[:10] and f.tell() == 10
+        assert f.seek(-5, os.SEEK_END) == len(data) - 5 and f.read() == data[-5:] and f.read(1) == b""
+        assert f.seek(1000) == 1000 and f.read(300_000) == data[1000:301_000]
+        assert f.seek(4000, os.SEEK_CUR) == 305_000 and f.read(5) == data[305_000:305_005], "a short skip ahead"
+        assert f.seek(2 * MiB) and f.read(MiB) == data[2 * MiB : 3 * MiB], "a long one"
+        f.seek(100)
+        assert f.read(50) == data[100:150], "and back"
+        f.seek(0)
+        assert hashlib.sha256(f.read()).digest() == hashlib.sha256(data).digest()
+        buffer = bytearray(4096)
+        f.seek(len(data) - 100)
+        assert f.readinto(buffer) == 100 and bytes(buffer[:100]) == data[-100:]
+    assert f.closed
+    with pytest.raises(ValueError):
+        f.read()
+    lines = [f"line {n}: {'é' * (n % 7)}\n" for n in range(20_000)]
+    conn.upload("lines.txt", "".join(lines).encode())
+    with conn.open("lines.txt", "r", encoding="utf-8") as text:
+        assert text.readline() == lines[0] and list(text) == lines[1:]
+    with conn.open("empty", "wb"):
+        pass
+    with conn.open("empty") as empty:
+        assert empty.read() == b"" and empty.raw.size == 0
+
+
+def test_zip_tar_gzip_and_csv_read_a_file_that_asks_only_for_what_they_read(seaweedfs: Server) -> None:
+    """One 1 KiB member of a 24 MiB zip costs its directory, the member and one first range."""
+    import csv
+    import tarfile
+    import zipfile
+
+    bucket = seaweedfs.new_bucket()
+    s3 = seaweedfs.boto3()
+    packed = io.BytesIO()
+    with zipfile.ZipFile(packed, "w") as archive:
+        archive.writestr("big.bin", os.urandom(24 * MiB))
+        archive.writestr("wanted.txt", b"w" * 1024)
+    s3.put_object(Bucket=bucket, Key="a.zip", Body=packed.getvalue())
+    tarred = io.BytesIO()
+    with tarfile.open(fileobj=tarred, mode="w") as tar:
+        for name in ("a.txt", "b.txt"):
+            info = tarfile.TarInfo(name)
+            info.size = 3
+            tar.addfile(info, io.BytesIO(name[:1].encode() * 3))
+    s3.put_object(Bucket=bucket, Key="a.tar", Body=tarred.getvalue())
+    s3.put_object(Bucket=bucket, Key="a.gz", Body=gzip.compress(b"squeezed " * 100_000))
+    s3.put_object(Bucket=bucket, Key="a.csv", Body=b"name,count\r\nal\xc3\xa9,1\r\nbo,2\r\n")
+    with scripted_server(lambda request: None, upstream=seaweedfs.endpoint) as (endpoint, seen):
+        conn = tinys3.Connection(seaweedfs.access_key, seaweedfs.secret_key, endpoint=endpoint, default=bucket)
+        with conn.open("a.zip") as f, zipfile.ZipFile(f) as archive:
+            assert archive.read("wanted.txt") == b"w" * 1024
+        zip_asked = asked_bytes(seen, len(packed.getvalue()))
+        with conn.open("a.tar") as f, tarfile.open(fileobj=f) as tar:
+            assert [(m.name, tar.extractfile(m).read()) for m in tar] == [("a.txt", b"aaa"), ("b.txt", b"bbb")]  # type: ignore[union-attr]
+        with conn.open("a.gz") as f, gzip.GzipFile(fileobj=f) as unpacked:
+            assert unpacked.read() == b"squeezed " * 100_000
+        with conn.open("a.csv", "r", newline="") as f:
+            assert list(csv.reader(f)) == [["name", "count"], ["alé", "1"], ["bo", "2"]]
+    assert zip_asked <= 1024 + 2 * 256 * 1024, f"{zip_asked} bytes asked of a {len(packed.getvalue())}-byte zip"
+
+
+def test_an_object_that_changes_while_open_fails_the_read_never_mixes(seaweedfs: Server) -> None:
+    bucket = seaweedfs.new_bucket()
+    conn = connect(seaweedfs, default=bucket)
+    first = os.urandom(2 * MiB)
+    conn.upload("moving", first)
+    with conn.open("moving") as f:
+        assert f.read(1000) == first[:1000]
+        conn.upload("moving", os.urandom(2 * MiB))
+        f.seek(MiB)
+        with pytest.raises(tinys3.TransportError, match="'moving' changed while it was open for reading"):
+            f.read(1000)
+
+
+def test_a_file_opened_for_writing_streams_parts_while_it_is_written(server: Server, bucket: str) -> None:
+    """64 KiB writes of 40 MiB: parts go while writing goes on, memory stays at a few parts,
+    and boto3 (checking the CRC32 tinys3 had S3 keep) reads back every byte."""
+    import tracemalloc
+
+    conn = connect(server, default=bucket, multipart_size=5 * MiB, max_concurrency=2)
+    s3 = server.boto3(response_checksum_validation="when_supported")
+    piece, digest = os.urandom(64 * 1024), hashlib.sha256()
+    tracemalloc.start()
+    with conn.open("streamed.bin", "wb", checksum="crc32", content_type="application/x-demo") as f:
+        for n in range(640):
+            f.write(piece)
+            digest.update(piece)
+            if n == 400:  # 25 MiB written: parts are on the server already, no object yet
+                uploads = s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+                assert [u["Key"] for u in uploads] == ["streamed.bin"] and not conn.exists("streamed.bin")
+                parts = s3.list_parts(Bucket=bucket, Key="streamed.bin", UploadId=uploads[0]["UploadId"])
+                assert len(parts.get("Parts", [])) >= 2
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 32 * MiB, f"{peak} bytes at the peak, for 40 MiB written"
+    got = s3.get_object(Bucket=bucket, Key="streamed.bin", ChecksumMode="ENABLED")
+    assert hashlib.sha256(got["Body"].read()).digest() == digest.digest()
+    assert got["ContentType"] == "application/x-demo"
+    with conn.open("small.csv", "w", newline="") as text:
+        text.write("a,b\r\n1,2\r\n")
+    assert s3.get_object(Bucket=bucket, Key="small.csv")["Body"].read() == b"a,b\r\n1,2\r\n"
+    assert s3.head_object(Bucket=bucket, Key="small.csv")["ContentType"] == "text/csv"
+
+
+@pytest.mark.parametrize("size", [1000, 12 * MiB], ids=["one-PUT", "multipart"])
+def test_a_write_that_does_not_end_normally_stores_nothing(server: Server, bucket: str, size: int) -> None:
+    """An exception in the with block, Ctrl-C, or a file dropped unclosed: no object, no parts."""
+    conn = connect(server, default=bucket, multipart_size=5 * MiB, multipart_threshold=5 * MiB)
+    conn.upload("kept", b"the old bytes")
+    for interruption in (RuntimeError("boom"), KeyboardInterrupt()):
+        with pytest.raises(type(interruption)), conn.open("kept", "wb") as f:
+            f.write(os.urandom(size))
+            raise interruption
+    f = conn.open("kept", "w")
+    f.write("x" * size)
+    del f
+    import gc
+
+    gc.collect()
+    assert conn.get("kept").content == b"the old bytes"
+    assert server.boto3().list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+def test_open_refuses_bad_arguments_before_sending_anything() -> None:
+    with scripted_server(_ok) as (endpoint, seen):
+        conn = tinys3.Connection("AKID", "secret", endpoint=endpoint, default="bkt")
+        for args, kwargs, problem in [
+            (("k", "ab"), {}, "mode must be 'rb', 'r', 'wb' or 'w'"),
+            (("k", "rb"), {"encoding": "utf-8"}, "for text modes"),
+            (("k", "rb"), {"content_type": "text/plain"}, "content_type: for writing"),
+            (("k", "wb"), {"version_id": "v1"}, "version_id: not an option of open"),
+            (("k", "wb"), {"range": (0, 1)}, "range: not an option of open"),
+            (("k", "wb"), {"checksum": "md5"}, "checksum"),
+            (("k", "w"), {"headers": {"Content-Length": "5"}}, "tinys3's own"),
+            (("", "wb"), {}, "key"),
+        ]:
+            with pytest.raises(tinys3.InvalidInput, match=re.escape(problem)):
+                conn.open(*args, **kwargs)
+    assert seen == []
+
+
+###############################################################################
 # Pool ########################################################################
 ###############################################################################
 

@@ -1700,7 +1700,11 @@ def _seekable(source: Any) -> bool:
 
 def _read_up_to(stream: Any, size: int) -> bytes:
     """Read until ``size`` bytes or the end of the stream; refuse text."""
-    buffer = bytearray()
+    return bytes(_fill(bytearray(), stream, size))
+
+
+def _fill(buffer: bytearray, stream: Any, size: int) -> bytearray:
+    """Append to ``buffer`` from the stream until it holds ``size`` bytes or the stream ends."""
     while len(buffer) < size:
         chunk = stream.read(min(_CHUNK, size - len(buffer)))
         if not chunk:
@@ -1708,7 +1712,7 @@ def _read_up_to(stream: Any, size: int) -> bytes:
         if not isinstance(chunk, (bytes, bytearray, memoryview)):
             raise InvalidType(f"the stream gave {type(chunk).__name__}, not bytes: open it in binary mode")
         buffer += chunk
-    return bytes(buffer)
+    return buffer
 
 
 def _part_size(total: int | None, minimum: int) -> int:
@@ -1730,11 +1734,11 @@ def _stream_parts(head: bytes | memoryview, stream: IO[bytes], part_size: int) -
     number = 0
     while True:
         size = part_size << (number // 1000)
-        if len(buffer) < size:
-            buffer += _read_up_to(stream, size - len(buffer))
+        _fill(buffer, stream, size)
         if not buffer:
             return
-        part = bytes(buffer[:size])
+        with memoryview(buffer) as view:
+            part = bytes(view[:size])  # one copy: a slice of the bytearray would be another
         del buffer[:size]
         number += 1
         yield _Body(part)
@@ -3128,6 +3132,268 @@ def _copy_verified(response: Response, file: IO[bytes]) -> None:
 
 
 ###############################################################################
+# Files: Connection.open() ####################################################
+###############################################################################
+
+#: The first range a reader asks for, after opening or a seek: enough for a zip's directory
+#: or a member's header. Each range read to its end doubles the next, up to multipart_size.
+_FIRST_RANGE = 256 * 1024
+#: A forward seek within the open range by at most this much reads through, not anew.
+_SKIP_READ = 256 * 1024
+
+
+class _ObjectReader(io.RawIOBase):
+    """The raw file under ``Connection.open(key, "rb")``: the object's bytes by ranged GETs,
+    each pinned to the ETag (and version) the file was opened on, so a change midway raises
+    instead of mixing two objects. Sequential reads ask for ever larger ranges; a seek away
+    drops the open range; a body that breaks is asked for again from where it broke."""
+
+    def __init__(self, conn: Connection, key: str, bucket: str | None, version_id: str | None,
+                 headers: Mapping[str, object] | None, sse_customer_key: bytes | None) -> None:  # fmt: skip
+        super().__init__()
+        head = conn.head(key, bucket, headers, version_id, sse_customer_key)
+        etag = head.headers.get("ETag")
+        self.name, self.size = key, int(head.headers.get("Content-Length") or 0)
+        self._conn, self._bucket, self._customer_key = conn, bucket, sse_customer_key
+        self._version = version_id or head.version_id
+        self._headers = {**dict(headers or {}), **({"If-Match": etag} if etag else {})}
+        self._position, self._ahead = 0, _FIRST_RANGE
+        self._stream: _Stream | None = None
+        self._at = self._end = 0  # the open range: its next byte, and its end (exclusive)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._position, os.SEEK_END: self.size}.get(whence)
+        if base is None:
+            raise ValueError(f"whence must be 0, 1 or 2; got {whence!r}")
+        if base + offset < 0:
+            raise ValueError(f"negative seek position {base + offset}")
+        self._position = base + offset
+        return self._position
+
+    def readinto(self, buffer: Any) -> int:
+        if self.closed:
+            raise ValueError("read of a closed file")
+        view = memoryview(buffer).cast("B")
+        if self._position >= self.size or not len(view):
+            return 0
+        for attempt in range(1, self._conn._retries + 1):
+            try:
+                stream = self._aim()
+                n = stream.readinto(view[: self._end - self._at])
+            except TransportError as error:
+                self._drop()
+                if not error.retry or attempt == self._conn._retries:
+                    raise
+                _log("resuming %r at byte %d after %s", self.name, self._position, error)
+                _backoff(attempt)
+                continue
+            self._position = self._at = self._at + n
+            return n
+        raise AssertionError("unreachable")
+
+    def readall(self) -> bytes:
+        """The rest of the object, read into one buffer (``io`` would read it 8 KiB a call)."""
+        buffer = bytearray(max(0, self.size - self._position))
+        view, done = memoryview(buffer), 0
+        while done < len(buffer):
+            n = self.readinto(view[done:])
+            if not n:
+                break
+            done += n
+        view.release()
+        del buffer[done:]
+        return bytes(buffer)
+
+    def _aim(self) -> _Stream:
+        """A range whose next byte is the position: the open one (read through a short
+        skip), else a new one, twice as long as the last if that one was read to its end."""
+        stream = self._stream
+        if stream is not None and self._at <= self._position < self._end and self._position - self._at <= _SKIP_READ:
+            scratch = memoryview(bytearray(65536))
+            while self._at < self._position:
+                self._at += stream.readinto(scratch[: self._position - self._at]) or _cut(self._at, self._end)
+            return stream
+        if stream is not None:  # read to its end (go on, further) or left by a seek (start small)
+            sequential = self._position == self._end
+            self._ahead = (
+                min(2 * self._ahead, max(self._conn.multipart_size, _FIRST_RANGE)) if sequential else _FIRST_RANGE
+            )
+            self._drop()
+        end = min(self.size, self._position + self._ahead)
+        try:
+            response = self._conn.get(self.name, self._bucket, (self._position, end - 1), self._headers,
+                                      version_id=self._version, sse_customer_key=self._customer_key)  # fmt: skip
+        except HTTPError as error:
+            if error.status == 412:
+                raise _no_retry(f"{self.name!r} changed while it was open for reading: {error}") from error
+            raise
+        first, last = _span(response)
+        if first != self._position:
+            response.close()
+            raise _no_retry(f"asked for byte {self._position} of {self.name!r}, the server sent bytes from {first}")
+        self._stream, self._at, self._end = response._take_stream(), first, end if last is None else last + 1
+        return self._stream
+
+    def _drop(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+
+    def close(self) -> None:
+        self._drop()
+        super().close()
+
+
+def _cut(at: int, end: int) -> int:
+    raise _cut_short(at, end)
+
+
+class _Pipe:
+    """Bytes from ``write`` calls to the upload that reads them on its own thread, at most
+    ``limit`` of them waiting: the writer waits while it is full, the reader while empty.
+    The writer ends it (or aborts it: the reader then raises, and nothing is stored); a
+    reader that failed makes the next write raise its error."""
+
+    def __init__(self, limit: int) -> None:
+        self._ready = threading.Condition()
+        self._chunks: list[bytes] = []
+        self._size, self._limit = 0, limit
+        self._ended = False
+        self._abort: BaseException | None = None
+        self.failure: BaseException | None = None
+
+    def put(self, data: bytes) -> None:
+        with self._ready:
+            while self._size >= self._limit and self.failure is None:
+                self._ready.wait()
+            if self.failure is not None:
+                raise self.failure
+            self._chunks.append(data)
+            self._size += len(data)
+            self._ready.notify_all()
+
+    def end(self, abort: BaseException | None = None) -> None:
+        with self._ready:
+            self._ended, self._abort = True, abort
+            self._ready.notify_all()
+
+    def fail(self, error: BaseException) -> None:
+        with self._ready:
+            self.failure = error
+            self._ready.notify_all()
+
+    def readinto(self, view: memoryview) -> int:
+        with self._ready:
+            while not self._chunks and not self._ended:
+                self._ready.wait()
+            if self._abort is not None:
+                raise self._abort
+            done = 0
+            while self._chunks and done < len(view):
+                chunk = self._chunks[0]
+                n = min(len(chunk), len(view) - done)
+                view[done : done + n] = chunk[:n]
+                done += n
+                if n == len(chunk):
+                    self._chunks.pop(0)
+                else:
+                    self._chunks[0] = chunk[n:]
+            self._size -= done
+            self._ready.notify_all()
+            return done
+
+    def read(self, size: int = -1) -> bytes:
+        buffer = bytearray(size if size > 0 else 1 << 20)
+        return bytes(buffer[: self.readinto(memoryview(buffer))])
+
+
+class _ObjectWriter(io.RawIOBase):
+    """The raw file under ``Connection.open(key, "wb")``: what is written streams, through
+    a ``_Pipe``, into ``upload`` running on a thread of its own (one PUT for a small object,
+    multipart parts sent while writing goes on for a big one). ``close`` waits for it; the
+    object exists only once that succeeded. ``abort`` (an exception in the ``with`` block,
+    a file dropped unclosed) makes the upload fail: nothing is stored, no part is left."""
+
+    def __init__(self, conn: Connection, key: str, bucket: str | None, options: dict[str, Any]) -> None:
+        super().__init__()
+        self.name = key
+        self._pipe = _Pipe(2 * _CHUNK)
+        self.response: Response | None = None
+        self._thread = threading.Thread(target=self._upload, args=(conn, key, bucket, options), daemon=True,
+                                        name=f"tinys3 open({key!r}, 'wb')")  # fmt: skip
+        self._thread.start()
+
+    def _upload(self, conn: Connection, key: str, bucket: str | None, options: dict[str, Any]) -> None:
+        try:
+            self.response = conn.upload(key, self._pipe, bucket, **options)  # type: ignore[arg-type]
+        except BaseException as error:  # handed to the writer: its next write or close raises it
+            self._pipe.fail(error)
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        if self.closed:
+            raise ValueError("write to a closed file")
+        view = memoryview(data).cast("B")
+        for start in range(0, len(view), _CHUNK):
+            self._pipe.put(bytes(view[start : start + _CHUNK]))
+        return len(view)
+
+    def close(self) -> None:
+        """Finish the upload and wait for it; raises what made it fail (nothing is stored then)."""
+        if not self.closed:
+            super().close()
+            self._pipe.end()
+            self._thread.join()
+            if self._pipe.failure is not None:
+                raise self._pipe.failure
+
+    def abort(self) -> None:
+        """Give up: the upload fails (a multipart one is aborted), nothing is stored."""
+        if not self.closed:
+            super().close()
+            self._pipe.end(S3Error(f"{self.name!r} was not closed normally: nothing was stored"))
+            self._thread.join()
+
+
+@_lru_cache(maxsize=4)
+def _abort_on_error(cls: type[Any]) -> type[Any]:
+    """A subclass of ``io.BufferedWriter`` or ``io.TextIOWrapper`` over an ``_ObjectWriter``
+    that aborts, not finishes, the upload when its ``with`` block raises or it is dropped
+    unclosed (where ``io`` would close it, storing what was written so far)."""
+
+    class AbortOnError(cls):  # type: ignore[misc]
+        def __exit__(self, kind: Any, *rest: Any) -> None:
+            if kind is not None:
+                _writer_of(self).abort()
+            super().__exit__(kind, *rest)
+
+        def __del__(self) -> None:
+            if not self.closed:
+                _writer_of(self).abort()
+            super().__del__()
+
+    AbortOnError.__name__ = AbortOnError.__qualname__ = f"S3{cls.__name__}"
+    return AbortOnError
+
+
+def _writer_of(file: Any) -> _ObjectWriter:
+    raw = file.buffer.raw if hasattr(file, "buffer") else file.raw
+    assert isinstance(raw, _ObjectWriter)
+    return raw
+
+
+###############################################################################
 # Connection ##################################################################
 ###############################################################################
 
@@ -3489,13 +3755,9 @@ class Connection:
             HTTPError, TransportError: when the upload did not succeed.
         """
         try:
-            key, bucket = _check_key(key), self._bucket(bucket)
-            wire = _upload_headers(key, expires, content_type, public, headers, self._clock())
-            if tags is not None:
-                wire.update(_tagging(tags))
-            if sse is not None or kms_key_id is not None or sse_customer_key is not None:
-                wire.update(self._encryption(bucket, sse, kms_key_id, sse_customer_key))
-            algorithm = _check_checksum(checksum)
+            checked = self._upload_wire(key, bucket, expires, content_type, public, headers, tags, sse, kms_key_id,
+                                        sse_customer_key, checksum)  # fmt: skip
+            key, bucket, wire, algorithm = checked
             body, more = _body(local_file, rewind, self.multipart_threshold + 1)
             try:
                 if more is None and body.length <= self.multipart_threshold:
@@ -3524,6 +3786,77 @@ class Connection:
         finally:
             if close and hasattr(local_file, "close"):
                 local_file.close()
+
+    def _upload_wire(
+        self, key: str, bucket: str | None, expires: Expires, content_type: str | None, public: bool,
+        headers: Mapping[str, object] | None, tags: Mapping[str, str] | None, sse: str | None,
+        kms_key_id: str | None, sse_customer_key: bytes | None, checksum: str | None,
+    ) -> tuple[str, str, dict[str, str], str | None]:  # fmt: skip
+        """An upload's arguments checked and made headers: (key, bucket, headers, checksum algorithm)."""
+        key, bucket = _check_key(key), self._bucket(bucket)
+        wire = _upload_headers(key, expires, content_type, public, headers, self._clock())
+        if tags is not None:
+            wire.update(_tagging(tags))
+        if sse is not None or kms_key_id is not None or sse_customer_key is not None:
+            wire.update(self._encryption(bucket, sse, kms_key_id, sse_customer_key))
+        return key, bucket, wire, _check_checksum(checksum)
+
+    def open(
+        self,
+        key: str,
+        mode: str = "rb",
+        bucket: str | None = None,
+        *,
+        version_id: str | None = None,
+        headers: Mapping[str, object] | None = None,
+        sse_customer_key: bytes | None = None,
+        encoding: str | None = None,
+        errors: str | None = None,
+        newline: str | None = None,
+        **upload: Any,
+    ) -> IO[Any]:
+        """An object as a file: ``"rb"`` (or ``"r"``, text) reads it, seekable, by ranged
+        GETs pinned to the version opened; ``"wb"`` (or ``"w"``) writes it, streaming.
+
+        Reading asks only for what is read (a zip's directory and one member, say),
+        in ranges that grow while reads go on in order. Writing sends a small object
+        as one PUT and a big one as multipart parts while you write; the object
+        exists once ``close()`` (or the end of a ``with`` block) succeeded, and an
+        exception in the block, or a file dropped unclosed, stores nothing.
+
+        Args:
+            headers, sse_customer_key: as for ``get`` (reading) or ``upload`` (writing).
+            encoding, errors, newline: for text modes, as ``open()`` takes them.
+            upload: writing only, what ``upload`` takes: ``expires``,
+                ``content_type``, ``public``, ``tags``, ``sse``, ``kms_key_id``,
+                ``checksum``.
+
+        Raises:
+            InvalidInput, InvalidType: before anything is sent, for bad arguments.
+            HTTPError, TransportError: as reads or writes go, when they fail.
+        """
+        if mode not in ("rb", "r", "wb", "w"):
+            raise InvalidInput(f"mode must be 'rb', 'r', 'wb' or 'w'; got {mode!r}")
+        if "b" in mode and (encoding, errors, newline) != (None, None, None):
+            raise InvalidInput("encoding, errors and newline are for text modes ('r', 'w')")
+        if mode.startswith("r"):
+            if upload:
+                raise InvalidInput(f"{', '.join(sorted(upload))}: for writing, not for mode {mode!r}")
+            raw = _ObjectReader(self, _check_key(key), bucket, version_id, headers, sse_customer_key)
+            reader = io.BufferedReader(raw, _CHUNK)
+            return reader if mode == "rb" else io.TextIOWrapper(reader, encoding or "utf-8", errors, newline)
+        allowed = {"expires", "content_type", "public", "tags", "sse", "kms_key_id", "checksum"}
+        if version_id is not None or not set(upload) <= allowed:
+            wrong = sorted(set(upload) - allowed) or ["version_id"]
+            raise InvalidInput(f"{', '.join(wrong)}: not an option of open() for writing")
+        options = {**upload, "headers": headers, "sse_customer_key": sse_customer_key}
+        self._upload_wire(key, bucket, options.get("expires"), options.get("content_type"),
+                          options.get("public", False), headers, options.get("tags"), options.get("sse"),
+                          options.get("kms_key_id"), sse_customer_key, options.get("checksum"))  # fmt: skip
+        writer: IO[Any] = _abort_on_error(io.BufferedWriter)(_ObjectWriter(self, key, bucket, options), _CHUNK)
+        return (
+            writer if mode == "wb" else _abort_on_error(io.TextIOWrapper)(writer, encoding or "utf-8", errors, newline)
+        )
 
     def copy(
         self,
