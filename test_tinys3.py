@@ -3866,7 +3866,7 @@ def test_the_5_tib_and_10_000_part_limits_are_refused_before_sending() -> None:
             conn.upload("k", _Huge())  # type: ignore[arg-type]
         calls: list[int] = []
         with pytest.raises(tinys3.InvalidInput, match="more than 10,000 parts"):
-            conn._parallel(lambda n, item: calls.append(n) or ("e", 0), iter(range(10_001)), None, None)
+            tinys3._parallel(conn, lambda n, item: calls.append(n) or ("e", 0), iter(range(10_001)), None, None)
         # Parts 1-10,000 were handed out (the few not yet started when part 10,001 was refused are cancelled).
         assert max(calls) <= 10_000 and len(calls) >= 10_000 - conn.max_concurrency
     assert seen == []

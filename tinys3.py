@@ -18,7 +18,9 @@ Sections, in the order data flows (search for the heading):
     Requests      addressing, headers, metadata, bodies and their digests
     Transport     the only code with sockets: keep-alive, proxies, TLS, deadlines
     Response      the answer: status, headers, a streamed or whole body, XML
-    Connection    the public calls; multipart uploads, ranged downloads, retries
+    Transfers     multipart uploads, ranged downloads, copy by parts: shared by all
+    Files         ``Connection.open()``: objects as seekable readers and streamed writers
+    Connection    the public calls, thin: check, build, send or hand to a transfer
     Pool          threads returning futures, over one Connection
     Command line  ``python -m tinys3``: cp, mv, sync, ls, rm, mb, rb, presign
 
@@ -2558,6 +2560,31 @@ def _transport_error(exc: BaseException, what: str) -> TransportError:
     return error
 
 
+def _log(message: str, *args: object) -> None:
+    """A debug line on the ``tinys3`` logger (only if the program uses logging at all)."""
+    logging = sys.modules.get("logging")
+    if logging is not None:
+        logging.getLogger("tinys3").debug(message, *args)
+
+
+def _backoff(attempt: int, at_least: float = 0.0, cap: float = 20.0, base: float = 0.25) -> None:
+    """Sleep a random time up to base·2^attempt seconds (full jitter), but at least
+    ``at_least`` (a server's Retry-After); never more than ``cap``."""
+    import random
+
+    time.sleep(min(cap, max(at_least, random.uniform(0, base * 2**attempt))))
+
+
+def _retry_after(value: str | None) -> float:
+    """Seconds from a ``Retry-After: N`` header (its date form is ignored)."""
+    return float(value) if value and value.strip().isdigit() else 0.0
+
+
+def _lower_items(headers: HTTPMessage) -> dict[str, str]:
+    """Response headers as a plain dict with lower-case names."""
+    return {name.lower(): value for name, value in headers.items()}
+
+
 ###############################################################################
 # Response ####################################################################
 ###############################################################################
@@ -3029,6 +3056,30 @@ class _Checker:
             )
 
 
+###############################################################################
+# Transfers: multipart uploads, ranged downloads, copy by parts ###############
+###############################################################################
+#
+# The machinery every caller shares (upload, download, copy, open(), the Pool,
+# the command line, MultipartUpload): functions of the Connection they work for.
+
+
+class _Counter:
+    """Adds up bytes done across threads and reports them, in order, to ``progress``."""
+
+    def __init__(self, progress: Progress | None, total: int | None) -> None:
+        self._progress = progress
+        self._total = total
+        self._done = 0
+        self._lock = threading.Lock()
+
+    def add(self, n: int) -> None:
+        if self._progress is not None:
+            with self._lock:
+                self._done += n
+                self._progress(self._done, self._total)
+
+
 def _object_size(response: Response) -> int | None:
     """The whole object's size from a GET answer (``Content-Range: bytes a-b/size``, or the length)."""
     if response.status_code == 206:
@@ -3129,6 +3180,423 @@ def _copy_verified(response: Response, file: IO[bytes]) -> None:
             digest.update(view)
     if digest is not None and digest.hexdigest() != etag:
         raise TransportError(f"the download does not match its ETag (MD5 {digest.hexdigest()}, ETag {etag})")
+
+
+def _temporary_beside(path: str) -> tuple[int, str]:
+    """A new file beside ``path`` to write it in full before renaming: (fd, name).
+
+    The descriptor reads too (a download assembled from ranges is read back
+    for its MD5). It gets the mode of the file it will replace, or else the mode a plain
+    ``open(path, "w")`` gives (0666 less the umask), unlike ``mkstemp``'s 0600.
+    """
+    folder, name = os.path.split(path)
+    try:
+        mode: int | None = os.stat(path).st_mode & 0o7777
+    except OSError:
+        mode = None
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        temporary = os.path.join(folder, f".{name}.{os.urandom(6).hex()}.tinys3")
+        try:
+            fd = os.open(temporary, flags, 0o666)
+        except FileExistsError:
+            continue
+        if mode is not None and hasattr(os, "fchmod"):
+            os.fchmod(fd, mode)
+        return fd, temporary
+    raise FileExistsError(f"no free temporary name beside {path}")
+
+
+def _checker(conn: Connection, response: Response, request: _Request) -> _Checker | None:
+    """What checks the body of a GET asked with checksum mode: None when S3 keeps no checksum.
+
+    A composite checksum (``…-N``, a multipart upload's) is checked part by
+    part: the part sizes come from HEAD ``partNumber`` 1 and N when the parts
+    are equal but the last, else from a HEAD for each part.
+    """
+    prefix = "x-amz-checksum-"
+    found = [
+        (name.lower()[len(prefix) :], value)
+        for name, value in response.headers.items()
+        if name.lower().startswith(prefix) and name.lower() not in ("x-amz-checksum-type", "x-amz-checksum-mode")
+    ]
+    if not found:
+        return None
+    algorithm, value = found[0]
+    if algorithm not in _CHECKSUMS:
+        raise S3Error(
+            f"S3 keeps a {algorithm.upper()} checksum for {request.key!r}, which Python's standard library "
+            "cannot compute: read it with checksum=False"
+        )
+    expected, _, count = value.partition("-")
+    if not count:
+        return _Checker(algorithm, expected, None)
+    total, parts = int(response.headers["Content-Length"]), int(count)
+
+    def size(number: int) -> int:
+        query = [*request.query, ("partNumber", str(number))]
+        head = conn._send(_Request("HEAD", request.bucket, request.key, dict(request.headers), query=query))
+        return int(head.headers["Content-Length"])
+
+    first = size(1)
+    last = size(parts) if parts > 1 else first
+    if parts > 1 and (parts - 1) * first + last != total:
+        return _Checker(algorithm, expected, [size(n) for n in range(1, parts + 1)])
+    return _Checker(algorithm, expected, [first] * (parts - 1) + [last])
+
+
+def _download_ranges(
+    conn: Connection,
+    key: str,
+    path: str,
+    bucket: str | None,
+    progress: Progress | None,
+    version_id: str | None,
+    headers: Mapping[str, object] | None,
+    sse_customer_key: bytes | None,
+) -> Response:
+    """``download`` to a path: the first ``multipart_size`` bytes ask for the object's
+    size; a bigger object's other ranges follow in parallel, each pinned by
+    ``If-Match`` to the first answer's ETag (so a change midway fails the
+    download instead of mixing two versions) and resumed where it breaks.
+    Bytes go through each thread's 1 MiB buffer into the file at their
+    offset (``pwrite``): memory does not grow with the object.
+    """
+    step = conn.multipart_size
+
+    def one_stream() -> Response:
+        return _save(conn.get(key, bucket, None, headers, progress, version_id, sse_customer_key), path)
+
+    try:
+        first = conn.get(key, bucket, (0, step - 1), headers, None, version_id, sse_customer_key)
+    except HTTPError as error:
+        if error.status != 416:  # an empty object has no byte 0
+            raise
+        return one_stream()
+    start, end = _span(first)
+    total = _object_size(first)
+    etag, version = first.headers.get("ETag"), first.version_id
+    if start != 0:
+        first.close()
+        raise _no_retry(f"asked for the start of {key!r}, the server sent bytes {start}-{end}")
+    if total is None or end is None or end == total - 1:
+        first._progress = progress
+        return _save(first, path)  # the whole object came at once
+    if not (etag or version):  # nothing to pin the ranges to one object by: one stream, then
+        first.close()
+        return one_stream()
+    step = max(step, -(-total // _MAX_PARTS))  # at most 10,000 ranges, as for uploads
+    pinned = {**dict(headers or {}), **({"If-Match": etag} if etag else {})}
+    md5 = _etag_md5(first.headers)
+    fd, temporary = _temporary_beside(path)
+    try:
+        with first, open(fd, "wb", buffering=0):
+            os.ftruncate(fd, total)
+            digest = _RangeDigest(fd, md5) if md5 is not None else None
+            written = _write_at(first, fd, 0)
+            if digest is not None:
+                digest.written(0, written)
+            if progress is not None:
+                progress(written, total)
+            ranges = ((a, min(a + step, total) - 1) for a in range(written, total, step))
+            work = _partial(_fetch_range, conn, key, bucket, fd, pinned, version_id or version, sse_customer_key,
+                            digest)  # fmt: skip
+            rest = None if progress is None else (lambda done, _: progress(written + done, total))
+            _parallel(conn, work, ranges, total, rest)
+            if digest is not None:
+                digest.check(total)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+    return first
+
+
+def _fetch_range(
+    conn: Connection,
+    key: str,
+    bucket: str | None,
+    fd: int,
+    headers: dict[str, object],
+    version_id: str | None,
+    sse_customer_key: bytes | None,
+    digest: _RangeDigest | None,
+    number: int,
+    span: tuple[int, int],
+) -> tuple[str, int]:
+    """One range of a parallel download, written at its offset (and hashed in
+    order when the ETag is an MD5); (``""``, its size)."""
+    try:
+        response = conn.get(key, bucket, span, headers, None, version_id, sse_customer_key)
+    except HTTPError as error:
+        if error.status == 412:
+            raise _no_retry(f"{key!r} changed while it was being downloaded: {error}") from error
+        raise
+    with response:
+        if response.status_code != 206 or _span(response) != span:
+            raise _no_retry(f"asked for bytes {span[0]}-{span[1]} of {key!r}, the server sent others")
+        written = _write_at(response, fd, span[0])
+    if digest is not None:
+        digest.written(span[0], span[0] + written)
+    return "", written
+
+
+def _multipart(
+    conn: Connection,
+    bucket: str,
+    key: str,
+    headers: dict[str, str],
+    work: Callable[[str, int, T], tuple[str, int]],
+    items: Iterator[T],
+    total: int | None,
+    progress: Progress | None,
+    sums: _Sums | None = None,
+) -> Response:
+    """Create a multipart upload, run ``work`` on each item in parallel, complete it.
+
+    The caller's ``Content-MD5`` (of a whole body) is not sent and its
+    ``If-Match``/``If-None-Match`` go with the completion, where S3 checks
+    them. Creation and completion are retried like idempotent requests,
+    also after a read timeout (see ``_complete`` and ``_abort_lost``). On
+    any failure (or interruption) the upload is aborted, so S3 keeps no
+    orphaned parts, and the error is raised.
+    """
+    stored = {k: v for k, v in headers.items() if k not in _REQUEST_ONLY_HEADERS}
+    began = time.monotonic()
+    created = conn._send(_Request("POST", bucket, key, stored, query=[("uploads", "")]), idempotent=True)
+    upload_id = _upload_id(created.content)
+    try:
+        if created.attempts > 1:
+            _abort_lost(conn, bucket, key, upload_id, time.monotonic() - began)
+        parts = _parallel(conn, _partial(work, upload_id), items, total, progress)
+        conditions = _picked(headers, ("if-match", "if-none-match", *_ACCOUNT))
+        return _complete(conn, bucket, key, upload_id, parts, conditions, sums=sums)
+    except BaseException:
+        _abort(conn, bucket, key, upload_id, _picked(headers, _ACCOUNT))
+        raise
+
+
+def _complete(
+    conn: Connection,
+    bucket: str,
+    key: str,
+    upload_id: str,
+    parts: list[tuple[str, int]],
+    conditions: dict[str, str],
+    numbers: Iterable[int] | None = None,
+    sums: _Sums | None = None,
+) -> Response:
+    """CompleteMultipartUpload, retried like an idempotent request.
+
+    If an attempt completed the upload but its answer was lost, the retry
+    hears ``NoSuchUpload``. That is success only if the object now holds
+    exactly the parts sent: its ETag is the MD5 of their MD5s (S3's
+    multipart ETag) and its size their sum; the answer is then the HEAD's.
+    Otherwise the error stands. With part checksums, the composite S3
+    answers must be the one computed from them.
+    """
+    numbered = zip(numbers or range(1, len(parts) + 1), (etag for etag, _ in parts))
+    body = _Body(_complete_body(numbered, sums))
+    headers = {"Content-Type": "application/xml", **conditions}
+    request = _Request("POST", bucket, key, headers, body, [("uploadId", upload_id)])
+    try:
+        response = conn._send(request, error_in_body=True, idempotent=True)
+    except HTTPError as error:
+        expected = _multipart_etag([etag for etag, _ in parts])
+        if error.code != "NoSuchUpload" or expected is None:
+            raise
+        try:
+            head = conn.head(key, bucket, _picked(conditions, _ACCOUNT))
+        except HTTPError:
+            raise error from None
+        size = sum(length for _, length in parts)
+        if head.headers.get("ETag", "").strip('"') != expected or head.headers.get("Content-Length") != str(size):
+            raise
+        _log("completing %s answered NoSuchUpload, but the object holds exactly the parts sent", key)
+        return head
+    if sums is not None:
+        told = _text(_children(_xml(response.content)), f"Checksum{sums.algorithm.upper()}")
+        composite = sums.composite()
+        if told and told != composite:
+            raise _no_retry(f"S3 stored {key!r} with checksum {told}, not {composite} as its parts were sent")
+    return response
+
+
+def _abort(conn: Connection, bucket: str, key: str, upload_id: str, headers: dict[str, str] | None = None) -> None:
+    """Abort a multipart upload, then check with ListParts that it is gone.
+
+    S3 may keep a part whose upload was still under way when the abort
+    came, so an upload still listed is aborted again (``retries`` times in
+    all). Failures are logged, not raised: the caller is raising already.
+    """
+    query = [("uploadId", upload_id)]
+    for _ in range(conn._retries):
+        try:
+            conn._send(_Request("DELETE", bucket, key, dict(headers or {}), query=query))
+            conn._send(_Request("GET", bucket, key, dict(headers or {}), query=query))
+        except S3Error as error:
+            if not (isinstance(error, HTTPError) and error.status == 404):  # 404: gone, as it should be
+                _log("could not abort multipart upload %s of %s: %s", upload_id, key, error)
+            return
+    _log("multipart upload %s of %s is still listed after %d aborts", upload_id, key, conn._retries)
+
+
+def _abort_lost(conn: Connection, bucket: str, key: str, upload_id: str, seconds: float) -> None:
+    """Abort the uploads that lost answers to CreateMultipartUpload may have made.
+
+    When creation needed more than one attempt, an earlier one may have
+    created an upload whose id never arrived. Those are aborted, under a
+    rule that spares other writers' uploads: same key, same initiator
+    (where the server names one), begun no earlier than ``seconds`` (+1 s
+    for clocks counting whole seconds) before ours and no later, and
+    holding no part. Best effort: failures are logged.
+    """
+    try:
+        listing = conn._send(_Request("GET", bucket, "", query=[("prefix", key), ("uploads", "")]))
+        uploads = _parse_uploads(_xml(listing.content))
+        ours = next((upload for upload in uploads if upload[1] == upload_id), None)
+        if ours is None or ours[2] is None:
+            return
+        earliest = ours[2] - _timedelta(seconds=seconds + 1)
+        for other_key, other_id, initiated, initiator in uploads:
+            if other_key != key or other_id == upload_id or initiator != ours[3]:
+                continue
+            if initiated is None or not earliest <= initiated <= ours[2]:
+                continue
+            parts = conn._send(_Request("GET", bucket, key, query=[("uploadId", other_id)]))
+            if not any(_local_name(element) == "Part" for element in _xml(parts.content)):
+                _log("aborting multipart upload %s of %s, made by a lost CreateMultipartUpload", other_id, key)
+                _abort(conn, bucket, key, other_id)
+    except S3Error as error:
+        _log("could not look for uploads left by lost answers for %s: %s", key, error)
+
+
+def _parallel(
+    conn: Connection,
+    work: Callable[[int, T], tuple[str, int]],
+    items: Iterator[T],
+    total: int | None,
+    progress: Progress | None,
+) -> list[tuple[str, int]]:
+    """Run ``work(number, item)`` for numbered items on the part threads; return their
+    (ETag, size) in order.
+
+    The connection's ``max_concurrency`` slots bound the parts in flight
+    (and so the memory) across all uploads; an item is read only once a
+    slot is free. The first failure stops reading and is raised.
+    """
+    from concurrent.futures import wait
+
+    executor = _part_executor(conn)
+    futures: list[Future[tuple[str, int]]] = []
+    failed = threading.Event()
+    counter = _Counter(progress, total)
+
+    def finished(future: Future[tuple[str, int]]) -> None:
+        conn._part_slots.release()
+        if future.cancelled() or future.exception() is not None:
+            failed.set()
+        else:
+            counter.add(future.result()[1])
+
+    try:
+        while not failed.is_set():
+            conn._part_slots.acquire()
+            try:
+                item = next(items, None)
+                if item is not None and len(futures) == _MAX_PARTS:
+                    raise InvalidInput("the upload would need more than 10,000 parts: raise multipart_size")
+            except BaseException:
+                conn._part_slots.release()
+                raise
+            if item is None:
+                conn._part_slots.release()
+                break
+            future = executor.submit(work, len(futures) + 1, item)
+            future.add_done_callback(finished)
+            futures.append(future)
+        return [future.result() for future in futures]
+    except BaseException:
+        for future in futures:
+            future.cancel()
+        wait(futures)
+        raise
+
+
+def _part_executor(conn: Connection) -> ThreadPoolExecutor:
+    with conn._part_lock:
+        if conn._parts is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            conn._parts = ThreadPoolExecutor(conn.max_concurrency, thread_name_prefix="tinys3-part")
+        return conn._parts
+
+
+def _upload_part(
+    conn: Connection,
+    bucket: str,
+    key: str,
+    headers: dict[str, str],
+    sums: _Sums | None,
+    upload_id: str,
+    number: int,
+    part: _Body,
+) -> tuple[str, int]:
+    query = [("partNumber", str(number)), ("uploadId", upload_id)]
+    wire = dict(headers)
+    if sums is not None:
+        wire["x-amz-sdk-checksum-algorithm"] = sums.algorithm.upper()
+        wire[f"x-amz-checksum-{sums.algorithm}"] = sums.parts[number] = part.checksum(sums.algorithm)
+    response = conn._send(_Request("PUT", bucket, key, wire, part, query), check=_part_etag)
+    return response.headers["ETag"], part.length
+
+
+def _copy_part(
+    conn: Connection,
+    bucket: str,
+    key: str,
+    carried: dict[str, str],
+    source: str,
+    etag: str,
+    upload_id: str,
+    number: int,
+    span: tuple[int, int],
+) -> tuple[str, int]:
+    headers = {**carried, "x-amz-copy-source": source, "x-amz-copy-source-range": f"bytes={span[0]}-{span[1]}"}
+    if etag:
+        headers["x-amz-copy-source-if-match"] = etag
+    query = [("partNumber", str(number)), ("uploadId", upload_id)]
+    response = conn._send(_Request("PUT", bucket, key, headers, query=query), error_in_body=True, check=_copy_part_etag)
+    return _copy_part_etag(response), span[1] - span[0] + 1
+
+
+def _reopen(conn: Connection, request: _Request, first: Response, offset: int) -> _Stream:
+    """The rest of a GET body that broke after ``offset`` bytes: the same object,
+    pinned by ``If-Match`` on its ETag (else by its version id), from the next byte.
+
+    Raises:
+        TransportError: the object changed meanwhile (412), or the server
+            did not answer with exactly the bytes asked for.
+    """
+    first_byte, last_byte = _span(first)
+    etag = first.headers.get("ETag")
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in ("range", "if-match")}
+    headers["Range"] = f"bytes={first_byte + offset}-{'' if last_byte is None else last_byte}"
+    query = list(request.query)
+    if etag:
+        headers["If-Match"] = etag
+    elif not any(name == "versionId" for name, _ in query):
+        query.append(("versionId", first.headers["x-amz-version-id"]))
+    try:
+        rest = conn._send(_Request("GET", request.bucket, request.key, headers, query=query), stream=True)
+    except HTTPError as error:
+        if error.status != 412:
+            raise
+        raise _no_retry(f"the object changed while it was being read: {error}") from error
+    if rest.status_code != 206 or _span(rest)[0] != first_byte + offset or rest.headers.get("ETag", etag) != etag:
+        rest.close()
+        raise _no_retry(f"resuming at byte {first_byte + offset}, the server sent other bytes ({rest.status_code})")
+    return rest._take_stream()
 
 
 ###############################################################################
@@ -3488,22 +3956,6 @@ def _check_int(name: str, value: object, low: int, high: int) -> int:
     return value
 
 
-class _Counter:
-    """Adds up bytes done across threads and reports them, in order, to ``progress``."""
-
-    def __init__(self, progress: Progress | None, total: int | None) -> None:
-        self._progress = progress
-        self._total = total
-        self._done = 0
-        self._lock = threading.Lock()
-
-    def add(self, n: int) -> None:
-        if self._progress is not None:
-            with self._lock:
-                self._done += n
-                self._progress(self._done, self._total)
-
-
 def _unpickled(cls: type[Connection], settings: dict[str, Any], aws_default: bool) -> Connection:
     """A Connection made from a pickle's settings (``Connection._settings``)."""
     conn = cls.__new__(cls)
@@ -3779,8 +4231,8 @@ class Connection:
                 sums = None if algorithm is None else _Sums(algorithm)
                 if sums is not None:
                     wire["x-amz-checksum-algorithm"] = sums.algorithm.upper()
-                work = _partial(self._upload_part, bucket, key, _picked(wire, (*_SSE_C, *_ACCOUNT)), sums)
-                return self._multipart(bucket, key, wire, work, parts, total, progress, sums)
+                work = _partial(_upload_part, self, bucket, key, _picked(wire, (*_SSE_C, *_ACCOUNT)), sums)
+                return _multipart(self, bucket, key, wire, work, parts, total, progress, sums)
             finally:
                 body.close()
         finally:
@@ -3944,8 +4396,8 @@ class Connection:
         step = _part_size(size, self.multipart_size)
         ranges = ((first, min(first + step, size) - 1) for first in range(0, size, step))
         carried = _picked(extra, (*_SSE_C, *_COPY_SSE_C, *_ACCOUNT))
-        work = _partial(self._copy_part, to_bucket, to_key, carried, copy_source, etag)
-        return self._multipart(to_bucket, to_key, wire, work, ranges, size, None)
+        work = _partial(_copy_part, self, to_bucket, to_key, carried, copy_source, etag)
+        return _multipart(self, to_bucket, to_key, wire, work, ranges, size, None)
 
     def _encryption(
         self,
@@ -4048,12 +4500,12 @@ class Connection:
         response = self._send(request, stream=True, progress=progress)
         if checksum:
             try:
-                response._check = self._checker(response, request)
+                response._check = _checker(self, response, request)
             except BaseException:
                 response.close()
                 raise
         if response.headers.get("ETag") or response.headers.get("x-amz-version-id", "null") != "null":
-            response._reopen = _partial(self._reopen, request, response)
+            response._reopen = _partial(_reopen, self, request, response)
             response._resumes = self._retries - 1
         return response
 
@@ -4073,43 +4525,6 @@ class Connection:
         key, bucket = _check_key(key), self._bucket(bucket)
         wire = self._read_headers(bucket, headers, sse_customer_key)
         return self._send(_Request("HEAD", bucket, key, wire, query=_version(version_id)))
-
-    def _checker(self, response: Response, request: _Request) -> _Checker | None:
-        """What checks the body of a GET asked with checksum mode: None when S3 keeps no checksum.
-
-        A composite checksum (``…-N``, a multipart upload's) is checked part by
-        part: the part sizes come from HEAD ``partNumber`` 1 and N when the parts
-        are equal but the last, else from a HEAD for each part.
-        """
-        prefix = "x-amz-checksum-"
-        found = [
-            (name.lower()[len(prefix) :], value)
-            for name, value in response.headers.items()
-            if name.lower().startswith(prefix) and name.lower() not in ("x-amz-checksum-type", "x-amz-checksum-mode")
-        ]
-        if not found:
-            return None
-        algorithm, value = found[0]
-        if algorithm not in _CHECKSUMS:
-            raise S3Error(
-                f"S3 keeps a {algorithm.upper()} checksum for {request.key!r}, which Python's standard library "
-                "cannot compute: read it with checksum=False"
-            )
-        expected, _, count = value.partition("-")
-        if not count:
-            return _Checker(algorithm, expected, None)
-        total, parts = int(response.headers["Content-Length"]), int(count)
-
-        def size(number: int) -> int:
-            query = [*request.query, ("partNumber", str(number))]
-            head = self._send(_Request("HEAD", request.bucket, request.key, dict(request.headers), query=query))
-            return int(head.headers["Content-Length"])
-
-        first = size(1)
-        last = size(parts) if parts > 1 else first
-        if parts > 1 and (parts - 1) * first + last != total:
-            return _Checker(algorithm, expected, [size(n) for n in range(1, parts + 1)])
-        return _Checker(algorithm, expected, [first] * (parts - 1) + [last])
 
     def _read_headers(
         self, bucket: str, headers: Mapping[str, object] | None, sse_customer_key: bytes | None
@@ -4159,104 +4574,10 @@ class Connection:
             HTTPError, TransportError: when the object could not be read whole.
         """
         if isinstance(target, (str, os.PathLike)) and not checksum and hasattr(os, "pwrite"):
-            return self._download_ranges(key, os.fspath(target), bucket, progress, version_id, headers,
+            return _download_ranges(self, key, os.fspath(target), bucket, progress, version_id, headers,
                                          sse_customer_key)  # fmt: skip
         response = self.get(key, bucket, None, headers, progress, version_id, sse_customer_key, checksum)
         return _save(response, target)
-
-    def _download_ranges(
-        self,
-        key: str,
-        path: str,
-        bucket: str | None,
-        progress: Progress | None,
-        version_id: str | None,
-        headers: Mapping[str, object] | None,
-        sse_customer_key: bytes | None,
-    ) -> Response:
-        """``download`` to a path: the first ``multipart_size`` bytes ask for the object's
-        size; a bigger object's other ranges follow in parallel, each pinned by
-        ``If-Match`` to the first answer's ETag (so a change midway fails the
-        download instead of mixing two versions) and resumed where it breaks.
-        Bytes go through each thread's 1 MiB buffer into the file at their
-        offset (``pwrite``): memory does not grow with the object.
-        """
-        step = self.multipart_size
-
-        def one_stream() -> Response:
-            return _save(self.get(key, bucket, None, headers, progress, version_id, sse_customer_key), path)
-
-        try:
-            first = self.get(key, bucket, (0, step - 1), headers, None, version_id, sse_customer_key)
-        except HTTPError as error:
-            if error.status != 416:  # an empty object has no byte 0
-                raise
-            return one_stream()
-        start, end = _span(first)
-        total = _object_size(first)
-        etag, version = first.headers.get("ETag"), first.version_id
-        if start != 0:
-            first.close()
-            raise _no_retry(f"asked for the start of {key!r}, the server sent bytes {start}-{end}")
-        if total is None or end is None or end == total - 1:
-            first._progress = progress
-            return _save(first, path)  # the whole object came at once
-        if not (etag or version):  # nothing to pin the ranges to one object by: one stream, then
-            first.close()
-            return one_stream()
-        step = max(step, -(-total // _MAX_PARTS))  # at most 10,000 ranges, as for uploads
-        pinned = {**dict(headers or {}), **({"If-Match": etag} if etag else {})}
-        md5 = _etag_md5(first.headers)
-        fd, temporary = _temporary_beside(path)
-        try:
-            with first, open(fd, "wb", buffering=0):
-                os.ftruncate(fd, total)
-                digest = _RangeDigest(fd, md5) if md5 is not None else None
-                written = _write_at(first, fd, 0)
-                if digest is not None:
-                    digest.written(0, written)
-                if progress is not None:
-                    progress(written, total)
-                ranges = ((a, min(a + step, total) - 1) for a in range(written, total, step))
-                work = _partial(self._fetch_range, key, bucket, fd, pinned, version_id or version, sse_customer_key,
-                                digest)  # fmt: skip
-                rest = None if progress is None else (lambda done, _: progress(written + done, total))
-                self._parallel(work, ranges, total, rest)
-                if digest is not None:
-                    digest.check(total)
-            os.replace(temporary, path)
-        except BaseException:
-            os.unlink(temporary)
-            raise
-        return first
-
-    def _fetch_range(
-        self,
-        key: str,
-        bucket: str | None,
-        fd: int,
-        headers: dict[str, object],
-        version_id: str | None,
-        sse_customer_key: bytes | None,
-        digest: _RangeDigest | None,
-        number: int,
-        span: tuple[int, int],
-    ) -> tuple[str, int]:
-        """One range of a parallel download, written at its offset (and hashed in
-        order when the ETag is an MD5); (``""``, its size)."""
-        try:
-            response = self.get(key, bucket, span, headers, None, version_id, sse_customer_key)
-        except HTTPError as error:
-            if error.status == 412:
-                raise _no_retry(f"{key!r} changed while it was being downloaded: {error}") from error
-            raise
-        with response:
-            if response.status_code != 206 or _span(response) != span:
-                raise _no_retry(f"asked for bytes {span[0]}-{span[1]} of {key!r}, the server sent others")
-            written = _write_at(response, fd, span[0])
-        if digest is not None:
-            digest.written(span[0], span[0] + written)
-        return "", written
 
     def delete_many(
         self,
@@ -4302,7 +4623,7 @@ class Connection:
         self, items: list[tuple[str, str | None]], bucket: str, headers: dict[str, str]
     ) -> dict[tuple[str, str | None], str]:
         """DELETE every key, ``max_concurrency`` at a time; the failed ones with their codes."""
-        executor = self._part_executor()
+        executor = _part_executor(self)
         futures = {item: executor.submit(self.delete, item[0], bucket, item[1], headers) for item in items}
         failed = {}
         for item, future in futures.items():
@@ -4610,257 +4931,6 @@ class Connection:
 
     # -- plumbing ------------------------------------------------------------
 
-    def _multipart(
-        self,
-        bucket: str,
-        key: str,
-        headers: dict[str, str],
-        work: Callable[[str, int, T], tuple[str, int]],
-        items: Iterator[T],
-        total: int | None,
-        progress: Progress | None,
-        sums: _Sums | None = None,
-    ) -> Response:
-        """Create a multipart upload, run ``work`` on each item in parallel, complete it.
-
-        The caller's ``Content-MD5`` (of a whole body) is not sent and its
-        ``If-Match``/``If-None-Match`` go with the completion, where S3 checks
-        them. Creation and completion are retried like idempotent requests,
-        also after a read timeout (see ``_complete`` and ``_abort_lost``). On
-        any failure (or interruption) the upload is aborted, so S3 keeps no
-        orphaned parts, and the error is raised.
-        """
-        stored = {k: v for k, v in headers.items() if k not in _REQUEST_ONLY_HEADERS}
-        began = time.monotonic()
-        created = self._send(_Request("POST", bucket, key, stored, query=[("uploads", "")]), idempotent=True)
-        upload_id = _upload_id(created.content)
-        try:
-            if created.attempts > 1:
-                self._abort_lost(bucket, key, upload_id, time.monotonic() - began)
-            parts = self._parallel(_partial(work, upload_id), items, total, progress)
-            conditions = _picked(headers, ("if-match", "if-none-match", *_ACCOUNT))
-            return self._complete(bucket, key, upload_id, parts, conditions, sums=sums)
-        except BaseException:
-            self._abort(bucket, key, upload_id, _picked(headers, _ACCOUNT))
-            raise
-
-    def _complete(
-        self,
-        bucket: str,
-        key: str,
-        upload_id: str,
-        parts: list[tuple[str, int]],
-        conditions: dict[str, str],
-        numbers: Iterable[int] | None = None,
-        sums: _Sums | None = None,
-    ) -> Response:
-        """CompleteMultipartUpload, retried like an idempotent request.
-
-        If an attempt completed the upload but its answer was lost, the retry
-        hears ``NoSuchUpload``. That is success only if the object now holds
-        exactly the parts sent: its ETag is the MD5 of their MD5s (S3's
-        multipart ETag) and its size their sum; the answer is then the HEAD's.
-        Otherwise the error stands. With part checksums, the composite S3
-        answers must be the one computed from them.
-        """
-        numbered = zip(numbers or range(1, len(parts) + 1), (etag for etag, _ in parts))
-        body = _Body(_complete_body(numbered, sums))
-        headers = {"Content-Type": "application/xml", **conditions}
-        request = _Request("POST", bucket, key, headers, body, [("uploadId", upload_id)])
-        try:
-            response = self._send(request, error_in_body=True, idempotent=True)
-        except HTTPError as error:
-            expected = _multipart_etag([etag for etag, _ in parts])
-            if error.code != "NoSuchUpload" or expected is None:
-                raise
-            try:
-                head = self.head(key, bucket, _picked(conditions, _ACCOUNT))
-            except HTTPError:
-                raise error from None
-            size = sum(length for _, length in parts)
-            if head.headers.get("ETag", "").strip('"') != expected or head.headers.get("Content-Length") != str(size):
-                raise
-            _log("completing %s answered NoSuchUpload, but the object holds exactly the parts sent", key)
-            return head
-        if sums is not None:
-            told = _text(_children(_xml(response.content)), f"Checksum{sums.algorithm.upper()}")
-            composite = sums.composite()
-            if told and told != composite:
-                raise _no_retry(f"S3 stored {key!r} with checksum {told}, not {composite} as its parts were sent")
-        return response
-
-    def _abort(self, bucket: str, key: str, upload_id: str, headers: dict[str, str] | None = None) -> None:
-        """Abort a multipart upload, then check with ListParts that it is gone.
-
-        S3 may keep a part whose upload was still under way when the abort
-        came, so an upload still listed is aborted again (``retries`` times in
-        all). Failures are logged, not raised: the caller is raising already.
-        """
-        query = [("uploadId", upload_id)]
-        for _ in range(self._retries):
-            try:
-                self._send(_Request("DELETE", bucket, key, dict(headers or {}), query=query))
-                self._send(_Request("GET", bucket, key, dict(headers or {}), query=query))
-            except S3Error as error:
-                if not (isinstance(error, HTTPError) and error.status == 404):  # 404: gone, as it should be
-                    _log("could not abort multipart upload %s of %s: %s", upload_id, key, error)
-                return
-        _log("multipart upload %s of %s is still listed after %d aborts", upload_id, key, self._retries)
-
-    def _abort_lost(self, bucket: str, key: str, upload_id: str, seconds: float) -> None:
-        """Abort the uploads that lost answers to CreateMultipartUpload may have made.
-
-        When creation needed more than one attempt, an earlier one may have
-        created an upload whose id never arrived. Those are aborted, under a
-        rule that spares other writers' uploads: same key, same initiator
-        (where the server names one), begun no earlier than ``seconds`` (+1 s
-        for clocks counting whole seconds) before ours and no later, and
-        holding no part. Best effort: failures are logged.
-        """
-        try:
-            listing = self._send(_Request("GET", bucket, "", query=[("prefix", key), ("uploads", "")]))
-            uploads = _parse_uploads(_xml(listing.content))
-            ours = next((upload for upload in uploads if upload[1] == upload_id), None)
-            if ours is None or ours[2] is None:
-                return
-            earliest = ours[2] - _timedelta(seconds=seconds + 1)
-            for other_key, other_id, initiated, initiator in uploads:
-                if other_key != key or other_id == upload_id or initiator != ours[3]:
-                    continue
-                if initiated is None or not earliest <= initiated <= ours[2]:
-                    continue
-                parts = self._send(_Request("GET", bucket, key, query=[("uploadId", other_id)]))
-                if not any(_local_name(element) == "Part" for element in _xml(parts.content)):
-                    _log("aborting multipart upload %s of %s, made by a lost CreateMultipartUpload", other_id, key)
-                    self._abort(bucket, key, other_id)
-        except S3Error as error:
-            _log("could not look for uploads left by lost answers for %s: %s", key, error)
-
-    def _parallel(
-        self,
-        work: Callable[[int, T], tuple[str, int]],
-        items: Iterator[T],
-        total: int | None,
-        progress: Progress | None,
-    ) -> list[tuple[str, int]]:
-        """Run ``work(number, item)`` for numbered items on the part threads; return their
-        (ETag, size) in order.
-
-        The connection's ``max_concurrency`` slots bound the parts in flight
-        (and so the memory) across all uploads; an item is read only once a
-        slot is free. The first failure stops reading and is raised.
-        """
-        from concurrent.futures import wait
-
-        executor = self._part_executor()
-        futures: list[Future[tuple[str, int]]] = []
-        failed = threading.Event()
-        counter = _Counter(progress, total)
-
-        def finished(future: Future[tuple[str, int]]) -> None:
-            self._part_slots.release()
-            if future.cancelled() or future.exception() is not None:
-                failed.set()
-            else:
-                counter.add(future.result()[1])
-
-        try:
-            while not failed.is_set():
-                self._part_slots.acquire()
-                try:
-                    item = next(items, None)
-                    if item is not None and len(futures) == _MAX_PARTS:
-                        raise InvalidInput("the upload would need more than 10,000 parts: raise multipart_size")
-                except BaseException:
-                    self._part_slots.release()
-                    raise
-                if item is None:
-                    self._part_slots.release()
-                    break
-                future = executor.submit(work, len(futures) + 1, item)
-                future.add_done_callback(finished)
-                futures.append(future)
-            return [future.result() for future in futures]
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            wait(futures)
-            raise
-
-    def _part_executor(self) -> ThreadPoolExecutor:
-        with self._part_lock:
-            if self._parts is None:
-                from concurrent.futures import ThreadPoolExecutor
-
-                self._parts = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="tinys3-part")
-            return self._parts
-
-    def _upload_part(
-        self,
-        bucket: str,
-        key: str,
-        headers: dict[str, str],
-        sums: _Sums | None,
-        upload_id: str,
-        number: int,
-        part: _Body,
-    ) -> tuple[str, int]:
-        query = [("partNumber", str(number)), ("uploadId", upload_id)]
-        wire = dict(headers)
-        if sums is not None:
-            wire["x-amz-sdk-checksum-algorithm"] = sums.algorithm.upper()
-            wire[f"x-amz-checksum-{sums.algorithm}"] = sums.parts[number] = part.checksum(sums.algorithm)
-        response = self._send(_Request("PUT", bucket, key, wire, part, query), check=_part_etag)
-        return response.headers["ETag"], part.length
-
-    def _copy_part(
-        self,
-        bucket: str,
-        key: str,
-        carried: dict[str, str],
-        source: str,
-        etag: str,
-        upload_id: str,
-        number: int,
-        span: tuple[int, int],
-    ) -> tuple[str, int]:
-        headers = {**carried, "x-amz-copy-source": source, "x-amz-copy-source-range": f"bytes={span[0]}-{span[1]}"}
-        if etag:
-            headers["x-amz-copy-source-if-match"] = etag
-        query = [("partNumber", str(number)), ("uploadId", upload_id)]
-        response = self._send(
-            _Request("PUT", bucket, key, headers, query=query), error_in_body=True, check=_copy_part_etag
-        )
-        return _copy_part_etag(response), span[1] - span[0] + 1
-
-    def _reopen(self, request: _Request, first: Response, offset: int) -> _Stream:
-        """The rest of a GET body that broke after ``offset`` bytes: the same object,
-        pinned by ``If-Match`` on its ETag (else by its version id), from the next byte.
-
-        Raises:
-            TransportError: the object changed meanwhile (412), or the server
-                did not answer with exactly the bytes asked for.
-        """
-        first_byte, last_byte = _span(first)
-        etag = first.headers.get("ETag")
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("range", "if-match")}
-        headers["Range"] = f"bytes={first_byte + offset}-{'' if last_byte is None else last_byte}"
-        query = list(request.query)
-        if etag:
-            headers["If-Match"] = etag
-        elif not any(name == "versionId" for name, _ in query):
-            query.append(("versionId", first.headers["x-amz-version-id"]))
-        try:
-            rest = self._send(_Request("GET", request.bucket, request.key, headers, query=query), stream=True)
-        except HTTPError as error:
-            if error.status != 412:
-                raise
-            raise _no_retry(f"the object changed while it was being read: {error}") from error
-        if rest.status_code != 206 or _span(rest)[0] != first_byte + offset or rest.headers.get("ETag", etag) != etag:
-            rest.close()
-            raise _no_retry(f"resuming at byte {first_byte + offset}, the server sent other bytes ({rest.status_code})")
-        return rest._take_stream()
-
     def _bucket(self, bucket: str | None) -> str:
         return _check_bucket(bucket if bucket is not None else self.default_bucket)
 
@@ -5047,56 +5117,6 @@ class Connection:
             _backoff(attempt, _retry_after(response.headers.get("Retry-After")))
 
 
-def _log(message: str, *args: object) -> None:
-    """A debug line on the ``tinys3`` logger (only if the program uses logging at all)."""
-    logging = sys.modules.get("logging")
-    if logging is not None:
-        logging.getLogger("tinys3").debug(message, *args)
-
-
-def _backoff(attempt: int, at_least: float = 0.0, cap: float = 20.0, base: float = 0.25) -> None:
-    """Sleep a random time up to base·2^attempt seconds (full jitter), but at least
-    ``at_least`` (a server's Retry-After); never more than ``cap``."""
-    import random
-
-    time.sleep(min(cap, max(at_least, random.uniform(0, base * 2**attempt))))
-
-
-def _retry_after(value: str | None) -> float:
-    """Seconds from a ``Retry-After: N`` header (its date form is ignored)."""
-    return float(value) if value and value.strip().isdigit() else 0.0
-
-
-def _temporary_beside(path: str) -> tuple[int, str]:
-    """A new file beside ``path`` to write it in full before renaming: (fd, name).
-
-    The descriptor reads too (a download assembled from ranges is read back
-    for its MD5). It gets the mode of the file it will replace, or else the mode a plain
-    ``open(path, "w")`` gives (0666 less the umask), unlike ``mkstemp``'s 0600.
-    """
-    folder, name = os.path.split(path)
-    try:
-        mode: int | None = os.stat(path).st_mode & 0o7777
-    except OSError:
-        mode = None
-    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
-    for _ in range(100):
-        temporary = os.path.join(folder, f".{name}.{os.urandom(6).hex()}.tinys3")
-        try:
-            fd = os.open(temporary, flags, 0o666)
-        except FileExistsError:
-            continue
-        if mode is not None and hasattr(os, "fchmod"):
-            os.fchmod(fd, mode)
-        return fd, temporary
-    raise FileExistsError(f"no free temporary name beside {path}")
-
-
-def _lower_items(headers: HTTPMessage) -> dict[str, str]:
-    """Response headers as a plain dict with lower-case names."""
-    return {name.lower(): value for name, value in headers.items()}
-
-
 ###############################################################################
 # Pool ########################################################################
 ###############################################################################
@@ -5206,11 +5226,11 @@ class MultipartUpload:
         if not listed:
             raise InvalidInput(f"the upload of {self.key!r} holds no part; not completed")
         numbers = sorted(listed)
-        return self.conn._complete(self.bucket, self.key, self.uploadId, [listed[n] for n in numbers], {}, numbers)
+        return _complete(self.conn, self.bucket, self.key, self.uploadId, [listed[n] for n in numbers], {}, numbers)
 
     def cancel_upload(self) -> None:
         """Abort the upload: S3 drops its parts (checked, and aborted again if still listed)."""
-        self.conn._abort(self.bucket, self.key, self.uploadId)
+        _abort(self.conn, self.bucket, self.key, self.uploadId)
 
 
 def _as_int(value: int | str) -> object:
