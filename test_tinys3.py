@@ -147,6 +147,157 @@ def test_the_benchmark_runs_and_compares_with_boto3() -> None:
 
 
 ###############################################################################
+# Quickstart and packaging ####################################################
+###############################################################################
+
+HERE = Path(__file__).resolve().parent
+
+
+def _bare_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(HOME=str(tmp_path), AWS_EC2_METADATA_DISABLED="true", **extra)
+    return env
+
+
+@pytest.mark.tooling
+def test_quickstart_starts_its_own_server_when_nothing_is_configured(tmp_path: Path) -> None:
+    run = subprocess.run([sys.executable, str(HERE / "examples" / "quickstart.py")], capture_output=True, text=True,
+                         env=_bare_env(tmp_path), timeout=120, check=False)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0].startswith("No S3 endpoint or credentials configured: starting a local moto server")
+    assert [line.split(":", 1)[0] for line in lines[2:]] == [
+        "upload, cached for an hour", "upload with a content type", "copy inside the bucket",
+        "update its metadata", "read it back", "delete all three on a pool",
+    ]  # fmt: skip
+    assert lines[-1].endswith("[<Response [204]>, <Response [204]>, <Response [204]>]")
+
+
+def test_quickstart_uses_the_configured_service(seaweedfs: Server, tmp_path: Path) -> None:
+    bucket = seaweedfs.new_bucket()
+    env = _bare_env(tmp_path, AWS_ACCESS_KEY_ID=seaweedfs.access_key, AWS_SECRET_ACCESS_KEY=seaweedfs.secret_key,
+                    AWS_ENDPOINT_URL=seaweedfs.endpoint)  # fmt: skip
+    run = subprocess.run([sys.executable, str(HERE / "examples" / "quickstart.py"), bucket], capture_output=True,
+                         text=True, env=env, timeout=120, check=False)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith(f"Using {seaweedfs.endpoint} as {seaweedfs.access_key}, bucket {bucket}")
+    assert "read it back:                {'reviewed': 'yes'}" in run.stdout
+    assert "Contents" not in seaweedfs.boto3().list_objects_v2(Bucket=bucket), "the quickstart cleans up"
+
+
+@pytest.mark.tooling
+def test_the_wheel_holds_only_the_module_and_installs_without_dependencies(tmp_path: Path) -> None:
+    import zipfile
+
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(HERE)],
+                           capture_output=True, text=True, check=False)  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    (wheel,) = tmp_path.glob("tinys3-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert [n for n in names if ".dist-info/" not in n] == ["tinys3.py"]
+    metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA"))).decode()
+    assert all("extra ==" in line for line in metadata.splitlines() if line.startswith("Requires-Dist"))
+    assert f"Version: {tinys3.__version__}" in metadata and "Requires-Python: >=3.9" in metadata
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    installed = subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-index", str(wheel)],
+                               capture_output=True, text=True, check=False)  # fmt: skip
+    assert installed.returncode == 0, installed.stderr
+    isolated = subprocess.run([str(python), "-I", "-c", "import tinys3, sys; print(tinys3.__file__, len(sys.modules))"],
+                              capture_output=True, text=True, cwd=tmp_path, check=True)  # fmt: skip
+    assert str(venv) in isolated.stdout
+    script = subprocess.run([str(venv / "bin" / "tinys3"), "--version"], capture_output=True, text=True, check=True)
+    assert script.stdout.strip() == f"tinys3 {tinys3.__version__}"
+
+
+def test_the_module_works_vendored_without_site_packages(seaweedfs: Server, tmp_path: Path) -> None:
+    vendored = tmp_path / "app"
+    vendored.mkdir()
+    shutil.copy(HERE / "tinys3.py", vendored / "tinys3.py")
+    bucket = seaweedfs.new_bucket()
+    code = (
+        "import sys, tinys3\n"
+        "assert not any('site-packages' in p for p in sys.path), sys.path\n"
+        f"c = tinys3.Connection({seaweedfs.access_key!r}, {seaweedfs.secret_key!r}, endpoint={seaweedfs.endpoint!r})\n"
+        f"c.upload('vendored.txt', b'no pip needed', {bucket!r})\n"
+        f"print(c.get('vendored.txt', {bucket!r}).content.decode())\n"
+    )
+    run = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, cwd=vendored,
+                         env=_bare_env(tmp_path), check=False)  # fmt: skip
+    assert (run.returncode, run.stdout) == (0, "no pip needed\n"), run.stderr
+    assert run_cli(seaweedfs, "--version").returncode == 0
+
+
+def _interpreters() -> list[str]:
+    """This Python, and every other CPython from 3.9 on that this machine has."""
+    found = {sys.version_info[1]: sys.executable}
+    for minor in range(9, 14):
+        name = shutil.which(f"python3.{minor}")
+        if name is None:
+            continue
+        env = dict(os.environ, PYENV_VERSION=f"3.{minor}")  # pyenv's shims need to be told
+        probe = subprocess.run([name, "-c", "import sys; print(sys.executable)"], capture_output=True, text=True,
+                               env=env, check=False)  # fmt: skip
+        if probe.returncode == 0:
+            found.setdefault(minor, probe.stdout.strip())
+    return [found[minor] for minor in sorted(found)]
+
+
+WORKOUT = """
+import io, os, sys, tinys3
+endpoint, key, secret, bucket = sys.argv[1:]
+c = tinys3.Connection(key, secret, endpoint=endpoint, default=bucket, multipart_threshold=5 << 20)
+data = os.urandom(12 << 20)
+c.upload("ü n+i.bin", io.BytesIO(data), expires=60, headers={"a": "1"})
+assert c.get("ü n+i.bin").content == data
+assert [o.key for o in c.list()] == ["ü n+i.bin"]
+c.copy("ü n+i.bin", bucket, "copy", metadata={"b": "2"})
+assert c.head("copy").metadata == {"a": "1", "b": "2"}
+with tinys3.Pool(key, secret, endpoint=endpoint, default=bucket, size=2) as pool:
+    assert [r.status_code for r in pool.all_completed([pool.delete("copy"), pool.delete("ü n+i.bin")])] == [204, 204]
+print(sys.version_info[1])
+"""
+
+
+@pytest.mark.tooling
+@pytest.mark.parametrize("python", _interpreters())
+def test_the_module_runs_on_every_python_from_3_9_here(seaweedfs: Server, python: str) -> None:
+    """Multipart, Unicode keys, copy, listing and Pool on each interpreter, without site-packages."""
+    run = subprocess.run([python, "-S", "-c", WORKOUT, seaweedfs.endpoint, seaweedfs.access_key,
+                          seaweedfs.secret_key, seaweedfs.new_bucket()], capture_output=True, text=True,
+                         cwd=HERE, check=False)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert int(run.stdout) >= 9
+
+
+#: The part of the suite the oldest and newest other Python run: all but the tooling
+#: checks and moto (too heavy to install twice more), with a SeaweedFS subset. The
+#: Pythons between run the workout above (a whole suite each cost 45-50 s of CI).
+PORTABLE = "not tooling and not needs_moto and (not needs_seaweedfs or portable)"
+OTHERS = [python for python in _interpreters() if python != sys.executable]
+
+
+@pytest.mark.tooling
+@pytest.mark.parametrize("python", list(dict.fromkeys(OTHERS[:1] + OTHERS[-1:])))
+def test_the_offline_suite_and_a_seaweedfs_subset_pass_on_the_oldest_and_newest_other_python(
+    python: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In a fresh virtual environment of that Python, with the test tools but without moto."""
+    venv = tmp_path / "venv"
+    subprocess.run([python, "-m", "venv", str(venv)], check=True)
+    interpreter = str(venv / "bin" / "python")
+    install = [interpreter, "-m", "pip", "install", "-q", "pytest", "pytest-timeout", "hypothesis", "boto3", "trustme"]
+    subprocess.run(install, check=True, capture_output=True, env=dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1"))
+    run = subprocess.run([interpreter, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=", "-m", PORTABLE,
+                          "test_tinys3.py"], cwd=HERE, capture_output=True, text=True, check=False)  # fmt: skip
+    summary = run.stdout.strip().splitlines()[-1] if run.stdout.strip() else run.stderr[-300:]
+    with capsys.disabled():
+        print(f"\n{python}: {summary}")
+    assert run.returncode == 0, run.stdout[-3000:]
+
+
+###############################################################################
 # Errors ######################################################################
 ###############################################################################
 
@@ -5815,154 +5966,3 @@ def test_cli_main_is_callable_in_process(capsys: pytest.CaptureFixture[str]) -> 
     assert tinys3.main(["--version"]) == 0
     assert tinys3.__version__ in capsys.readouterr().out
     assert tinys3.main(["ls", "my-bucket"]) == 2, "a usage error: not an s3:// URL"
-
-
-###############################################################################
-# Quickstart and packaging ####################################################
-###############################################################################
-
-HERE = Path(__file__).resolve().parent
-
-
-def _bare_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(HOME=str(tmp_path), AWS_EC2_METADATA_DISABLED="true", **extra)
-    return env
-
-
-@pytest.mark.tooling
-def test_quickstart_starts_its_own_server_when_nothing_is_configured(tmp_path: Path) -> None:
-    run = subprocess.run([sys.executable, str(HERE / "examples" / "quickstart.py")], capture_output=True, text=True,
-                         env=_bare_env(tmp_path), timeout=120, check=False)  # fmt: skip
-    assert run.returncode == 0, run.stderr
-    lines = run.stdout.splitlines()
-    assert lines[0].startswith("No S3 endpoint or credentials configured: starting a local moto server")
-    assert [line.split(":", 1)[0] for line in lines[2:]] == [
-        "upload, cached for an hour", "upload with a content type", "copy inside the bucket",
-        "update its metadata", "read it back", "delete all three on a pool",
-    ]  # fmt: skip
-    assert lines[-1].endswith("[<Response [204]>, <Response [204]>, <Response [204]>]")
-
-
-def test_quickstart_uses_the_configured_service(seaweedfs: Server, tmp_path: Path) -> None:
-    bucket = seaweedfs.new_bucket()
-    env = _bare_env(tmp_path, AWS_ACCESS_KEY_ID=seaweedfs.access_key, AWS_SECRET_ACCESS_KEY=seaweedfs.secret_key,
-                    AWS_ENDPOINT_URL=seaweedfs.endpoint)  # fmt: skip
-    run = subprocess.run([sys.executable, str(HERE / "examples" / "quickstart.py"), bucket], capture_output=True,
-                         text=True, env=env, timeout=120, check=False)  # fmt: skip
-    assert run.returncode == 0, run.stderr
-    assert run.stdout.startswith(f"Using {seaweedfs.endpoint} as {seaweedfs.access_key}, bucket {bucket}")
-    assert "read it back:                {'reviewed': 'yes'}" in run.stdout
-    assert "Contents" not in seaweedfs.boto3().list_objects_v2(Bucket=bucket), "the quickstart cleans up"
-
-
-@pytest.mark.tooling
-def test_the_wheel_holds_only_the_module_and_installs_without_dependencies(tmp_path: Path) -> None:
-    import zipfile
-
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(HERE)],
-                           capture_output=True, text=True, check=False)  # fmt: skip
-    assert built.returncode == 0, built.stderr
-    (wheel,) = tmp_path.glob("tinys3-*.whl")
-    names = zipfile.ZipFile(wheel).namelist()
-    assert [n for n in names if ".dist-info/" not in n] == ["tinys3.py"]
-    metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA"))).decode()
-    assert all("extra ==" in line for line in metadata.splitlines() if line.startswith("Requires-Dist"))
-    assert f"Version: {tinys3.__version__}" in metadata and "Requires-Python: >=3.9" in metadata
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    python = venv / "bin" / "python"
-    installed = subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-index", str(wheel)],
-                               capture_output=True, text=True, check=False)  # fmt: skip
-    assert installed.returncode == 0, installed.stderr
-    isolated = subprocess.run([str(python), "-I", "-c", "import tinys3, sys; print(tinys3.__file__, len(sys.modules))"],
-                              capture_output=True, text=True, cwd=tmp_path, check=True)  # fmt: skip
-    assert str(venv) in isolated.stdout
-    script = subprocess.run([str(venv / "bin" / "tinys3"), "--version"], capture_output=True, text=True, check=True)
-    assert script.stdout.strip() == f"tinys3 {tinys3.__version__}"
-
-
-def test_the_module_works_vendored_without_site_packages(seaweedfs: Server, tmp_path: Path) -> None:
-    vendored = tmp_path / "app"
-    vendored.mkdir()
-    shutil.copy(HERE / "tinys3.py", vendored / "tinys3.py")
-    bucket = seaweedfs.new_bucket()
-    code = (
-        "import sys, tinys3\n"
-        "assert not any('site-packages' in p for p in sys.path), sys.path\n"
-        f"c = tinys3.Connection({seaweedfs.access_key!r}, {seaweedfs.secret_key!r}, endpoint={seaweedfs.endpoint!r})\n"
-        f"c.upload('vendored.txt', b'no pip needed', {bucket!r})\n"
-        f"print(c.get('vendored.txt', {bucket!r}).content.decode())\n"
-    )
-    run = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, cwd=vendored,
-                         env=_bare_env(tmp_path), check=False)  # fmt: skip
-    assert (run.returncode, run.stdout) == (0, "no pip needed\n"), run.stderr
-    assert run_cli(seaweedfs, "--version").returncode == 0
-
-
-def _interpreters() -> list[str]:
-    """This Python, and every other CPython from 3.9 on that this machine has."""
-    found = {sys.version_info[1]: sys.executable}
-    for minor in range(9, 14):
-        name = shutil.which(f"python3.{minor}")
-        if name is None:
-            continue
-        env = dict(os.environ, PYENV_VERSION=f"3.{minor}")  # pyenv's shims need to be told
-        probe = subprocess.run([name, "-c", "import sys; print(sys.executable)"], capture_output=True, text=True,
-                               env=env, check=False)  # fmt: skip
-        if probe.returncode == 0:
-            found.setdefault(minor, probe.stdout.strip())
-    return [found[minor] for minor in sorted(found)]
-
-
-WORKOUT = """
-import io, os, sys, tinys3
-endpoint, key, secret, bucket = sys.argv[1:]
-c = tinys3.Connection(key, secret, endpoint=endpoint, default=bucket, multipart_threshold=5 << 20)
-data = os.urandom(12 << 20)
-c.upload("ü n+i.bin", io.BytesIO(data), expires=60, headers={"a": "1"})
-assert c.get("ü n+i.bin").content == data
-assert [o.key for o in c.list()] == ["ü n+i.bin"]
-c.copy("ü n+i.bin", bucket, "copy", metadata={"b": "2"})
-assert c.head("copy").metadata == {"a": "1", "b": "2"}
-with tinys3.Pool(key, secret, endpoint=endpoint, default=bucket, size=2) as pool:
-    assert [r.status_code for r in pool.all_completed([pool.delete("copy"), pool.delete("ü n+i.bin")])] == [204, 204]
-print(sys.version_info[1])
-"""
-
-
-@pytest.mark.tooling
-@pytest.mark.parametrize("python", _interpreters())
-def test_the_module_runs_on_every_python_from_3_9_here(seaweedfs: Server, python: str) -> None:
-    """Multipart, Unicode keys, copy, listing and Pool on each interpreter, without site-packages."""
-    run = subprocess.run([python, "-S", "-c", WORKOUT, seaweedfs.endpoint, seaweedfs.access_key,
-                          seaweedfs.secret_key, seaweedfs.new_bucket()], capture_output=True, text=True,
-                         cwd=HERE, check=False)  # fmt: skip
-    assert run.returncode == 0, run.stderr
-    assert int(run.stdout) >= 9
-
-
-#: The part of the suite the oldest and newest other Python run: all but the tooling
-#: checks and moto (too heavy to install twice more), with a SeaweedFS subset. The
-#: Pythons between run the workout above (a whole suite each cost 45-50 s of CI).
-PORTABLE = "not tooling and not needs_moto and (not needs_seaweedfs or portable)"
-OTHERS = [python for python in _interpreters() if python != sys.executable]
-
-
-@pytest.mark.tooling
-@pytest.mark.parametrize("python", list(dict.fromkeys(OTHERS[:1] + OTHERS[-1:])))
-def test_the_offline_suite_and_a_seaweedfs_subset_pass_on_the_oldest_and_newest_other_python(
-    python: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """In a fresh virtual environment of that Python, with the test tools but without moto."""
-    venv = tmp_path / "venv"
-    subprocess.run([python, "-m", "venv", str(venv)], check=True)
-    interpreter = str(venv / "bin" / "python")
-    install = [interpreter, "-m", "pip", "install", "-q", "pytest", "pytest-timeout", "hypothesis", "boto3", "trustme"]
-    subprocess.run(install, check=True, capture_output=True, env=dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1"))
-    run = subprocess.run([interpreter, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=", "-m", PORTABLE,
-                          "test_tinys3.py"], cwd=HERE, capture_output=True, text=True, check=False)  # fmt: skip
-    summary = run.stdout.strip().splitlines()[-1] if run.stdout.strip() else run.stderr[-300:]
-    with capsys.disabled():
-        print(f"\n{python}: {summary}")
-    assert run.returncode == 0, run.stdout[-3000:]
