@@ -103,6 +103,7 @@ PYTHON_FILES = [
     "conftest.py",
     "bench/bench.py",
     "bench/mutations.py",
+    "bench/files.py",
     "examples/quickstart.py",
 ]
 
@@ -1481,7 +1482,7 @@ def test_an_unsized_stream_is_read_only_up_to_the_limit() -> None:
     stream = _Unsized(b"0123456789")
     head, more = tinys3._body(stream, rewind=True, limit=4)
     assert (bytes(head.data or b""), more) == (b"0123", stream)
-    parts = list(tinys3._stream_parts(b"0123", stream, 3))
+    parts = list(tinys3._stream_parts(bytearray(b"0123"), stream, 3))
     assert [bytes(p.data or b"") for p in parts] == [b"012", b"345", b"678", b"9"]
 
 
@@ -4026,7 +4027,7 @@ def test_the_5_tib_and_10_000_part_limits_are_refused_before_sending() -> None:
 def test_unsized_streams_double_their_parts_every_thousand() -> None:
     """So 10,000 parts reach past 5 TiB; without growth a stream past ~80 GB would fail."""
     data = io.BytesIO(os.urandom(1000 + 2000 + 10))
-    sizes = [part.length for part in tinys3._stream_parts(b"", data, 1)]
+    sizes = [part.length for part in tinys3._stream_parts(bytearray(), data, 1)]
     assert sizes == [1] * 1000 + [2] * 1000 + [4, 4, 2]
     reach = [sum(size << (n // 1000) for n in range(10_000)) for size in (8 * MiB, int(5.25 * MiB), 5 * MiB)]
     assert reach[0] > reach[1] > 5 * 2**40 > reach[2], "from 5.25 MiB parts up, 10,000 parts pass 5 TiB"

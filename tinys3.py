@@ -1551,7 +1551,7 @@ class _Body:
 
     def __init__(
         self,
-        data: bytes | memoryview | None,
+        data: bytes | bytearray | memoryview | None,
         file: IO[bytes] | None = None,
         start: int = 0,
         length: int = 0,
@@ -1605,7 +1605,7 @@ class _Body:
         the next chunk: hash them or send them, don't keep them.
         """
         if self.data is not None:
-            yield self.data
+            yield memoryview(self.data) if isinstance(self.data, bytearray) else self.data
             return
         assert self.file is not None
         position, end = self.start, self.start + self.length
@@ -1689,7 +1689,7 @@ def _body(source: Body, rewind: bool, limit: int) -> tuple[_Body, IO[bytes] | No
         end = source.seek(0, os.SEEK_END)
         source.seek(start)
         return _Body.of_file(source, start, end - start), None
-    head = _read_up_to(source, limit)
+    head = _fill(bytearray(), source, limit)  # a bytearray: the parts of a stream grow from it in place
     return _Body(head), (source if len(head) == limit else None)
 
 
@@ -1728,20 +1728,23 @@ def _sized_parts(body: _Body, part_size: int) -> Iterator[_Body]:
         yield body.part(offset, min(part_size, body.length - offset))
 
 
-def _stream_parts(head: bytes | memoryview, stream: IO[bytes], part_size: int) -> Iterator[_Body]:
+def _stream_parts(head: bytearray, stream: IO[bytes], part_size: int) -> Iterator[_Body]:
     """Parts of a stream of unknown length; the size doubles every 1,000 parts, so
     10,000 parts reach past S3's 5 TiB limit from parts of 5.25 MiB up (the
     default 8 MiB reach 8.5 TB; the smallest, 5 MiB, 5.36 TB)."""
-    buffer = bytearray(head)
+    buffer, head = head, bytearray()  # taken over, not copied: the caller lets go of it
     number = 0
     while True:
         size = part_size << (number // 1000)
         _fill(buffer, stream, size)
         if not buffer:
             return
-        with memoryview(buffer) as view:
-            part = bytes(view[:size])  # one copy: a slice of the bytearray would be another
-        del buffer[:size]
+        if len(buffer) <= size:  # the usual case: the buffer becomes the part, uncopied
+            part, buffer = buffer, bytearray()
+        else:
+            with memoryview(buffer) as view:
+                part = bytearray(view[:size])
+            del buffer[:size]
         number += 1
         yield _Body(part)
         if len(part) < size:
@@ -4223,8 +4226,9 @@ class Connection:
                 if body.length > _MAX_OBJECT:
                     raise InvalidInput(f"the file is {body.length} bytes; an S3 object holds at most 5 TiB")
                 if more is not None:
-                    assert body.data is not None
+                    assert isinstance(body.data, bytearray)
                     parts = _stream_parts(body.data, more, self.multipart_size)
+                    body.data = None  # the parts' buffer holds it now, once
                 else:
                     parts = _sized_parts(body, _part_size(body.length, self.multipart_size))
                 total = None if more is not None else body.length

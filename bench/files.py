@@ -46,7 +46,8 @@ SETUP = {
     ),
 }
 MEMBER = {
-    "tinys3": "import zipfile\nwith c.open('bundle.zip') as f, zipfile.ZipFile(f) as z:\n    got = z.read('wanted.bin')",
+    "tinys3": "import zipfile\nwith c.open('bundle.zip') as f, zipfile.ZipFile(f) as z:\n"
+    "    got = z.read('wanted.bin')",
     "smart_open": "import zipfile\nwith opened('bundle.zip', 'rb') as f, zipfile.ZipFile(f) as z:\n"
     "    got = z.read('wanted.bin')",
 }
@@ -144,8 +145,10 @@ def main(argv: list[str] | None = None) -> int:
         names = {"KEY": server.access_key, "SECRET": server.secret_key, "BUCKET": bucket,
                  "ENDPOINT": f"http://127.0.0.1:{relay.port}", "PATH": str(Path(tmp) / "out.bin"),
                  "SIZE": args.mib * MiB}  # fmt: skip
-        print(f"SeaweedFS; a {bundle.stat().st_size / MiB:.1f} MiB zip; clients: {', '.join(clients)}; "
-              f"median of {args.rounds}")
+        print(
+            f"SeaweedFS; a {bundle.stat().st_size / MiB:.1f} MiB zip; clients: {', '.join(clients)}; "
+            f"median of {args.rounds}"
+        )
         for client in clients:
             received = []
             for _ in range(args.rounds):
