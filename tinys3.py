@@ -3554,6 +3554,58 @@ def _upload_part(
     return response.headers["ETag"], part.length
 
 
+def _upload_by_parts(
+    conn: Connection,
+    target: tuple[str, str],
+    wire: dict[str, str],
+    body: _Body,
+    more: IO[bytes] | None,
+    algorithm: str | None,
+    progress: Progress | None,
+) -> Response:
+    """Upload ``body`` (and, for a stream, ``more`` of it) as a multipart upload: a file
+    in parts read where they lie, a stream in parts read as they come (growing every
+    1,000 parts); with ``algorithm``, a checksum per part and their composite."""
+    bucket, key = target
+    if body.length > _MAX_OBJECT:
+        raise InvalidInput(f"the file is {body.length} bytes; an S3 object holds at most 5 TiB")
+    if more is not None:
+        assert isinstance(body.data, bytearray)
+        parts = _stream_parts(body.data, more, conn.multipart_size)
+        body.data = None  # the parts' buffer holds it now, once
+    else:
+        parts = _sized_parts(body, _part_size(body.length, conn.multipart_size))
+    total = None if more is not None else body.length
+    sums = None if algorithm is None else _Sums(algorithm)
+    if sums is not None:
+        wire["x-amz-checksum-algorithm"] = sums.algorithm.upper()
+    work = _partial(_upload_part, conn, bucket, key, _picked(wire, (*_SSE_C, *_ACCOUNT)), sums)
+    return _multipart(conn, bucket, key, wire, work, parts, total, progress, sums)
+
+
+def _copy_by_parts(
+    conn: Connection,
+    source: Response,
+    copy_source: str,
+    target: tuple[str, str],
+    extra: dict[str, str],
+    stored: dict[str, str],
+    tagging: dict[str, str],
+) -> Response:
+    """Copy an object over ``multipart_copy_threshold`` (S3 copies at most 5 GiB in one
+    request) as a multipart upload of UploadPartCopy ranges, each pinned to the source's
+    ETag as the HEAD (``source``) saw it; ``stored`` are the copy's headers and metadata,
+    ``tagging`` its tags."""
+    to_bucket, to_key = target
+    size = int(source.headers["Content-Length"])
+    created = {k: v for k, v in extra.items() if k not in _COPY_SSE_C}
+    step = _part_size(size, conn.multipart_size)
+    ranges = ((first, min(first + step, size) - 1) for first in range(0, size, step))
+    carried = _picked(extra, (*_SSE_C, *_COPY_SSE_C, *_ACCOUNT))
+    work = _partial(_copy_part, conn, to_bucket, to_key, carried, copy_source, source.headers.get("ETag", ""))
+    return _multipart(conn, to_bucket, to_key, {**stored, **created, **tagging}, work, ranges, size, None)
+
+
 def _copy_part(
     conn: Connection,
     bucket: str,
@@ -4223,20 +4275,7 @@ class Connection:
                     if progress is not None:
                         progress(body.length, body.length)
                     return response
-                if body.length > _MAX_OBJECT:
-                    raise InvalidInput(f"the file is {body.length} bytes; an S3 object holds at most 5 TiB")
-                if more is not None:
-                    assert isinstance(body.data, bytearray)
-                    parts = _stream_parts(body.data, more, self.multipart_size)
-                    body.data = None  # the parts' buffer holds it now, once
-                else:
-                    parts = _sized_parts(body, _part_size(body.length, self.multipart_size))
-                total = None if more is not None else body.length
-                sums = None if algorithm is None else _Sums(algorithm)
-                if sums is not None:
-                    wire["x-amz-checksum-algorithm"] = sums.algorithm.upper()
-                work = _partial(_upload_part, self, bucket, key, _picked(wire, (*_SSE_C, *_ACCOUNT)), sums)
-                return _multipart(self, bucket, key, wire, work, parts, total, progress, sums)
+                return _upload_by_parts(self, (bucket, key), wire, body, more, algorithm, progress)
             finally:
                 body.close()
         finally:
@@ -4391,17 +4430,9 @@ class Connection:
                 if source is not None or not (error.code == "InvalidRequest" and "larger" in error.message):
                     raise
             source = self.head(from_key, from_bucket, reading, version_id)
-        size = int(source.headers["Content-Length"])
         if tags is None and source.headers.get("x-amz-tagging-count", "0") != "0":  # parts carry no tags
             tagging = _tagging(self.get_tags(from_key, from_bucket, version_id, _picked(extra, _ACCOUNT)))
-        created = {k: v for k, v in extra.items() if k not in _COPY_SSE_C}
-        wire = {**stored(source), **created, **tagging}
-        etag = source.headers.get("ETag", "")
-        step = _part_size(size, self.multipart_size)
-        ranges = ((first, min(first + step, size) - 1) for first in range(0, size, step))
-        carried = _picked(extra, (*_SSE_C, *_COPY_SSE_C, *_ACCOUNT))
-        work = _partial(_copy_part, self, to_bucket, to_key, carried, copy_source, etag)
-        return _multipart(self, to_bucket, to_key, wire, work, ranges, size, None)
+        return _copy_by_parts(self, source, copy_source, (to_bucket, to_key), extra, stored(source), tagging)
 
     def _encryption(
         self,
@@ -5449,16 +5480,12 @@ _OBJECT_OPTIONS = ("content_type", "cache_control", "expires", "metadata", "meta
                    "sse", "sse_kms_key_id", "storage_class")  # fmt: skip
 
 
-def _cli_parser() -> Any:
+def _cli_parents(parser: Any) -> tuple[Any, Any, Any]:
+    """The option groups commands share, as argparse parents: (global options, which go
+    before or after the command as with aws; options of commands that touch many objects;
+    what uploads and copies store)."""
     import argparse
 
-    parser = argparse.ArgumentParser(
-        prog="tinys3",
-        description="Copy, sync, list, delete and share objects on S3 and S3-compatible services.",
-        epilog=_USAGE_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--version", action="version", version=f"tinys3 {__version__}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--help", action="help", help="show this help and exit")
     for options in (parser, common):  # global options go before or after the command, as with aws
@@ -5502,6 +5529,20 @@ def _cli_parser() -> Any:
     stored.add_argument("--sse", choices=("AES256", "aws:kms", "aws:kms:dsse"), help="server-side encryption")
     stored.add_argument("--sse-kms-key-id", metavar="KEY", help="the KMS key for --sse aws:kms")
     stored.add_argument("--storage-class", metavar="CLASS", help="STANDARD, STANDARD_IA, GLACIER_IR, …")
+    return common, batch, stored
+
+
+def _cli_parser() -> Any:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="tinys3",
+        description="Copy, sync, list, delete and share objects on S3 and S3-compatible services.",
+        epilog=_USAGE_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"tinys3 {__version__}")
+    common, batch, stored = _cli_parents(parser)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, text in (("cp", "copy files and objects (- is stdin/stdout)"),
                        ("mv", "move files and objects: each source goes once its copy is done")):  # fmt: skip
