@@ -1370,6 +1370,18 @@ def _secrets(credentials: Credentials | None, headers: Mapping[str, str]) -> Ite
             yield from (headers[name], raw.hex(), raw.hex().upper(), raw.decode("latin-1"))
 
 
+def _framed(request: _Request) -> dict[str, str]:
+    """A request's headers with the body's SHA-256 (signed) and length; a PUT or POST
+    without a body says ``Content-Length: 0``, as S3 requires."""
+    body, headers = request.body, dict(request.headers)
+    headers["x-amz-content-sha256"] = body.sha256 if body is not None else _EMPTY_SHA256
+    if body is not None:
+        headers["Content-Length"] = str(body.length)
+    elif request.method in ("PUT", "POST"):
+        headers["Content-Length"] = "0"
+    return headers
+
+
 def _plain(headers: Mapping[str, object] | None) -> dict[str, str]:
     """Request headers as given (checked), for the calls that store nothing."""
     return {_check_header_name(name): _header_value(name, value) for name, value in (headers or {}).items()}
@@ -5082,6 +5094,18 @@ class Connection:
         self._clock_offset = offset
         return True
 
+    def _signed(
+        self, request: _Request, path: str, headers: dict[str, str], credentials: Credentials | None, region: str
+    ) -> dict[str, str]:
+        """The headers to send, signed for ``region`` at the (corrected) time; without
+        credentials (anonymous), unsigned. Host is left out: the transport writes it."""
+        if credentials is None:
+            return {k: v for k, v in headers.items() if k not in ("Host", "x-amz-content-sha256")}
+        signed = _sign(request.method, path, request.query, headers, headers["x-amz-content-sha256"], credentials,
+                       region, self._now())  # fmt: skip
+        del signed["Host"]
+        return signed
+
     def _send(
         self,
         request: _Request,
@@ -5099,13 +5123,7 @@ class Connection:
         naming the bucket's region is retried once in that region, which is
         then remembered for the bucket.
         """
-        body = request.body
-        headers = dict(request.headers)
-        headers["x-amz-content-sha256"] = body.sha256 if body is not None else _EMPTY_SHA256
-        if body is not None:
-            headers["Content-Length"] = str(body.length)
-        elif request.method in ("PUT", "POST"):
-            headers["Content-Length"] = "0"
+        body, headers = request.body, _framed(request)
         idempotent = idempotent or request.method in ("GET", "HEAD", "PUT", "DELETE")
         attempt = 0
         mended: set[str] = set()
@@ -5117,14 +5135,7 @@ class Connection:
             query = _canonical_query_string(request.query)
             target = f"{path}?{query}" if query else path
             headers["Host"] = host
-            if credentials is None:
-                signed = {k: v for k, v in headers.items() if k not in ("Host", "x-amz-content-sha256")}
-            else:
-                signed = _sign(
-                    request.method, path, request.query, headers, headers["x-amz-content-sha256"],
-                    credentials, region, self._now(),
-                )  # fmt: skip
-                del signed["Host"]
+            signed = self._signed(request, path, headers, credentials, region)
             try:
                 status, reason, reply_headers, content = self._transport.send(
                     endpoint, host, target, request.method, signed, body, stream
