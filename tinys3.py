@@ -3300,8 +3300,27 @@ def _download_ranges(
     if not (etag or version):  # nothing to pin the ranges to one object by: one stream, then
         first.close()
         return one_stream()
-    step = max(step, -(-total // _MAX_PARTS))  # at most 10,000 ranges, as for uploads
     pinned = {**dict(headers or {}), **({"If-Match": etag} if etag else {})}
+
+    def fetching(fd: int, digest: _RangeDigest | None) -> Callable[[int, tuple[int, int]], tuple[str, int]]:
+        return _partial(_fetch_range, conn, key, bucket, fd, pinned, version_id or version, sse_customer_key, digest)
+
+    step = max(step, -(-total // _MAX_PARTS))  # at most 10,000 ranges, as for uploads
+    return _assemble(conn, first, path, total, step, fetching, progress)
+
+
+def _assemble(
+    conn: Connection,
+    first: Response,
+    path: str,
+    total: int,
+    step: int,
+    fetching: Callable[[int, _RangeDigest | None], Callable[[int, tuple[int, int]], tuple[str, int]]],
+    progress: Progress | None,
+) -> Response:
+    """Write ``first`` (the object's first range) and then the other ranges, ``step``
+    bytes each, in parallel, into a temporary file beside ``path``, MD5-checked as they
+    land when the ETag is one; rename it into place only once the whole object is there."""
     md5 = _etag_md5(first.headers)
     fd, temporary = _temporary_beside(path)
     try:
@@ -3314,10 +3333,8 @@ def _download_ranges(
             if progress is not None:
                 progress(written, total)
             ranges = ((a, min(a + step, total) - 1) for a in range(written, total, step))
-            work = _partial(_fetch_range, conn, key, bucket, fd, pinned, version_id or version, sse_customer_key,
-                            digest)  # fmt: skip
             rest = None if progress is None else (lambda done, _: progress(written + done, total))
-            _parallel(conn, work, ranges, total, rest)
+            _parallel(conn, fetching(fd, digest), ranges, total, rest)
             if digest is not None:
                 digest.check(total)
         os.replace(temporary, path)
