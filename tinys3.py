@@ -3979,12 +3979,25 @@ _UNVERIFIED = (
 
 
 def _pick_verify(verify: object, environ: Mapping[str, str], settings: Mapping[str, str]) -> bool | str:
-    """``verify=``, else ``AWS_CA_BUNDLE``, else the profile's ``ca_bundle``, else True."""
+    """``verify=``, else ``AWS_CA_BUNDLE``, else the profile's ``ca_bundle``, else True.
+    False warns (once per Connection, at the line that made it), as curl and requests do."""
     if verify is None:
         return environ.get("AWS_CA_BUNDLE") or settings.get("ca_bundle") or True
     if not isinstance(verify, (bool, str)):
         raise InvalidType(f"verify must be True, False or a CA bundle path; got {type(verify).__name__}")
+    if verify is False:
+        import warnings
+
+        warnings.warn(_UNVERIFIED, stacklevel=3)
     return verify
+
+
+def _check_proxy(proxy: object) -> None:
+    """A proxy URL is parsed now, so a bad one is refused before any request."""
+    if isinstance(proxy, str):
+        _Proxy(proxy)
+    elif not isinstance(proxy, (bool, type(None))):
+        raise InvalidType(f"proxy must be a URL str, None or a bool; got {type(proxy).__name__}")
 
 
 def _pick_retries(retries: object, environ: Mapping[str, str], settings: Mapping[str, str]) -> int:
@@ -4135,10 +4148,6 @@ class Connection:
         self.region: str = region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or ""
         self.region = _check_region(self.region or settings.get("region") or "us-east-1")
         verify = _pick_verify(verify, environ, settings)
-        if verify is False:
-            import warnings
-
-            warnings.warn(_UNVERIFIED, stacklevel=2)
         retries = _pick_retries(retries, environ, settings)
         endpoint = endpoint or _configured_endpoint(environ, settings)
         self._aws_default = endpoint is None
@@ -4147,10 +4156,7 @@ class Connection:
         addressing = addressing or settings.get("s3.addressing_style") or "auto"
         self._endpoint = _parse_endpoint(endpoint, tls is not False, addressing)
         self._bucket_routes: dict[str, tuple[str, _Endpoint]] = {}
-        if isinstance(proxy, str):
-            _Proxy(proxy)  # a bad URL is refused now, before any request
-        elif not isinstance(proxy, (bool, type(None))):
-            raise InvalidType(f"proxy must be a URL str, None or a bool; got {type(proxy).__name__}")
+        _check_proxy(proxy)
         lookup = _Lookup(environ, self.region, proxy, verify, {profile_name: settings})
         self._credential_source = None if anonymous else _credential_source(
             access_key, secret_key, session_token, profile, lookup
