@@ -4931,6 +4931,47 @@ def test_a_write_that_does_not_end_normally_stores_nothing(server: Server, bucke
     assert server.boto3().list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
 
 
+WRITING_FOREVER = """
+import os, sys, tinys3
+endpoint, key, secret, bucket = sys.argv[1:]
+conn = tinys3.Connection(key, secret, endpoint=endpoint, default=bucket, multipart_size=5 << 20)
+piece = os.urandom(64 << 10)
+with conn.open("never", "wb") as f:
+    while True:
+        f.write(piece)
+"""
+
+
+def test_ctrl_c_while_writing_a_file_leaves_no_object_and_no_parts(seaweedfs: Server) -> None:
+    """A real SIGINT to a process writing through open("wb"), once its multipart upload holds parts."""
+    import signal
+
+    bucket = seaweedfs.new_bucket()
+    argv = [
+        sys.executable,
+        "-c",
+        WRITING_FOREVER,
+        seaweedfs.endpoint,
+        seaweedfs.access_key,
+        seaweedfs.secret_key,
+        bucket,
+    ]
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=str(HERE)))
+    s3 = seaweedfs.boto3()
+    for _ in range(200):
+        uploads = s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+        if uploads and s3.list_parts(Bucket=bucket, Key="never", UploadId=uploads[0]["UploadId"]).get("Parts"):
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("the writer never had parts on the server")
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and b"KeyboardInterrupt" in err
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
+
+
 def test_open_refuses_bad_arguments_before_sending_anything() -> None:
     with scripted_server(_ok) as (endpoint, seen):
         conn = tinys3.Connection("AKID", "secret", endpoint=endpoint, default="bkt")
