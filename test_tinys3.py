@@ -4869,6 +4869,22 @@ def test_zip_tar_gzip_and_csv_read_a_file_that_asks_only_for_what_they_read(seaw
     assert zip_asked <= 1024 + 2 * 256 * 1024, f"{zip_asked} bytes asked of a {len(packed.getvalue())}-byte zip"
 
 
+def test_a_file_read_through_asks_for_growing_ranges_then_the_rest_at_once(seaweedfs: Server) -> None:
+    """256 KiB, 512 KiB, 1, 2, 4 MiB, then (grown to multipart_size) the rest in one GET: on a far
+    link a round trip per range would bound the throughput."""
+    bucket = seaweedfs.new_bucket()
+    data = os.urandom(24 * MiB)
+    seaweedfs.boto3().put_object(Bucket=bucket, Key="through", Body=data)
+    with scripted_server(lambda request: None, upstream=seaweedfs.endpoint) as (endpoint, seen):
+        conn = tinys3.Connection(seaweedfs.access_key, seaweedfs.secret_key, endpoint=endpoint, default=bucket,
+                                 multipart_size=5 * MiB)  # fmt: skip
+        with conn.open("through") as f:
+            assert b"".join(iter(lambda: f.read(MiB), b"")) == data
+    ranges = [r.headers["range"] for r in seen if r.method == "GET"]
+    ends = [256 * 1024, 768 * 1024, 1792 * 1024, 3840 * 1024, 7936 * 1024]
+    assert ranges == [f"bytes={a}-{b - 1}" for a, b in zip([0, *ends], ends)] + [f"bytes={ends[-1]}-{len(data) - 1}"]
+
+
 def test_an_object_that_changes_while_open_fails_the_read_never_mixes(seaweedfs: Server) -> None:
     bucket = seaweedfs.new_bucket()
     conn = connect(seaweedfs, default=bucket)

@@ -3774,13 +3774,13 @@ class _ObjectReader(io.RawIOBase):
             while self._at < self._position:
                 self._at += stream.readinto(scratch[: self._position - self._at]) or _cut(self._at, self._end)
             return stream
+        cap = max(self._conn.multipart_size, _FIRST_RANGE)
         if stream is not None:  # read to its end (go on, further) or left by a seek (start small)
-            sequential = self._position == self._end
-            self._ahead = (
-                min(2 * self._ahead, max(self._conn.multipart_size, _FIRST_RANGE)) if sequential else _FIRST_RANGE
-            )
+            self._ahead = min(2 * self._ahead, cap) if self._position == self._end else _FIRST_RANGE
             self._drop()
-        end = min(self.size, self._position + self._ahead)
+        # Ranges grown to the cap mean a reader going through: the rest comes in one streamed
+        # GET (a round trip per range would bound it on a far link), dropped at the next seek.
+        end = self.size if self._ahead >= cap else min(self.size, self._position + self._ahead)
         try:
             response = self._conn.get(self.name, self._bucket, (self._position, end - 1), self._headers,
                                       version_id=self._version, sse_customer_key=self._customer_key)  # fmt: skip

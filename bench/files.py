@@ -1,7 +1,7 @@
 """Objects as files: what ``Connection.open()`` costs, beside ``download``/``upload`` and smart_open.
 
     pip install -e ".[test]" smart_open      # smart_open is optional: measured when installed
-    python bench/files.py [--mib 200] [--rounds 3]
+    python bench/files.py [--mib 200] [--rounds 3] [--latency MS]
 
 Against a SeaweedFS on loopback, each figure the median of ``--rounds``, each
 run in a fresh process (its peak RSS is its own):
@@ -17,6 +17,7 @@ run in a fresh process (its peak RSS is its own):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import socket
@@ -85,9 +86,12 @@ def run(client: str, step: str, names: dict[str, Any]) -> dict[str, float]:
 
 
 class CountingRelay:
-    """A TCP relay to the server that counts the bytes coming back (what a client was sent)."""
+    """A TCP relay to the server that counts the bytes coming back (what a client was sent),
+    and with ``latency`` holds every piece that long in each direction (a WAN's delay,
+    without its bandwidth limit: pieces queue, they do not wait for each other)."""
 
-    def __init__(self, upstream_port: int) -> None:
+    def __init__(self, upstream_port: int, latency: float = 0.0) -> None:
+        self.latency = latency
         self.received = 0
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -103,23 +107,37 @@ class CountingRelay:
             threading.Thread(target=self._pipe, args=(server, client, True), daemon=True).start()
 
     def _pipe(self, source: socket.socket, sink: socket.socket, counted: bool) -> None:
-        try:
+        import queue
+        import time
+
+        pending: queue.Queue[tuple[float, bytes]] = queue.Queue()
+
+        def deliver() -> None:
+            with contextlib.suppress(OSError):
+                while True:
+                    due, data = pending.get()
+                    time.sleep(max(0.0, due - time.monotonic()))
+                    if not data:
+                        break
+                    sink.sendall(data)
+            for end in (source, sink):
+                end.close()
+
+        threading.Thread(target=deliver, daemon=True).start()
+        with contextlib.suppress(OSError):
             while data := source.recv(1 << 16):
-                sink.sendall(data)
+                pending.put((time.monotonic() + self.latency, data))
                 if counted:
                     with self._lock:
                         self.received += len(data)
-        except OSError:
-            pass
-        finally:
-            for end in (source, sink):
-                end.close()
+        pending.put((time.monotonic() + self.latency, b""))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mib", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--latency", type=float, default=0.0, help="ms added each way by the relay (a WAN)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -141,13 +159,13 @@ def main(argv: list[str] | None = None) -> int:
         tinys3.Connection(server.access_key, server.secret_key, endpoint=server.endpoint).upload(
             "bundle.zip", bundle, bucket
         )
-        relay = CountingRelay(int(server.endpoint.rsplit(":", 1)[1]))
+        relay = CountingRelay(int(server.endpoint.rsplit(":", 1)[1]), args.latency / 1000)
         names = {"KEY": server.access_key, "SECRET": server.secret_key, "BUCKET": bucket,
                  "ENDPOINT": f"http://127.0.0.1:{relay.port}", "PATH": str(Path(tmp) / "out.bin"),
                  "SIZE": args.mib * MiB}  # fmt: skip
         print(
             f"SeaweedFS; a {bundle.stat().st_size / MiB:.1f} MiB zip; clients: {', '.join(clients)}; "
-            f"median of {args.rounds}"
+            f"median of {args.rounds}; {args.latency:g} ms added each way"
         )
         for client in clients:
             received = []
