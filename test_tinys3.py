@@ -3580,8 +3580,11 @@ def test_virtual_hosted_requests_connect_to_the_bucket_host(seaweedfs: Server, t
         path_style = tinys3.Connection(*keys, endpoint=endpoint, addressing="path", proxy=proxy, verify=ca_file)
         assert path_style.get("k", buckets[1]).content == buckets[1].encode()
     hosts = [f"{bucket}.{conftest.VIRTUAL_DOMAIN}" for bucket in buckets]
-    assert seen == [f"CONNECT {host}:{port}" for host in hosts] + [f"CONNECT {conftest.VIRTUAL_DOMAIN}:{port}"]
-    assert names == [*hosts, conftest.VIRTUAL_DOMAIN], "one TLS session per host, each naming it"
+    connects = [f"CONNECT {host}:{port}" for host in hosts]
+    # Keep-alive per bucket host: 7 requests on 2 connections (3 if a loaded box let one idle out).
+    assert seen[:2] == connects and set(seen[:-1]) == set(connects) and len(seen) <= 4
+    assert seen[-1] == f"CONNECT {conftest.VIRTUAL_DOMAIN}:{port}", "path-style: the endpoint's own host"
+    assert names == [target.split()[1].rsplit(":", 1)[0] for target in seen], "each TLS session names its host"
     assert seaweedfs.boto3().get_object(Bucket=buckets[0], Key="k")["Body"].read() == buckets[0].encode()
 
 

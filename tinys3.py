@@ -3748,6 +3748,9 @@ class _ObjectReader(io.RawIOBase):
                 _log("resuming %r at byte %d after %s", self.name, self._position, error)
                 _backoff(attempt)
                 continue
+            if not n:  # a range that ends early is never the end of the file
+                self._drop()
+                raise _cut_short(self._at, self._end)
             self._position = self._at = self._at + n
             return n
         raise AssertionError("unreachable")
