@@ -419,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     from conftest import OPEN_BUCKET, moto_server, seaweedfs_server
 
     clients = [c for c in CLIENTS if importlib.util.find_spec(c) is not None]
-    small_n, pool_n, big_mib, repeat = (20, 40, 16, 3) if args.quick else (500, 2000, 200, 7)
+    small_n, pool_n, big_mib, repeat = (20, 40, 16, 1) if args.quick else (500, 2000, 200, 7)
     few, many = (20, 200) if args.quick else (200, 2000)
     listed = (100, 1000) if args.quick else (1000, 10000)
     rounds = 1 if args.quick else 5
