@@ -3775,7 +3775,10 @@ class _ObjectReader(io.RawIOBase):
         if stream is not None and self._at <= self._position < self._end and self._position - self._at <= _SKIP_READ:
             scratch = memoryview(bytearray(65536))
             while self._at < self._position:
-                self._at += stream.readinto(scratch[: self._position - self._at]) or _cut(self._at, self._end)
+                skipped = stream.readinto(scratch[: self._position - self._at])
+                if not skipped:
+                    raise _cut_short(self._at, self._end)
+                self._at += skipped
             return stream
         cap = max(self._conn.multipart_size, _FIRST_RANGE)
         if stream is not None:  # read to its end (go on, further) or left by a seek (start small)
@@ -3806,10 +3809,6 @@ class _ObjectReader(io.RawIOBase):
     def close(self) -> None:
         self._drop()
         super().close()
-
-
-def _cut(at: int, end: int) -> int:
-    raise _cut_short(at, end)
 
 
 class _Pipe:
