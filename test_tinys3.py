@@ -174,6 +174,15 @@ def test_quickstart_starts_its_own_server_when_nothing_is_configured(tmp_path: P
     assert lines[-1].endswith("[<Response [204]>, <Response [204]>, <Response [204]>]")
 
 
+def test_quickstart_without_moto_or_credentials_says_what_is_missing_at_once(tmp_path: Path) -> None:
+    # -S: no site-packages, so no moto
+    run = subprocess.run([sys.executable, "-S", str(HERE / "examples" / "quickstart.py")], capture_output=True,
+                         text=True, env=_bare_env(tmp_path), timeout=60, check=False)  # fmt: skip
+    assert (run.returncode, run.stdout) == (1, "")
+    assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
+    assert "moto" in run.stderr and "pip install -e '.[test]'" in run.stderr and "AWS_ACCESS_KEY_ID" in run.stderr
+
+
 def test_quickstart_uses_the_configured_service(seaweedfs: Server, tmp_path: Path) -> None:
     bucket = seaweedfs.new_bucket()
     env = _bare_env(tmp_path, AWS_ACCESS_KEY_ID=seaweedfs.access_key, AWS_SECRET_ACCESS_KEY=seaweedfs.secret_key,
@@ -4157,8 +4166,11 @@ def test_retries_are_logged_without_secrets(caplog: pytest.LogCaptureFixture) ->
         conn = tinys3.Connection("AKIDLOG", "very-secret-key", endpoint=endpoint, session_token="very-secret-token")
         conn.upload("k", b"x", bucket="bkt")
     lines = [record.getMessage() for record in caplog.records if record.name == "tinys3"]
-    assert len(lines) == 2 and all("retrying PUT /bkt/k after 503 SlowDown" in line for line in lines)
-    assert "very-secret" not in caplog.text
+    assert [line.split(" (")[0] for line in lines] == [
+        "PUT bkt/k: 503", "retrying PUT /bkt/k after 503 SlowDown", "PUT bkt/k: 503",
+        "retrying PUT /bkt/k after 503 SlowDown", "PUT bkt/k: 200",
+    ]  # fmt: skip
+    assert "very-secret" not in caplog.text and "AKIDLOG" not in caplog.text
 
 
 BAD_CALLS: list[tuple[str, Callable[[tinys3.Connection], object], type[Exception]]] = [
@@ -5426,8 +5438,13 @@ def test_cli_errors_are_one_line_with_exit_codes(seaweedfs: Server, tmp_path: Pa
     bucket = seaweedfs.new_bucket()
     missing = run_cli(seaweedfs, "cp", f"s3://{bucket}/nope.txt", str(tmp_path / "x"))
     assert missing.returncode == 1
-    assert missing.stderr.decode().startswith("tinys3: error: NoSuchKey: ")
+    assert missing.stderr.decode().startswith(f"tinys3: error: s3://{bucket}/nope.txt: NoSuchKey: "), "names which"
     assert missing.stderr.count(b"\n") == 1 and not (tmp_path / "x").exists()
+    (tmp_path / "site").mkdir()
+    folder = run_cli(seaweedfs, "cp", str(tmp_path / "site"), f"s3://{bucket}/")
+    assert (folder.returncode, folder.stderr.decode()) == (
+        2, f"tinys3: error: {str(tmp_path / 'site')!r} is a folder: add --recursive (-r) to cp what is in it\n"
+    )  # fmt: skip
     local = run_cli(seaweedfs, "cp", str(tmp_path / "absent"), f"s3://{bucket}/k")
     assert (local.returncode, local.stderr.count(b"\n")) == (1, 1) and b"No such file" in local.stderr
     usage = run_cli(seaweedfs, "cp", "only-one-argument")
@@ -5438,6 +5455,14 @@ def test_cli_errors_are_one_line_with_exit_codes(seaweedfs: Server, tmp_path: Pa
     neither = run_cli(seaweedfs, "cp", "a", "b")
     assert (neither.returncode, neither.stderr) == (2, b"tinys3: error: cp needs an s3:// URL on at least one side\n")
     assert run_cli(seaweedfs, "rm", f"s3://{bucket}").returncode == 2, "rm without -r needs a key"
+
+
+def test_cli_error_lines_name_the_bucket_they_are_about(moto: Server) -> None:
+    bucket = moto.new_bucket()  # moto refuses to remove a bucket that holds objects (SeaweedFS does not)
+    connect(moto, default=bucket).upload("k", b"x")
+    refused = run_cli(moto, "rb", f"s3://{bucket}")
+    assert refused.returncode == 1
+    assert refused.stderr.decode().startswith(f"tinys3: error: s3://{bucket}/: BucketNotEmpty: ")
 
 
 def test_cli_rm_recursive_deletes_a_folder_never_its_namesakes(seaweedfs: Server) -> None:
@@ -5510,6 +5535,39 @@ def test_cli_global_options_go_before_or_after_the_command(seaweedfs: Server) ->
         assert seaweedfs.secret_key not in refused.stderr.decode()
     url = run_cli(seaweedfs, "presign", "--expires-in", "60", f"s3://{bucket}/k").stdout.decode()
     assert "X-Amz-Expires=60&" in url
+    for flag in ("--quiet", "--only-show-errors", "--no-progress", "--no-verify-ssl", "--debug"):
+        for args in ([flag, "cp", f"s3://{bucket}/k", "-"], ["cp", f"s3://{bucket}/k", "-", flag]):
+            copied = run_cli(seaweedfs, *args)
+            assert (copied.returncode, copied.stdout) == (0, b"x"), (args, copied.stderr)
+
+
+def test_cli_debug_logs_every_request_and_nothing_secret(seaweedfs: Server, tmp_path: Path) -> None:
+    bucket = seaweedfs.new_bucket()
+    (tmp_path / "f").write_bytes(b"12345")
+    done = run_cli(seaweedfs, "--debug", "cp", str(tmp_path / "f"), f"s3://{bucket}/dir/f")
+    listed = run_cli(seaweedfs, "ls", f"s3://{bucket}/dir/", "--debug")
+    assert done.returncode == listed.returncode == 0
+    put = [line for line in done.stderr.decode().splitlines() if line.startswith("tinys3: PUT")]
+    assert len(put) == 1 and re.fullmatch(
+        rf"tinys3: PUT {bucket}/dir/f: 200 \(attempt 1, \d+ ms, 5 bytes sent, \d+ received\)", put[0]
+    ), done.stderr
+    assert re.search(rf"^tinys3: GET {bucket}/\?list-type=2.*prefix=dir/.*: 200 \(attempt 1, ", listed.stderr.decode(),
+                     re.M), listed.stderr  # fmt: skip
+    for text in (done.stderr, listed.stderr):
+        for secret in (seaweedfs.access_key, seaweedfs.secret_key, "Signature", "Credential", "Authorization"):
+            assert secret.encode() not in text
+
+
+def test_cli_every_command_has_help(seaweedfs: Server) -> None:
+    for command in ("cp", "mv", "sync", "ls", "rm", "presign", "mb", "rb"):
+        for flag in ("--help",) if command == "ls" else ("-h", "--help"):
+            shown = run_cli(seaweedfs, command, flag)
+            assert shown.returncode == 0 and shown.stdout.startswith(f"usage: tinys3 {command} ".encode()), shown
+    assert run_cli(seaweedfs, "-h").stdout.startswith(b"usage: tinys3 ")
+    bucket = seaweedfs.new_bucket()
+    connect(seaweedfs, default=bucket).upload("k", b"x" * 2048)
+    human = run_cli(seaweedfs, "ls", "-h", f"s3://{bucket}/")
+    assert human.returncode == 0 and human.stdout.decode().endswith(" 2.0 KiB k\n"), "ls -h: human-readable, as aws"
 
 
 def test_cli_ls_lists_buckets_and_names_relative_to_the_folder(seaweedfs: Server) -> None:

@@ -68,6 +68,7 @@ __all__ = [
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections import deque
     from collections.abc import Callable, Iterable, Iterator, Mapping
     from concurrent.futures import Future, ThreadPoolExecutor
     from datetime import datetime, timedelta
@@ -403,10 +404,7 @@ def _credential_source(
     possibly broader, identity. A profile named explicitly must give keys.
     """
     if access_key is not None or secret_key is not None:
-        if not access_key or not secret_key:
-            missing = "secret_key" if access_key else "access_key"
-            raise CredentialsError(f"{missing} is missing: pass both access_key and secret_key")
-        return _CredentialSource(Credentials(access_key, secret_key, token), _GIVEN_KEYS)
+        return _CredentialSource(_given_keys(access_key, secret_key, token), _GIVEN_KEYS)
     environ = lookup.environ
     tried = []
     if profile is None:
@@ -476,6 +474,14 @@ def _profile_source(name: str, lookup: _Lookup, chain: tuple[str, ...]) -> _Cred
     if "credential_process" in settings:
         return _fetching(_process_fetcher(settings["credential_process"]), f"{label} (credential_process)")
     return None
+
+
+def _given_keys(access_key: str | None, secret_key: str | None, token: str | None) -> Credentials:
+    """The keys passed to ``Connection``: both halves of the pair, or a clear error."""
+    if not access_key or not secret_key:
+        missing = "secret_key" if access_key else "access_key"
+        raise CredentialsError(f"{missing} is missing: pass both access_key and secret_key")
+    return Credentials(access_key, secret_key, token)
 
 
 def _key_pair(access_key: str | None, secret_key: str | None, token: str | None) -> Credentials | None:
@@ -1559,7 +1565,7 @@ class _Body:
     computed on first use.
     """
 
-    __slots__ = ("_sha256", "data", "fd", "file", "length", "owned", "start")
+    __slots__ = ("_sha256", "data", "fd", "file", "length", "owned", "recycle", "start")
 
     def __init__(
         self,
@@ -1577,6 +1583,8 @@ class _Body:
         self.owned = owned
         self.fd = fd
         self._sha256: str | None = None
+        #: Called by ``close`` once the body is sent: the buffer is free for the next part.
+        self.recycle: Callable[[], None] | None = None
 
     @classmethod
     def of_file(cls, file: IO[bytes], start: int, length: int, owned: bool = False) -> _Body:
@@ -1645,6 +1653,9 @@ class _Body:
     def close(self) -> None:
         if self.owned and self.file is not None:
             self.file.close()
+        if self.recycle is not None:
+            self.data, recycle, self.recycle = None, self.recycle, None
+            recycle()
 
 
 _buffers = threading.local()
@@ -1701,7 +1712,7 @@ def _body(source: Body, rewind: bool, limit: int) -> tuple[_Body, IO[bytes] | No
         end = source.seek(0, os.SEEK_END)
         source.seek(start)
         return _Body.of_file(source, start, end - start), None
-    head = _fill(bytearray(), source, limit)  # a bytearray: the parts of a stream grow from it in place
+    head = _read_up_to(source, limit)  # the first part of a stream, uncopied, when more follows
     return _Body(head), (source if len(head) == limit else None)
 
 
@@ -1712,21 +1723,41 @@ def _seekable(source: Any) -> bool:
         return False
 
 
-def _read_up_to(stream: Any, size: int) -> bytes:
-    """Read until ``size`` bytes or the end of the stream; refuse text."""
-    return bytes(_fill(bytearray(), stream, size))
-
-
-def _fill(buffer: bytearray, stream: Any, size: int) -> bytearray:
-    """Append to ``buffer`` from the stream until it holds ``size`` bytes or the stream ends."""
-    while len(buffer) < size:
-        chunk = stream.read(min(_CHUNK, size - len(buffer)))
-        if not chunk:
+def _read_up_to(
+    stream: Any, size: int, start: bytes | memoryview = b"", into: memoryview | None = None
+) -> bytes | memoryview:
+    """``start``, then the stream's bytes until ``size`` in all or the end of the stream,
+    in one buffer of the full size: ``into``, else one mapped for it, not taken from the
+    heap, so that its memory goes back whole once it is let go of (buffers grown by
+    appends are copied as they grow, and big ones from the heap leave tens of MiB behind)."""
+    done, view = len(start), _mapped(size) if into is None else into
+    view[:done] = start
+    while done < size:
+        with view[done : done + _CHUNK] as window:
+            n = _read_into_window(stream, window)
+        if not n:
             break
-        if not isinstance(chunk, (bytes, bytearray, memoryview)):
-            raise InvalidType(f"the stream gave {type(chunk).__name__}, not bytes: open it in binary mode")
-        buffer += chunk
-    return buffer
+        done += n
+    return view[:done] if done == size or into is not None else bytes(view[:done])
+
+
+def _mapped(size: int) -> memoryview:
+    """``size`` bytes of anonymous memory, given back to the system when let go of."""
+    import mmap
+
+    return memoryview(mmap.mmap(-1, size)) if size else memoryview(bytearray())
+
+
+def _read_into_window(stream: Any, window: memoryview) -> int:
+    """One read into ``window`` (0 at the end): ``readinto`` where the stream has it; refuse text."""
+    try:
+        return int(stream.readinto(window) or 0)
+    except (AttributeError, NotImplementedError):  # a stream with read() only
+        chunk = stream.read(len(window))
+    if not isinstance(chunk, (bytes, bytearray, memoryview)) and chunk is not None:
+        raise InvalidType(f"the stream gave {type(chunk).__name__}, not bytes: open it in binary mode")
+    window[: len(chunk or b"")] = chunk or b""
+    return len(chunk or b"")
 
 
 def _part_size(total: int | None, minimum: int) -> int:
@@ -1740,27 +1771,44 @@ def _sized_parts(body: _Body, part_size: int) -> Iterator[_Body]:
         yield body.part(offset, min(part_size, body.length - offset))
 
 
-def _stream_parts(head: bytearray, stream: IO[bytes], part_size: int) -> Iterator[_Body]:
-    """Parts of a stream of unknown length; the size doubles every 1,000 parts, so
-    10,000 parts reach past S3's 5 TiB limit from parts of 5.25 MiB up (the
-    default 8 MiB reach 8.5 TB; the smallest, 5 MiB, 5.36 TB)."""
-    buffer, head = head, bytearray()  # taken over, not copied: the caller lets go of it
+def _stream_parts(head: bytes | memoryview, stream: IO[bytes], part_size: int) -> Iterator[_Body]:
+    """Parts of a stream of unknown length, ``head`` its first bytes; the size doubles
+    every 1,000 parts, so 10,000 parts reach past S3's 5 TiB limit from parts of 5.25 MiB
+    up (the default 8 MiB reach 8.5 TB; the smallest, 5 MiB, 5.36 TB). A part's buffer
+    is read into again once the part is sent: the parts in flight are all the memory a
+    stream takes, and pages once touched are not paid for again."""
+    from collections import deque
+
+    free: deque[memoryview] = deque()  # buffers of sent parts (appended by the part threads)
+    buffer: bytes | memoryview | None = memoryview(head)  # taken over, not copied
+    del head
     number = 0
     while True:
         size = part_size << (number // 1000)
-        _fill(buffer, stream, size)
+        whole = None
+        if buffer is None or len(buffer) < size:
+            whole = _free_buffer(free, size)
+            buffer = _read_up_to(stream, size, buffer or b"", whole)
         if not buffer:
             return
-        if len(buffer) <= size:  # the usual case: the buffer becomes the part, uncopied
-            part, buffer = buffer, bytearray()
-        else:
-            with memoryview(buffer) as view:
-                part = bytearray(view[:size])
-            del buffer[:size]
+        part, buffer = _Body(buffer[:size]), (buffer[size:] or None)
+        if whole is not None:
+            part.recycle = _partial(free.append, whole)
         number += 1
-        yield _Body(part)
-        if len(part) < size:
+        last = part.length < size and buffer is None
+        yield part
+        if last:
             return
+        del part
+
+
+def _free_buffer(free: deque[memoryview], size: int) -> memoryview:
+    """The buffer of a sent part, of ``size`` bytes, else a new one (others are let go of)."""
+    while free:  # only this thread takes from it
+        view = free.pop()
+        if len(view) == size:
+            return view
+    return _mapped(size)
 
 
 def _complete_body(parts: Iterable[tuple[int, str]], sums: _Sums | None = None) -> bytes:
@@ -1878,6 +1926,18 @@ class _Paced(io.RawIOBase):
         self.sock.settimeout(timeout)
 
 
+def _final_status_line(fp: IO[bytes]) -> tuple[str, int, str]:
+    """The status line of the answer, past the "100 Continue"s before it (a few at most)."""
+    import http.client
+
+    for _ in range(_MAX_INTERIM + 1):
+        version, status, reason = _status_line(fp)
+        if status != 100:
+            return version, status, reason
+        _header_lines(fp)
+    raise http.client.HTTPException(f"over {_MAX_INTERIM} '100 Continue' answers in a row")
+
+
 def _lean_response() -> type[HTTPResponse]:
     """``http.client.HTTPResponse`` with a leaner header parser, made on first use.
 
@@ -1902,14 +1962,7 @@ def _lean_response() -> type[HTTPResponse]:
             def begin(self) -> None:
                 if self.headers is not None:
                     return  # already begun
-                version, status, reason = _status_line(self.fp)
-                for _ in range(_MAX_INTERIM):  # "100 Continue" comes before the real answer
-                    if status != 100:
-                        break
-                    _header_lines(self.fp)
-                    version, status, reason = _status_line(self.fp)
-                else:
-                    raise http.client.HTTPException(f"over {_MAX_INTERIM} '100 Continue' answers in a row")
+                version, status, reason = _final_status_line(self.fp)
                 if version in ("HTTP/1.0", "HTTP/0.9"):
                     self.version = 10
                 elif version.startswith("HTTP/1."):
@@ -2580,6 +2633,26 @@ def _log(message: str, *args: object) -> None:
     logging = sys.modules.get("logging")
     if logging is not None:
         logging.getLogger("tinys3").debug(message, *args)
+
+
+def _log_request(
+    request: _Request, outcome: int | Exception, attempt: int, started: float,
+    headers: HTTPMessage | None = None, content: object = None,
+) -> None:  # fmt: skip
+    """The debug line of one attempt: method, bucket/key and query, status (or error),
+    attempt, time and bytes each way. No header is logged, nor any ``X-Amz-`` query
+    parameter: nothing secret is."""
+    logging = sys.modules.get("logging")
+    if logging is None or not logging.getLogger("tinys3").isEnabledFor(logging.DEBUG):
+        return
+    got = len(content) if isinstance(content, bytes) else headers.get("Content-Length", "?") if headers else "?"
+    query = "&".join(f"{name}={value}" if value else name for name, value in request.query
+                     if not name.lower().startswith("x-amz-"))  # fmt: skip
+    where = _escape_controls(f"{request.bucket or ''}/{request.key or ''}{'?' if query else ''}{query}")
+    sent = request.body.length if request.body is not None else 0
+    milliseconds = (time.monotonic() - started) * 1000
+    _log("%s %s: %s (attempt %d, %.0f ms, %d bytes sent, %s received)", request.method, where,
+         outcome if isinstance(outcome, int) else _outside(str(outcome)), attempt, milliseconds, sent, got)  # fmt: skip
 
 
 def _backoff(attempt: int, at_least: float = 0.0, cap: float = 20.0, base: float = 0.25) -> None:
@@ -3580,7 +3653,26 @@ def _upload_part(
         wire["x-amz-sdk-checksum-algorithm"] = sums.algorithm.upper()
         wire[f"x-amz-checksum-{sums.algorithm}"] = sums.parts[number] = part.checksum(sums.algorithm)
     response = conn._send(_Request("PUT", bucket, key, wire, part, query), check=_part_etag)
+    part.close()  # sent: a stream's buffer takes the next part
     return response.headers["ETag"], part.length
+
+
+def _upload_whole(
+    conn: Connection,
+    target: tuple[str, str],
+    wire: dict[str, str],
+    body: _Body,
+    algorithm: str | None,
+    progress: Progress | None,
+) -> Response:
+    """Upload ``body`` in one PutObject request (with its checksum, given ``algorithm``)."""
+    if algorithm is not None:
+        wire["x-amz-sdk-checksum-algorithm"] = algorithm.upper()
+        wire[f"x-amz-checksum-{algorithm}"] = body.checksum(algorithm)
+    response = conn._send(_Request("PUT", *target, wire, body))
+    if progress is not None:
+        progress(body.length, body.length)
+    return response
 
 
 def _upload_by_parts(
@@ -3599,7 +3691,7 @@ def _upload_by_parts(
     if body.length > _MAX_OBJECT:
         raise InvalidInput(f"the file is {body.length} bytes; an S3 object holds at most 5 TiB")
     if more is not None:
-        assert isinstance(body.data, bytearray)
+        assert isinstance(body.data, (bytes, memoryview))
         parts = _stream_parts(body.data, more, conn.multipart_size)
         body.data = None  # the parts' buffer holds it now, once
     else:
@@ -3610,6 +3702,38 @@ def _upload_by_parts(
         wire["x-amz-checksum-algorithm"] = sums.algorithm.upper()
     work = _partial(_upload_part, conn, bucket, key, _picked(wire, (*_SSE_C, *_ACCOUNT)), sums)
     return _multipart(conn, bucket, key, wire, work, parts, total, progress, sums)
+
+
+def _copy_headers(
+    to_key: str, metadata: Mapping[str, object] | None, replace: bool, source: Response | None
+) -> dict[str, str]:
+    """The copy's headers and metadata: the source's (unless replaced) with ``metadata`` applied."""
+    if replace:
+        return _apply({"content-type": _guess_content_type(to_key)}, metadata)
+    assert source is not None
+    return _replacement_headers(_lower_items(source.headers), metadata)
+
+
+def _copy_whole(
+    conn: Connection,
+    target: tuple[str, str],
+    wire: dict[str, str],
+    replaced: dict[str, str] | None,
+    tagging: dict[str, str] | None,
+) -> Response | None:
+    """Copy in one CopyObject request, with ``replaced`` headers and metadata (None: the
+    source's, unread) and ``tagging`` (None: the source's tags). None when S3 said the
+    object is too large for one copy and its size was not known before (``replaced`` is
+    then None too): the caller copies it by parts."""
+    wire = {**(replaced or {}), **wire, "x-amz-metadata-directive": "COPY" if replaced is None else "REPLACE"}
+    if tagging is not None:
+        wire.update(tagging, **{"x-amz-tagging-directive": "REPLACE"})
+    try:
+        return conn._send(_Request("PUT", *target, wire), error_in_body=True)
+    except HTTPError as error:
+        if replaced is not None or not (error.code == "InvalidRequest" and "larger" in error.message):
+            raise
+    return None
 
 
 def _copy_by_parts(
@@ -3824,6 +3948,8 @@ class _Pipe:
         self._ended = False
         self._abort: BaseException | None = None
         self.failure: BaseException | None = None
+        #: The reader was given the end: everything written was read.
+        self.drained = False
 
     def put(self, data: bytes) -> None:
         with self._ready:
@@ -3851,6 +3977,7 @@ class _Pipe:
                 self._ready.wait()
             if self._abort is not None:
                 raise self._abort
+            self.drained = self._ended and not self._chunks
             done = 0
             while self._chunks and done < len(view):
                 chunk = self._chunks[0]
@@ -3889,6 +4016,8 @@ class _ObjectWriter(io.RawIOBase):
     def _upload(self, conn: Connection, key: str, bucket: str | None, options: dict[str, Any]) -> None:
         try:
             self.response = conn.upload(key, self._pipe, bucket, **options)  # type: ignore[arg-type]
+            if not self._pipe.drained:
+                raise S3Error(f"the upload of {key!r} ended before what was written did: it is not complete")
         except BaseException as error:  # handed to the writer: its next write or close raises it
             self._pipe.fail(error)
 
@@ -4268,51 +4397,42 @@ class Connection:
     ) -> Response:
         """Store ``local_file`` (bytes, a path, or a binary file/stream) under ``key``.
 
-        Above ``multipart_threshold`` bytes (and for streams that go past it)
-        the object is sent as a multipart upload, its parts in parallel; a
-        failed multipart upload is aborted, so no parts are left behind.
+        Above ``multipart_threshold`` bytes (and for streams that go past it) the object
+        is sent as a multipart upload, its parts in parallel; a failed multipart upload
+        is aborted, so no parts are left behind.
 
         Args:
             expires: seconds, ``'max'`` (a year), timedelta or datetime; sets
                 ``Cache-Control: max-age`` and ``Expires``.
-            content_type: else guessed from the key, else
-                ``application/octet-stream``.
+            content_type: else guessed from the key, else ``application/octet-stream``.
             public: send ``x-amz-acl: public-read``; by default no ACL is sent.
-            headers: extra headers; names that are not standard headers or
-                ``x-amz-*`` become user metadata (``x-amz-meta-<name>``).
+            headers: extra headers; names that are not standard headers or ``x-amz-*``
+                become user metadata (``x-amz-meta-<name>``).
             rewind: upload a seekable file from its start, not its position.
             close: close ``local_file`` afterwards, even on error.
-            progress: called as ``progress(bytes_sent, total_or_None)`` as
-                parts (or the whole object) are stored.
+            progress: called as ``progress(bytes_sent, total_or_None)`` as parts (or
+                the whole object) are stored.
             tags: the object's tags (at most 10), stored with it.
-            sse, kms_key_id: server-side encryption, ``'AES256'`` or
-                ``'aws:kms'`` (with the KMS key, else the account's).
-            sse_customer_key: 32 bytes to encrypt with (SSE-C; HTTPS only):
-                every read then needs the same key.
-            checksum: ``'crc32'``, ``'sha1'`` or ``'sha256'``: S3 checks the
-                bytes against it and keeps it (for a multipart upload, one per
-                part and their composite). Off by default: some services
-                refuse the headers.
+            sse, kms_key_id: server-side encryption, ``'AES256'`` or ``'aws:kms'``
+                (with the KMS key, else the account's).
+            sse_customer_key: 32 bytes to encrypt with (SSE-C; HTTPS only): every read
+                then needs the same key.
+            checksum: ``'crc32'``, ``'sha1'`` or ``'sha256'``: S3 checks the bytes
+                against it and keeps it (for a multipart upload, one per part and their
+                composite). Off by default: some services refuse the headers.
 
         Raises:
             InvalidInput, InvalidType: before sending, for bad arguments.
             HTTPError, TransportError: when the upload did not succeed.
         """
         try:
-            checked = self._upload_wire(key, bucket, expires, content_type, public, headers, tags, sse, kms_key_id,
-                                        sse_customer_key, checksum)  # fmt: skip
-            key, bucket, wire, algorithm = checked
+            target, wire, algorithm = self._upload_wire(key, bucket, expires, content_type, public, headers, tags,
+                                                        sse, kms_key_id, sse_customer_key, checksum)  # fmt: skip
             body, more = _body(local_file, rewind, self.multipart_threshold + 1)
             try:
                 if more is None and body.length <= self.multipart_threshold:
-                    if algorithm is not None:
-                        wire["x-amz-sdk-checksum-algorithm"] = algorithm.upper()
-                        wire[f"x-amz-checksum-{algorithm}"] = body.checksum(algorithm)
-                    response = self._send(_Request("PUT", bucket, key, wire, body))
-                    if progress is not None:
-                        progress(body.length, body.length)
-                    return response
-                return _upload_by_parts(self, (bucket, key), wire, body, more, algorithm, progress)
+                    return _upload_whole(self, target, wire, body, algorithm, progress)
+                return _upload_by_parts(self, target, wire, body, more, algorithm, progress)
             finally:
                 body.close()
         finally:
@@ -4323,15 +4443,15 @@ class Connection:
         self, key: str, bucket: str | None, expires: Expires, content_type: str | None, public: bool,
         headers: Mapping[str, object] | None, tags: Mapping[str, str] | None, sse: str | None,
         kms_key_id: str | None, sse_customer_key: bytes | None, checksum: str | None,
-    ) -> tuple[str, str, dict[str, str], str | None]:  # fmt: skip
-        """An upload's arguments checked and made headers: (key, bucket, headers, checksum algorithm)."""
+    ) -> tuple[tuple[str, str], dict[str, str], str | None]:  # fmt: skip
+        """An upload's arguments checked and made headers: ((bucket, key), headers, checksum algorithm)."""
         key, bucket = _check_key(key), self._bucket(bucket)
         wire = _upload_headers(key, expires, content_type, public, headers, self._clock())
         if tags is not None:
             wire.update(_tagging(tags))
         if sse is not None or kms_key_id is not None or sse_customer_key is not None:
             wire.update(self._encryption(bucket, sse, kms_key_id, sse_customer_key))
-        return key, bucket, wire, _check_checksum(checksum)
+        return (bucket, key), wire, _check_checksum(checksum)
 
     def open(
         self,
@@ -4414,58 +4534,38 @@ class Connection:
         with ``metadata`` applied on top (a None value removes a name).
 
         Args:
-            headers: headers of the copy request that S3 does not keep as
-                metadata, such as ``x-amz-storage-class``,
-                ``x-amz-server-side-encryption`` or ``x-amz-acl``.
-            replace_metadata: give the copy ``metadata`` alone (and a
-                Content-Type guessed from ``to_key`` unless it names one),
-                none of the source's headers or metadata.
+            headers: headers of the copy request that S3 does not keep as metadata,
+                such as ``x-amz-storage-class`` or ``x-amz-acl``.
+            replace_metadata: give the copy ``metadata`` alone (and a Content-Type
+                guessed from ``to_key`` unless it names one), none of the source's.
             tags: the copy's tags instead of the source's.
             version_id: copy that version of the source.
-            sse, kms_key_id, sse_customer_key: the copy's encryption, as
-                for ``upload``.
+            sse, kms_key_id, sse_customer_key: the copy's encryption, as for ``upload``.
             source_sse_customer_key: the SSE-C key of the source, if it has one.
 
         Raises:
             InvalidInput, InvalidType: before sending, for bad arguments.
-            HTTPError, TransportError: when the copy did not succeed (including
-                S3's 200 answer with an error body).
+            HTTPError, TransportError: when the copy did not succeed (S3's 200 answer
+                with an error body included).
         """
-        from_key, to_key = _check_key(from_key), _check_key(to_key)
-        from_bucket = self._bucket(from_bucket)
+        from_key, to_key, from_bucket = _check_key(from_key), _check_key(to_key), self._bucket(from_bucket)
         to_bucket = _check_bucket(to_bucket or from_bucket)
         extra = {**_acl_headers(public), **{k: v for k, v in _wire_headers(headers).items() if v is not None}}
         extra.update(self._encryption(to_bucket, sse, kms_key_id, sse_customer_key))
         extra.update(self._encryption(from_bucket, None, None, source_sse_customer_key, _COPY_SSE_C))
-        # Reading the source (HEAD, tags) takes its SSE-C key under the plain names.
-        reading = {**_picked(extra, _ACCOUNT), **_customer_key_headers(source_sse_customer_key, _SSE_C)}
+        reading = {**_picked(extra, _ACCOUNT), **_customer_key_headers(source_sse_customer_key, _SSE_C)}  # HEAD, tags
         tagging = _tagging(tags)
         _check_metadata_size({k: v for k, v in _wire_headers(metadata).items() if v is not None})
-
-        def stored(source: Response | None) -> dict[str, str]:
-            """The copy's headers and metadata, from the source's (unless replaced) and ``metadata``."""
-            if replace_metadata:
-                return _apply({"content-type": _guess_content_type(to_key)}, metadata)
-            assert source is not None
-            return _replacement_headers(_lower_items(source.headers), metadata)
-
+        stored = _partial(_copy_headers, to_key, metadata, replace_metadata)
         copy_source = _copy_source(from_bucket, from_key, version_id)
         source = None
         if (metadata is not None and not replace_metadata) or self.multipart_copy_threshold < _MAX_PUT:
             source = self.head(from_key, from_bucket, reading, version_id)
         if source is None or int(source.headers.get("Content-Length", 0)) <= self.multipart_copy_threshold:
-            if source is None and not replace_metadata:
-                wire = {**extra, "x-amz-metadata-directive": "COPY"}
-            else:
-                wire = {**stored(source), **extra, "x-amz-metadata-directive": "REPLACE"}
-            if tags is not None:
-                wire.update(tagging, **{"x-amz-tagging-directive": "REPLACE"})
-            wire["x-amz-copy-source"] = copy_source
-            try:
-                return self._send(_Request("PUT", to_bucket, to_key, wire), error_in_body=True)
-            except HTTPError as error:
-                if source is not None or not (error.code == "InvalidRequest" and "larger" in error.message):
-                    raise
+            replaced = None if source is None and not replace_metadata else stored(source)
+            wire, retagged = {**extra, "x-amz-copy-source": copy_source}, None if tags is None else tagging
+            if (copied := _copy_whole(self, (to_bucket, to_key), wire, replaced, retagged)) is not None:
+                return copied
             source = self.head(from_key, from_bucket, reading, version_id)
         if tags is None and source.headers.get("x-amz-tagging-count", "0") != "0":  # parts carry no tags
             tagging = _tagging(self.get_tags(from_key, from_bucket, version_id, _picked(extra, _ACCOUNT)))
@@ -5161,10 +5261,12 @@ class Connection:
             target = f"{path}?{query}" if query else path
             headers["Host"] = host
             signed = self._signed(request, path, headers, credentials, region)
+            started = time.monotonic()
             try:
                 status, reason, reply_headers, content = self._transport.send(
                     endpoint, host, target, request.method, signed, body, stream
                 )
+                _log_request(request, status, attempt, started, reply_headers, content)
                 response = Response(
                     status, reason, reply_headers, content, f"{endpoint.scheme}://{host}{target}", request.method,
                     request.bucket, request.key or None, progress, attempt,
@@ -5174,6 +5276,7 @@ class Connection:
                         check(response)
                     return response
             except TransportError as exc:
+                _log_request(request, exc, attempt, started)
                 if attempt >= self._retries or not exc.retry or (isinstance(exc, Timeout) and not idempotent):
                     raise
                 _log("retrying %s %s after %s (attempt %d)", request.method, path, exc, attempt)
@@ -5534,8 +5637,11 @@ def _cli_parents(parser: Any) -> tuple[Any, Any, Any]:
         options.add_argument("--no-sign-request", help="send requests unsigned (public buckets)", **flag)
         options.add_argument("--ca-bundle", metavar="PATH", help="the CA certificates to verify TLS with", **unset)
         options.add_argument("--no-verify-ssl", help="do not verify TLS certificates", **flag)
-        options.add_argument("--debug", help="log each request's retries to stderr (never keys)", **flag)
+        options.add_argument("--debug", help="log every request and retry to stderr (never keys or signatures)",
+                             **flag)  # fmt: skip
         options.add_argument("--quiet", "-q", help="print nothing but errors", **flag)
+        options.add_argument("--only-show-errors", help="print nothing but errors", **flag)
+        options.add_argument("--no-progress", help="no progress bar", **flag)
     batch = argparse.ArgumentParser(add_help=False)  # for the commands that may touch many objects
     for kind in ("exclude", "include"):
         batch.add_argument(
@@ -5549,8 +5655,6 @@ def _cli_parents(parser: Any) -> tuple[Any, Any, Any]:
     batch.add_argument("--dryrun", action="store_true", help="print what would be done, do nothing")
     batch.add_argument("--follow-symlinks", action=argparse.BooleanOptionalAction, default=True,
                        help="read a local source's links as what they point to (the default)")  # fmt: skip
-    batch.add_argument("--only-show-errors", action="store_true", help="print nothing but errors")
-    batch.add_argument("--no-progress", action="store_true", help="no progress bar")
     batch.add_argument("--max-concurrency", type=_cli_count, default=16, metavar="N",
                        help="files transferred at once by recursive commands (default 16)")  # fmt: skip
     stored = argparse.ArgumentParser(add_help=False)  # what uploads and copies store
@@ -5611,6 +5715,9 @@ def _cli_parser() -> Any:
         bucket.add_argument("url", metavar="s3://BUCKET")
         if name == "rb":
             bucket.add_argument("--force", action="store_true", help="delete every object first")
+    for name, command in commands.choices.items():  # -h is help, as with aws; ls -h is --human-readable
+        if name != "ls":
+            command.add_argument("-h", action="help", help=argparse.SUPPRESS)
     return parser
 
 
@@ -5895,6 +6002,8 @@ class _Cli:
             return self.recursive(self.root(source, args.source), self.root(target, args.target))
         if source is None:
             assert target is not None
+            if args.source != "-" and os.path.isdir(args.source):
+                raise InvalidInput(f"{args.source!r} is a folder: add --recursive (-r) to {args.command} what is in it")
             self.upload(args.source, target, None)
         elif target is None:
             self.download(source, args.target, None)
@@ -6280,10 +6389,12 @@ def _unix(moment: _datetime | None) -> float:
     return moment.timestamp() if moment is not None else 0.0
 
 
-def _error_text(error: BaseException) -> str:
-    """One line for an error, as the command line prints it."""
+def _error_text(error: BaseException, located: bool = False) -> str:
+    """One line for an error, as the command line prints it; ``located``: an S3 error
+    begins with the bucket and key it is about (lines of a batch name them already)."""
     if isinstance(error, HTTPError):
-        return f"{error.code}: {error.message}"
+        where = f"s3://{error.bucket}/{error.key or ''}: " if located and error.bucket else ""
+        return _escape_controls(f"{where}{error.code}: {error.message}")
     return str(error) if isinstance(error, OSError) else f"{type(error).__name__}: {error}"
 
 
@@ -6381,7 +6492,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tinys3: error: {error}", file=sys.stderr)
         return 2
     except (S3Error, OSError) as error:
-        print(f"tinys3: error: {_error_text(error)}", file=sys.stderr)
+        print(f"tinys3: error: {_error_text(error, located=True)}", file=sys.stderr)
     except KeyboardInterrupt:
         print("tinys3: interrupted", file=sys.stderr)
         return 130

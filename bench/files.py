@@ -33,8 +33,6 @@ from typing import Any
 HERE = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(HERE))
 
-import conftest  # noqa: E402
-
 MiB = 1024 * 1024
 
 SETUP = {
@@ -81,7 +79,9 @@ def worker(job: dict[str, Any]) -> dict[str, float]:
 
 def run(client: str, step: str, names: dict[str, Any]) -> dict[str, float]:
     job = json.dumps({"client": client.split()[0], "step": step, "names": names})
-    out = subprocess.run([sys.executable, __file__, "--worker", job], capture_output=True, text=True, check=True)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}  # compiled once, as installed
+    out = subprocess.run([sys.executable, __file__, "--worker", job], capture_output=True, text=True, check=True,
+                         env=env)  # fmt: skip
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
@@ -148,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     import tinys3
 
     clients = ["tinys3"] + (["smart_open"] if importlib.util.find_spec("smart_open") else [])
+    import conftest  # here, not at the top: a worker's peak RSS would count pytest's
+
     with tempfile.TemporaryDirectory() as tmp, conftest.seaweedfs_server(Path(tmp)) as server:
         bucket = server.new_bucket()
         bundle = Path(tmp) / "bundle.zip"

@@ -9,6 +9,7 @@ throwaway moto server on 127.0.0.1 (moto comes with the test extras) and says so
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import subprocess
@@ -41,6 +42,10 @@ def local_moto() -> Iterator[str]:
                 socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
                 break
             except OSError:
+                if server.poll() is not None:
+                    raise SystemExit(
+                        f"quickstart: the moto server exited at once (status {server.returncode})"
+                    ) from None
                 time.sleep(0.1)
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -84,6 +89,11 @@ def main() -> int:
         print(f"Using {conn.endpoint} as {conn.credentials.access_key}, bucket {bucket}")
         workflow(conn, bucket)
         return 0
+    if importlib.util.find_spec("moto") is None:
+        print("quickstart: no S3 credentials are configured, and moto (a local S3 to try it on) is not installed:"
+              " run  python -m pip install -e '.[test]'  or set AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY"
+              " (and AWS_ENDPOINT_URL for a service other than AWS)", file=sys.stderr)  # fmt: skip
+        return 1
     print("No S3 endpoint or credentials configured: starting a local moto server (from the test extras).")
     with local_moto() as endpoint:
         os.environ.update(AWS_ACCESS_KEY_ID="quickstart", AWS_SECRET_ACCESS_KEY="quickstart")
