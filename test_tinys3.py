@@ -219,6 +219,9 @@ def test_the_wheel_holds_only_the_module_and_installs_without_dependencies(tmp_p
     assert str(venv) in isolated.stdout
     script = subprocess.run([str(venv / "bin" / "tinys3"), "--version"], capture_output=True, text=True, check=True)
     assert script.stdout.strip() == f"tinys3 {tinys3.__version__}"
+    for command in ([str(venv / "bin" / "tinys3"), "--help"], [str(python), "-m", "tinys3", "--help"]):
+        helped = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, check=False)
+        assert helped.returncode == 0 and helped.stdout.startswith("usage: tinys3 "), helped.stderr
 
 
 def test_the_module_works_vendored_without_site_packages(seaweedfs: Server, tmp_path: Path) -> None:
@@ -5284,7 +5287,82 @@ def test_update_metadata_from_the_readme_keeps_type_and_metadata(moto: Server) -
 ###############################################################################
 
 #: Every ```python block of README.md, in order.
-README_BLOCKS = re.findall(r"```python\n(.*?)```", (Path(__file__).parent / "README.md").read_text(), re.S)
+README_TEXT = (Path(__file__).parent / "README.md").read_text()
+README_BLOCKS = re.findall(r"```python\n(.*?)```", README_TEXT, re.S)
+
+
+def fenced_blocks(text: str) -> list[tuple[str, str]]:
+    """(info string, body) of each fenced block of a Markdown text."""
+    blocks, info, body = [], None, []
+    for line in text.splitlines(keepends=True):
+        if line.startswith("```") and info is None:
+            info, body = line[3:].strip(), []
+        elif line.startswith("```"):
+            blocks.append((info, "".join(body)))
+            info = None
+        elif info is not None:
+            body.append(line)
+    return blocks
+
+
+#: The shell blocks of the README's Command line section (a ```text block is output only).
+README_COMMANDS = [
+    body for info, body in fenced_blocks(README_TEXT.split("\n## Command line\n")[1].split("\n## ")[0]) if not info
+]
+
+
+def test_every_command_of_the_readme_runs(seaweedfs: Server, tmp_path: Path) -> None:
+    """In README order, through the installed ``tinys3`` script, in a folder holding what
+    the commands name (report.pdf, backup.tar.gz, site/) and buckets holding what they
+    read; every command exits 0, and each ``$ command`` of a transcript prints what the
+    README shows after it."""
+    import tarfile
+
+    s3 = seaweedfs.boto3()
+    for bucket in ("my-bucket", "other", "old-bucket"):
+        s3.create_bucket(Bucket=bucket)
+    for key in ("a.txt", "inbox/1.txt", "tmp/x", "logs/2025/a.log", "logs/2026/b.log"):
+        s3.put_object(Bucket="my-bucket", Key=key, Body=key.encode())
+    s3.put_object(Bucket="old-bucket", Key="left/behind", Body=b"x")
+    (tmp_path / "report.pdf").write_bytes(b"%PDF-1.7 " * 1000)
+    (tmp_path / "site" / "css").mkdir(parents=True)
+    (tmp_path / "site" / "index.html").write_text("<h1>hi</h1>")
+    (tmp_path / "site" / "css" / "main.css").write_text("h1{}")
+    with tarfile.open(tmp_path / "backup.tar.gz", "w:gz") as tar:
+        tar.add(tmp_path / "site", arcname="site")
+    env = {**_bare_env(tmp_path), "AWS_ACCESS_KEY_ID": seaweedfs.access_key,
+           "AWS_SECRET_ACCESS_KEY": seaweedfs.secret_key, "AWS_ENDPOINT_URL": seaweedfs.endpoint,
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}  # fmt: skip
+    assert shutil.which("tinys3", path=env["PATH"]), "the tinys3 script is installed beside this Python"
+
+    def shell(command: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, env=env,
+                              cwd=tmp_path, timeout=120, check=False)  # fmt: skip
+
+    ran = 0
+    for block in README_COMMANDS:
+        if block.startswith("$ "):
+            for command, shown in re.findall(r"^\$ (.*)\n((?:(?!\$ ).*\n)*)", block, re.M):
+                done = shell(command)
+                assert done.stdout + done.stderr == shown, command
+                ran += 1
+            continue
+        for line in block.splitlines():
+            done = shell(line)
+            assert done.returncode == 0, (line, done.stderr)
+            ran += 1
+    lines = [line for block in README_COMMANDS for line in block.splitlines()]
+    assert ran == sum(not block.startswith("$ ") for block in README_COMMANDS for _ in block.splitlines()) + sum(
+        line.startswith("$ ") for line in lines
+    ), "every command ran"
+    keys = {b: [o["Key"] for o in s3.list_objects_v2(Bucket=b).get("Contents", [])] for b in ("my-bucket", "other")}
+    assert keys == {"my-bucket": ["www/index.html"], "other": ["a.txt"]}, "rm -r s3://my-bucket/, then --include"
+    buckets = [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    assert "my-new-bucket" in buckets and "old-bucket" not in buckets, "mb made one, rb --force removed the other"
+    assert (tmp_path / "mirror" / "css" / "main.css").read_text() == "h1{}", "sync brought the folder back"
+    assert not (tmp_path / "report.pdf").exists(), "mv deleted the local file"
+    for bucket in ("my-bucket", "other", "my-new-bucket"):
+        run_cli(seaweedfs, "rb", "--force", f"s3://{bucket}")
 
 
 def readme_namespace(moto: Server, tmp_path: Path) -> dict[str, Any]:
