@@ -1733,7 +1733,7 @@ def _read_up_to(
     done, view = len(start), _mapped(size) if into is None else into
     view[:done] = start
     while done < size:
-        with view[done : done + _CHUNK] as window:
+        with view[done:size] as window:
             n = _read_into_window(stream, window)
         if not n:
             break
@@ -1749,11 +1749,12 @@ def _mapped(size: int) -> memoryview:
 
 
 def _read_into_window(stream: Any, window: memoryview) -> int:
-    """One read into ``window`` (0 at the end): ``readinto`` where the stream has it; refuse text."""
+    """One read into ``window`` (0 at the end): ``readinto`` where the stream has it, else
+    ``read`` of 1 MiB at most (what it returns is a copy); refuse text."""
     try:
         return int(stream.readinto(window) or 0)
     except (AttributeError, NotImplementedError):  # a stream with read() only
-        chunk = stream.read(len(window))
+        chunk = stream.read(min(len(window), _CHUNK))
     if not isinstance(chunk, (bytes, bytearray, memoryview)) and chunk is not None:
         raise InvalidType(f"the stream gave {type(chunk).__name__}, not bytes: open it in binary mode")
     window[: len(chunk or b"")] = chunk or b""
@@ -3936,30 +3937,37 @@ class _ObjectReader(io.RawIOBase):
 
 
 class _Pipe:
-    """Bytes from ``write`` calls to the upload that reads them on its own thread, at most
-    ``limit`` of them waiting: the writer waits while it is full, the reader while empty.
-    The writer ends it (or aborts it: the reader then raises, and nothing is stored); a
-    reader that failed makes the next write raise its error."""
+    """Bytes from ``write`` calls, copied straight into the buffer of the upload that reads
+    them on its own thread: no copy in between, no memory of its own. The reader offers
+    room (``readinto``) and waits until it is full or the writer ended; the writer waits
+    for room. The writer ends it (or aborts it: the reader then raises, and nothing is
+    stored); a reader that failed makes the next write raise its error."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self) -> None:
         self._ready = threading.Condition()
-        self._chunks: list[bytes] = []
-        self._size, self._limit = 0, limit
+        self._room: memoryview | None = None  # the reader's, being filled
+        self._filled = 0
         self._ended = False
         self._abort: BaseException | None = None
         self.failure: BaseException | None = None
         #: The reader was given the end: everything written was read.
         self.drained = False
 
-    def put(self, data: bytes) -> None:
+    def put(self, data: memoryview) -> None:
         with self._ready:
-            while self._size >= self._limit and self.failure is None:
-                self._ready.wait()
-            if self.failure is not None:
-                raise self.failure
-            self._chunks.append(data)
-            self._size += len(data)
-            self._ready.notify_all()
+            while data:
+                while self._room is None and self.failure is None:
+                    self._ready.wait()
+                if self.failure is not None:
+                    raise self.failure
+                assert self._room is not None
+                n = min(len(data), len(self._room) - self._filled)
+                self._room[self._filled : self._filled + n] = data[:n]
+                self._filled += n
+                data = data[n:]
+                if self._filled == len(self._room):
+                    self._room = None
+                    self._ready.notify_all()
 
     def end(self, abort: BaseException | None = None) -> None:
         with self._ready:
@@ -3973,27 +3981,19 @@ class _Pipe:
 
     def readinto(self, view: memoryview) -> int:
         with self._ready:
-            while not self._chunks and not self._ended:
-                self._ready.wait()
+            if not self._ended:
+                self._room, self._filled = view, 0
+                self._ready.notify_all()
+                while self._room is not None and not self._ended:
+                    self._ready.wait()
             if self._abort is not None:
                 raise self._abort
-            self.drained = self._ended and not self._chunks
-            done = 0
-            while self._chunks and done < len(view):
-                chunk = self._chunks[0]
-                n = min(len(chunk), len(view) - done)
-                view[done : done + n] = chunk[:n]
-                done += n
-                if n == len(chunk):
-                    self._chunks.pop(0)
-                else:
-                    self._chunks[0] = chunk[n:]
-            self._size -= done
-            self._ready.notify_all()
+            done, self._room, self._filled = self._filled, None, 0
+            self.drained = self._ended and not done
             return done
 
     def read(self, size: int = -1) -> bytes:
-        buffer = bytearray(size if size > 0 else 1 << 20)
+        buffer = bytearray(size if size > 0 else _CHUNK)
         return bytes(buffer[: self.readinto(memoryview(buffer))])
 
 
@@ -4007,7 +4007,7 @@ class _ObjectWriter(io.RawIOBase):
     def __init__(self, conn: Connection, key: str, bucket: str | None, options: dict[str, Any]) -> None:
         super().__init__()
         self.name = key
-        self._pipe = _Pipe(2 * _CHUNK)
+        self._pipe = _Pipe()
         self.response: Response | None = None
         self._thread = threading.Thread(target=self._upload, args=(conn, key, bucket, options), daemon=True,
                                         name=f"tinys3 open({key!r}, 'wb')")  # fmt: skip
@@ -4027,10 +4027,9 @@ class _ObjectWriter(io.RawIOBase):
     def write(self, data: Any) -> int:
         if self.closed:
             raise ValueError("write to a closed file")
-        view = memoryview(data).cast("B")
-        for start in range(0, len(view), _CHUNK):
-            self._pipe.put(bytes(view[start : start + _CHUNK]))
-        return len(view)
+        with memoryview(data) as view, view.cast("B") as flat:
+            self._pipe.put(flat)
+            return len(flat)
 
     def close(self) -> None:
         """Finish the upload and wait for it; raises what made it fail (nothing is stored then)."""
