@@ -24,6 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 #: (name, original snippet, mutated snippet, pytest -k expression of the tests that should fail)
 MUTATIONS: list[tuple[str, str, str, str]] = [
+    # -- streams and open("wb")
+    ("streams: a short part's buffer not topped up", "        if buffer is None or len(buffer) < size:",
+     "        if buffer is None:", "opened_for_writing or not_end_normally"),
     # -- signing
     ("signing: tilde encoded", 'abcdefghijklmnopqrstuvwxyz0123456789-_.~")',
      'abcdefghijklmnopqrstuvwxyz0123456789-_.")', "signs_like_botocore or encoded_once or aws_"),
