@@ -5306,9 +5306,13 @@ def fenced_blocks(text: str) -> list[tuple[str, str]]:
     return blocks
 
 
-#: The shell blocks of the README's Command line section (a ```text block is output only).
+#: The shell blocks of the README's First steps and Command line sections (a ```text
+#: block is output only).
 README_COMMANDS = [
-    body for info, body in fenced_blocks(README_TEXT.split("\n## Command line\n")[1].split("\n## ")[0]) if not info
+    body
+    for section in ("First steps", "Command line")
+    for info, body in fenced_blocks(README_TEXT.split(f"\n## {section}\n")[1].split("\n## ")[0])
+    if not info
 ]
 
 
@@ -5414,16 +5418,21 @@ def test_every_example_of_this_readme_runs(
     got = {key: s3.get_object(Bucket="my-bucket", Key=key) for key in
            ["reports/2026/report.pdf", "events/req-1.json", "backup.tar", "cold/2025.tar", "b.txt"]}  # fmt: skip
     assert got["reports/2026/report.pdf"]["Body"].read() == b"%PDF-1.7"
+    assert (tmp_path / "report-copy.pdf").read_bytes() == b"%PDF-1.7", "First steps: downloaded back"
+    assert namespace["report"] == b"%PDF-1.7", "Reliability: read whole"
     assert got["events/req-1.json"]["Body"].read() == b'{"seen": true}'
     assert got["backup.tar"]["Body"].read() == backup and (tmp_path / "restore.tar").read_bytes() == backup
     assert got["cold/2025.tar"]["StorageClass"] == "GLACIER_IR" and got["b.txt"]["Metadata"] == {"owner": "ops"}
     assert namespace["sink"].getvalue() == b"the notes\n" and namespace["failed"] == {}
     assert namespace["post"]["fields"]["Content-Type"] == "image/png"
     out = capsys.readouterr().out
+    assert re.search(r"^reports/2026/report.pdf 8 \d{4}-\d\d-\d\d \d\d:\d\d:\d\d", out, re.M), "First steps: listed"
     assert (
         f"photos/2026/cat.jpg {len(b'the bytes of photos/2026/cat.jpg')} " in out
         and "folder photos/2026/" in out
         and "404 NoSuchKey" in out
+        and "header 'Host' is tinys3's own" in out
+        and re.search(r"^old/report.pdf 8$", out, re.M)
     )
 
 

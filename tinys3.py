@@ -4401,8 +4401,7 @@ class Connection:
         is aborted, so no parts are left behind.
 
         Args:
-            expires: seconds, ``'max'`` (a year), timedelta or datetime; sets
-                ``Cache-Control: max-age`` and ``Expires``.
+            expires: seconds, ``'max'`` (a year), timedelta or datetime (Cache-Control, Expires).
             content_type: else guessed from the key, else ``application/octet-stream``.
             public: send ``x-amz-acl: public-read``; by default no ACL is sent.
             headers: extra headers; names that are not standard headers or ``x-amz-*``
