@@ -4046,12 +4046,34 @@ def test_the_5_tib_and_10_000_part_limits_are_refused_before_sending() -> None:
 
 
 def test_unsized_streams_double_their_parts_every_thousand() -> None:
-    """So 10,000 parts reach past 5 TiB; without growth a stream past ~80 GB would fail."""
+    """So 10,000 parts reach past 5 TiB; without growth a stream past ~80 GB would fail.
+    (Each part is closed once done with, as a sender does: its buffer takes a later part.)"""
     data = io.BytesIO(os.urandom(1000 + 2000 + 10))
-    sizes = [part.length for part in tinys3._stream_parts(bytearray(), data, 1)]
+    sizes = []
+    for part in tinys3._stream_parts(bytearray(), data, 1):
+        sizes.append(part.length)
+        part.close()
     assert sizes == [1] * 1000 + [2] * 1000 + [4, 4, 2]
     reach = [sum(size << (n // 1000) for n in range(10_000)) for size in (8 * MiB, int(5.25 * MiB), 5 * MiB)]
     assert reach[0] > reach[1] > 5 * 2**40 > reach[2], "from 5.25 MiB parts up, 10,000 parts pass 5 TiB"
+
+
+@pytest.mark.parametrize("head", [b"", b"abc", b"x" * 5], ids=["no-head", "short-head", "one-part-head"])
+def test_a_stream_holds_four_parts_at_most_whatever_the_concurrency(head: bytes) -> None:
+    """A fifth part waits until one of the four is done with (sent or failed), then reuses its buffer."""
+    stream = os.urandom(50)
+    parts = tinys3._stream_parts(head, io.BytesIO(stream), 5)
+    held = [next(parts) for _ in range(4)]
+    first = bytes(held[0].data)
+    fifth: list[Any] = []
+    waiting = threading.Thread(target=lambda: fifth.append(next(parts)), daemon=True)
+    waiting.start()
+    waiting.join(0.5)
+    assert waiting.is_alive() and not fifth, "no fifth buffer"
+    held[0].close()
+    waiting.join(10)
+    got = first + b"".join(bytes(part.data) for part in (*held[1:], *fifth))
+    assert got == (head + stream)[:25], "every part whole, the reused buffer included"
 
 
 def test_backoff_is_full_jitter_capped_at_20_seconds(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -68,7 +68,6 @@ __all__ = [
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections import deque
     from collections.abc import Callable, Iterable, Iterator, Mapping
     from concurrent.futures import Future, ThreadPoolExecutor
     from datetime import datetime, timedelta
@@ -1631,9 +1630,9 @@ class _Body:
         position, end = self.start, self.start + self.length
         if self.fd is None:
             self.file.seek(position)
-        buffer = _read_buffer()
+        buffer = _read_buffer(self.length)
         while position < end:
-            view = buffer[: min(_CHUNK, end - position)]
+            view = buffer[: min(len(buffer), end - position)]
             n = _read_into(self.file, self.fd, view, position)
             if not n:
                 raise InvalidInput(f"the file ended {end - position} bytes early: was it changed while uploading?")
@@ -1661,11 +1660,14 @@ class _Body:
 _buffers = threading.local()
 
 
-def _read_buffer() -> memoryview:
-    """This thread's reusable 1 MiB buffer: reading files allocates nothing per chunk."""
+def _read_buffer(size: int | None = _CHUNK) -> memoryview:
+    """This thread's reusable buffer, at least ``size`` bytes (None: unknown) up to 1 MiB:
+    reading files allocates nothing per chunk, and a thread that only ever moves small
+    files holds a small one (64 threads of ``cp -r`` would otherwise hold 64 MiB)."""
+    want = _CHUNK if size is None else min(max(size, 1), _CHUNK)
     buffer: memoryview | None = getattr(_buffers, "buffer", None)
-    if buffer is None:
-        buffer = _buffers.buffer = memoryview(bytearray(_CHUNK))
+    if buffer is None or len(buffer) < want:
+        buffer = _buffers.buffer = memoryview(bytearray(want))
     return buffer
 
 
@@ -1775,26 +1777,27 @@ def _sized_parts(body: _Body, part_size: int) -> Iterator[_Body]:
 def _stream_parts(head: bytes | memoryview, stream: IO[bytes], part_size: int) -> Iterator[_Body]:
     """Parts of a stream of unknown length, ``head`` its first bytes; the size doubles
     every 1,000 parts, so 10,000 parts reach past S3's 5 TiB limit from parts of 5.25 MiB
-    up (the default 8 MiB reach 8.5 TB; the smallest, 5 MiB, 5.36 TB). A part's buffer
-    is read into again once the part is sent: the parts in flight are all the memory a
-    stream takes, and pages once touched are not paid for again."""
-    from collections import deque
-
-    free: deque[memoryview] = deque()  # buffers of sent parts (appended by the part threads)
-    buffer: bytes | memoryview | None = memoryview(head)  # taken over, not copied
+    up (the default 8 MiB reach 8.5 TB; the smallest, 5 MiB, 5.36 TB). A stream's parts
+    are in memory: at most ``_STREAM_BUFFERS`` of them, whatever ``max_concurrency``, each
+    buffer read into again once its part is sent (pages once touched are not paid for
+    again)."""
+    buffers = _PartBuffers(_STREAM_BUFFERS)
+    whole: memoryview | None = buffers.hold(memoryview(head))  # one of them, until its first part is sent
+    buffer: bytes | memoryview | None = whole  # taken over, not copied
     del head
     number = 0
     while True:
         size = part_size << (number // 1000)
-        whole = None
         if buffer is None or len(buffer) < size:
-            whole = _free_buffer(free, size)
+            if whole is not None:  # a head shorter than a part: copied into the new buffer
+                buffers.give(whole)
+            whole = buffers.take(size)
             buffer = _read_up_to(stream, size, buffer or b"", whole)
         if not buffer:
             return
         part, buffer = _Body(buffer[:size]), (buffer[size:] or None)
         if whole is not None:
-            part.recycle = _partial(free.append, whole)
+            part.recycle, whole = _partial(buffers.give, whole), None
         number += 1
         last = part.length < size and buffer is None
         yield part
@@ -1803,13 +1806,42 @@ def _stream_parts(head: bytes | memoryview, stream: IO[bytes], part_size: int) -
         del part
 
 
-def _free_buffer(free: deque[memoryview], size: int) -> memoryview:
-    """The buffer of a sent part, of ``size`` bytes, else a new one (others are let go of)."""
-    while free:  # only this thread takes from it
-        view = free.pop()
-        if len(view) == size:
-            return view
-    return _mapped(size)
+#: The parts of a stream (or of ``open(key, "wb")``) held in memory at once.
+_STREAM_BUFFERS = 4
+
+
+class _PartBuffers:
+    """The buffers of one stream's parts: at most ``limit`` exist; a part done (sent or
+    failed: nobody reads it then) gives its buffer back, and ``take`` waits for one."""
+
+    def __init__(self, limit: int) -> None:
+        self._ready = threading.Condition()
+        self._free: list[memoryview] = []
+        self._made, self._limit = 0, limit
+
+    def hold(self, view: memoryview) -> memoryview:
+        """Count ``view`` (a buffer made elsewhere) as one of them."""
+        with self._ready:
+            self._made += 1
+        return view
+
+    def take(self, size: int) -> memoryview:
+        with self._ready:
+            while True:
+                while self._free:
+                    view = self._free.pop()
+                    if len(view) == size and not view.readonly:
+                        return view
+                    self._made -= 1  # of another size, or bytes given as the head: let go of
+                if self._made < self._limit:
+                    self._made += 1
+                    return _mapped(size)
+                self._ready.wait()
+
+    def give(self, view: memoryview) -> None:
+        with self._ready:
+            self._free.append(view)
+            self._ready.notify()
 
 
 def _complete_body(parts: Iterable[tuple[int, str]], sums: _Sums | None = None) -> bytes:
@@ -3169,19 +3201,23 @@ class _Counter:
                 self._progress(self._done, self._total)
 
 
+def _content_length(response: Response) -> int | None:
+    length = response.headers.get("Content-Length", "")
+    return int(length) if length.isascii() and length.isdigit() else None
+
+
 def _object_size(response: Response) -> int | None:
     """The whole object's size from a GET answer (``Content-Range: bytes a-b/size``, or the length)."""
     if response.status_code == 206:
         size = response.headers.get("Content-Range", "").rpartition("/")[2]
         return int(size) if size.isdigit() else None
-    length = response.headers.get("Content-Length")
-    return int(length) if length and length.isdigit() else None
+    return _content_length(response)
 
 
 def _write_at(response: Response, fd: int, offset: int) -> int:
     """Write a streaming body into ``fd`` from ``offset`` on; the bytes written."""
     written = 0
-    for view in response._views(_read_buffer()):
+    for view in response._views(_read_buffer(_content_length(response))):
         while len(view):
             n = os.pwrite(fd, view, offset + written)
             written, view = written + n, view[n:]
@@ -3263,7 +3299,7 @@ def _copy_verified(response: Response, file: IO[bytes]) -> None:
     """Write a streaming body to ``file``, checking its MD5 when the ETag is one."""
     etag = _etag_md5(response.headers)
     digest = hashlib.md5() if etag is not None else None
-    for view in response._views(_read_buffer()):
+    for view in response._views(_read_buffer(_content_length(response))):
         file.write(view)
         if digest is not None:
             digest.update(view)
@@ -3653,8 +3689,10 @@ def _upload_part(
     if sums is not None:
         wire["x-amz-sdk-checksum-algorithm"] = sums.algorithm.upper()
         wire[f"x-amz-checksum-{sums.algorithm}"] = sums.parts[number] = part.checksum(sums.algorithm)
-    response = conn._send(_Request("PUT", bucket, key, wire, part, query), check=_part_etag)
-    part.close()  # sent: a stream's buffer takes the next part
+    try:
+        response = conn._send(_Request("PUT", bucket, key, wire, part, query), check=_part_etag)
+    finally:
+        part.close()  # done with: a stream's buffer takes the next part
     return response.headers["ETag"], part.length
 
 
@@ -4236,7 +4274,7 @@ class Connection:
         multipart_threshold: larger uploads go as multipart uploads (8 MiB).
         multipart_size: the smallest part (8 MiB, at least 5 MiB); parts grow
             so that an upload needs at most 10,000.
-        max_concurrency: parts in flight at once, across the connection (4).
+        max_concurrency: parts in flight at once, across the connection (8).
         multipart_copy_threshold: larger copies go part by part (5 GiB).
 
     Raises:
@@ -4265,7 +4303,7 @@ class Connection:
         proxy: str | bool | None = True,
         multipart_threshold: int = 8 * _MiB,
         multipart_size: int = 8 * _MiB,
-        max_concurrency: int = 4,
+        max_concurrency: int = 8,
         multipart_copy_threshold: int = _MAX_PUT,
     ) -> None:
         environ = os.environ
@@ -5653,8 +5691,8 @@ def _cli_parents(parser: Any) -> tuple[Any, Any, Any]:
     batch.add_argument("--dryrun", action="store_true", help="print what would be done, do nothing")
     batch.add_argument("--follow-symlinks", action=argparse.BooleanOptionalAction, default=True,
                        help="read a local source's links as what they point to (the default)")  # fmt: skip
-    batch.add_argument("--max-concurrency", type=_cli_count, default=16, metavar="N",
-                       help="files transferred at once by recursive commands (default 16)")  # fmt: skip
+    batch.add_argument("--max-concurrency", type=_cli_count, default=64, metavar="N",
+                       help="files transferred at once by recursive commands (default 64)")  # fmt: skip
     stored = argparse.ArgumentParser(add_help=False)  # what uploads and copies store
     stored.add_argument("--content-type", metavar="TYPE", help="Content-Type (default: guessed from the name)")
     stored.add_argument("--cache-control", metavar="VALUE", help="Cache-Control header")

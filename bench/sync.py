@@ -13,7 +13,7 @@ run is its own process: wall time, requests (SeaweedFS's own counter, so the
 same count for any client) and peak RSS (``wait4``). Then memory over
 ``--keys`` keys: a second sync of that many files that finds nothing to do
 (both listings compared), and a dry-run download of the prefix into an empty
-folder. Each client runs with its default concurrency (tinys3 16, aws 10) and
+folder. Each client runs with its default concurrency (tinys3 64, aws 10) and
 once more with tinys3 at 10.
 """
 
