@@ -2782,6 +2782,7 @@ def scripted_server(
     class Server(socketserver.ThreadingTCPServer):
         daemon_threads = True
         allow_reuse_address = True
+        request_queue_size = 256  # socketserver's 5 would drop the connects of 64 clients at once
 
     with Server(("127.0.0.1", 0), Handler) as httpd:
         thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -6085,6 +6086,14 @@ def test_cli_recursive_commands_transfer_files_at_once(seaweedfs: Server, tmp_pa
     assert len(lines_of(moved)) == 12 and len(list((tmp_path / "back").iterdir())) == 12
     assert list(connect(seaweedfs).list(bucket=bucket)) == []
     assert run_cli(seaweedfs, "cp", "-r", str(tmp_path), f"s3://{bucket}/", "--max-concurrency", "0").returncode == 2
+    many = tmp_path / "many"
+    many.mkdir()
+    for number in range(80):
+        (many / f"{number:02d}").write_bytes(b"x")
+    with scripted_server(slow, upstream=seaweedfs.endpoint) as (endpoint, seen):
+        done = run_cli(seaweedfs, "cp", "-r", str(many), f"s3://{bucket}/many/", "--endpoint-url", endpoint)
+    assert len(lines_of(done)) == 80
+    assert len({request.connection for request in seen if request.method == "PUT"}) == 64, "64 at once by default"
 
 
 def test_cli_ctrl_c_during_a_sync_leaves_only_whole_files(seaweedfs: Server, tmp_path: Path) -> None:
