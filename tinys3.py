@@ -1757,10 +1757,12 @@ def _read_into_window(stream: Any, window: memoryview) -> int:
         return int(stream.readinto(window) or 0)
     except (AttributeError, NotImplementedError):  # a stream with read() only
         chunk = stream.read(min(len(window), _CHUNK))
-    if not isinstance(chunk, (bytes, bytearray, memoryview)) and chunk is not None:
+    if chunk is None:  # a non-blocking stream's "nothing yet": taken as its end, as read() always was
+        return 0
+    if not isinstance(chunk, (bytes, bytearray, memoryview)):
         raise InvalidType(f"the stream gave {type(chunk).__name__}, not bytes: open it in binary mode")
-    window[: len(chunk or b"")] = chunk or b""
-    return len(chunk or b"")
+    window[: len(chunk)] = chunk
+    return len(chunk)
 
 
 def _part_size(total: int | None, minimum: int) -> int:
@@ -2661,11 +2663,21 @@ def _transport_error(exc: BaseException, what: str) -> TransportError:
     return error
 
 
+def _debugging() -> Any:
+    """The ``tinys3`` logger when it logs debug lines, else None (always, for a program
+    that never imported ``logging``: tinys3 does not import it)."""
+    logging = sys.modules.get("logging")
+    if logging is None:
+        return None
+    logger = logging.getLogger("tinys3")
+    return logger if logger.isEnabledFor(logging.DEBUG) else None
+
+
 def _log(message: str, *args: object) -> None:
     """A debug line on the ``tinys3`` logger (only if the program uses logging at all)."""
-    logging = sys.modules.get("logging")
-    if logging is not None:
-        logging.getLogger("tinys3").debug(message, *args)
+    logger = _debugging()
+    if logger is not None:
+        logger.debug(message, *args)
 
 
 def _log_request(
@@ -2675,8 +2687,8 @@ def _log_request(
     """The debug line of one attempt: method, bucket/key and query, status (or error),
     attempt, time and bytes each way. No header is logged, nor any ``X-Amz-`` query
     parameter: nothing secret is."""
-    logging = sys.modules.get("logging")
-    if logging is None or not logging.getLogger("tinys3").isEnabledFor(logging.DEBUG):
+    logger = _debugging()
+    if logger is None:
         return
     got = len(content) if isinstance(content, bytes) else headers.get("Content-Length", "?") if headers else "?"
     query = "&".join(f"{name}={value}" if value else name for name, value in request.query
@@ -2684,8 +2696,9 @@ def _log_request(
     where = _escape_controls(f"{request.bucket or ''}/{request.key or ''}{'?' if query else ''}{query}")
     sent = request.body.length if request.body is not None else 0
     milliseconds = (time.monotonic() - started) * 1000
-    _log("%s %s: %s (attempt %d, %.0f ms, %d bytes sent, %s received)", request.method, where,
-         outcome if isinstance(outcome, int) else _outside(str(outcome)), attempt, milliseconds, sent, got)  # fmt: skip
+    logger.debug("%s %s: %s (attempt %d, %.0f ms, %d bytes sent, %s received)", request.method, where,
+                 outcome if isinstance(outcome, int) else _outside(str(outcome)), attempt, milliseconds, sent,
+                 got)  # fmt: skip
 
 
 def _backoff(attempt: int, at_least: float = 0.0, cap: float = 20.0, base: float = 0.25) -> None:
