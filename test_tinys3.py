@@ -6096,6 +6096,32 @@ def test_cli_recursive_commands_transfer_files_at_once(seaweedfs: Server, tmp_pa
     assert len({request.connection for request in seen if request.method == "PUT"}) == 64, "64 at once by default"
 
 
+def test_cli_recursive_commands_put_more_files_in_flight_while_that_pays(seaweedfs: Server, tmp_path: Path) -> None:
+    """By default 64 files at once, doubled while the files finished per second grow by a
+    quarter (a slow network): up to 256; where more at once is no faster, back to 64."""
+    bucket = seaweedfs.new_bucket()
+    for number in range(600):
+        (tmp_path / f"{number:03d}").write_bytes(b"x")
+    one_at_a_time = threading.Lock()
+
+    def far(request: Recorded) -> None:  # every PUT waits a round trip, all at once
+        time.sleep(0.1 if request.method == "PUT" else 0)
+
+    def busy(request: Recorded) -> None:  # one PUT at a time: more in flight is no faster
+        if request.method == "PUT":
+            with one_at_a_time:
+                time.sleep(0.002)
+
+    for pace, least, most in ((far, 129, 256), (busy, 64, 128)):
+        with scripted_server(pace, upstream=seaweedfs.endpoint) as (endpoint, seen):
+            done = run_cli(seaweedfs, "cp", "-r", str(tmp_path), f"s3://{bucket}/{pace.__name__}/",
+                           "--endpoint-url", endpoint)  # fmt: skip
+        assert done.returncode == 0 and len(lines_of(done)) == 600
+        connections = len({request.connection for request in seen if request.method == "PUT"})
+        assert least <= connections <= most, (pace.__name__, connections)
+    assert len(list(connect(seaweedfs).list("far/", bucket))) == 600
+
+
 def test_cli_ctrl_c_during_a_sync_leaves_only_whole_files(seaweedfs: Server, tmp_path: Path) -> None:
     """Transfers under way finish, those not started are dropped: every file present is whole."""
     import signal

@@ -5704,8 +5704,9 @@ def _cli_parents(parser: Any) -> tuple[Any, Any, Any]:
     batch.add_argument("--dryrun", action="store_true", help="print what would be done, do nothing")
     batch.add_argument("--follow-symlinks", action=argparse.BooleanOptionalAction, default=True,
                        help="read a local source's links as what they point to (the default)")  # fmt: skip
-    batch.add_argument("--max-concurrency", type=_cli_count, default=64, metavar="N",
-                       help="files transferred at once by recursive commands (default 64)")  # fmt: skip
+    batch.add_argument("--max-concurrency", type=_cli_count, metavar="N",
+                       help="files transferred at once by recursive commands (default: 64, up to 256 "
+                            "while more at once is faster)")  # fmt: skip
     stored = argparse.ArgumentParser(add_help=False)  # what uploads and copies store
     stored.add_argument("--content-type", metavar="TYPE", help="Content-Type (default: guessed from the name)")
     stored.add_argument("--cache-control", metavar="VALUE", help="Cache-Control header")
@@ -5810,20 +5811,60 @@ class _ProgressBar:
             self._stream.write("\n")
 
 
-class _Batch:
-    """The transfers of a recursive command, ``--max-concurrency`` at a time on threads.
+class _InFlight:
+    """How many transfers of a batch may be under way at once: ``limit``, or (``grow``)
+    a limit that doubles up to ``most`` while doing so pays, as TCP grows its window.
 
-    Work is queued only while fewer than twice that many wait, so listings
-    stream in bounded memory. A failed transfer is reported and the others
-    go on. On a terminal, one line on stderr counts files and bytes done of
-    those found so far (``~`` while the listing goes on), with rate and ETA.
+    After each window (as many transfers finished as the limit allows), the rate of
+    finished transfers is compared with the last window's: a quarter faster or more,
+    and the limit doubles again; less, and it goes back to the last limit and stays.
+    Only windows of small files (under 1 MiB on average) grow it: a small file costs
+    a round trip, so on a real network the files in flight set the pace, where large
+    ones are paced by bytes, and each thread holds a read buffer of up to 1 MiB."""
+
+    def __init__(self, limit: int, grow: bool, most: int = 256) -> None:
+        self.limit, self._most = limit, most if grow else limit
+        self._busy = self._done = self._bytes = 0
+        self._rate, self._since = 0.0, time.monotonic()
+        self._changed = threading.Condition()
+
+    def acquire(self) -> None:
+        with self._changed:
+            while self._busy >= self.limit:
+                self._changed.wait()
+            self._busy += 1
+
+    def release(self, size: int) -> None:
+        with self._changed:
+            self._busy, self._done, self._bytes = self._busy - 1, self._done + 1, self._bytes + size
+            if self._done >= self.limit < self._most:
+                now = time.monotonic()
+                rate = self._done / max(now - self._since, 1e-6)
+                if rate < 1.25 * self._rate or self._bytes >= self._done * _CHUNK:
+                    self.limit = self._most = max(self.limit // 2, 1) if self._rate else self.limit
+                else:
+                    self._rate, self.limit = rate, min(2 * self.limit, self._most)
+                self._done = self._bytes = 0
+                self._since = now
+            self._changed.notify_all()
+
+
+class _Batch:
+    """The transfers of a recursive command, on threads: ``--max-concurrency`` at a
+    time, or by default 64 growing up to 256 while that pays (``_InFlight``).
+
+    Work is queued only as a transfer can start, so listings stream in bounded
+    memory and no more threads (each with its connection) start than run. A
+    failed transfer is reported and the others go on. On a terminal, one line on
+    stderr counts files and bytes done of those found so far (``~`` while the
+    listing goes on), with rate and ETA.
     """
 
-    def __init__(self, workers: int, stream: Any, shown: bool) -> None:
+    def __init__(self, workers: int | None, stream: Any, shown: bool) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="tinys3-cli")
-        self._room = threading.BoundedSemaphore(2 * workers)
+        self._room = _InFlight(workers or 64, workers is None)
+        self._pool = ThreadPoolExecutor(workers or 256, thread_name_prefix="tinys3-cli")
         self._stream = stream if shown and stream.isatty() else None
         self._start = time.monotonic()
         self._width = 0
@@ -5840,7 +5881,7 @@ class _Batch:
         try:
             self._pool.submit(self._run, size, work, report, count)
         except BaseException:
-            self._room.release()
+            self._room.release(0)
             raise
 
     def _run(self, size: int, work: Callable[[], object], report: Callable[[Exception], None], count: int) -> None:
@@ -5852,7 +5893,7 @@ class _Batch:
             with self.lock:
                 self.files_done, self.bytes_done = self.files_done + count, self.bytes_done + size
                 self.show()
-            self._room.release()
+            self._room.release(size // max(count, 1))
 
     def __enter__(self) -> _Batch:
         return self
