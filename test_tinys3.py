@@ -1500,14 +1500,24 @@ def test_an_unsized_stream_is_read_only_up_to_the_limit() -> None:
 
 def test_parts_of_a_file_are_views_read_with_pread(tmp_path: Path) -> None:
     path = tmp_path / "f"
-    path.write_bytes(bytes(range(100)))
+    data = os.urandom(100_000)  # over 64 KiB: read from the file as it goes out
+    path.write_bytes(data)
     body, _ = tinys3._body(path, rewind=True, limit=0)
-    parts = list(tinys3._sized_parts(body, 30))
-    assert [p.length for p in parts] == [30, 30, 30, 10]
+    parts = list(tinys3._sized_parts(body, 30_000))
+    assert [p.length for p in parts] == [30_000, 30_000, 30_000, 10_000]
     assert all(p.fd is not None and p.data is None for p in parts)
     in_any_order = [b"".join(p.chunks()) for p in reversed(parts)]
-    assert in_any_order == [bytes(range(90, 100)), bytes(range(60, 90)), bytes(range(30, 60)), bytes(range(30))]
+    assert in_any_order == [data[90_000:], data[60_000:90_000], data[30_000:60_000], data[:30_000]]
     body.close()
+
+
+def test_a_small_file_by_path_is_read_once_into_memory(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"x" * 65536)  # what goes out with the request's head: no second read to send it
+    body, _ = tinys3._body(path, rewind=True, limit=1 << 20)
+    assert (body.data, body.fd, body.file) == (b"x" * 65536, None, None)
+    path.write_bytes(b"")
+    assert bytes(next(body.chunks())) == b"x" * 65536, "what was hashed is what is sent"
 
 
 @pytest.mark.parametrize(

@@ -1598,6 +1598,25 @@ class _Body:
                 fd = None
         return cls(None, file, start, length, owned, fd)
 
+    @classmethod
+    def of_path(cls, path: os.PathLike[str]) -> _Body:
+        """A file by its path. One of up to 64 KiB (what goes out with the request's head)
+        is read at once: one read, not one to hash it and another to send it."""
+        file = open(path, "rb", buffering=0)  # noqa: SIM115 - closed here or with the body
+        try:
+            found = os.fstat(file.fileno())
+            size = found.st_size
+            if size > _COALESCE or not stat.S_ISREG(found.st_mode):
+                return cls.of_file(file, 0, size, owned=True)
+            data = file.read(size) or b""
+        except BaseException:
+            file.close()
+            raise
+        file.close()
+        if len(data) < size:
+            raise InvalidInput(f"the file ended {size - len(data)} bytes early: was it changed while uploading?")
+        return cls(data)
+
     def checksum(self, algorithm: str) -> str:
         """The body's ``x-amz-checksum-<algorithm>`` (base64); SHA-256 is the signature's."""
         if algorithm == "sha256":
@@ -1701,8 +1720,7 @@ def _body(source: Body, rewind: bool, limit: int) -> tuple[_Body, IO[bytes] | No
             "or open(path, 'rb') (or a pathlib.Path to upload that file)"
         )
     if isinstance(source, os.PathLike):
-        file: IO[bytes] = open(source, "rb")  # noqa: SIM115 - closed with the body
-        return _Body.of_file(file, 0, os.fstat(file.fileno()).st_size, owned=True), None
+        return _Body.of_path(source), None
     if isinstance(source, io.TextIOBase) or "b" not in getattr(source, "mode", "b"):
         raise InvalidType("the file is open in text mode: open it with open(path, 'rb')")
     if not callable(getattr(source, "read", None)):
@@ -1950,7 +1968,9 @@ class _Paced(io.RawIOBase):
         super().close()
 
     def wait(self) -> None:
-        """Set the socket's timeout for the next wait; past the deadline, time out now."""
+        """Set the socket's timeout for the next wait; past the deadline, time out now.
+        (Set only when it changes: each change is a system call, and a thread's
+        system calls are where others take the GIL from it.)"""
         timeout = self.read_timeout
         if self.deadline is not None:
             timeout = min(timeout, self.deadline - time.monotonic())
@@ -1958,7 +1978,8 @@ class _Paced(io.RawIOBase):
                 import socket
 
                 raise socket.timeout("the attempt ran past its deadline")
-        self.sock.settimeout(timeout)
+        if timeout != self.sock.gettimeout():
+            self.sock.settimeout(timeout)
 
 
 def _final_status_line(fp: IO[bytes]) -> tuple[str, int, str]:
@@ -3295,12 +3316,14 @@ def _save(response: Response, target: str | os.PathLike[str] | IO[bytes]) -> Res
     path that is renamed into place only once all of it arrived intact."""
     with response:
         if not isinstance(target, (str, os.PathLike)):
-            _copy_verified(response, target)
+            _copy_verified(response, target.write)
             return response
         fd, temporary = _temporary_beside(os.fspath(target))
         try:
-            with open(fd, "wb") as file:
-                _copy_verified(response, file)
+            try:  # straight to the descriptor: a file object costs three more system calls
+                _copy_verified(response, _partial(_write_all, fd))
+            finally:
+                os.close(fd)
             os.replace(temporary, target)
         except BaseException:
             os.unlink(temporary)
@@ -3308,12 +3331,17 @@ def _save(response: Response, target: str | os.PathLike[str] | IO[bytes]) -> Res
     return response
 
 
-def _copy_verified(response: Response, file: IO[bytes]) -> None:
-    """Write a streaming body to ``file``, checking its MD5 when the ETag is one."""
+def _write_all(fd: int, view: memoryview) -> None:
+    while len(view):
+        view = view[os.write(fd, view) :]
+
+
+def _copy_verified(response: Response, write: Callable[[memoryview], object]) -> None:
+    """Write a streaming body with ``write``, checking its MD5 when the ETag is one."""
     etag = _etag_md5(response.headers)
     digest = hashlib.md5() if etag is not None else None
     for view in response._views(_read_buffer(_content_length(response))):
-        file.write(view)
+        write(view)
         if digest is not None:
             digest.update(view)
     if digest is not None and digest.hexdigest() != etag:
@@ -5815,9 +5843,11 @@ class _InFlight:
     """How many transfers of a batch may be under way at once: ``limit``, or (``grow``)
     a limit that doubles up to ``most`` while doing so pays, as TCP grows its window.
 
-    After each window (as many transfers finished as the limit allows), the rate of
-    finished transfers is compared with the last window's: a quarter faster or more,
-    and the limit doubles again; less, and it goes back to the last limit and stays.
+    The limit is judged after each window (as many finished transfers as it allows).
+    The first window at each limit warms it up (its new connections cost a round trip
+    more) and is not judged; after the next one, the rate of finished transfers is
+    compared with that at the last limit: a quarter faster or more (or no last limit
+    yet), and the limit doubles; less, and it goes back to the last limit and stays.
     Only windows of small files (under 1 MiB on average) grow it: a small file costs
     a round trip, so on a real network the files in flight set the pace, where large
     ones are paced by bytes, and each thread holds a read buffer of up to 1 MiB."""
@@ -5825,7 +5855,7 @@ class _InFlight:
     def __init__(self, limit: int, grow: bool, most: int = 256) -> None:
         self.limit, self._most = limit, most if grow else limit
         self._busy = self._done = self._bytes = 0
-        self._rate, self._since = 0.0, time.monotonic()
+        self._rate, self._since, self._warming = 0.0, time.monotonic(), True
         self._changed = threading.Condition()
 
     def acquire(self) -> None:
@@ -5840,10 +5870,11 @@ class _InFlight:
             if self._done >= self.limit < self._most:
                 now = time.monotonic()
                 rate = self._done / max(now - self._since, 1e-6)
-                if rate < 1.25 * self._rate or self._bytes >= self._done * _CHUNK:
-                    self.limit = self._most = max(self.limit // 2, 1) if self._rate else self.limit
-                else:
+                if self._bytes >= self._done * _CHUNK or (not self._warming and rate < 1.25 * self._rate):
+                    self.limit = self._most = self.limit // 2 if self._rate else self.limit
+                elif not self._warming:
                     self._rate, self.limit = rate, min(2 * self.limit, self._most)
+                self._warming = not self._warming
                 self._done = self._bytes = 0
                 self._since = now
             self._changed.notify_all()
@@ -5944,6 +5975,7 @@ class _Cli:
         self.failures = 0
         self.batch: _Batch | None = None
         self.stores: dict[str, Any] = {}
+        self.folders: set[str] = set()  # made by this command's downloads: one os.makedirs each
         self._conn: Connection | None = None
         self._lock = threading.Lock()
 
@@ -6231,8 +6263,10 @@ class _Cli:
             path = os.path.join(path, key.rpartition("/")[2])
 
         def fetch(bar: Progress | None) -> None:
-            if self.batch is not None:
-                os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+            folder = os.path.dirname(path) or "."
+            if self.batch is not None and folder not in self.folders:
+                os.makedirs(folder, exist_ok=True)
+                self.folders.add(folder)
             response = self.conn.download(key, path, bucket, progress=bar)
             stamp = response.headers.get("Last-Modified")
             if stamp:  # as aws does: so that a sync finds the file up to date
