@@ -6106,21 +6106,54 @@ def test_cli_recursive_commands_transfer_files_at_once(seaweedfs: Server, tmp_pa
     assert len({request.connection for request in seen if request.method == "PUT"}) == 64, "64 at once by default"
 
 
+def _in_flight_after(room: tinys3._InFlight, transfers: int, seconds: Callable[[int], float], size: int = 1) -> int:
+    """Run ``transfers`` through ``room`` as a batch does, the limit kept full: each takes
+    ``seconds(limit)`` and ends before the next begins in its place. The limit at the end."""
+    under_way: collections.deque[int] = collections.deque()
+    for _ in range(transfers):
+        while len(under_way) < room.limit:
+            under_way.append(room.acquire())
+        room.release(under_way.popleft(), size, seconds(room.limit))
+    while under_way:
+        room.release(under_way.popleft(), size, seconds(room.limit))
+    return room.limit
+
+
+def test_files_in_flight_double_while_that_pays_and_then_stay() -> None:
+    """Waiting on the network (each transfer as long, however many at once), 4 doubles to the
+    most; paced by the CPU (each twice as long at twice as many), it tries 8 and stays at 4."""
+    assert _in_flight_after(tinys3._InFlight(4, grow=True, most=16), 100, lambda limit: 0.1) == 16
+    room = tinys3._InFlight(4, grow=True, most=16)
+    assert _in_flight_after(room, 100, lambda limit: 0.01 * limit) == 4
+    assert _in_flight_after(room, 100, lambda limit: 0.1) == 4, "once it stopped, it stays"
+
+
+def test_files_in_flight_do_not_grow_for_large_files_a_fixed_limit_or_one_not_kept_full() -> None:
+    assert _in_flight_after(tinys3._InFlight(4, grow=True), 100, lambda _: 0.1, size=8 << 20) == 4
+    assert _in_flight_after(tinys3._InFlight(4, grow=False), 100, lambda _: 0.1) == 4
+    room = tinys3._InFlight(4, grow=True)
+    for _ in range(100):  # one at a time: what holds the pace is not the limit
+        room.release(room.acquire(), 1, 0.1)
+    assert room.limit == 4
+
+
 def test_cli_recursive_commands_put_more_files_in_flight_while_that_pays(seaweedfs: Server, tmp_path: Path) -> None:
     """By default 64 files at once, doubled while the files finished per second grow by a
     quarter (a slow network): up to 256; where more at once is no faster, back to 64."""
     bucket = seaweedfs.new_bucket()
     for number in range(600):
         (tmp_path / f"{number:03d}").write_bytes(b"x")
-    one_at_a_time = threading.Lock()
+    booked, clock = [0.0], threading.Lock()
 
     def far(request: Recorded) -> None:  # every PUT waits a round trip, all at once
         time.sleep(0.1 if request.method == "PUT" else 0)
 
-    def busy(request: Recorded) -> None:  # one PUT at a time: more in flight is no faster
+    def busy(request: Recorded) -> None:  # 2 ms each, one after another in the order they came
         if request.method == "PUT":
-            with one_at_a_time:
-                time.sleep(0.002)
+            with clock:
+                booked[0] = max(booked[0], time.monotonic()) + 0.002
+                done = booked[0]
+            time.sleep(max(0.0, done - time.monotonic()))
 
     for pace, least, most in ((far, 129, 256), (busy, 64, 128)):
         with scripted_server(pace, upstream=seaweedfs.endpoint) as (endpoint, seen):

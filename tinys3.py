@@ -5843,41 +5843,56 @@ class _InFlight:
     """How many transfers of a batch may be under way at once: ``limit``, or (``grow``)
     a limit that doubles up to ``most`` while doing so pays, as TCP grows its window.
 
-    The limit is judged after each window (as many finished transfers as it allows).
-    The first window at each limit warms it up (its new connections cost a round trip
-    more) and is not judged; after the next one, the rate of finished transfers is
-    compared with that at the last limit: a quarter faster or more (or no last limit
-    yet), and the limit doubles; less, and it goes back to the last limit and stays.
-    Only windows of small files (under 1 MiB on average) grow it: a small file costs
-    a round trip, so on a real network the files in flight set the pace, where large
-    ones are paced by bytes, and each thread holds a read buffer of up to 1 MiB."""
+    Each transfer's time tells: while transfers wait on the network, twice as many
+    in flight take about as long each, so twice as many finish a second; once the
+    CPU, the disk or the server sets the pace, each takes twice as long. So once
+    half a limit's worth of transfers begun under it have finished (each thread's
+    first left out: it opened the connection, a round trip more), the rate they
+    finish at (by Little's law, the mean number in flight over their mean time) is
+    compared with that under the last limit: a quarter more, and the limit doubles;
+    less, and it goes back to the last limit and stays. The first limit doubles if
+    it was kept full (three quarters of it in flight at least): a limit that the
+    listing or the reading of files does not fill is not what holds the pace.
+    Only small files (under 1 MiB on average) grow it: a small file costs a round
+    trip, where large ones are paced by bytes, and each thread holds a read buffer
+    of up to 1 MiB."""
 
     def __init__(self, limit: int, grow: bool, most: int = 256) -> None:
         self.limit, self._most = limit, most if grow else limit
-        self._busy = self._done = self._bytes = 0
-        self._rate, self._since, self._warming = 0.0, time.monotonic(), True
+        self._busy = self._era = 0  # the era counts the changes of limit
+        self._count = self._bytes = self._full = 0  # this era's transfers, their bytes, their sum of busy
+        self._seconds = self._rate = 0.0  # the sum of their times; the rate under the last limit
         self._changed = threading.Condition()
+        self._warm = threading.local()
 
-    def acquire(self) -> None:
+    def acquire(self) -> int:
+        """Wait for room for one more transfer; the era to give back to ``release``."""
         with self._changed:
             while self._busy >= self.limit:
                 self._changed.wait()
             self._busy += 1
+            return self._era
 
-    def release(self, size: int) -> None:
+    def release(self, era: int, size: int, seconds: float) -> None:
+        """A transfer begun in ``era`` ended: ``size`` bytes a file, in ``seconds``."""
+        cold, self._warm.done = not getattr(self._warm, "done", False), True
         with self._changed:
-            self._busy, self._done, self._bytes = self._busy - 1, self._done + 1, self._bytes + size
-            if self._done >= self.limit < self._most:
-                now = time.monotonic()
-                rate = self._done / max(now - self._since, 1e-6)
-                if self._bytes >= self._done * _CHUNK or (not self._warming and rate < 1.25 * self._rate):
-                    self.limit = self._most = self.limit // 2 if self._rate else self.limit
-                elif not self._warming:
-                    self._rate, self.limit = rate, min(2 * self.limit, self._most)
-                self._warming = not self._warming
-                self._done = self._bytes = 0
-                self._since = now
+            if not cold and era == self._era and self.limit < self._most:
+                self._count, self._bytes, self._full = self._count + 1, self._bytes + size, self._full + self._busy
+                self._seconds += seconds
+                if self._count >= max(self.limit // 2, 1):
+                    self._judge()
+            self._busy -= 1
             self._changed.notify_all()
+
+    def _judge(self) -> None:
+        rate = self._full / max(self._seconds, 1e-9)  # (full / count) in flight / (seconds / count) each
+        small = self._bytes < self._count * _CHUNK
+        if small and (rate >= 1.25 * self._rate if self._rate else 4 * self._full >= 3 * self._count * self.limit):
+            self._rate, self.limit = rate, min(2 * self.limit, self._most)
+        else:
+            self.limit = self._most = self.limit // 2 if self._rate else self.limit
+        self._era, self._count, self._bytes, self._full, self._seconds = self._era + 1, 0, 0, 0, 0.0
 
 
 class _Batch:
@@ -5905,17 +5920,20 @@ class _Batch:
 
     def add(self, size: int, work: Callable[[], object], report: Callable[[Exception], None], count: int = 1) -> None:
         """Queue ``work`` (``count`` files, ``size`` bytes); ``report`` hears its failure."""
-        self._room.acquire()
+        era = self._room.acquire()
         with self.lock:
             self.files, self.bytes = self.files + count, self.bytes + size
             self.show()
         try:
-            self._pool.submit(self._run, size, work, report, count)
+            self._pool.submit(self._run, era, size, work, report, count)
         except BaseException:
-            self._room.release(0)
+            self._room.release(-1, 0, 0.0)
             raise
 
-    def _run(self, size: int, work: Callable[[], object], report: Callable[[Exception], None], count: int) -> None:
+    def _run(
+        self, era: int, size: int, work: Callable[[], object], report: Callable[[Exception], None], count: int
+    ) -> None:
+        began = time.monotonic()
         try:
             work()
         except Exception as error:  # every failure is reported: the others go on
@@ -5924,7 +5942,7 @@ class _Batch:
             with self.lock:
                 self.files_done, self.bytes_done = self.files_done + count, self.bytes_done + size
                 self.show()
-            self._room.release(size // max(count, 1))
+            self._room.release(era, size // max(count, 1), time.monotonic() - began)
 
     def __enter__(self) -> _Batch:
         return self
