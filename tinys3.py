@@ -5849,10 +5849,12 @@ class _InFlight:
     half a limit's worth of transfers begun under it have finished (each thread's
     first left out: it opened the connection, a round trip more), the rate they
     finish at (by Little's law, the mean number in flight over their mean time) is
-    compared with that under the last limit: a quarter more, and the limit doubles;
-    less, and it goes back to the last limit and stays. The first limit doubles if
-    it was kept full (three quarters of it in flight at least): a limit that the
-    listing or the reading of files does not fill is not what holds the pace.
+    compared with that under the last limit: half as fast again, and the limit
+    doubles; slower, and it goes back to the last limit and stays; in between, it
+    stays where it is. (Half, not less: the first transfers under a new limit meet
+    a queue still building, so a limit that only adds waiting looks a third faster
+    at first.) The first limit doubles if it was kept full (three quarters of it in
+    flight at least): a limit that the listing does not fill is not the bottleneck.
     Only small files (under 1 MiB on average) grow it: a small file costs a round
     trip, where large ones are paced by bytes, and each thread holds a read buffer
     of up to 1 MiB."""
@@ -5887,11 +5889,16 @@ class _InFlight:
 
     def _judge(self) -> None:
         rate = self._full / max(self._seconds, 1e-9)  # (full / count) in flight / (seconds / count) each
-        small = self._bytes < self._count * _CHUNK
-        if small and (rate >= 1.25 * self._rate if self._rate else 4 * self._full >= 3 * self._count * self.limit):
+        if self._bytes >= self._count * _CHUNK:  # large files: bytes, not round trips, set the pace
+            gain = 0.0
+        elif self._rate:
+            gain = rate / self._rate
+        else:  # the first limit: worth doubling only if it was kept full
+            gain = 2.0 if 4 * self._full >= 3 * self._count * self.limit else 0.0
+        if gain >= 1.5:
             self._rate, self.limit = rate, min(2 * self.limit, self._most)
-        else:
-            self.limit = self._most = self.limit // 2 if self._rate else self.limit
+        else:  # it stops: here, or back at the last limit if this one is slower
+            self.limit = self._most = self.limit // 2 if gain < 1 and self._rate else self.limit
         self._era, self._count, self._bytes, self._full, self._seconds = self._era + 1, 0, 0, 0, 0.0
 
 
