@@ -3469,23 +3469,32 @@ def _assemble(
     fetching: Callable[[int, _RangeDigest | None], Callable[[int, tuple[int, int]], tuple[str, int]]],
     progress: Progress | None,
 ) -> Response:
-    """Write ``first`` (the object's first range) and then the other ranges, ``step``
-    bytes each, in parallel, into a temporary file beside ``path``, MD5-checked as they
-    land when the ETag is one; rename it into place only once the whole object is there."""
+    """Write ``first`` (the object's first range) and the other ranges, ``step`` bytes
+    each, in parallel, into a temporary file beside ``path``, MD5-checked as they land
+    when the ETag is one; rename it into place only once the whole object is there.
+    The first answer's body is one of the parallel parts: on a slow link, reading it
+    alone before the others start would cost the time one connection takes to carry it."""
     md5 = _etag_md5(first.headers)
+    head = (_span(first)[1] or 0) + 1
     fd, temporary = _temporary_beside(path)
     try:
         with first, open(fd, "wb", buffering=0):
             os.ftruncate(fd, total)
             digest = _RangeDigest(fd, md5) if md5 is not None else None
-            written = _write_at(first, fd, 0)
-            if digest is not None:
-                digest.written(0, written)
-            if progress is not None:
-                progress(written, total)
-            ranges = ((a, min(a + step, total) - 1) for a in range(written, total, step))
-            rest = None if progress is None else (lambda done, _: progress(written + done, total))
-            _parallel(conn, fetching(fd, digest), ranges, total, rest)
+            fetch = fetching(fd, digest)
+
+            def part(number: int, span: tuple[int, int]) -> tuple[str, int]:
+                if number > 1:
+                    return fetch(number, span)
+                written = _write_at(first, fd, 0)
+                if written != head:
+                    raise _no_retry(f"the first range of {first.key!r} held {written} bytes, not {head}")
+                if digest is not None:
+                    digest.written(0, written)
+                return "", written
+
+            ranges = ((a, min(a + step, total) - 1) if a else (0, head - 1) for a in (0, *range(head, total, step)))
+            _parallel(conn, part, ranges, total, progress)
             if digest is not None:
                 digest.check(total)
         os.replace(temporary, path)
@@ -4315,7 +4324,7 @@ class Connection:
         multipart_threshold: larger uploads go as multipart uploads (8 MiB).
         multipart_size: the smallest part (8 MiB, at least 5 MiB); parts grow
             so that an upload needs at most 10,000.
-        max_concurrency: parts in flight at once, across the connection (8).
+        max_concurrency: parts in flight at once, across the connection (16).
         multipart_copy_threshold: larger copies go part by part (5 GiB).
 
     Raises:
@@ -4344,7 +4353,7 @@ class Connection:
         proxy: str | bool | None = True,
         multipart_threshold: int = 8 * _MiB,
         multipart_size: int = 8 * _MiB,
-        max_concurrency: int = 8,
+        max_concurrency: int = 16,
         multipart_copy_threshold: int = _MAX_PUT,
     ) -> None:
         environ = os.environ
