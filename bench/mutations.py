@@ -146,6 +146,12 @@ MUTATIONS: list[tuple[str, str, str, str]] = [
     ("multipart by hand: a replaced part joined",
      "if number not in listed or listed[number][0].strip('\"') != etag.strip('\"'):", "if number not in listed:",
      "someone_replaced"),
+    ("cli: files in flight double while they are no faster", "        if gain >= 1.5:", "        if gain >= 1.0:",
+     "files_in_flight"),
+    ("cli: a limit the listing never fills still doubles",
+     "gain = 2.0 if 4 * self._full >= 3 * self._count * self.limit else 0.0", "gain = 2.0", "files_in_flight"),
+    ("cli: files in flight grow for large files", "        if self._bytes >= self._count * _CHUNK:",
+     "        if False:", "files_in_flight"),
 ]  # fmt: skip
 
 
