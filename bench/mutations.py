@@ -168,12 +168,13 @@ def main(argv: list[str]) -> int:
     survived = []
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as folder:
-        for name in ("test_tinys3.py", "conftest.py", "setup.cfg", "pyproject.toml", "bench", "examples"):
+        for name in ("test_tinys3.py", "conftest.py", "setup.cfg", "pyproject.toml", "README.md", "bench", "examples"):
             (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, Path(folder) / name)
         for name, original, mutated, tests in chosen:
             (Path(folder) / "tinys3.py").write_text(source.replace(original, mutated))
             run = subprocess.run(
-                [sys.executable, "-m", "pytest", "-x", "-q", "--no-cov", "-p", "no:cacheprovider", "-k", tests],
+                [sys.executable, "-m", "pytest", "-x", "-q", "-n", "0", "--no-cov", "-p", "no:cacheprovider",
+                 "-k", tests],
                 cwd=folder, capture_output=True, text=True, check=False,
             )  # fmt: skip
             verdict = (
