@@ -3837,6 +3837,22 @@ def test_a_get_broken_mid_body_resumes_where_it_stopped(seaweedfs: Server, how: 
     assert [n for n, _ in done] == sorted(n for n, _ in done) and done[-1] == (MiB, MiB)
 
 
+def test_a_ranged_download_reads_its_first_range_beside_the_others(seaweedfs: Server, tmp_path: Path) -> None:
+    """The first answer's body is one of the parallel ranges, not read alone before them: while
+    it stalls (and then resumes), the other ranges are already asked for."""
+    data = os.urandom(4 * 5 * MiB)
+    first_range = once(lambda r: r.headers.get("range", "").startswith("bytes=0-"), cut_body_at(MiB, "stall"))
+    with faulty(seaweedfs, first_range, timeout=(5, 1), multipart_threshold=5 * MiB, multipart_size=5 * MiB,
+                max_concurrency=4) as (conn, seen):  # fmt: skip
+        conn.upload("big", data)
+        conn.download("big", tmp_path / "big")
+    assert (tmp_path / "big").read_bytes() == data
+    ranges = [r.headers["range"] for r in seen if r.method == "GET"]
+    resumed = [n for n, text in enumerate(ranges) if n and text.endswith(f"-{5 * MiB - 1}")]
+    assert ranges[0] == f"bytes=0-{5 * MiB - 1}" and resumed == [4], ranges
+    assert sorted(ranges[1:4]) == sorted(f"bytes={a}-{a + 5 * MiB - 1}" for a in range(5 * MiB, 20 * MiB, 5 * MiB))
+
+
 def test_ranges_iter_content_and_downloads_resume_too(seaweedfs: Server, tmp_path: Path) -> None:
     data = os.urandom(MiB)
     cuts = [1000, 70_000, 500_000]
