@@ -3837,6 +3837,35 @@ def test_a_get_broken_mid_body_resumes_where_it_stopped(seaweedfs: Server, how: 
     assert [n for n, _ in done] == sorted(n for n, _ in done) and done[-1] == (MiB, MiB)
 
 
+def test_a_big_download_has_16_ranges_in_flight_by_default(seaweedfs: Server, tmp_path: Path) -> None:
+    """16 at once, not more: a connection on a real network is capped, so one large object
+    goes as fast as the ranges carrying it at once (bench/wan.py), each holding 1 MiB."""
+    data = os.urandom(18 * 5 * MiB)
+    connect(seaweedfs, default=(bucket := seaweedfs.new_bucket())).upload("big", data)
+    at_once, most, lock = [0], [0], threading.Lock()
+
+    def slow(request: Recorded) -> Any:
+        with lock:
+            at_once[0] += 1
+            most[0] = max(most[0], at_once[0])
+        time.sleep(0.2)
+
+        def done(reply: tuple[int, dict[str, str], bytes]) -> tuple[int, dict[str, str], bytes]:
+            with lock:
+                at_once[0] -= 1
+            return reply
+
+        return done
+
+    with scripted_server(slow, upstream=seaweedfs.endpoint) as (endpoint, seen):
+        conn = tinys3.Connection(seaweedfs.access_key, seaweedfs.secret_key, endpoint=endpoint, default=bucket,
+                                 multipart_size=5 * MiB)  # fmt: skip
+        conn.download("big", tmp_path / "big")
+    assert (tmp_path / "big").read_bytes() == data
+    assert conn.max_concurrency == 16 and most[0] == 16, most
+    assert len({r.connection for r in seen if r.method == "GET"}) <= 17, "the first answer's and 16 threads'"
+
+
 def test_a_ranged_download_reads_its_first_range_beside_the_others(seaweedfs: Server, tmp_path: Path) -> None:
     """The first answer's body is one of the parallel ranges, not read alone before them: while
     it stalls (and then resumes), the other ranges are already asked for."""
