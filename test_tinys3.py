@@ -6168,17 +6168,17 @@ def test_files_in_flight_double_while_that_pays_and_then_stay() -> None:
     """Waiting on the network (each transfer as long, however many at once), 4 doubles to the
     most; where twice as many at once take twice as long each, it tries 8 and stays there, and
     where they take longer still (more threads cost more), it goes back to 4. Then it stays."""
-    assert _in_flight_after(tinys3._InFlight(4, grow=True, most=16), 100, lambda limit: 0.1) == 16
-    assert _in_flight_after(tinys3._InFlight(4, grow=True, most=16), 100, lambda limit: 0.01 * limit) == 8
-    room = tinys3._InFlight(4, grow=True, most=16)
+    assert _in_flight_after(tinys3._InFlight(4, most=16), 100, lambda limit: 0.1) == 16
+    assert _in_flight_after(tinys3._InFlight(4, most=16), 100, lambda limit: 0.01 * limit) == 8
+    room = tinys3._InFlight(4, most=16)
     assert _in_flight_after(room, 100, lambda limit: 0.01 * limit * (1 + limit / 40)) == 4
     assert _in_flight_after(room, 100, lambda limit: 0.1) == 4, "once it stopped, it stays"
 
 
 def test_files_in_flight_do_not_grow_for_large_files_a_fixed_limit_or_one_not_kept_full() -> None:
-    assert _in_flight_after(tinys3._InFlight(4, grow=True), 100, lambda _: 0.1, size=8 << 20) == 4
-    assert _in_flight_after(tinys3._InFlight(4, grow=False), 100, lambda _: 0.1) == 4
-    room = tinys3._InFlight(4, grow=True)
+    assert _in_flight_after(tinys3._InFlight(4, most=256), 100, lambda _: 0.1, size=8 << 20) == 4
+    assert _in_flight_after(tinys3._InFlight(4, most=4), 100, lambda _: 0.1) == 4
+    room = tinys3._InFlight(4, most=256)
     for _ in range(100):  # one at a time: what holds the pace is not the limit
         room.release(room.acquire(), 1, 0.1)
     assert room.limit == 4

@@ -1614,7 +1614,7 @@ class _Body:
             raise
         file.close()
         if len(data) < size:
-            raise InvalidInput(f"the file ended {size - len(data)} bytes early: was it changed while uploading?")
+            raise _ended_early(size - len(data))
         return cls(data)
 
     def checksum(self, algorithm: str) -> str:
@@ -1654,7 +1654,7 @@ class _Body:
             view = buffer[: min(len(buffer), end - position)]
             n = _read_into(self.file, self.fd, view, position)
             if not n:
-                raise InvalidInput(f"the file ended {end - position} bytes early: was it changed while uploading?")
+                raise _ended_early(end - position)
             position += n
             yield view[:n]
 
@@ -1674,6 +1674,10 @@ class _Body:
         if self.recycle is not None:
             self.data, recycle, self.recycle = None, self.recycle, None
             recycle()
+
+
+def _ended_early(missing: int) -> InvalidInput:
+    return InvalidInput(f"the file ended {missing} bytes early: was it changed while uploading?")
 
 
 _buffers = threading.local()
@@ -3457,25 +3461,25 @@ def _download_ranges(
         return _partial(_fetch_range, conn, key, bucket, fd, pinned, version_id or version, sse_customer_key, digest)
 
     step = max(step, -(-total // _MAX_PARTS))  # at most 10,000 ranges, as for uploads
-    return _assemble(conn, first, path, total, step, fetching, progress)
+    return _assemble(conn, first, end + 1, path, total, step, fetching, progress)
 
 
 def _assemble(
     conn: Connection,
     first: Response,
+    head: int,
     path: str,
     total: int,
     step: int,
     fetching: Callable[[int, _RangeDigest | None], Callable[[int, tuple[int, int]], tuple[str, int]]],
     progress: Progress | None,
 ) -> Response:
-    """Write ``first`` (the object's first range) and the other ranges, ``step`` bytes
+    """Write ``first`` (the object's first ``head`` bytes) and the other ranges, ``step`` bytes
     each, in parallel, into a temporary file beside ``path``, MD5-checked as they land
     when the ETag is one; rename it into place only once the whole object is there.
     The first answer's body is one of the parallel parts: on a slow link, reading it
     alone before the others start would cost the time one connection takes to carry it."""
     md5 = _etag_md5(first.headers)
-    head = (_span(first)[1] or 0) + 1
     fd, temporary = _temporary_beside(path)
     try:
         with first, open(fd, "wb", buffering=0):
@@ -3493,8 +3497,12 @@ def _assemble(
                     digest.written(0, written)
                 return "", written
 
-            ranges = ((a, min(a + step, total) - 1) if a else (0, head - 1) for a in (0, *range(head, total, step)))
-            _parallel(conn, part, ranges, total, progress)
+            def spans() -> Iterator[tuple[int, int]]:
+                yield 0, head - 1
+                for start in range(head, total, step):
+                    yield start, min(start + step, total) - 1
+
+            _parallel(conn, part, spans(), total, progress)
             if digest is not None:
                 digest.check(total)
         os.replace(temporary, path)
@@ -5849,8 +5857,8 @@ class _ProgressBar:
 
 
 class _InFlight:
-    """How many transfers of a batch may be under way at once: ``limit``, or (``grow``)
-    a limit that doubles up to ``most`` while doing so pays, as TCP grows its window.
+    """How many transfers of a batch may be under way at once: ``limit``, doubled up to
+    ``most`` while doing so pays, as TCP grows its window.
 
     Each transfer's time tells: while transfers wait on the network, twice as many
     in flight take about as long each, so twice as many finish a second; once the
@@ -5868,8 +5876,8 @@ class _InFlight:
     trip, where large ones are paced by bytes, and each thread holds a read buffer
     of up to 1 MiB."""
 
-    def __init__(self, limit: int, grow: bool, most: int = 256) -> None:
-        self.limit, self._most = limit, most if grow else limit
+    def __init__(self, limit: int, most: int) -> None:
+        self.limit, self._most = limit, most
         self._busy = self._era = 0  # the era counts the changes of limit
         self._count = self._bytes = self._full = 0  # this era's transfers, their bytes, their sum of busy
         self._seconds = self._rate = 0.0  # the sum of their times; the rate under the last limit
@@ -5925,8 +5933,9 @@ class _Batch:
     def __init__(self, workers: int | None, stream: Any, shown: bool) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
-        self._room = _InFlight(workers or 64, workers is None)
-        self._pool = ThreadPoolExecutor(workers or 256, thread_name_prefix="tinys3-cli")
+        least, most = (workers, workers) if workers else (64, 256)
+        self._room = _InFlight(least, most)
+        self._pool = ThreadPoolExecutor(most, thread_name_prefix="tinys3-cli")
         self._stream = stream if shown and stream.isatty() else None
         self._start = time.monotonic()
         self._width = 0

@@ -185,10 +185,10 @@ def bucket_of(name: str, library: bool = False) -> str:
     return f"{'lib' if library else 'wan'}-{name.split()[0]}"
 
 
-def cli_rows(args: Any, name: str, how: dict[str, Any], folder: Path, round_: int) -> list[tuple[str, list[str], bool]]:
-    """(work, command, large) for one command-line client: a folder up and down, a file up and down."""
-    bucket, down, got = bucket_of(name), folder / f"down-{name.split()[0]}-{round_}", folder / "got.bin"
-    small, large = folder / "small", folder / "large.bin"
+def cli_rows(args: Any, name: str, how: dict[str, Any], folder: Path, down: Path) -> list[tuple[str, list[str], bool]]:
+    """(work, command, large) for one command-line client: a folder up (and down into ``down``),
+    a file up and down."""
+    bucket, small, large, got = bucket_of(name), folder / "small", folder / "large.bin", folder / "got.bin"
     return [
         (f"cp -r {args.files} x 4 KiB up", how["up"](str(small), f"s3://{bucket}/small/"), False),
         (f"cp -r {args.files} x 4 KiB down", how["down"](f"s3://{bucket}/small/", str(down)), False),
@@ -258,17 +258,17 @@ def main(argv: list[str] | None = None) -> int:
             for round_ in range(args.rounds):  # clients take turns, each round in a new order
                 turn = round_ % len(clients)
                 for name in clients[turn:] + clients[:turn]:
-                    for work, command, large in cli_rows(args, name, commands(endpoint, [name])[name], folder, round_):
-                        runs.setdefault((work, name), []).append(measured(command, env, relay, large and scratch))
                     down = folder / f"down-{name.split()[0]}-{round_}"
+                    for work, command, big in cli_rows(args, name, commands(endpoint, [name])[name], folder, down):
+                        runs.setdefault((work, name), []).append(measured(command, env, relay, big and scratch))
                     assert got.stat().st_size == large_size and len(list(down.iterdir())) == args.files
                 turn = round_ % len(libraries)
                 for name in libraries[turn:] + libraries[:turn]:
                     fields = {"KEY": server.access_key, "SECRET": server.secret_key, "ENDPOINT": endpoint, "CA": None,
                               "BUCKET": bucket_of(name, True), "THREADS": args.threads, "N": args.files,
                               "K": "large.bin"}  # fmt: skip
-                    for work, command, large in library_rows(args, name, fields, folder, bench):
-                        runs.setdefault((work, name), []).append(measured(command, env, relay, large and scratch))
+                    for work, command, big in library_rows(args, name, fields, folder, bench):
+                        runs.setdefault((work, name), []).append(measured(command, env, relay, big and scratch))
                     assert got.stat().st_size == large_size
             for (work, name), results in runs.items():
                 row(work, name, sorted(results, key=lambda result: result["wall"])[len(results) // 2])
