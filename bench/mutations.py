@@ -150,6 +150,10 @@ MUTATIONS: list[tuple[str, str, str, str]] = [
      "files_in_flight"),
     ("cli: a limit the listing never fills still doubles",
      "gain = 2.0 if 4 * self._full >= 3 * self._count * self.limit else 0.0", "gain = 2.0", "files_in_flight"),
+    ("cli: the listing runs ahead without bound", "            while len(self._queued) >= self._room.limit:",
+     "            while False:", "batch_runs"),
+    ("cli: a thread for every file queued", "            elif self._serving < self._room.limit:", "            else:",
+     "batch_runs"),
     ("cli: files in flight grow for large files", "        if self._bytes >= self._count * _CHUNK:",
      "        if False:", "files_in_flight"),
 ]  # fmt: skip
