@@ -6166,9 +6166,13 @@ def test_cli_recursive_commands_transfer_files_at_once(seaweedfs: Server, tmp_pa
     assert len({request.connection for request in seen if request.method == "PUT"}) == 64, "64 at once by default"
 
 
-def _in_flight_after(room: tinys3._InFlight, transfers: int, seconds: Callable[[int], float], size: int = 1) -> int:
+def _in_flight_after(
+    room: tinys3._InFlight, transfers: int, seconds: Callable[[int], float], size: int = 1, cpu: float = 0.1
+) -> int:
     """Run ``transfers`` through ``room`` as a batch does, the limit kept full: each takes
-    ``seconds(limit)`` and ends before the next begins in its place. The limit at the end."""
+    ``seconds(limit)`` and ends before the next begins in its place, the process keeping
+    ``cpu`` of a CPU busy. The limit at the end."""
+    room.cpu_share = lambda: cpu  # type: ignore[method-assign]
     under_way: collections.deque[int] = collections.deque()
     for _ in range(transfers):
         while len(under_way) < room.limit:
@@ -6190,10 +6194,12 @@ def test_files_in_flight_double_while_that_pays_and_then_stay() -> None:
     assert _in_flight_after(room, 100, lambda limit: 0.1) == 4, "once it stopped, it stays"
 
 
-def test_files_in_flight_do_not_grow_for_large_files_a_fixed_limit_or_one_not_kept_full() -> None:
+def test_files_in_flight_do_not_grow_for_large_files_a_fixed_limit_a_busy_cpu_or_one_not_kept_full() -> None:
     assert _in_flight_after(tinys3._InFlight(4, most=256), 100, lambda _: 0.1, size=8 << 20) == 4
     assert _in_flight_after(tinys3._InFlight(4, most=4), 100, lambda _: 0.1) == 4
+    assert _in_flight_after(tinys3._InFlight(4, most=256), 100, lambda _: 0.1, cpu=0.7) == 4, "half a CPU busy"
     room = tinys3._InFlight(4, most=256)
+    room.cpu_share = lambda: 0.1  # type: ignore[method-assign]
     for _ in range(100):  # one at a time: what holds the pace is not the limit
         room.end(room.begin(), 1, 0.1)
     assert room.limit == 4
@@ -6224,6 +6230,18 @@ def test_a_batch_runs_its_limit_at_once_with_the_listing_at_most_a_limit_ahead()
     assert sorted(done) == list(range(40)) and [str(error) for error in failed] == ["seven"]
     assert most[0] == 4 and ahead[0] <= 8, (most, ahead)
     assert len(batch._threads) == 4
+
+
+def test_the_cpu_share_is_this_process_cpu_over_the_time_since_the_last_look() -> None:
+    room = tinys3._InFlight(4, most=8)
+    room.cpu_share()
+    time.sleep(0.2)  # no CPU
+    assert room.cpu_share() < 0.25
+    wall, cpu = time.monotonic(), time.process_time()
+    while time.process_time() < cpu + 0.2:  # a CPU's worth, as much as this busy box gives it
+        pass
+    share = room.cpu_share()
+    assert abs(share - (time.process_time() - cpu) / (time.monotonic() - wall)) < 0.05 and share > 0.2
 
 
 def test_cli_recursive_commands_put_more_files_in_flight_while_that_pays(seaweedfs: Server, tmp_path: Path) -> None:

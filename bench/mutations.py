@@ -154,6 +154,8 @@ MUTATIONS: list[tuple[str, str, str, str]] = [
      "            while False:", "batch_runs"),
     ("cli: a thread for every file queued", "            elif self._serving < self._room.limit:", "            else:",
      "batch_runs"),
+    ("cli: files in flight double with the CPU already busy", "if gain >= 1.5 and self.cpu_share() < 0.5:",
+     "if gain >= 1.5:", "files_in_flight"),
     ("cli: files in flight grow for large files", "        if self._bytes >= self._count * _CHUNK:",
      "        if False:", "files_in_flight"),
 ]  # fmt: skip
