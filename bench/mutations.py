@@ -156,6 +156,8 @@ MUTATIONS: list[tuple[str, str, str, str]] = [
      "batch_runs"),
     ("cli: files in flight double with the CPU already busy", " and self.cpu_share() < 0.5:",
      ":", "files_in_flight"),
+    ("download: 16 ranges at once from a server next door", "_NEAR_RANGES if near else None)", "None)",
+     "ranges_in_flight"),
     ("cli: files in flight grow for large files", "        if self._bytes >= self._count * _CHUNK:",
      "        if False:", "files_in_flight"),
 ]  # fmt: skip
