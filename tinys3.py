@@ -3685,6 +3685,24 @@ def _abort_lost(conn: Connection, bucket: str, key: str, upload_id: str, seconds
         _log("could not look for uploads left by lost answers for %s: %s", key, error)
 
 
+class _Slots:
+    """A connection's part slots and, if ``most`` is given, a call's own fewer: taken and
+    given back together."""
+
+    def __init__(self, shared: threading.Semaphore, most: int | None) -> None:
+        self._shared, self._own = shared, threading.BoundedSemaphore(most) if most else None
+
+    def acquire(self) -> None:
+        if self._own is not None:
+            self._own.acquire()
+        self._shared.acquire()
+
+    def release(self) -> None:
+        self._shared.release()
+        if self._own is not None:
+            self._own.release()
+
+
 def _parallel(
     conn: Connection,
     work: Callable[[int, T], tuple[str, int]],
@@ -3707,20 +3725,10 @@ def _parallel(
     futures: list[Future[tuple[str, int]]] = []
     failed = threading.Event()
     counter = _Counter(progress, total)
-    own = threading.BoundedSemaphore(most) if most else None
-
-    def acquire() -> None:
-        if own is not None:
-            own.acquire()
-        conn._part_slots.acquire()
-
-    def release() -> None:
-        conn._part_slots.release()
-        if own is not None:
-            own.release()
+    slots = _Slots(conn._part_slots, most)
 
     def finished(future: Future[tuple[str, int]]) -> None:
-        release()
+        slots.release()
         if future.cancelled() or future.exception() is not None:
             failed.set()
         else:
@@ -3728,16 +3736,16 @@ def _parallel(
 
     try:
         while not failed.is_set():
-            acquire()
+            slots.acquire()
             try:
                 item = next(items, None)
                 if item is not None and len(futures) == _MAX_PARTS:
                     raise InvalidInput("the upload would need more than 10,000 parts: raise multipart_size")
             except BaseException:
-                release()
+                slots.release()
                 raise
             if item is None:
-                release()
+                slots.release()
                 break
             future = executor.submit(work, len(futures) + 1, item)
             future.add_done_callback(finished)
