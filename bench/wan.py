@@ -181,6 +181,12 @@ def row(work: str, name: str, result: dict[str, float]) -> None:
     print(f"{work:<34} {name:<8} {result['wall']:7.2f} {result['cpu']:6.2f} {result['connections']:11d}", flush=True)
 
 
+def in_turn(names: list[str], round_: int) -> list[str]:
+    """``names`` starting at a new one each round, so that no client always goes first."""
+    turn = round_ % len(names)
+    return names[turn:] + names[:turn]
+
+
 def bucket_of(name: str, library: bool = False) -> str:
     return f"{'lib' if library else 'wan'}-{name.split()[0]}"
 
@@ -256,14 +262,12 @@ def main(argv: list[str] | None = None) -> int:
                                stdout=subprocess.DEVNULL)  # fmt: skip
             runs: dict[tuple[str, str], list[dict[str, float]]] = {}
             for round_ in range(args.rounds):  # clients take turns, each round in a new order
-                turn = round_ % len(clients)
-                for name in clients[turn:] + clients[:turn]:
+                for name in in_turn(clients, round_):
                     down = folder / f"down-{name.split()[0]}-{round_}"
                     for work, command, big in cli_rows(args, name, commands(endpoint, [name])[name], folder, down):
                         runs.setdefault((work, name), []).append(measured(command, env, relay, big and scratch))
                     assert got.stat().st_size == large_size and len(list(down.iterdir())) == args.files
-                turn = round_ % len(libraries)
-                for name in libraries[turn:] + libraries[:turn]:
+                for name in in_turn(libraries, round_):
                     fields = {"KEY": server.access_key, "SECRET": server.secret_key, "ENDPOINT": endpoint, "CA": None,
                               "BUCKET": bucket_of(name, True), "THREADS": args.threads, "N": args.files,
                               "K": "large.bin"}  # fmt: skip
