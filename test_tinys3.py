@@ -3971,6 +3971,7 @@ def test_a_server_that_ignores_the_range_when_resuming_is_refused() -> None:
 
 def test_keep_alive_holds_past_a_thousand_open_files(seaweedfs: Server) -> None:
     """select() fails for descriptors from 1,024 on; the idle check must not."""
+    import fcntl
     import resource
 
     limits = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -3982,8 +3983,10 @@ def test_keep_alive_holds_past_a_thousand_open_files(seaweedfs: Server) -> None:
                 conn.upload(f"k{i}", b"x")
             assert [conn.get(f"k{i}").content for i in range(3)] == [b"x"] * 3
         assert len({r.connection for r in seen}) == 1, "one connection, kept alive"
-        idle, peer = socket.socketpair()
-        assert idle.fileno() > 1024 and not tinys3._dropped(idle)
+        low, peer = socket.socketpair()
+        idle = socket.socket(fileno=fcntl.fcntl(low.fileno(), fcntl.F_DUPFD, 1100))
+        low.close()
+        assert idle.fileno() >= 1100 and not tinys3._dropped(idle)
         peer.close()
         assert tinys3._dropped(idle), "a peer's close is noticed"
         idle.close()
