@@ -6253,6 +6253,30 @@ def test_a_batch_runs_its_limit_at_once_with_the_listing_at_most_a_limit_ahead()
     assert len(batch._threads) == 4
 
 
+def test_a_batch_grows_to_a_doubled_limit_and_no_further(monkeypatch: pytest.MonkeyPatch) -> None:
+    """4 at once at first; the limit doubles (transfers wait, the CPU idles) and 8 run at
+    once, on 8 threads in all: a thread starts only for work no idle one takes."""
+    monkeypatch.setattr(tinys3, "_IN_FLIGHT", (4, 8))
+    batch, lock = tinys3._Batch(None, io.StringIO(), False), threading.Lock()
+    batch._room.cpu_share = lambda: 0.1  # type: ignore[method-assign]
+    running, most, done = [0], [0], []
+
+    def transfer(number: int) -> None:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.02)
+        with lock:
+            running[0] -= 1
+            done.append(number)
+
+    with batch:
+        for number in range(64):
+            batch.add(1, functools.partial(transfer, number), print)
+    assert sorted(done) == list(range(64)) and batch._room.limit == 8
+    assert most[0] == 8 and len(batch._threads) == 8, (most, len(batch._threads))
+
+
 def test_the_cpu_share_is_this_process_cpu_over_the_time_since_the_era_began() -> None:
     room = tinys3._InFlight(4, most=8)
     time.sleep(0.2)  # no CPU
