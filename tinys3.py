@@ -5918,8 +5918,8 @@ class _InFlight:
     of up to 1 MiB. And it doubles only while this process kept less than half a
     CPU busy under it (``cpu_share``): twice the files a second cost twice the CPU,
     and one Python process gets little more than one CPU's worth (the GIL); past
-    that, more threads only contend (at 20 ms a round trip, 64 small downloads at
-    once keep about 0.7 of a CPU busy, and 128 were slower)."""
+    that, more threads mostly contend (at 20 ms a round trip, 64 small downloads at
+    once keep about 0.7 of a CPU busy; 128 were level or a little faster, 256 slower)."""
 
     def __init__(self, limit: int, most: int) -> None:
         self.limit, self._most = limit, most
