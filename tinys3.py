@@ -5919,7 +5919,7 @@ class _InFlight:
     CPU busy under it (``cpu_share``): twice the files a second cost twice the CPU,
     and one Python process gets little more than one CPU's worth (the GIL); past
     that, more threads mostly contend (at 20 ms a round trip, 64 small downloads at
-    once keep about 0.7 of a CPU busy; 128 were level or a little faster, 256 slower)."""
+    once keep about 0.7 of a CPU busy; 128 were level or a tenth slower, 256 slower)."""
 
     def __init__(self, limit: int, most: int) -> None:
         self.limit, self._most = limit, most
