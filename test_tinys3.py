@@ -6226,30 +6226,40 @@ def test_files_in_flight_do_not_grow_for_large_files_a_fixed_limit_a_busy_cpu_or
     assert room.limit == 4
 
 
+class _Transfers:
+    """Transfers for a batch to run: each sleeps ``seconds``, counting how many run at once
+    (``most``) and which ended (``done``); number ``failing`` then raises."""
+
+    def __init__(self, seconds: float, failing: int | None = None) -> None:
+        self.seconds, self.failing = seconds, failing
+        self.lock = threading.Lock()
+        self.running = self.most = 0
+        self.done: list[int] = []
+
+    def __call__(self, number: int) -> None:
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        time.sleep(self.seconds)
+        with self.lock:
+            self.running -= 1
+            self.done.append(number)
+        if number == self.failing:
+            raise ValueError(f"transfer {number} failed")
+
+
 def test_a_batch_runs_its_limit_at_once_with_the_listing_at_most_a_limit_ahead() -> None:
     """Four at once on four threads; the listing waits while four more are queued; a
     failure is reported and the rest go on; every transfer runs once."""
-    batch, lock = tinys3._Batch(4, io.StringIO(), False), threading.Lock()
-    running, most, done, ahead, failed = [0], [0], [], [0], []
-
-    def transfer(number: int) -> None:
-        with lock:
-            running[0] += 1
-            most[0] = max(most[0], running[0])
-        time.sleep(0.01)
-        with lock:
-            running[0] -= 1
-            done.append(number)
-        if number == 7:
-            raise ValueError("seven")
-
+    batch, transfers = tinys3._Batch(4, io.StringIO(), False), _Transfers(0.01, failing=7)
+    ahead, failed = 0, []
     with batch:
         for number in range(40):
-            batch.add(1, functools.partial(transfer, number), failed.append)
-            with lock:
-                ahead[0] = max(ahead[0], number + 1 - len(done))
-    assert sorted(done) == list(range(40)) and [str(error) for error in failed] == ["seven"]
-    assert most[0] == 4 and ahead[0] <= 8, (most, ahead)
+            batch.add(1, functools.partial(transfers, number), failed.append)
+            with transfers.lock:
+                ahead = max(ahead, number + 1 - len(transfers.done))
+    assert sorted(transfers.done) == list(range(40)) and [str(error) for error in failed] == ["transfer 7 failed"]
+    assert transfers.most == 4 and ahead <= 8, (transfers.most, ahead)
     assert len(batch._threads) == 4
 
 
@@ -6257,24 +6267,13 @@ def test_a_batch_grows_to_a_doubled_limit_and_no_further(monkeypatch: pytest.Mon
     """4 at once at first; the limit doubles (transfers wait, the CPU idles) and 8 run at
     once, on 8 threads in all: a thread starts only for work no idle one takes."""
     monkeypatch.setattr(tinys3, "_IN_FLIGHT", (4, 8))
-    batch, lock = tinys3._Batch(None, io.StringIO(), False), threading.Lock()
+    batch, transfers = tinys3._Batch(None, io.StringIO(), False), _Transfers(0.02)
     batch._room.cpu_share = lambda: 0.1  # type: ignore[method-assign]
-    running, most, done = [0], [0], []
-
-    def transfer(number: int) -> None:
-        with lock:
-            running[0] += 1
-            most[0] = max(most[0], running[0])
-        time.sleep(0.02)
-        with lock:
-            running[0] -= 1
-            done.append(number)
-
     with batch:
         for number in range(64):
-            batch.add(1, functools.partial(transfer, number), print)
-    assert sorted(done) == list(range(64)) and batch._room.limit == 8
-    assert most[0] == 8 and len(batch._threads) == 8, (most, len(batch._threads))
+            batch.add(1, functools.partial(transfers, number), print)
+    assert sorted(transfers.done) == list(range(64)) and batch._room.limit == 8
+    assert transfers.most == 8 and len(batch._threads) == 8, (transfers.most, len(batch._threads))
 
 
 def test_the_cpu_share_is_this_process_cpu_over_the_time_since_the_era_began() -> None:
