@@ -1447,6 +1447,19 @@ def test_listing_parses_v2_pages_tolerantly() -> None:
     assert tinys3._parse_listing(last_page)[1] is None
 
 
+def test_s3_timestamps_read_the_same_by_slicing_as_by_strptime() -> None:
+    """The usual shape is sliced, any other read by strptime; both give aware UTC, and a
+    date that is no date raises, whichever way it was read."""
+    utc = timezone.utc
+    assert tinys3._parse_time("2026-12-31T23:59:58.123Z") == datetime(2026, 12, 31, 23, 59, 58, 123000, tzinfo=utc)
+    assert tinys3._parse_time("2026-01-02T03:04:05.5") == datetime(2026, 1, 2, 3, 4, 5, 500000, tzinfo=utc)
+    assert tinys3._parse_time("2026-1-2T3:04:05Z") == datetime(2026, 1, 2, 3, 4, 5, tzinfo=utc), "strptime's way"
+    assert tinys3._parse_time("") is None and tinys3._parse_time(None) is None
+    for wrong in ("2026-13-02T03:04:05Z", "2026-02-30T03:04:05Z", "2026-+1-02T03:04:05Z", "2026-01-02 03:04:05Z"):
+        with pytest.raises(ValueError):
+            tinys3._parse_time(wrong)
+
+
 def test_copy_source_is_url_encoded() -> None:
     assert tinys3._copy_source("bkt", "a b/ü+=.txt") == "/bkt/a%20b/%C3%BC%2B%3D.txt"
 
