@@ -126,9 +126,8 @@ MUTATIONS: list[tuple[str, str, str, str]] = [
     ("download: new files 0600", "fd = os.open(temporary, flags, 0o666)", "fd = os.open(temporary, flags, 0o600)",
      "mode_open_would"),
     # -- responses
-    ("responses: month and day swapped when sliced",
-     "int(digits[:4]), int(digits[4:6]), int(digits[6:8]), int(digits[8:10])",
-     "int(digits[:4]), int(digits[6:8]), int(digits[4:6]), int(digits[8:10])", "timestamps_read or listing_parses"),
+    ("responses: a timestamp read as local time", 'parsed = _datetime.fromisoformat(seconds + "+00:00")',
+     "parsed = _datetime.fromisoformat(seconds)", "timestamps_read or listing_parses"),
     # -- command line
     ("cli: usage errors exit 1", "return int(exit_.code or 0)", "return 1 if exit_.code else 0", "cli_errors"),
     ("cli: folders lose their slash", 'return prefix if not prefix or prefix.endswith("/") else prefix + "/"',
