@@ -39,6 +39,7 @@ import threading
 import time
 from collections import deque as _deque
 from collections.abc import Mapping as _Mapping
+from contextlib import suppress as _suppress
 from datetime import datetime as _datetime
 from datetime import timedelta as _timedelta
 from datetime import timezone as _timezone
@@ -2239,6 +2240,10 @@ class _Transport:
             return conn, True
         if conn is not None:
             self._close(conn)
+        return self.open(origin), False
+
+    def open(self, origin: tuple[str, str, int]) -> HTTPConnection:
+        """A new connection to ``origin``, connected: through the proxy if one applies, TLS done."""
         scheme, host, port = origin
         proxy = self.proxy(origin)
         context = self._context() if scheme == "https" else None
@@ -2249,13 +2254,13 @@ class _Transport:
         except OSError as exc:
             conn.close()
             if context is not None and self._widen_store(exc, context):
-                return self._checkout(origin)
+                return self.open(origin)
             raise _connect_error(exc, host, port, proxy) from exc
         assert conn.sock is not None
         conn.sock.settimeout(self._read_timeout)
         with self._lock:
             self._open.add(conn)
-        return conn, False
+        return conn
 
     def _checkin(self, origin: tuple[str, str, int], conn: HTTPConnection) -> None:
         """Give a connection whose answer was read in full back to this thread's pool."""
@@ -2337,14 +2342,9 @@ class _Transport:
         body: _Body | None,
         paced: _Paced,
     ) -> None:
-        # One join instead of http.client's putheader per header (a tenth of a small PUT's
-        # Python time). Names and values were checked when the request was built; a line
-        # break (from credentials, say) still cannot split the head: each adds to the count.
-        head = "\r\n".join([f"Host: {host}", *[f"{name}: {value}" for name, value in headers.items()]])
-        if head.count("\n") != len(headers) or head.count("\r") != len(headers):
-            raise _no_retry("a request header holds a line break; nothing was sent")
+        head = _header_block(host, headers)
         paced.wait()
-        conn.put_head(method, target, head.encode("latin-1"))  # type: ignore[attr-defined]
+        conn.put_head(method, target, head)  # type: ignore[attr-defined]
         if body is None:
             conn.endheaders()
             return
@@ -2361,6 +2361,336 @@ class _Transport:
         for conn in conns:
             conn.close()
         self._idle.connections.clear()
+
+
+class _Line:
+    """One socket of the multiplexer, and the GET on it (None while idle)."""
+
+    __slots__ = ("conn", "exchange", "origin", "sock")
+
+    def __init__(self, origin: tuple[str, str, int], conn: HTTPConnection) -> None:
+        self.origin, self.conn, self.sock = origin, conn, conn.sock
+        self.exchange: _Exchange | None = None
+
+
+class _Exchange:
+    """One GET in flight: what is left to send, the answer's head so far, the body still due."""
+
+    __slots__ = ("due", "head", "left", "out", "since", "sink", "started", "will_close")
+
+    def __init__(self, sink: Any, out: bytes) -> None:
+        self.sink, self.out, self.head = sink, out, bytearray()
+        self.left: int | None = None  # body bytes still due, once the head is in
+        self.will_close = False
+        self.started = self.since = time.monotonic()
+
+
+class _Multiplexer:
+    """Many GETs of small objects at once on one thread of its own, over up to ``width``
+    keep-alive sockets that are non-blocking once connected.
+
+    Threads that each move one small object spend their CPU handing the GIL to
+    one another at every system call: 1,000 files of 4 KiB cost 0.8 CPU-s on 64
+    threads and 0.2 s on this one (measured 20 ms from the server). Connections
+    open on short-lived threads of their own, with the transport's code (proxies,
+    TLS), so that 128 handshakes take one round trip, not 128. Only a plain
+    answer is taken here: 200, framed by Content-Length, on time. Anything else
+    (an error status, a cut, late or malformed answer, a refused connection)
+    goes to the sink's ``fail``, whose caller tries again the usual way, on
+    threads, where every retry, redirect and error message lives.
+
+    A sink has ``request()`` (origin, bytes), ``begin(status, headers)``,
+    ``write(view)``, ``end()`` and ``fail(error)`` (None: abandoned).
+    """
+
+    def __init__(self, transport: _Transport, width: int) -> None:
+        import selectors
+        import socket
+
+        self._transport, self._width = transport, width
+        self._selector = selectors.DefaultSelector()
+        self._wake_in, self._wake_out = socket.socketpair()
+        self._wake_in.setblocking(False)
+        self._selector.register(self._wake_in, selectors.EVENT_READ, None)
+        self._lock = threading.Lock()
+        self._space = threading.Condition(self._lock)
+        self._queued: _deque[Any] = _deque()  # sinks added, not yet taken by the loop
+        self._arrived: list[tuple[tuple[str, str, int], HTTPConnection | Exception]] = []
+        self._waiting: dict[tuple[str, str, int], _deque[tuple[Any, bytes]]] = {}
+        self._idle: dict[tuple[str, str, int], list[_Line]] = {}
+        self._lines: set[_Line] = set()
+        self._opening = 0
+        self._broken: dict[tuple[str, str, int], Exception] = {}
+        self._hungry = True  # the loop could start a GET now: an added sink wakes it
+        self._closing = self._aborting = False
+        self._buffer = memoryview(bytearray(256 * 1024))
+        self._thread: threading.Thread | None = None
+        self._over = False  # the loop ended: what is added now fails at once, with ``_stopped``
+        self._stopped: Exception | None = None
+
+    def add(self, sink: Any) -> None:
+        """Queue a GET (waiting while two widths' worth are queued: memory stays bounded)."""
+        with self._lock:
+            while len(self._queued) >= 2 * self._width and not self._aborting:
+                self._space.wait()
+            if not self._over:
+                self._queued.append(sink)
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name="tinys3-many", daemon=True)
+                    self._thread.start()
+                elif self._hungry:
+                    self._hungry = False
+                    self._wake()
+                return
+        sink.fail(self._stopped)  # the loop is over: the GET goes the usual way at once
+
+    def close(self, abort: bool = False) -> None:
+        """Finish every GET added (or with ``abort``, drop them, no file left behind), then close."""
+        with self._lock:
+            self._closing, self._aborting = True, abort
+            self._space.notify_all()
+            thread = self._thread
+            self._wake()
+        if thread is not None:
+            thread.join()
+        self._selector.close()
+        self._wake_in.close()
+        self._wake_out.close()
+
+    def _wake(self) -> None:
+        with _suppress(OSError):  # its buffer is full: the loop is awake already
+            self._wake_out.send(b"!")
+
+    def _run(self) -> None:
+        """The loop; after a Ctrl-C every GET is abandoned, and after a failure of the loop
+        itself (a bug) every GET still due fails, to be tried again on threads."""
+        stopped: Exception | None = None
+        try:
+            while self._turn():
+                pass
+        except Exception as exc:
+            stopped = exc
+        finally:
+            error = None if self._aborting else stopped or _no_retry("the multiplexer stopped")
+            for line in list(self._lines):
+                self._drop(line, error)
+            with self._lock:
+                self._over, self._stopped = True, error
+                left, self._queued = list(self._queued), _deque()
+            for sink in left + [sink for waiting in self._waiting.values() for sink, _ in waiting]:
+                sink.fail(error)
+
+    def _turn(self) -> bool:
+        """Start what can start, wait for sockets, handle what they bring: False once all is done."""
+        self._take()
+        with self._lock:
+            if self._aborting:
+                return False
+            busy = self._opening or any(self._waiting.values()) or any(line.exchange for line in self._lines)
+            if not busy and not self._queued and self._closing:
+                return False
+            self._hungry = not self._queued
+        timeout = None
+        now = time.monotonic()
+        for line in self._lines:
+            if line.exchange is not None:
+                due = self._due(line.exchange) - now
+                timeout = due if timeout is None else min(timeout, due)
+        for key, events in self._selector.select(None if timeout is None else max(timeout, 0.0)):
+            if key.data is None:
+                self._drain_wakes()
+            else:
+                self._serve(key.data, events)
+        now = time.monotonic()
+        for line in list(self._lines):
+            if line.exchange is not None and self._due(line.exchange) <= now:
+                self._drop(line, Timeout("the answer did not come in time: timed out"))
+        return True
+
+    def _due(self, exchange: _Exchange) -> float:
+        """When an exchange times out: the read timeout after its last byte, or its deadline."""
+        return min(exchange.since + self._transport._read_timeout, exchange.started + self._transport._deadline)
+
+    def _drain_wakes(self) -> None:
+        try:
+            while self._wake_in.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+
+    def _take(self) -> None:
+        """Sinks queued → signed requests waiting for their origin; connections opened →
+        lines; then every waiting request that has an idle line goes out on it."""
+        import selectors
+
+        with self._lock:
+            sinks, self._queued = list(self._queued), _deque()
+            arrived, self._arrived = self._arrived, []
+            self._space.notify_all()
+        for origin, conn in arrived:
+            self._opening -= 1
+            if isinstance(conn, Exception):
+                self._broken[origin] = conn
+                continue
+            line = _Line(origin, conn)
+            line.sock.setblocking(False)
+            self._selector.register(line.sock, selectors.EVENT_READ, line)
+            self._lines.add(line)
+            self._idle.setdefault(origin, []).append(line)
+        for sink in sinks:
+            try:
+                origin, out = sink.request()
+            except Exception as exc:
+                sink.fail(exc)
+                continue
+            self._waiting.setdefault(origin, _deque()).append((sink, out))
+        for origin, waiting in self._waiting.items():
+            if origin in self._broken:
+                while waiting:
+                    waiting.popleft()[0].fail(self._broken[origin])
+            idle = self._idle.get(origin, [])
+            while waiting and idle:
+                self._start(idle.pop(), *waiting.popleft())
+            wanted = min(len(waiting) - self._opening, self._width - len(self._lines) - self._opening)
+            for _ in range(max(wanted, 0)):
+                self._opening += 1
+                threading.Thread(target=self._connect, args=(origin,), name="tinys3-connect", daemon=True).start()
+
+    def _connect(self, origin: tuple[str, str, int]) -> None:
+        """On a thread of its own: one more connection, or why there is none."""
+        try:
+            arrived: HTTPConnection | Exception = self._transport.open(origin)
+        except Exception as exc:
+            arrived = exc
+        with self._lock:
+            self._arrived.append((origin, arrived))
+            self._wake()
+
+    def _start(self, line: _Line, sink: Any, out: bytes) -> None:
+        line.exchange = _Exchange(sink, out)
+        self._send(line)
+
+    def _send(self, line: _Line, events: int = 0) -> None:
+        """Send what is left of the request; wait for the socket to take more if it must."""
+        import selectors
+        import ssl
+
+        exchange = line.exchange
+        assert exchange is not None
+        try:
+            sent = line.sock.send(exchange.out)
+        except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError):
+            sent = 0
+        except OSError as exc:
+            self._drop(line, _transport_error(exc, "GET failed"))
+            return
+        exchange.out = exchange.out[sent:]
+        wanted = selectors.EVENT_READ | (selectors.EVENT_WRITE if exchange.out else 0)
+        if wanted != events:
+            self._selector.modify(line.sock, wanted, line)
+
+    def _serve(self, line: _Line, events: int) -> None:
+        """A socket is ready: send more of its request, or read what came."""
+        import selectors
+        import ssl
+
+        if line.exchange is not None and line.exchange.out and events & selectors.EVENT_WRITE:
+            self._send(line, selectors.EVENT_READ | selectors.EVENT_WRITE)
+            return
+        while line in self._lines:
+            try:
+                n = line.sock.recv_into(self._buffer)
+            except (BlockingIOError, InterruptedError, ssl.SSLWantReadError):
+                return
+            except OSError as exc:
+                self._drop(line, _transport_error(exc, "reading the answer failed"))
+                return
+            if not n:  # closed: an idle line's server let it go; else the answer is cut short
+                self._drop(line, _transport_error(ConnectionResetError(), "the server closed the connection"))
+                return
+            try:
+                self._received(line, self._buffer[:n])
+            except Exception as exc:
+                self._drop(line, exc)
+                return
+            if not (isinstance(line.sock, ssl.SSLSocket) and line.sock.pending()):
+                return
+
+    def _received(self, line: _Line, data: memoryview) -> None:
+        """Bytes of the answer on ``line``: its head, then its body, into the sink."""
+        exchange = line.exchange
+        if exchange is None:
+            raise _no_retry("the server sent bytes nobody asked for")
+        exchange.since = time.monotonic()
+        if exchange.left is None:
+            scanned = max(len(exchange.head) - 3, 0)
+            exchange.head += data
+            end = exchange.head.find(b"\r\n\r\n", scanned)
+            if end < 0:
+                if len(exchange.head) > _MAX_LINE:
+                    raise _no_retry("the answer's head is over 64 KiB")
+                return
+            data = memoryview(bytes(exchange.head[end + 4 :]))
+            self._begin(exchange, bytes(exchange.head[: end + 4]))
+        assert exchange.left is not None
+        if len(data) > exchange.left:
+            raise _no_retry("the server sent more than its Content-Length")
+        if data:
+            exchange.sink.write(data)
+            exchange.left -= len(data)
+        if exchange.left == 0:
+            line.exchange = None
+            if exchange.will_close:
+                self._drop(line, None)
+            else:
+                self._idle.setdefault(line.origin, []).append(line)
+            try:
+                exchange.sink.end()
+            except Exception as exc:
+                exchange.sink.fail(exc)
+
+    def _begin(self, exchange: _Exchange, head: bytes) -> None:
+        """Read the head of an answer: only a 200 framed by Content-Length is taken."""
+        import http.client
+
+        fp = io.BytesIO(head)
+        version, status, reason = _status_line(fp)
+        headers = http.client.HTTPMessage()
+        for name, value in _header_lines(fp):
+            headers.set_raw(name, value)
+        length = headers.get("Content-Length", "")
+        if status != 200 or "Transfer-Encoding" in headers or not (length.isascii() and length.isdigit()):
+            raise TransportError(f"GET answered {status} {reason}{'' if length else ', no Content-Length'}")
+        connection = headers.get("Connection", "").lower()
+        exchange.will_close = "close" in connection or (version != "HTTP/1.1" and "keep-alive" not in connection)
+        exchange.left = int(length)
+        exchange.sink.begin(status, headers)
+
+    def _drop(self, line: _Line, error: Exception | None) -> None:
+        """Close a line; the GET on it, if any, fails with ``error`` (None: abandoned)."""
+        self._lines.discard(line)
+        idle = self._idle.get(line.origin, [])
+        if line in idle:
+            idle.remove(line)
+        with _suppress(KeyError, ValueError):
+            self._selector.unregister(line.sock)
+        self._transport._close(line.conn)
+        exchange, line.exchange = line.exchange, None
+        if exchange is not None:
+            exchange.sink.fail(error)
+
+
+def _header_block(host: str, headers: Mapping[str, str]) -> bytes:
+    """A request's header lines, Host first, without the blank line that ends them.
+
+    One join instead of http.client's putheader per header (a tenth of a small PUT's
+    Python time). Names and values were checked when the request was built; a line
+    break (from credentials, say) still cannot split the head: each adds to the count.
+    """
+    head = "\r\n".join([f"Host: {host}", *[f"{name}: {value}" for name, value in headers.items()]])
+    if head.count("\n") != len(headers) or head.count("\r") != len(headers):
+        raise _no_retry("a request header holds a line break; nothing was sent")
+    return head.encode("latin-1")
 
 
 class _Stream:
@@ -3388,6 +3718,75 @@ def _temporary_beside(path: str) -> tuple[int, str]:
             os.fchmod(fd, mode)
         return fd, temporary
     raise FileExistsError(f"no free temporary name beside {path}")
+
+
+class _SmallDownload:
+    """One object into a file through the ``_Multiplexer``, checked as ``download`` checks it:
+    a temporary file beside the path, renamed into place only once the length the
+    listing gave arrived whole (and its MD5 matched the ETag, when that is one).
+
+    ``done(headers)`` runs once the file is in place; ``fallback(error)`` when the
+    GET was not answered plainly (the caller downloads it the usual way: retries,
+    errors and their messages are there), and not at all when it was abandoned.
+    """
+
+    def __init__(
+        self, conn: Connection, bucket: str, key: str, path: str, size: int,
+        done: Callable[[HTTPMessage], object], fallback: Callable[[Exception], object],
+    ) -> None:  # fmt: skip
+        self._conn, self._bucket, self._key, self._path, self._size = conn, bucket, key, path, size
+        self._done, self._fallback = done, fallback
+        self._fd: int | None = None
+        self._temporary = ""
+        self._md5: Any = None
+        self._etag: str | None = None
+        self._request: _Request | None = None
+        self._headers: HTTPMessage | None = None
+        self._started = 0.0
+
+    def request(self) -> tuple[tuple[str, str, int], bytes]:
+        key = _check_key(self._key)
+        self._request = _Request("GET", self._bucket, key, self._conn._read_headers(self._bucket, None, None))
+        self._started = time.monotonic()
+        return self._conn._wire(self._request)
+
+    def begin(self, status: int, headers: HTTPMessage) -> None:
+        if int(headers["Content-Length"]) != self._size:
+            raise _no_retry(f"{self._key!r} is no longer the size it was listed with")
+        self._headers, self._etag = headers, _etag_md5(headers)
+        self._md5 = hashlib.md5() if self._etag is not None else None
+        self._fd, self._temporary = _temporary_beside(self._path)
+
+    def write(self, view: memoryview) -> None:
+        assert self._fd is not None
+        _write_all(self._fd, view)
+        if self._md5 is not None:
+            self._md5.update(view)
+
+    def end(self) -> None:
+        assert self._fd is not None and self._headers is not None and self._request is not None
+        fd, self._fd = self._fd, None
+        try:
+            os.close(fd)
+            if self._md5 is not None and self._md5.hexdigest() != self._etag:
+                raise TransportError(f"the download does not match its ETag (MD5 {self._md5.hexdigest()}, "
+                                     f"ETag {self._etag})")  # fmt: skip
+            os.replace(self._temporary, self._path)
+        except BaseException:
+            os.unlink(self._temporary)
+            raise
+        _log_request(self._request, 200, 1, self._started, self._headers)
+        self._done(self._headers)
+
+    def fail(self, error: Exception | None) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+            os.unlink(self._temporary)
+        if error is not None:
+            if self._request is not None:
+                _log_request(self._request, error, 1, self._started)
+            self._fallback(error)
 
 
 def _checker(conn: Connection, response: Response, request: _Request) -> _Checker | None:
@@ -5371,6 +5770,29 @@ class Connection:
         del signed["Host"]
         return signed
 
+    def _addressed(
+        self, request: _Request, headers: dict[str, str], credentials: Credentials | None
+    ) -> tuple[str, _Endpoint, str, str, dict[str, str]]:
+        """Where one attempt goes and what it says: (region, endpoint, host, target, signed headers)."""
+        region, endpoint = self._route(request.bucket)
+        host, path = endpoint.locate(request.bucket, request.key)
+        query = _canonical_query_string(request.query)
+        headers["Host"] = host
+        signed = self._signed(request, path, headers, credentials, region)
+        return region, endpoint, host, f"{path}?{query}" if query else path, signed
+
+    def _wire(self, request: _Request) -> tuple[tuple[str, str, int], bytes]:
+        """One attempt of a request without a body, signed now, as the bytes that go out and
+        the (scheme, host, port) they go to: ``_Multiplexer``'s way to send; ``_send`` is
+        everyone else's."""
+        _, endpoint, host, target, headers = self._addressed(request, _framed(request), self.credentials)
+        origin = (endpoint.scheme, endpoint.connect_host(host), endpoint.port)
+        target, signed = _through_proxy(self._transport.proxy(origin), endpoint.scheme, host, target, headers)
+        if not (target.isascii() and target.isprintable()) or " " in target:
+            raise _no_retry(f"the request target {target!r} holds a space or a control character")
+        return origin, b"%s %s HTTP/1.1\r\n%s\r\n\r\n" % (request.method.encode(), target.encode(),
+                                                          _header_block(host, signed))  # fmt: skip
+
     def _send(
         self,
         request: _Request,
@@ -5395,12 +5817,7 @@ class Connection:
         while True:
             attempt += 1
             credentials = self.credentials
-            region, endpoint = self._route(request.bucket)
-            host, path = endpoint.locate(request.bucket, request.key)
-            query = _canonical_query_string(request.query)
-            target = f"{path}?{query}" if query else path
-            headers["Host"] = host
-            signed = self._signed(request, path, headers, credentials, region)
+            region, endpoint, host, target, signed = self._addressed(request, headers, credentials)
             started = time.monotonic()
             try:
                 status, reason, reply_headers, content = self._transport.send(
@@ -5419,7 +5836,7 @@ class Connection:
                 _log_request(request, exc, attempt, started)
                 if attempt >= self._retries or not exc.retry or (isinstance(exc, Timeout) and not idempotent):
                     raise
-                _log("retrying %s %s after %s (attempt %d)", request.method, path, exc, attempt)
+                _log("retrying %s %s after %s (attempt %d)", request.method, target.partition("?")[0], exc, attempt)
                 _backoff(attempt)
                 continue
             error = _http_error(response, _secrets(credentials, headers))
@@ -5427,7 +5844,8 @@ class Connection:
                 continue
             if attempt >= self._retries or not (status in _RETRY_STATUSES or error.code in _RETRY_CODES):
                 raise error
-            _log("retrying %s %s after %s %s (attempt %d)", request.method, path, status, error.code, attempt)
+            where = target.partition("?")[0]
+            _log("retrying %s %s after %s %s (attempt %d)", request.method, where, status, error.code, attempt)
             _backoff(attempt, _retry_after(response.headers.get("Retry-After")))
 
 
@@ -6000,6 +6418,8 @@ class _Batch:
         self.lock = threading.Lock()
         self._work, self._space = threading.Condition(self.lock), threading.Condition(self.lock)
         self._queued: _deque[tuple[int, Callable[[], object], Callable[[Exception], None], int]] = _deque()
+        self._many: _Multiplexer | None = None  # small downloads, on one thread (made on first use)
+        self._reach = most  # sockets it holds at most
         self._threads: list[threading.Thread] = []
         self._serving = self._idle = 0  # threads running, and of those, waiting for work
         self.listing = True
@@ -6021,6 +6441,32 @@ class _Batch:
                 thread = threading.Thread(target=self._serve, name=f"tinys3-cli-{len(self._threads)}")
                 self._threads.append(thread)
                 thread.start()
+
+    def add_small_download(
+        self, conn: Connection, bucket: str, key: str, path: str, size: int,
+        done: Callable[[HTTPMessage], object], work: Callable[[], object], report: Callable[[Exception], None],
+    ) -> None:  # fmt: skip
+        """Queue a small download on the multiplexer; one it could not take plainly comes
+        back as the ordinary transfer ``work`` (``report`` hears its failure)."""
+        with self.lock:
+            self.files, self.bytes = self.files + 1, self.bytes + size
+            self.show()
+            if self._many is None:
+                self._many = _Multiplexer(conn._transport, self._reach)
+
+        def finished(headers: HTTPMessage) -> None:
+            done(headers)
+            with self.lock:
+                self.files_done, self.bytes_done = self.files_done + 1, self.bytes_done + size
+                self.show()
+
+        def again(error: Exception) -> None:
+            _log("downloading %s on a thread of its own, after: %s", key, error)
+            with self.lock:
+                self.files, self.bytes = self.files - 1, self.bytes - size
+            self.add(size, work, report)
+
+        self._many.add(_SmallDownload(conn, bucket, key, path, size, finished, again))
 
     def _serve(self) -> None:
         """One thread: queued transfers, one after another, until none is left once
@@ -6056,6 +6502,12 @@ class _Batch:
     def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
         """Wait for every queued transfer; after an error or Ctrl-C, drop those not started
         (those under way finish: a file is never left half-written)."""
+        if self._many is not None:
+            try:  # first: what it cannot take plainly comes back as transfers queued here
+                self._many.close(abort=kind is not None)
+            except BaseException:  # Ctrl-C while waiting: its downloads are abandoned
+                self._many.close(abort=True)
+                raise
         with self.lock:
             self.listing = False
             if kind is not None:
@@ -6178,9 +6630,12 @@ class _Cli:
     def transfer(
         self, verb: str, source: str, target: str, size: int,
         action: Callable[[Progress | None], object], remove: Callable[[], object],
+        quick: Callable[[Callable[[], None], Callable[[], None], Callable[[Exception], None]], None] | None = None,
     ) -> None:  # fmt: skip
         """One upload, download or copy, and for ``mv`` the removal of its source
-        once it succeeded: now with a progress bar, or queued on the batch."""
+        once it succeeded: now with a progress bar, or queued on the batch. ``quick``
+        (a small download of ``cp`` or ``sync``) queues it on the batch's multiplexer
+        instead, given what to say once done, the transfer and how to report its failure."""
         verb = "move" if self.args.command == "mv" else verb
         line = f"{verb}: {source} to {target}"
         if self.dry(line):
@@ -6193,8 +6648,14 @@ class _Cli:
             self.say(line)
 
         if self.batch is not None:
-            self.batch.add(size, lambda: work(None), lambda error: self.fail(f"{verb} failed: {source} to {target}: "
-                                                                             f"{_error_text(error)}"))  # fmt: skip
+
+            def report(error: Exception) -> None:
+                self.fail(f"{verb} failed: {source} to {target}: {_error_text(error)}")
+
+            if quick is not None and self.args.command != "mv":
+                quick(lambda: self.say(line), lambda: work(None), report)
+            else:
+                self.batch.add(size, lambda: work(None), report)
             return
         hidden = self.silent or self.args.no_progress
         bar = None if hidden else _ProgressBar(self.err, (target if verb == "upload" else source).rpartition("/")[2])
@@ -6394,21 +6855,41 @@ class _Cli:
         if os.path.isdir(path) or path.endswith(os.sep):
             path = os.path.join(path, key.rpartition("/")[2])
 
-        def fetch(bar: Progress | None) -> None:
+        def folder_ready() -> None:
             folder = os.path.dirname(path) or "."
             if self.batch is not None and folder not in self.folders:
                 os.makedirs(folder, exist_ok=True)
                 self.folders.add(folder)
-            response = self.conn.download(key, path, bucket, progress=bar)
-            stamp = response.headers.get("Last-Modified")
-            if stamp:  # as aws does: so that a sync finds the file up to date
+
+        def stamp(headers: HTTPMessage) -> None:
+            moment = headers.get("Last-Modified")
+            if moment:  # as aws does: so that a sync finds the file up to date
                 from email.utils import parsedate_to_datetime
 
-                moment = parsedate_to_datetime(stamp).timestamp()
-                os.utime(path, (moment, moment))
+                seconds = parsedate_to_datetime(moment).timestamp()
+                os.utime(path, (seconds, seconds))
 
+        def fetch(bar: Progress | None) -> None:
+            folder_ready()
+            stamp(self.conn.download(key, path, bucket, progress=bar).headers)
+
+        def quick(said: Callable[[], None], work: Callable[[], None], report: Callable[[Exception], None]) -> None:
+            assert self.batch is not None and size is not None
+            try:
+                folder_ready()
+            except OSError:
+                self.batch.add(size, work, report)  # where it fails again, and is reported
+                return
+
+            def done(headers: HTTPMessage) -> None:
+                stamp(headers)
+                said()
+
+            self.batch.add_small_download(self.conn, bucket, key, path, size, done, work, report)
+
+        small = self.batch is not None and size is not None and size < self.conn.multipart_threshold
         self.transfer("download", f"s3://{bucket}/{key}", path, size or 0, fetch,
-                      lambda: self.conn.delete(key, bucket))  # fmt: skip
+                      lambda: self.conn.delete(key, bucket), quick if small else None)  # fmt: skip
 
     def ls(self) -> int:
         """Buckets (no URL), or one level of a folder with names relative to it
