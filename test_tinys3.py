@@ -6201,6 +6201,178 @@ def test_cli_recursive_commands_transfer_files_at_once(seaweedfs: Server, tmp_pa
     assert len({request.connection for request in seen if request.method == "PUT"}) == 64, "64 at once by default"
 
 
+def _written_by_others(seaweedfs: Server, bucket: str) -> dict[str, bytes]:
+    """Small objects (all under the multipart threshold) as other clients write them: boto3's
+    one-shot and multipart PUTs (a ``-2`` ETag), empty ones, and a presigned PUT."""
+    import boto3.s3.transfer
+
+    s3 = seaweedfs.boto3()
+    objects = {f"d/{number:02d}": os.urandom(number * 997) for number in range(24)}
+    for key, data in objects.items():
+        s3.put_object(Bucket=bucket, Key=key, Body=data)
+    objects["d/multi"] = os.urandom(6 * MiB)
+    parts = boto3.s3.transfer.TransferConfig(multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB)
+    s3.upload_fileobj(io.BytesIO(objects["d/multi"]), bucket, "d/multi", Config=parts)
+    objects["d/presigned"] = presigned_put(seaweedfs, bucket, "d/presigned", b"put with a presigned URL")
+    assert s3.head_object(Bucket=bucket, Key="d/multi")["ETag"].endswith('-2"')
+    return objects
+
+
+def _gets(seen: list[Recorded]) -> list[Recorded]:
+    return [request for request in seen if request.method == "GET" and "list-type" not in request.path]
+
+
+def test_cli_downloads_small_objects_in_one_plain_get_each_over_kept_connections(
+    seaweedfs: Server, tmp_path: Path
+) -> None:
+    """cp -r of objects under the multipart threshold, whoever wrote them: one GET each, no
+    range, over at most --max-concurrency connections kept for many GETs; every file
+    byte-exact, dated as the object's Last-Modified, no temporary file left."""
+    bucket = seaweedfs.new_bucket()
+    objects = _written_by_others(seaweedfs, bucket)
+    with scripted_server(lambda request: None, upstream=seaweedfs.endpoint) as (endpoint, seen):
+        done = run_cli(seaweedfs, "cp", "-r", f"s3://{bucket}/d/", str(tmp_path / "got"), "--endpoint-url", endpoint,
+                       "--max-concurrency", "4")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert len(lines_of(done)) == len(objects)
+    got = {path.name: path for path in (tmp_path / "got").iterdir()}
+    assert {name: path.read_bytes() for name, path in got.items()} == {k[2:]: v for k, v in objects.items()}
+    s3 = seaweedfs.boto3()
+    for name, path in got.items():
+        assert path.stat().st_mtime == s3.head_object(Bucket=bucket, Key=f"d/{name}")["LastModified"].timestamp()
+    gets = _gets(seen)
+    assert sorted(request.path for request in gets) == sorted(f"/{bucket}/{key}" for key in objects)
+    assert not any("range" in request.headers for request in gets)
+    assert len({request.connection for request in gets}) <= 4
+
+
+def test_cli_small_downloads_met_by_a_fault_go_again_the_usual_way_and_land_whole(
+    seaweedfs: Server, tmp_path: Path
+) -> None:
+    """A 503, a reset, a body cut short or corrupted, an answer chunked, one longer than
+    listed, one with bytes past its Content-Length, one with a header over 64 KiB: each
+    such first GET is asked again on a thread, where retries live, and the file lands whole
+    (one saying Connection: close is taken, and its socket closed). A key that is gone
+    fails loudly and leaves no file; the others are not held up."""
+    bucket = seaweedfs.new_bucket()
+    objects = {f"d/{name}": os.urandom(3000 + n) for n, name in enumerate("abcdefghij")}
+    direct = connect(seaweedfs, default=bucket)
+    for key, data in objects.items():
+        direct.upload(key, data)
+    direct.upload("d/gone", b"listed, then deleted")
+
+    def cut(reply: Any) -> Cut:
+        _, headers, content = reply
+        etag = next(value for name, value in headers.items() if name.lower() == "etag")
+        head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(content)}\r\nETag: {etag}\r\n\r\n"
+        return Cut(head.encode() + content[: len(content) // 2])
+
+    def chunked(reply: Any) -> bytes:
+        content = reply[2]
+        return b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(content), content)
+
+    first = {
+        "a": (503, {}, b"<Error><Code>SlowDown</Code></Error>"),
+        "b": "reset",
+        "c": lambda reply: cut(reply),
+        "d": lambda reply: (200, reply[1], bytes([reply[2][0] ^ 1]) + reply[2][1:]),
+        "e": lambda reply: chunked(reply),
+        "f": lambda reply: (200, {**reply[1], "Connection": "close"}, reply[2]),
+        "g": lambda reply: (200, {**reply[1], "Content-Length": str(len(reply[2]) + 1)}, reply[2] + b"!"),
+        "h": lambda reply: b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s+more" % (len(reply[2]), reply[2]),
+        "i": lambda reply: (200, {**reply[1], "X-Long": "x" * 70_000}, reply[2]),
+    }
+    asked: collections.Counter[str] = collections.Counter()
+
+    def answer(request: Recorded) -> Any:
+        name = request.path.rpartition("/")[2]
+        if request.method != "GET" or "list-type" in request.path:
+            return None
+        asked[name] += 1
+        if name == "gone":
+            return 404, {}, b"<Error><Code>NoSuchKey</Code><Message>gone</Message></Error>"
+        return first.get(name) if asked[name] == 1 else None
+
+    with scripted_server(answer, upstream=seaweedfs.endpoint) as (endpoint, _):
+        done = run_cli(seaweedfs, "cp", "-r", f"s3://{bucket}/d/", str(tmp_path / "got"), "--endpoint-url", endpoint,
+                       "--max-concurrency", "4")  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.decode().splitlines() == [
+        f"download failed: s3://{bucket}/d/gone to {tmp_path / 'got' / 'gone'}: NoSuchKey: gone"
+    ]
+    assert {path.name: path.read_bytes() for path in (tmp_path / "got").iterdir()} == {
+        key[2:]: data for key, data in objects.items()
+    }, "every file whole, none for the key that is gone, no temporary left"
+    assert all(asked[name] == 2 for name in "abcdeghi"), f"each fault met once, then asked again: {asked}"
+    assert all(asked[name] == 1 for name in "fj"), "the others (Connection: close is no fault): one GET"
+
+
+def test_cli_small_downloads_go_over_https_through_a_proxy_tunnel(seaweedfs: Server, tmp_path: Path) -> None:
+    """The small downloads' sockets are opened the usual way: CONNECT through the proxy,
+    TLS checked against the CA bundle; then the GETs go over them without blocking."""
+    bucket = seaweedfs.new_bucket()
+    objects = {f"d/{number:02d}": os.urandom(number * 5000) for number in range(20)}
+    direct = connect(seaweedfs, default=bucket)
+    for key, data in objects.items():
+        direct.upload(key, data)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and "proxy" not in k.lower()}
+    with tls_front(seaweedfs.endpoint, tmp_path) as (port, ca_file, _), tunnelling_proxy(port) as (proxy, seen):
+        env.update(AWS_ACCESS_KEY_ID=seaweedfs.access_key, AWS_SECRET_ACCESS_KEY=seaweedfs.secret_key,
+                   AWS_ENDPOINT_URL=f"https://127.0.0.1:{port}", AWS_CA_BUNDLE=ca_file, HTTPS_PROXY=proxy,
+                   AWS_EC2_METADATA_DISABLED="true", PYTHONPATH=str(HERE))  # fmt: skip
+        done = subprocess.run([sys.executable, "-m", "tinys3", "cp", "-r", f"s3://{bucket}/d/", str(tmp_path / "got"),
+                               "--max-concurrency", "3"], capture_output=True, env=env, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert {path.name: path.read_bytes() for path in (tmp_path / "got").iterdir()} == {
+        key[2:]: data for key, data in objects.items()
+    }
+    assert 2 <= len(seen) <= 4 and set(seen) == {f"CONNECT 127.0.0.1:{port}"}, "the listing's, and three for GETs"
+
+
+def test_a_small_download_that_stalls_times_out_and_goes_again_the_usual_way(seaweedfs: Server, tmp_path: Path) -> None:
+    """The read timeout bounds a multiplexed GET as it bounds any other: the stalled one
+    is given up after it, asked again on a thread, and lands whole."""
+    bucket = seaweedfs.new_bucket()
+    objects = {f"d/{number}": os.urandom(2000 + number) for number in range(6)}
+    direct = connect(seaweedfs, default=bucket)
+    for key, data in objects.items():
+        direct.upload(key, data)
+    asked: collections.Counter[str] = collections.Counter()
+
+    def answer(request: Recorded) -> Any:
+        asked[request.path] += 1
+        return "stall" if request.path.endswith("/d/3") and asked[request.path] == 1 else None
+
+    failures: list[Exception] = []
+    started = time.monotonic()
+    with scripted_server(answer, upstream=seaweedfs.endpoint) as (endpoint, _):
+        conn = tinys3.Connection(seaweedfs.access_key, seaweedfs.secret_key, endpoint=endpoint, timeout=(5, 0.5))
+        with tinys3._Batch(4, io.StringIO(), False) as batch:
+            for key, data in objects.items():
+                path = str(tmp_path / key[2:])
+                work = functools.partial(conn.download, key, path, bucket)
+                batch.add_small_download(conn, bucket, key, path, len(data), print, work, failures.append)
+    assert failures == [] and time.monotonic() - started < 20, "given up after 0.5 s, not the stall's 30 s"
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == {k[2:]: v for k, v in objects.items()}
+    assert asked[f"/{bucket}/d/3"] == 2
+
+
+def test_small_downloads_that_cannot_be_sent_or_connected_fail_as_they_would_on_a_thread(tmp_path: Path) -> None:
+    """A key no request can name, a server nobody listens at: each small download goes the
+    usual way, which reports the same error it would have; nothing is written."""
+    from conftest import free_port
+
+    conn = tinys3.Connection("k", "s", endpoint=f"http://127.0.0.1:{free_port()}", retries=1)
+    failures: list[Exception] = []
+    with tinys3._Batch(4, io.StringIO(), False) as batch:
+        for key in ("", "fine"):
+            work = functools.partial(conn.download, key, str(tmp_path / "file"), "bkt")
+            batch.add_small_download(conn, "bkt", key, str(tmp_path / "file"), 1, print, work, failures.append)
+    assert sorted(type(error).__name__ for error in failures) == ["InvalidInput", "TransportError"]
+    assert "cannot connect" in str(next(error for error in failures if type(error) is tinys3.TransportError))
+    assert list(tmp_path.iterdir()) == []
+
+
 def _in_flight_after(
     room: tinys3._InFlight, transfers: int, seconds: Callable[[int], float], size: int = 1, cpu: float = 0.1
 ) -> int:
