@@ -6198,7 +6198,7 @@ def test_cli_recursive_commands_transfer_files_at_once(seaweedfs: Server, tmp_pa
     with scripted_server(slow, upstream=seaweedfs.endpoint) as (endpoint, seen):
         done = run_cli(seaweedfs, "cp", "-r", str(many), f"s3://{bucket}/many/", "--endpoint-url", endpoint)
     assert len(lines_of(done)) == 80
-    assert len({request.connection for request in seen if request.method == "PUT"}) == 64, "64 at once by default"
+    assert len({request.connection for request in seen if request.method == "PUT"}) == 80, "128 at once by default"
 
 
 def _written_by_others(seaweedfs: Server, bucket: str) -> dict[str, bytes]:
@@ -6351,7 +6351,8 @@ def test_a_small_download_that_stalls_times_out_and_goes_again_the_usual_way(sea
             for key, data in objects.items():
                 path = str(tmp_path / key[2:])
                 work = functools.partial(conn.download, key, path, bucket)
-                batch.add_small_download(conn, bucket, key, path, len(data), print, work, failures.append)
+                sink = functools.partial(tinys3._SmallDownload, conn, bucket, key, path, len(data))
+                batch.add_small(conn, len(data), sink, print, work, failures.append)
     assert failures == [] and time.monotonic() - started < 20, "given up after 0.5 s, not the stall's 30 s"
     assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == {k[2:]: v for k, v in objects.items()}
     assert asked[f"/{bucket}/d/3"] == 2
@@ -6367,7 +6368,8 @@ def test_small_downloads_that_cannot_be_sent_or_connected_fail_as_they_would_on_
     with tinys3._Batch(4, io.StringIO(), False) as batch:
         for key in ("", "fine"):
             work = functools.partial(conn.download, key, str(tmp_path / "file"), "bkt")
-            batch.add_small_download(conn, "bkt", key, str(tmp_path / "file"), 1, print, work, failures.append)
+            sink = functools.partial(tinys3._SmallDownload, conn, "bkt", key, str(tmp_path / "file"), 1)
+            batch.add_small(conn, 1, sink, print, work, failures.append)
     assert sorted(type(error).__name__ for error in failures) == ["InvalidInput", "TransportError"]
     assert "cannot connect" in str(next(error for error in failures if type(error) is tinys3.TransportError))
     assert list(tmp_path.iterdir()) == []
@@ -6474,12 +6476,12 @@ def test_the_cpu_share_is_this_process_cpu_over_the_time_since_the_era_began() -
 
 
 def test_cli_recursive_commands_put_more_files_in_flight_while_that_pays(seaweedfs: Server, tmp_path: Path) -> None:
-    """By default 64 files at once, doubled while the files finished per second grow by half
-    (a slow network), up to 128 and no further; a server that takes them one after another
-    does not take it past 128 either (the rule itself: the offline tests above)."""
+    """By default 128 small files at once, doubled while the files finished per second grow
+    by half (a slow network), up to 256 and no further; a server that takes them one after
+    another does not take it past 256 either (the rule itself: the offline tests above)."""
     bucket = seaweedfs.new_bucket()
-    for number in range(600):
-        (tmp_path / f"{number:03d}").write_bytes(b"x")
+    for number in range(1200):
+        (tmp_path / f"{number:04d}").write_bytes(b"x")
     booked, clock = [0.0], threading.Lock()
 
     def far(request: Recorded) -> None:  # every PUT waits a round trip, all at once
@@ -6492,14 +6494,14 @@ def test_cli_recursive_commands_put_more_files_in_flight_while_that_pays(seaweed
                 done = booked[0]
             time.sleep(max(0.0, done - time.monotonic()))
 
-    for pace, least, most in ((far, 120, 128), (busy, 64, 128)):
+    for pace, least, most in ((far, 250, 256), (busy, 128, 256)):
         with scripted_server(pace, upstream=seaweedfs.endpoint) as (endpoint, seen):
             done = run_cli(seaweedfs, "cp", "-r", str(tmp_path), f"s3://{bucket}/{pace.__name__}/",
                            "--endpoint-url", endpoint)  # fmt: skip
-        assert done.returncode == 0 and len(lines_of(done)) == 600
+        assert done.returncode == 0 and len(lines_of(done)) == 1200
         connections = len({request.connection for request in seen if request.method == "PUT"})
         assert least <= connections <= most, (pace.__name__, connections)
-    assert len(list(connect(seaweedfs).list("far/", bucket))) == 600
+    assert len(list(connect(seaweedfs).list("far/", bucket))) == 1200
 
 
 def test_cli_ctrl_c_during_a_sync_leaves_only_whole_files(seaweedfs: Server, tmp_path: Path) -> None:
