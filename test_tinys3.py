@@ -6358,6 +6358,87 @@ def test_a_small_download_that_stalls_times_out_and_goes_again_the_usual_way(sea
     assert asked[f"/{bucket}/d/3"] == 2
 
 
+def test_cli_uploads_small_files_in_one_put_each_that_other_clients_read_back(
+    seaweedfs: Server, tmp_path: Path
+) -> None:
+    """cp -r of files up to 64 KiB: one PUT each over at most --max-concurrency kept
+    connections, with the object options (type, cache, metadata) any upload sends; boto3
+    with checksum validation on and ``aws s3 cp`` read back every byte; an empty file is an
+    empty object."""
+    bucket = seaweedfs.new_bucket()
+    folder = tmp_path / "up"
+    (folder / "sub").mkdir(parents=True)
+    files = {f"sub/{number:02d}.txt": os.urandom(number * 2731) for number in range(24)}  # up to 62 KiB
+    files["empty.bin"] = b""
+    files["limit.bin"] = os.urandom(64 * 1024)
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    with scripted_server(lambda request: None, upstream=seaweedfs.endpoint) as (endpoint, seen):
+        done = run_cli(seaweedfs, "cp", "-r", str(folder), f"s3://{bucket}/up/", "--endpoint-url", endpoint,
+                       "--max-concurrency", "4", "--cache-control", "max-age=60", "--metadata", "team=ops")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert len(lines_of(done)) == len(files)
+    puts = [request for request in seen if request.method == "PUT"]
+    assert sorted(request.path for request in puts) == sorted(f"/{bucket}/up/{name}" for name in files)
+    assert len({request.connection for request in puts}) <= 4
+    s3 = seaweedfs.boto3(response_checksum_validation="when_supported")
+    for name, data in files.items():
+        got = s3.get_object(Bucket=bucket, Key=f"up/{name}")
+        assert got["Body"].read() == data
+        assert (got["CacheControl"], got["Metadata"]) == ("max-age=60", {"team": "ops"})
+        assert got["ContentType"] == ("text/plain" if name.endswith(".txt") else "application/octet-stream")
+    aws_cli(seaweedfs, "s3", "cp", "--recursive", f"s3://{bucket}/up/", str(tmp_path / "by-aws"), home=tmp_path)
+    assert {str(path.relative_to(tmp_path / "by-aws")): path.read_bytes()
+            for path in (tmp_path / "by-aws").rglob("*") if path.is_file()} == files  # fmt: skip
+
+
+def test_cli_small_uploads_met_by_a_fault_go_again_the_usual_way(seaweedfs: Server, tmp_path: Path) -> None:
+    """A 503, a reset before or after the body, an answer lost after the server stored the
+    object: each such first PUT is sent again on a thread, and every object is whole."""
+    bucket = seaweedfs.new_bucket()
+    files = {name: os.urandom(1000 + n) for n, name in enumerate("abcdef")}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    first: dict[str, Any] = {"a": (503, {}, b"<Error><Code>SlowDown</Code></Error>"), "b": "reset-before-body",
+                             "c": "reset", "d": lambda reply: "close"}  # fmt: skip
+    asked: collections.Counter[str] = collections.Counter()
+
+    def answer(request: Recorded) -> Any:
+        name = request.path.rpartition("/")[2]
+        asked[name] += request.method == "PUT"
+        return first.get(name) if request.method == "PUT" and asked[name] == 1 else None
+
+    with scripted_server(answer, upstream=seaweedfs.endpoint) as (endpoint, _):
+        done = run_cli(seaweedfs, "cp", "-r", str(tmp_path), f"s3://{bucket}/", "--endpoint-url", endpoint)
+    assert done.returncode == 0, done.stderr
+    s3 = seaweedfs.boto3(response_checksum_validation="when_supported")
+    assert {name: s3.get_object(Bucket=bucket, Key=name)["Body"].read() for name in files} == files
+    assert [asked[name] for name in "abcdef"] == [2, 2, 2, 2, 1, 1]
+
+
+def test_a_small_file_that_grew_since_the_walk_goes_up_whole_the_usual_way(
+    seaweedfs: Server, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The multiplexer reads a file when its PUT is about to go: one now past 64 KiB is not
+    read whole into memory but handed to ``upload``, which stores all of it."""
+    import logging
+
+    caplog.set_level(logging.DEBUG, logger="tinys3")
+    bucket, path = seaweedfs.new_bucket(), tmp_path / "grows"
+    path.write_bytes(b"small when listed")
+    conn = connect(seaweedfs)
+    with tinys3._Batch(None, io.StringIO(), False) as batch:
+        grown = os.urandom(200_000)
+        path.write_bytes(grown)
+        sink = functools.partial(tinys3._SmallUpload, conn, bucket, "grows", str(path), {})
+        work = functools.partial(conn.upload, "grows", path, bucket)
+        failures: list[Exception] = []
+        batch.add_small(conn, 17, sink, print, work, failures.append)
+    assert failures == []
+    assert seaweedfs.boto3().get_object(Bucket=bucket, Key="grows")["Body"].read() == grown
+    assert f"{path} grew past 65536 bytes since it was listed" in caplog.text
+
+
 def test_small_downloads_that_cannot_be_sent_or_connected_fail_as_they_would_on_a_thread(tmp_path: Path) -> None:
     """A key no request can name, a server nobody listens at: each small download goes the
     usual way, which reports the same error it would have; nothing is written."""

@@ -6358,8 +6358,9 @@ def _cli_parents(parser: Any) -> tuple[Any, Any, Any]:
     batch.add_argument("--follow-symlinks", action=argparse.BooleanOptionalAction, default=True,
                        help="read a local source's links as what they point to (the default)")  # fmt: skip
     batch.add_argument("--max-concurrency", type=_cli_count, metavar="N",
-                       help=f"files transferred at once by recursive commands (default: {_IN_FLIGHT[0]}, up "
-                            f"to {_IN_FLIGHT[1]} while more at once is faster)")  # fmt: skip
+                       help=f"files transferred at once by recursive commands (default: {_SOCKETS[0]} small "
+                            f"ones, up to {_SOCKETS[1]}, and {_IN_FLIGHT[0]} others, up to {_IN_FLIGHT[1]}, "
+                            "while more at once is faster)")  # fmt: skip
     stored = argparse.ArgumentParser(add_help=False)  # what uploads and copies store
     stored.add_argument("--content-type", metavar="TYPE", help="Content-Type (default: guessed from the name)")
     stored.add_argument("--cache-control", metavar="VALUE", help="Cache-Control header")
