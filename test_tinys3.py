@@ -5192,6 +5192,46 @@ def test_pool_of_25_uploads_500_objects(server: Server, bucket: str) -> None:
         assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == data
 
 
+def test_small_pool_uploads_share_the_pools_sockets_and_go_again_on_threads_after_a_fault(
+    seaweedfs: Server,
+) -> None:
+    """Small byte uploads go over ``size`` sockets on one thread; one met by a 503 or a reset
+    is sent again on the pool's threads; every Future holds the PUT's Response (a bad key:
+    the error), callbacks see it, and boto3 (checksums on) reads back every byte."""
+    bucket = seaweedfs.new_bucket()
+    payloads = {f"k/{number:02d}": os.urandom(number * 1000) for number in range(40)}
+    faults: dict[str, Any] = {"k/03": (503, {}, b"<Error><Code>SlowDown</Code></Error>"), "k/07": "reset"}
+    asked: collections.Counter[str] = collections.Counter()
+
+    def answer(request: Recorded) -> Any:
+        key = request.path.split("/", 2)[2]
+        asked[key] += 1
+        return faults.get(key) if asked[key] == 1 else None
+
+    seen_by_callback: list[int] = []
+    keys = seaweedfs.access_key, seaweedfs.secret_key
+    with (
+        scripted_server(answer, upstream=seaweedfs.endpoint) as (endpoint, seen),
+        tinys3.Pool(*keys, endpoint=endpoint, default=bucket, size=4) as pool,
+    ):
+        futures = {key: pool.upload(key, data, content_type="text/csv") for key, data in payloads.items()}
+        futures["k/00"].add_done_callback(lambda future: seen_by_callback.append(future.result().status_code))
+        bad = pool.upload("", b"no key")
+        responses = pool.all_completed(futures.values())
+        with pytest.raises(tinys3.InvalidInput):
+            bad.result()
+    assert [response.status_code for response in responses] == [200] * 40 and seen_by_callback == [200]
+    assert [response.headers["ETag"].strip('"') for response in responses] == [
+        hashlib.md5(data).hexdigest() for data in payloads.values()
+    ]
+    assert (asked["k/03"], asked["k/07"], asked["k/10"]) == (2, 2, 1)
+    assert len({request.connection for request in seen}) <= 4 + 4, "the pool's sockets, and its threads' for faults"
+    s3 = seaweedfs.boto3(response_checksum_validation="when_supported")
+    for key, data in payloads.items():
+        got = s3.get_object(Bucket=bucket, Key=key)
+        assert (got["Body"].read(), got["ContentType"]) == (data, "text/csv")
+
+
 def test_all_completed_keeps_order_and_as_completed_yields_responses(moto: Server) -> None:
     bucket = moto.new_bucket()
     pool = tinys3.Pool(moto.access_key, moto.secret_key, endpoint=moto.endpoint, default=bucket, size=4)
@@ -5234,7 +5274,7 @@ def test_all_completed_times_out_instead_of_dropping_results() -> None:
 def test_closing_the_pool_waits_for_pending_work_and_refuses_more(moto: Server) -> None:
     bucket = moto.new_bucket()
     pool = tinys3.Pool(moto.access_key, moto.secret_key, endpoint=moto.endpoint, default=bucket, size=2)
-    futures = [pool.upload(f"p{i}", b"x") for i in range(10)]
+    futures = [pool.upload(f"p{i}", b"x" if i % 2 else io.BytesIO(b"x")) for i in range(10)]  # sockets, threads
     executor = pool._executor
     pool.close()
     assert all(f.done() and f.result().ok for f in futures)

@@ -2488,10 +2488,11 @@ class _Multiplexer:
     ``write(view)``, ``end()`` and ``fail(error)`` (None: abandoned).
     """
 
-    def __init__(self, transport: _Transport, width: int, most: int) -> None:
+    def __init__(self, transport: _Transport, width: int, most: int, bounded: bool = True) -> None:
         import selectors
         import socket
 
+        self._bounded = bounded
         self._transport, self._room = transport, _InFlight(width, most)
         self._selector = selectors.DefaultSelector()
         self._wake_in, self._wake_out = socket.socketpair()
@@ -2515,9 +2516,10 @@ class _Multiplexer:
         self._stopped: Exception | None = None
 
     def add(self, sink: Any) -> None:
-        """Queue a request (waiting while two widths' worth are queued: memory stays bounded)."""
+        """Queue a request (``bounded``, waiting while two widths' worth are queued, so that
+        memory stays bounded; the requests of a Pool's callers are in memory already)."""
         with self._lock:
-            while len(self._queued) >= 2 * self._room.limit and not self._aborting:
+            while self._bounded and len(self._queued) >= 2 * self._room.limit and not self._aborting:
                 self._space.wait()
             if not self._over:
                 self._queued.append(sink)
@@ -3842,7 +3844,8 @@ class _SmallDownload:
         key = _check_key(self._key)
         self._request = _Request("GET", self._bucket, key, self._conn._read_headers(self._bucket, None, None))
         self._started = time.monotonic()
-        return self._conn._wire(self._request)
+        origin, head, _ = self._conn._wire(self._request)
+        return origin, head
 
     def begin(self, status: int, headers: HTTPMessage) -> None:
         if int(headers["Content-Length"]) != self._size:
@@ -3888,32 +3891,41 @@ _SMALL_PUT = 64 * 1024
 
 
 class _SmallUpload:
-    """One small file stored through the ``_Multiplexer`` in one PUT, read whole when it
-    is about to go (the request ``upload`` would send: the same headers, the body's
-    SHA-256 signed, so that S3 checks every byte). ``done``/``fallback`` as for
-    ``_SmallDownload``."""
+    """A small file (read whole when its PUT is about to go) or bytes stored through the
+    ``_Multiplexer`` in one PUT: the request ``upload`` would send (the same headers,
+    from ``options``: ``content_type``, ``headers``, ``expires``, ``public``; the body's
+    SHA-256 signed, so that S3 checks every byte). ``done(response)`` runs once it is
+    stored; ``fallback(error)`` as for ``_SmallDownload``."""
 
     def __init__(
-        self, conn: Connection, bucket: str, key: str, path: str, headers: Mapping[str, object],
-        done: Callable[[HTTPMessage], object], fallback: Callable[[Exception], object],
+        self, conn: Connection, bucket: str | None, key: str, source: str | bytes, options: Mapping[str, Any],
+        done: Callable[[Response], object], fallback: Callable[[Exception], object],
     ) -> None:  # fmt: skip
-        self._conn, self._bucket, self._key, self._path, self._headers = conn, bucket, key, path, headers
+        self._conn, self._bucket, self._key, self._source, self._options = conn, bucket, key, source, options
         self._done, self._fallback = done, fallback
         self._request: _Request | None = None
         self._answer: HTTPMessage | None = None
-        self._started = 0.0
+        self._started, self._url = 0.0, ""
 
     def request(self) -> tuple[tuple[str, str, int], bytes]:
-        target, wire, _ = self._conn._upload_wire(self._key, self._bucket, None, None, False, self._headers,
-                                                  None, None, None, None, None)  # fmt: skip
-        with open(self._path, "rb") as file:
-            data = file.read(_SMALL_PUT + 1)
-        if len(data) > _SMALL_PUT:
-            raise _no_retry(f"{self._path} grew past {_SMALL_PUT} bytes since it was listed")
+        options = self._options
+        target, wire, _ = self._conn._upload_wire(
+            self._key, self._bucket, options.get("expires"), options.get("content_type"),
+            options.get("public", False), options.get("headers"), None, None, None, None, None,
+        )  # fmt: skip
+        data = self._source if isinstance(self._source, bytes) else self._read(self._source)
         self._request = _Request("PUT", *target, wire, _Body(data))
         self._started = time.monotonic()
-        origin, head = self._conn._wire(self._request)
+        origin, head, self._url = self._conn._wire(self._request)
         return origin, head + data
+
+    @staticmethod
+    def _read(path: str) -> bytes:
+        with open(path, "rb") as file:
+            data = file.read(_SMALL_PUT + 1)
+        if len(data) > _SMALL_PUT:
+            raise _no_retry(f"{path} grew past {_SMALL_PUT} bytes since it was listed")
+        return data
 
     def begin(self, status: int, headers: HTTPMessage) -> None:
         self._answer = headers
@@ -3922,9 +3934,10 @@ class _SmallUpload:
         pass  # the body of a PUT's answer says nothing a 200 did not
 
     def end(self) -> None:
-        assert self._request is not None and self._answer is not None
-        _log_request(self._request, 200, 1, self._started, self._answer)
-        self._done(self._answer)
+        request, answer = self._request, self._answer
+        assert request is not None and answer is not None
+        _log_request(request, 200, 1, self._started, answer)
+        self._done(Response(200, "OK", answer, b"", self._url, "PUT", request.bucket, request.key))
 
     def fail(self, error: Exception | None) -> None:
         if error is not None:
@@ -5925,17 +5938,17 @@ class Connection:
         signed = self._signed(request, path, headers, credentials, region)
         return region, endpoint, host, f"{path}?{query}" if query else path, signed
 
-    def _wire(self, request: _Request) -> tuple[tuple[str, str, int], bytes]:
-        """One attempt of a request without a body, signed now, as the bytes that go out and
-        the (scheme, host, port) they go to: ``_Multiplexer``'s way to send; ``_send`` is
-        everyone else's."""
+    def _wire(self, request: _Request) -> tuple[tuple[str, str, int], bytes, str]:
+        """One attempt of a request, signed now: the (scheme, host, port) it goes to, its head
+        as the bytes that go out (the body, if any, follows them) and its URL.
+        ``_Multiplexer``'s way to send; ``_send`` is everyone else's."""
         _, endpoint, host, target, headers = self._addressed(request, _framed(request), self.credentials)
         origin = (endpoint.scheme, endpoint.connect_host(host), endpoint.port)
         target, signed = _through_proxy(self._transport.proxy(origin), endpoint.scheme, host, target, headers)
         if not (target.isascii() and target.isprintable()) or " " in target:
             raise _no_retry(f"the request target {target!r} holds a space or a control character")
-        return origin, b"%s %s HTTP/1.1\r\n%s\r\n\r\n" % (request.method.encode(), target.encode(),
-                                                          _header_block(host, signed))  # fmt: skip
+        head = b"%s %s HTTP/1.1\r\n%s\r\n\r\n" % (request.method.encode(), target.encode(), _header_block(host, signed))
+        return origin, head, f"{endpoint.scheme}://{host}{target}"
 
     def _send(
         self,
@@ -6150,6 +6163,23 @@ class _OnPool:
         return _partial(pool._submit, method) if self._read is None else _partial(pool._submit, self._read, method)
 
 
+#: What ``Pool.upload`` may be given, besides key, bytes and bucket, for its multiplexer to take it.
+_QUICK_OPTIONS = frozenset({"bucket", "content_type", "headers", "expires", "public"})
+
+
+def _chain(inner: Future[T], outer: Future[T]) -> None:
+    """Resolve ``outer`` (running) as ``inner`` is resolved."""
+
+    def copy(done: Future[T]) -> None:
+        error = done.exception()
+        if error is None:
+            outer.set_result(done.result())
+        else:
+            outer.set_exception(error)
+
+    inner.add_done_callback(copy)
+
+
 def _read_body(get: Callable[..., Response], *args: Any, **kwargs: Any) -> Response:
     response = get(*args, **kwargs)
     response.content  # noqa: B018 - read now, in the pool's thread
@@ -6194,6 +6224,7 @@ class Pool:
         self.connection = connection
         self.size = size
         self._executor: ThreadPoolExecutor | None = None
+        self._many: _Multiplexer | None = None  # small PUTs of bytes (made on first use)
         self._lock = threading.Lock()
         _forkable.add(self)
 
@@ -6204,7 +6235,7 @@ class Pool:
 
     def _after_fork(self) -> None:
         """A forked child gets threads of its own on its first call (the parent's stayed there)."""
-        self._executor = None
+        self._executor, self._many = None, None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -6224,8 +6255,37 @@ class Pool:
                 self._executor = ThreadPoolExecutor(self.size, thread_name_prefix="tinys3")
             return self._executor.submit(fn, *args, **kwargs)
 
+    def upload(self, key: str, local_file: Body, *args: Any, **kwargs: Any) -> Future[Response]:
+        """``Connection.upload`` on the pool: a Future of its Response.
+
+        Bytes up to 64 KiB, with no argument past ``bucket``, ``content_type``,
+        ``headers``, ``expires`` and ``public``, go through the pool's multiplexer:
+        its PUTs in flight on one thread, over ``size`` sockets (a thread each costs
+        a GIL hand-over at each system call). Their Futures are resolved, and their
+        callbacks run, on that thread: keep callbacks short. Any answer but a plain
+        200 sends the upload again on the pool's threads.
+        """
+        from concurrent.futures import Future
+
+        data = local_file if isinstance(local_file, (bytes, bytearray, memoryview)) else None
+        clash = bool(args) and "bucket" in kwargs  # Connection.upload raises it, on a thread
+        if data is None or len(data) > _SMALL_PUT or len(args) > 1 or clash or not set(kwargs) <= _QUICK_OPTIONS:
+            return self._submit(self.connection.upload, key, local_file, *args, **kwargs)
+        bucket, data = (args[0] if args else kwargs.pop("bucket", None)), bytes(data)
+        future: Future[Response] = Future()
+        future.set_running_or_notify_cancel()
+
+        def again(error: Exception) -> None:
+            _chain(self._submit(self.connection.upload, key, data, bucket, **kwargs), future)
+
+        with self._lock:
+            if self._many is None:
+                self._many = _Multiplexer(self.connection._transport, self.size, self.size, bounded=False)
+            many = self._many
+        many.add(_SmallUpload(self.connection, bucket, key, data, kwargs, future.set_result, again))
+        return future
+
     # Each runs the Connection method of its name on the pool's threads and returns a Future of its result.
-    upload = _OnPool()
     copy = _OnPool()
     update_metadata = _OnPool()
     delete = _OnPool()
@@ -6284,6 +6344,10 @@ class Pool:
 
     def close(self, wait: bool = True) -> None:
         """Finish the pending work (with ``wait``), stop the threads, close connections."""
+        with self._lock:
+            many, self._many = self._many, None
+        if many is not None:  # first: what it could not take plainly goes to the threads
+            many.close()
         with self._lock:
             executor, self._executor = self._executor, None
         if executor is not None:
@@ -6516,7 +6580,7 @@ class _Batch:
                 thread.start()
 
     def add_small(
-        self, conn: Connection, size: int, sink: Callable[..., Any], done: Callable[[HTTPMessage], object],
+        self, conn: Connection, size: int, sink: Callable[..., Any], done: Callable[[Any], object],
         work: Callable[[], object], report: Callable[[Exception], None],
     ) -> None:  # fmt: skip
         """Queue a small transfer on the multiplexer: ``sink(finished, again)`` makes it. One
@@ -6528,8 +6592,8 @@ class _Batch:
             if self._many is None:
                 self._many = _Multiplexer(conn._transport, *self._sockets)
 
-        def finished(headers: HTTPMessage) -> None:
-            done(headers)
+        def finished(outcome: Any) -> None:  # the answer's headers, or the Response of a PUT
+            done(outcome)
             with self.lock:
                 self.files_done, self.bytes_done = self.files_done + 1, self.bytes_done + size
                 self.show()
@@ -6924,8 +6988,8 @@ class _Cli:
 
         def quick(said: Callable[[], None], work: Callable[[], None], report: Callable[[Exception], None]) -> None:
             assert self.batch is not None
-            sink = _partial(_SmallUpload, self.conn, bucket, key, path, self.stores["headers"])
-            self.batch.add_small(self.conn, size or 0, sink, lambda headers: said(), work, report)
+            sink = _partial(_SmallUpload, self.conn, bucket, key, path, self.stores)
+            self.batch.add_small(self.conn, size or 0, sink, lambda response: said(), work, report)
 
         small = self.batch is not None and path != "-" and size is not None and size <= _SMALL_PUT
         self.transfer(
