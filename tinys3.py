@@ -2463,6 +2463,8 @@ class _InFlight:
 
 #: Sockets of the multiplexer: at first, and the most it grows to (``_InFlight``).
 _SOCKETS = (128, 256)
+#: Seconds a failed connect sends the requests for its origin to threads before another try.
+_BROKEN_FOR = 10.0
 
 
 class _Multiplexer:
@@ -2506,7 +2508,7 @@ class _Multiplexer:
         self._idle: dict[tuple[str, str, int], list[_Line]] = {}
         self._lines: set[_Line] = set()
         self._opening = 0
-        self._broken: dict[tuple[str, str, int], Exception] = {}
+        self._broken: dict[tuple[str, str, int], tuple[Exception, float]] = {}  # why, and until when
         self._hungry = True  # the loop could start a request now: an added sink wakes it
         self._closing = self._aborting = False
         self._buffer = memoryview(bytearray(256 * 1024))
@@ -2621,7 +2623,7 @@ class _Multiplexer:
         for origin, conn in arrived:
             self._opening -= 1
             if isinstance(conn, Exception):
-                self._broken[origin] = conn
+                self._broken[origin] = conn, time.monotonic() + _BROKEN_FOR
                 continue
             line = _Line(origin, conn)
             line.sock.setblocking(False)
@@ -2636,9 +2638,11 @@ class _Multiplexer:
                 continue
             self._waiting.setdefault(origin, _deque()).append((sink, out))
         for origin, waiting in self._waiting.items():
-            if origin in self._broken:
+            broken, until = self._broken.get(origin, (None, 0.0))
+            if broken is not None and time.monotonic() < until:
                 while waiting:
-                    waiting.popleft()[0].fail(self._broken[origin])
+                    waiting.popleft()[0].fail(broken)
+                continue
             idle = self._idle.get(origin, [])
             while waiting and idle:
                 self._start(idle.pop(), *waiting.popleft())
@@ -2658,12 +2662,15 @@ class _Multiplexer:
             self._wake()
 
     def _start(self, line: _Line, sink: Any, out: bytes) -> None:
+        import selectors
+
         line.exchange = _Exchange(sink, out)
         line.exchange.era = self._room.begin()
-        self._send(line)
+        self._send(line, selectors.EVENT_READ)  # as an idle line is registered
 
-    def _send(self, line: _Line, events: int = 0) -> None:
-        """Send what is left of the request; wait for the socket to take more if it must."""
+    def _send(self, line: _Line, events: int) -> None:
+        """Send what is left of the request; wait for the socket to take more if it must
+        (``events``: what the socket is registered for now)."""
         import selectors
         import ssl
 
