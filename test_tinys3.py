@@ -6376,6 +6376,30 @@ def test_cli_small_downloads_go_over_https_through_a_proxy_tunnel(seaweedfs: Ser
     assert 2 <= len(seen) <= 4 and set(seen) == {f"CONNECT 127.0.0.1:{port}"}, "the listing's, and three for GETs"
 
 
+def test_cli_small_transfers_go_through_a_plain_http_proxy_in_absolute_form(seaweedfs: Server, tmp_path: Path) -> None:
+    """With HTTP_PROXY set, the multiplexer's GETs and PUTs go to the proxy, each naming its
+    whole URL, with the proxy's credentials, as every other request does."""
+    bucket = seaweedfs.new_bucket()
+    files = {f"{number:02d}": os.urandom(number * 300) for number in range(12)}
+    for name, data in files.items():
+        (tmp_path / "up" / name).parent.mkdir(exist_ok=True)
+        (tmp_path / "up" / name).write_bytes(data)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and "proxy" not in k.lower()}
+    with scripted_server(lambda request: None, upstream=seaweedfs.endpoint) as (proxy, seen):
+        env.update(AWS_ACCESS_KEY_ID=seaweedfs.access_key, AWS_SECRET_ACCESS_KEY=seaweedfs.secret_key,
+                   AWS_ENDPOINT_URL=seaweedfs.endpoint, AWS_EC2_METADATA_DISABLED="true", PYTHONPATH=str(HERE),
+                   HTTP_PROXY=proxy.replace("http://", "http://user:pw@"))  # fmt: skip
+        for source, target in ((tmp_path / "up", f"s3://{bucket}/p/"), (f"s3://{bucket}/p/", tmp_path / "down")):
+            done = subprocess.run([sys.executable, "-m", "tinys3", "cp", "-r", str(source), str(target)],
+                                  capture_output=True, env=env, check=False)  # fmt: skip
+            assert done.returncode == 0, done.stderr
+    assert {path.name: path.read_bytes() for path in (tmp_path / "down").iterdir()} == files
+    transfers = [request for request in seen if request.method in ("GET", "PUT") and "list-type" not in request.path]
+    assert len(transfers) == 2 * len(files)
+    assert all(request.path.startswith(f"{seaweedfs.endpoint}/{bucket}/p/") for request in transfers)
+    assert all(request.headers["proxy-authorization"] == "Basic dXNlcjpwdw==" for request in transfers)
+
+
 def test_a_small_download_that_stalls_times_out_and_goes_again_the_usual_way(seaweedfs: Server, tmp_path: Path) -> None:
     """The read timeout bounds a multiplexed GET as it bounds any other: the stalled one
     is given up after it, asked again on a thread, and lands whole."""
