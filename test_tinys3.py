@@ -5711,6 +5711,12 @@ def test_cli_errors_are_one_line_with_exit_codes(seaweedfs: Server, tmp_path: Pa
     neither = run_cli(seaweedfs, "cp", "a", "b")
     assert (neither.returncode, neither.stderr) == (2, b"tinys3: error: cp needs an s3:// URL on at least one side\n")
     assert run_cli(seaweedfs, "rm", f"s3://{bucket}").returncode == 2, "rm without -r needs a key"
+    for name in ("x", "s"):
+        (tmp_path / "site" / name).write_text(name)
+    bad_bucket = run_cli(seaweedfs, "cp", "-r", str(tmp_path / "site"), "s3://ab/")
+    assert (bad_bucket.returncode, bad_bucket.stdout, bad_bucket.stderr) == (2, b"", (
+        b"tinys3: error: invalid bucket name 'ab': use 3 to 63 letters, digits, '.', '-' (or '_' on older services)\n"
+    )), "once, before anything is sent, not once a file"  # fmt: skip
 
 
 def test_cli_error_lines_name_the_bucket_they_are_about(moto: Server) -> None:

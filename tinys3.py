@@ -6827,6 +6827,9 @@ class _Cli:
             raise InvalidInput(f"{args.command} needs an s3:// URL on at least one side")
         if "-" in (args.source, args.target) and (args.command != "cp" or args.recursive):
             raise InvalidInput(f"{args.command} moves files and objects; for standard input or output use cp")
+        for place in (source, target):
+            if place is not None:  # once, here, not once a file
+                _check_bucket(place[0])
         self.stores = self.object_options(target is not None, source is not None and target is not None)
         return source, target
 
