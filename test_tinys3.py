@@ -6264,10 +6264,6 @@ def _written_by_others(seaweedfs: Server, bucket: str) -> dict[str, bytes]:
     return objects
 
 
-def _gets(seen: list[Recorded]) -> list[Recorded]:
-    return [request for request in seen if request.method == "GET" and "list-type" not in request.path]
-
-
 def test_cli_downloads_small_objects_in_one_plain_get_each_over_kept_connections(
     seaweedfs: Server, tmp_path: Path
 ) -> None:
@@ -6286,7 +6282,7 @@ def test_cli_downloads_small_objects_in_one_plain_get_each_over_kept_connections
     s3 = seaweedfs.boto3()
     for name, path in got.items():
         assert path.stat().st_mtime == s3.head_object(Bucket=bucket, Key=f"d/{name}")["LastModified"].timestamp()
-    gets = _gets(seen)
+    gets = [request for request in seen if request.method == "GET" and "list-type" not in request.path]
     assert sorted(request.path for request in gets) == sorted(f"/{bucket}/{key}" for key in objects)
     assert not any("range" in request.headers for request in gets)
     assert len({request.connection for request in gets}) <= 4
