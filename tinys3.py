@@ -5896,10 +5896,12 @@ class Connection:
         credentials: Credentials | None,
         region: str,
         mended: set[str],
+        signed_with: float,
     ) -> bool:
         """Put right what one more try can, each at most once per request: expired
         credentials renewed, the bucket's region learnt from the answer, the clock's
-        offset learnt from the server's. True when the request goes again."""
+        offset learnt from the server's (``signed_with``: the offset the refused
+        attempt was signed with). True when the request goes again."""
         source = self._credential_source
         if error.code in _EXPIRED_CODES and "credentials" not in mended:
             mended.add("credentials")
@@ -5914,13 +5916,15 @@ class Connection:
             return True
         if error.code in _SKEW_CODES and error.status in (400, 403) and "clock" not in mended:
             mended.add("clock")
-            return self._learn_clock(response)
+            return self._learn_clock(response, signed_with)
         return False
 
-    def _learn_clock(self, response: Response) -> bool:
+    def _learn_clock(self, response: Response, signed_with: float) -> bool:
         """Take the offset of this machine's clock from the server's ``Date`` header,
-        as the AWS SDKs for Java, Go and JavaScript do (boto3 does not). True when it
-        moved by over a minute: only then can a new signature fare better."""
+        as the AWS SDKs for Java, Go and JavaScript do (boto3 does not). True when the
+        refused attempt's offset (``signed_with``) was over a minute off it: only then can
+        a new signature fare better. (Another thread may have learnt it meanwhile: many
+        requests signed at once with the old offset are all refused, and all go again.)"""
         import email.utils
 
         try:
@@ -5930,8 +5934,10 @@ class Connection:
         if server.tzinfo is None:  # "-0000": UTC, as HTTP dates are
             server = server.replace(tzinfo=_timezone.utc)
         offset = server.timestamp() - time.time()
-        if abs(offset - self._clock_offset) < 60:
+        if abs(offset - signed_with) < 60:
             return False
+        if abs(offset - self._clock_offset) < 60:
+            return True  # learnt already, since that attempt was signed
         _log("the clock is %+.0f s off the server's: signing with the server's time from now on", offset)
         self._clock_offset = offset
         return True
@@ -5995,6 +6001,7 @@ class Connection:
         while True:
             attempt += 1
             credentials = self.credentials
+            signed_with = self._clock_offset
             region, endpoint, host, target, signed = self._addressed(request, headers, credentials)
             started = time.monotonic()
             try:
@@ -6018,7 +6025,7 @@ class Connection:
                 _backoff(attempt)
                 continue
             error = _http_error(response, _secrets(credentials, headers))
-            if self._mend(request.bucket, response, error, credentials, region, mended):
+            if self._mend(request.bucket, response, error, credentials, region, mended, signed_with):
                 continue
             if attempt >= self._retries or not (status in _RETRY_STATUSES or error.code in _RETRY_CODES):
                 raise error
