@@ -4615,6 +4615,29 @@ def test_a_skewed_clock_is_corrected_from_the_servers_date(seaweedfs: Server, sh
         assert presigned.read() == b"written off the clock", "the URL was signed with the server's time"
 
 
+def test_cli_small_files_go_up_and_down_with_the_clock_20_minutes_off(seaweedfs: Server, tmp_path: Path) -> None:
+    """The multiplexer signs with the clock the Connection learnt: the first refusals go again
+    on threads, which learn the server's time; every file arrives whole both ways."""
+    import libfaketime
+
+    bucket = seaweedfs.new_bucket()
+    files = {f"{number:02d}": os.urandom(number * 500) for number in range(30)}
+    (tmp_path / "up").mkdir()
+    for name, data in files.items():
+        (tmp_path / "up" / name).write_bytes(data)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(libfaketime.get_reload_information()[1], FAKETIME="+20m", AWS_ACCESS_KEY_ID=seaweedfs.access_key,
+               AWS_SECRET_ACCESS_KEY=seaweedfs.secret_key, AWS_ENDPOINT_URL=seaweedfs.endpoint,
+               AWS_EC2_METADATA_DISABLED="true", PYTHONPATH=str(HERE))  # fmt: skip
+    for source, target in ((tmp_path / "up", f"s3://{bucket}/f/"), (f"s3://{bucket}/f/", tmp_path / "down")):
+        done = subprocess.run([sys.executable, "-m", "tinys3", "cp", "-r", str(source), str(target)],
+                              capture_output=True, env=env, timeout=120, check=False)  # fmt: skip
+        assert (done.returncode, done.stderr) == (0, b""), done.stderr.decode()
+    assert {path.name: path.read_bytes() for path in (tmp_path / "down").iterdir()} == files
+    s3 = seaweedfs.boto3()
+    assert all(s3.get_object(Bucket=bucket, Key=f"f/{name}")["Body"].read() == data for name, data in files.items())
+
+
 def _skewed_server(offset: float, code: str = "RequestTimeTooSkewed") -> Answer:
     """Refuses every request with ``code``, dated ``offset`` seconds from now."""
 
@@ -4653,6 +4676,12 @@ def _forked_pool_get(key: str) -> bool:
     return bool(FORKED["pool"].get(key).result(timeout=30).content == _body_of(key))
 
 
+def _forked_pool_put(key: str) -> int:
+    """In a forked worker: small byte uploads of the inherited Pool (the parent's went through its
+    multiplexer, whose thread and sockets stayed there) go through one of this process's own."""
+    return int(FORKED["pool"].upload(f"child/{key}", _body_of(key)).result(timeout=30).status_code)
+
+
 def _body_of(key: str) -> bytes:
     return key.encode() * (1 + int(key[1:]) % 50)
 
@@ -4660,7 +4689,8 @@ def _body_of(key: str) -> bytes:
 def test_forked_workers_never_share_the_parents_sockets(seaweedfs: Server) -> None:
     """600 GETs of 200 different objects by a fork pool of 4, on a Connection and a Pool the parent
     used (its keep-alive sockets open): every body is the one asked for, the parent's own
-    connections keep working, and the inherited Pool runs in each child instead of hanging."""
+    connections keep working, and the inherited Pool runs in each child instead of hanging,
+    its small uploads too."""
     import multiprocessing
 
     bucket = seaweedfs.new_bucket()
@@ -4675,8 +4705,13 @@ def test_forked_workers_never_share_the_parents_sockets(seaweedfs: Server) -> No
             with multiprocessing.get_context("fork").Pool(4) as workers:
                 right = workers.map(_forked_get, keys * 3, chunksize=5)
                 pooled = workers.map(_forked_pool_get, keys[:40], chunksize=5)
+                put = workers.map(_forked_pool_put, keys[:20], chunksize=5)
         assert (len(right), right.count(False)) == (600, 0), "no GET answered with another object's bytes"
-        assert pooled == [True] * 40
+        assert pooled == [True] * 40 and put == [200] * 20
+        s3 = seaweedfs.boto3()
+        assert all(
+            s3.get_object(Bucket=bucket, Key=f"child/{key}")["Body"].read() == _body_of(key) for key in keys[:20]
+        )
         assert conn.get("k2").content == _body_of("k2") and conn.get("k3").attempts == 1
         assert pool.get("k4").result(timeout=30).content == _body_of("k4")
     FORKED.clear()
