@@ -132,6 +132,9 @@ MUTATIONS: list[tuple[str, str, str, str]] = [
      'if int(headers["Content-Length"]) != self._size:', "if False:", "small_downloads_met_by_a_fault"),
     ("multiplexer: a stalled answer waited for past the read timeout",
      "if line.exchange is not None and self._due(line.exchange) <= now:", "if False:", "small_download_that_stalls"),
+    ("clock: a refusal signed before another thread learnt the offset not signed again",
+     "            return True  # learnt already, since that attempt was signed",
+     "            return False", "20_minutes_off"),
     # -- responses
     ("responses: a timestamp read as local time", 'parsed = _datetime.fromisoformat(seconds + "+00:00")',
      "parsed = _datetime.fromisoformat(seconds)", "timestamps_read or listing_parses"),
