@@ -3566,9 +3566,10 @@ def accepting(serve: Callable[[socket.socket], None]) -> Iterator[int]:
 
 
 @contextmanager
-def tunnelling_proxy(port: int) -> Iterator[tuple[str, list[str]]]:
+def tunnelling_proxy(port: int, delay: float = 0.0) -> Iterator[tuple[str, list[str]]]:
     """An HTTP proxy that records each ``CONNECT`` target and tunnels every one to
-    127.0.0.1:``port``, whatever host it names (names under s3.localhost do not resolve)."""
+    127.0.0.1:``port``, whatever host it names (names under s3.localhost do not resolve),
+    taking ``delay`` seconds to set each tunnel up."""
     targets: list[str] = []
 
     def serve(client: socket.socket) -> None:
@@ -3577,6 +3578,7 @@ def tunnelling_proxy(port: int) -> Iterator[tuple[str, list[str]]]:
             head += data
         method, target, _ = head.decode().split(" ", 2)
         targets.append(f"{method} {target}")
+        time.sleep(delay)
         client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
         _pump(client, socket.create_connection(("127.0.0.1", port)))
 
@@ -3896,6 +3898,25 @@ def test_a_big_download_from_a_server_that_answers_at_once_has_4_ranges_in_fligh
     monkeypatch.setattr(tinys3, "_NEAR", 1.0)
     most, connections = _ranges_at_once(seaweedfs, tmp_path)
     assert most == 4 and connections <= 5, (most, connections)
+
+
+def test_near_is_the_first_answers_wait_not_the_connections_setup(
+    seaweedfs_tls: Server, clean_env: pytest.MonkeyPatch, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection that takes 0.3 s to set up (here a tunnel; in a new process also imports,
+    the CA store and the TLS handshake) says nothing of the server's distance: a server that
+    answers at once still gets 4 ranges at a time, on at most 5 connections."""
+    monkeypatch.setattr(tinys3, "_NEAR", 0.25)
+    assert seaweedfs_tls.ca_file is not None
+    data = os.urandom(18 * 5 * MiB)
+    bucket = seaweedfs_tls.new_bucket()
+    connect(seaweedfs_tls, verify=seaweedfs_tls.ca_file, default=bucket, multipart_size=5 * MiB).upload("big", data)
+    with tunnelling_proxy(int(seaweedfs_tls.endpoint.rsplit(":", 1)[1]), delay=0.3) as (proxy, tunnels):
+        clean_env.setenv("HTTPS_PROXY", proxy)
+        conn = connect(seaweedfs_tls, verify=seaweedfs_tls.ca_file, default=bucket, multipart_size=5 * MiB)
+        conn.download("big", tmp_path / "big")
+    assert (tmp_path / "big").read_bytes() == data
+    assert 2 <= len(tunnels) <= 5, tunnels
 
 
 def test_a_ranged_download_reads_its_first_range_beside_the_others(seaweedfs: Server, tmp_path: Path) -> None:

@@ -2173,10 +2173,12 @@ if hasattr(os, "register_at_fork"):
 
 
 class _Idle(threading.local):
-    """This thread's idle keep-alive connections, by (scheme, host, port)."""
+    """This thread's idle keep-alive connections, by (scheme, host, port); and how long
+    its latest answer took to begin once its request was sent (seconds)."""
 
     def __init__(self) -> None:
         self.connections: dict[tuple[str, str, int], HTTPConnection] = {}
+        self.waited = 0.0
 
 
 class _Transport:
@@ -2313,8 +2315,10 @@ class _Transport:
             paced = _Paced(conn.sock, self._read_timeout, time.monotonic() + self._deadline)
             conn.response_class = _partial(_lean_response(), paced=paced)  # type: ignore[assignment,call-arg]
             try:
+                sent = time.monotonic()
                 self._write(conn, host, target, method, headers, body, paced)
                 response = conn.getresponse()
+                self._idle.waited = time.monotonic() - sent
                 if response.status == 407 and proxy is not None:
                     raise _no_retry(f"proxy {proxy} refused the request: 407 {response.reason}")
                 unframed = response.length is None and not response.chunked
@@ -2367,6 +2371,12 @@ class _Transport:
         for chunk in chunks:
             paced.wait()  # sendall's timeout bounds the whole chunk
             conn.send(chunk)
+
+    def waited(self) -> float:
+        """How long this thread's latest answer took to begin once its request was out:
+        the round trip and the server's own time, without this process's setup
+        (imports, CA store, connect, TLS handshake)."""
+        return self._idle.waited
 
     def close(self) -> None:
         """Close every connection this transport opened, in any thread."""
@@ -4005,7 +4015,8 @@ def _checker(conn: Connection, response: Response, request: _Request) -> _Checke
     return _Checker(algorithm, expected, [first] * (parts - 1) + [last])
 
 
-#: A first answer this quick (seconds, its connection's setup included) comes from this
+#: A first answer this quick (seconds from its request, the connection's setup left out:
+#: in a new process that is imports and the CA store, 10-20 ms over TLS) comes from this
 #: host or its LAN: there one connection is not what caps a download, the CPU is, and a
 #: few ranges at once carry as much as 16 for less CPU (200 MiB over TLS on loopback,
 #: medians of 9: 411 MB/s at 0.46 CPU-s with 4, 310 MB/s at 0.70 with 16). S3 answers in 10 ms
@@ -4035,7 +4046,6 @@ def _download_ranges(
     def one_stream() -> Response:
         return _save(conn.get(key, bucket, None, headers, progress, version_id, sse_customer_key), path)
 
-    began = time.monotonic()
     try:
         first = conn.get(key, bucket, (0, step - 1), headers, None, version_id, sse_customer_key)
     except HTTPError as error:
@@ -4060,7 +4070,7 @@ def _download_ranges(
         return _partial(_fetch_range, conn, key, bucket, fd, pinned, version_id or version, sse_customer_key, digest)
 
     step = max(step, -(-total // _MAX_PARTS))  # at most 10,000 ranges, as for uploads
-    near = time.monotonic() - began < _NEAR
+    near = conn._transport.waited() < _NEAR
     return _assemble(conn, first, end + 1, path, total, step, fetching, progress, _NEAR_RANGES if near else None)
 
 
