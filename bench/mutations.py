@@ -22,6 +22,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
+#: What lies between a request's connection checkout and its timing in ``_Transport.send``.
+_SEND_TRY = (
+    "            paced = _Paced(conn.sock, self._read_timeout, time.monotonic() + self._deadline)\n"
+    "            conn.response_class = _partial(_lean_response(), paced=paced)  # type: ignore[assignment,call-arg]\n"
+    "            try:\n"
+)
+
 #: (name, original snippet, mutated snippet, pytest -k expression of the tests that should fail)
 MUTATIONS: list[tuple[str, str, str, str]] = [
     # -- streams and open("wb")
@@ -171,6 +178,10 @@ MUTATIONS: list[tuple[str, str, str, str]] = [
      ":", "files_in_flight"),
     ("download: 16 ranges at once from a server next door", "_NEAR_RANGES if near else None)", "None)",
      "ranges_in_flight"),
+    ("download: near timed with the connection's setup",
+     "            conn, reused = self._checkout(origin)\n" + _SEND_TRY + "                sent = time.monotonic()\n",
+     "            sent = time.monotonic()\n            conn, reused = self._checkout(origin)\n" + _SEND_TRY,
+     "near_is_the_first"),
     ("cli: files in flight grow for large files", "        if self._bytes >= self._count * _CHUNK:",
      "        if False:", "files_in_flight"),
 ]  # fmt: skip
