@@ -4016,7 +4016,7 @@ def _checker(conn: Connection, response: Response, request: _Request) -> _Checke
 
 
 #: A first answer this quick (seconds from its request, the connection's setup left out:
-#: in a new process that is imports and the CA store, 10-20 ms over TLS) comes from this
+#: in a new process that is imports, the CA store and the handshake, 13-23 ms over TLS) comes from this
 #: host or its LAN: there one connection is not what caps a download, the CPU is, and a
 #: few ranges at once carry as much as 16 for less CPU (200 MiB over TLS on loopback,
 #: medians of 9: 411 MB/s at 0.46 CPU-s with 4, 310 MB/s at 0.70 with 16). S3 answers in 10 ms
