@@ -3691,6 +3691,39 @@ def test_a_multipart_part_that_fails_once_is_sent_again(seaweedfs: Server) -> No
     assert sum("partNumber=2" in r.path for r in seen) == 2
 
 
+def test_closing_a_connection_during_multipart_uploads_never_starves_the_next(seaweedfs: Server) -> None:
+    """Each close() lands while a part waits for a slot: the upload fails, and its slot comes
+    back, so the next uploads on the same Connection still get all of theirs."""
+
+    def slow_parts(request: Recorded) -> None:
+        if "partNumber=" in request.path:
+            time.sleep(0.4)
+
+    with faulty(seaweedfs, slow_parts, multipart_size=5 * MiB, max_concurrency=2) as (conn, _):
+        data = os.urandom(30 * MiB)
+        for _ in range(3):
+            failed: list[BaseException] = []
+            uploading = threading.Thread(target=lambda: failed.extend(_raised(conn.upload, "big", data)))
+            uploading.start()
+            time.sleep(0.2)
+            conn.close()
+            uploading.join(30)
+            assert not uploading.is_alive() and len(failed) == 1
+        done = threading.Thread(target=conn.upload, args=("big", data), daemon=True)
+        done.start()
+        done.join(60)
+        assert not done.is_alive(), "the next upload got its slots"
+        assert seaweedfs.boto3().get_object(Bucket=conn.default_bucket, Key="big")["Body"].read() == data
+
+
+def _raised(call: Callable[..., Any], *args: Any) -> list[BaseException]:
+    try:
+        call(*args)
+    except BaseException as exc:
+        return [exc]
+    return []
+
+
 def test_a_multipart_upload_that_keeps_failing_is_aborted(seaweedfs: Server) -> None:
     bucket = seaweedfs.new_bucket()
     part_three = (500, {}, b"<Error><Code>InternalError</Code><Message>broken disk</Message></Error>")
@@ -4029,6 +4062,36 @@ def test_keep_alive_holds_past_a_thousand_open_files(seaweedfs: Server) -> None:
         for fd in held:
             os.close(fd)
         resource.setrlimit(resource.RLIMIT_NOFILE, limits)
+
+
+class _Trickling(io.RawIOBase):
+    """A raw writer that takes at most 64 KiB a call, or (``refusing``) nothing: ``None``."""
+
+    def __init__(self, refusing: bool = False) -> None:
+        super().__init__()
+        self.data, self.refusing = bytearray(), refusing
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, view: Any) -> int | None:
+        if self.refusing:
+            return None
+        taken = bytes(view[: 64 * 1024])
+        self.data += taken
+        return len(taken)
+
+
+def test_a_download_into_a_raw_file_that_takes_part_of_each_write_lands_whole(seaweedfs: Server) -> None:
+    bucket = seaweedfs.new_bucket()
+    data = os.urandom(1_280_007)
+    seaweedfs.boto3().put_object(Bucket=bucket, Key="raw", Body=data)
+    conn = connect(seaweedfs, default=bucket)
+    sink = _Trickling()
+    conn.download("raw", sink)
+    assert len(sink.data) == len(data) and sink.data == data
+    with pytest.raises(tinys3.S3Error, match=f"{bucket}/raw: the file object took none of a write"):
+        conn.download("raw", _Trickling(refusing=True))
 
 
 def test_download_gives_files_the_mode_open_would_or_the_replaced_files(seaweedfs: Server, tmp_path: Path) -> None:
@@ -4767,6 +4830,42 @@ def test_a_pickle_carries_the_settings_and_given_keys_never_found_ones(clean_env
     with pytest.raises(tinys3.CredentialsError):
         pickle.loads(wire)
     assert pickle.loads(pickle.dumps(tinys3.Connection(anonymous=True))).credentials is None
+
+
+def test_every_error_and_credentials_survive_pickle_and_copy_whole() -> None:
+    import copy
+    import pickle
+
+    errors = [tinys3.HTTPError(404, "NoSuchKey", "gone", request_id="R1", bucket="b", key="k", region="eu-west-1"),
+              tinys3.TransportError("reset"), tinys3.Timeout("timed out"), tinys3.CredentialsError("none"),
+              tinys3.InvalidInput("bad"), tinys3.InvalidType("wrong"), tinys3.S3Error("root")]  # fmt: skip
+    errors[1].retry = False
+    for error in errors:
+        for again in (pickle.loads(pickle.dumps(error)), copy.copy(error), copy.deepcopy(error)):
+            assert type(again) is type(error) and str(again) == str(error) and vars(again) == vars(error)
+    keys = tinys3.Credentials("AKID", "the-secret", "the-token", 1.5e9)
+    for again in (pickle.loads(pickle.dumps(keys)), copy.copy(keys)):
+        assert (again.access_key, again.secret_key, again.token, again.expiry) == ("AKID", "the-secret", "the-token",
+                                                                                    1.5e9)  # fmt: skip
+
+
+def _get_body(conn: tinys3.Connection, key: str) -> bytes:
+    return conn.get(key).content
+
+
+def test_a_404_in_a_process_pool_job_comes_back_as_itself_and_spares_the_others(seaweedfs: Server) -> None:
+    bucket = seaweedfs.new_bucket()
+    s3 = seaweedfs.boto3()
+    for n in (1, 2, 3):
+        s3.put_object(Bucket=bucket, Key=f"k{n}", Body=b"%d" % n * 1000)
+    conn = connect(seaweedfs, default=bucket)
+    with concurrent.futures.ProcessPoolExecutor(2) as processes:
+        futures = [processes.submit(_get_body, conn, key) for key in ("k1", "missing", "k2", "k3")]
+        with pytest.raises(tinys3.HTTPError) as caught:
+            futures[1].result(timeout=60)
+        assert [f.result(timeout=60) for f in futures[::2] + futures[3:]] == [b"1" * 1000, b"2" * 1000, b"3" * 1000]
+    assert caught.value.status == 404 and caught.value.key == "missing" and caught.value.response is not None
+    assert f"/{bucket}/missing" in str(caught.value)
 
 
 def _pool_get(pool: tinys3.Pool, key: str) -> bytes:

@@ -150,6 +150,18 @@ class HTTPError(S3Error):
             text += f", request id {request_id}]" if request_id else "]"
         super().__init__(text)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickles and copies with its message and attributes (the Response with its body
+        read), so that it comes back whole from a process pool's worker."""
+        return (_rebuilt_error, (type(self), str(self)), self.__dict__)
+
+
+def _rebuilt_error(cls: type[S3Error], text: str) -> S3Error:
+    """An error of ``cls`` with the message ``text``, its attributes set after (by pickle)."""
+    error = cls.__new__(cls)
+    S3Error.__init__(error, text)
+    return error
+
 
 class TransportError(S3Error):
     """The request got no usable answer: refused, reset, cut short, bad TLS.
@@ -301,6 +313,10 @@ class Credentials:
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("Credentials are immutable")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """A pickle or copy carries all four fields, the secret and the token included."""
+        return (Credentials, (self.access_key, self.secret_key, self.token, self.expiry))
 
     def __repr__(self) -> str:
         token = ", token='***'" if self.token else ""
@@ -3787,7 +3803,7 @@ def _save(response: Response, target: str | os.PathLike[str] | IO[bytes]) -> Res
     path that is renamed into place only once all of it arrived intact."""
     with response:
         if not isinstance(target, (str, os.PathLike)):
-            _copy_verified(response, target.write)
+            _copy_verified(response, _partial(_write_whole, target, response))
             return response
         fd, temporary = _temporary_beside(os.fspath(target))
         try:
@@ -3800,6 +3816,21 @@ def _save(response: Response, target: str | os.PathLike[str] | IO[bytes]) -> Res
             os.unlink(temporary)
             raise
     return response
+
+
+def _write_whole(target: IO[bytes], response: Response, view: memoryview) -> None:
+    """Write all of ``view`` to a binary file object, however little its ``write`` takes a
+    call: a raw file may take part of it, and the rest goes in the next calls. A raw file
+    that takes nothing (``None``: non-blocking, it would block) is an error, never a
+    silent loss; any other object's ``None`` is the duck-typed "took it all"."""
+    while len(view):
+        n = target.write(view)
+        if n is None:
+            if not isinstance(target, io.RawIOBase):
+                return
+            raise S3Error(f"{response.bucket}/{response.key}: the file object took none of a write (a non-blocking "
+                          "raw file?): download into a blocking or buffered file")  # fmt: skip
+        view = view[n:]
 
 
 def _write_all(fd: int, view: memoryview) -> None:
@@ -4335,17 +4366,17 @@ def _parallel(
     try:
         while not failed.is_set():
             slots.acquire()
-            try:
+            try:  # the slot is given back by ``finished`` once submitted, here on any other way out
                 item = next(items, None)
                 if item is not None and len(futures) == _MAX_PARTS:
                     raise InvalidInput("the upload would need more than 10,000 parts: raise multipart_size")
+                future = None if item is None else executor.submit(work, len(futures) + 1, item)
             except BaseException:
                 slots.release()
                 raise
-            if item is None:
+            if future is None:
                 slots.release()
                 break
-            future = executor.submit(work, len(futures) + 1, item)
             future.add_done_callback(finished)
             futures.append(future)
         return [future.result() for future in futures]
