@@ -3542,9 +3542,14 @@ def _pump(a: socket.socket, b: socket.socket) -> None:
 
 
 @contextmanager
-def accepting(serve: Callable[[socket.socket], None]) -> Iterator[int]:
-    """A TCP listener on loopback that hands each connection to ``serve`` on a thread; its port."""
-    listener = socket.create_server(("127.0.0.1", 0))
+def accepting(serve: Callable[[socket.socket], None], receive_buffer: int = 0) -> Iterator[int]:
+    """A TCP listener on loopback that hands each connection to ``serve`` on a thread; its port.
+    With ``receive_buffer``, each connection takes in at most about that many bytes unread."""
+    listener = socket.socket()
+    if receive_buffer:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
     listener.settimeout(0.1)
     stop = threading.Event()
 
@@ -4321,6 +4326,57 @@ def test_a_dripping_server_cannot_outlast_the_deadline(pieces: list[bytes], ever
         with pytest.raises(tinys3.Timeout, match="timed out"):
             conn.head("k")
     assert 2.9 < time.monotonic() - started < 6
+
+
+@contextmanager
+def slow_reader(upstream: str, rate: int) -> Iterator[str]:
+    """A relay in front of ``upstream`` that takes what a client sends at a steady ``rate``
+    bytes a second, through a small receive buffer, and passes the answers back at once:
+    a slow uplink that never falls silent."""
+    host, port = upstream.rsplit("//", 1)[1].split(":")
+
+    def serve(client: socket.socket) -> None:
+        server = socket.create_connection((host, int(port)))
+
+        def answers() -> None:
+            with suppress(OSError):
+                while data := server.recv(65536):
+                    client.sendall(data)
+            with suppress(OSError):
+                client.shutdown(socket.SHUT_WR)
+
+        threading.Thread(target=answers, daemon=True).start()
+        with client, server, suppress(OSError):
+            while data := client.recv(16 * 1024):
+                server.sendall(data)
+                time.sleep(len(data) / rate)
+
+    with accepting(serve, receive_buffer=16 * 1024) as port_number:
+        yield f"http://127.0.0.1:{port_number}"
+
+
+def test_a_slow_but_steady_uplink_gets_every_kind_of_body_through(seaweedfs: Server, tmp_path: Path) -> None:
+    """2 MiB/s up, a read timeout of 2 s: each body goes out in slices, each bounded by the
+    timeout, so a body that takes seconds to send is not a timeout while bytes keep moving.
+    (Loopback lets the kernel hold up to 4 MiB of a send: the bytes and the parts are larger.)"""
+    bucket = seaweedfs.new_bucket()
+    bodies = {name: os.urandom(size) for name, size in
+              [("bytes", 8 * MiB - 1), ("file", 2 * MiB), ("parts", 20 * MiB), ("stream", 3 * MiB),
+               ("writer", 3 * MiB)]}  # fmt: skip
+    (tmp_path / "file").write_bytes(bodies["file"])
+    with slow_reader(seaweedfs.endpoint, 2 * MiB) as endpoint:
+        conn = tinys3.Connection(seaweedfs.access_key, seaweedfs.secret_key, endpoint=endpoint, default=bucket,
+                                 timeout=(3, 2, 120), retries=1, multipart_size=10 * MiB)  # fmt: skip
+        conn.upload("bytes", bodies["bytes"])
+        conn.upload("file", tmp_path / "file")
+        conn.upload("parts", bodies["parts"])
+        conn.upload("stream", _Unsized(bodies["stream"]))
+        with conn.open("writer", "wb") as writer:
+            writer.write(bodies["writer"])
+    s3 = seaweedfs.boto3()
+    for name, data in bodies.items():
+        assert s3.get_object(Bucket=bucket, Key=name)["Body"].read() == data, name
+    assert s3.head_object(Bucket=bucket, Key="parts")["ETag"].endswith('-2"')
 
 
 def test_endless_100_continue_answers_are_refused_at_once() -> None:

@@ -45,6 +45,7 @@ from datetime import timedelta as _timedelta
 from datetime import timezone as _timezone
 from functools import lru_cache as _lru_cache
 from functools import partial as _partial
+from itertools import chain as _iter_chain
 from weakref import WeakSet as _WeakSet
 
 __version__ = "1.0.0"
@@ -2068,6 +2069,9 @@ def _lean_response() -> type[HTTPResponse]:
 
 #: A body up to this size goes out in one send with the request's head.
 _COALESCE = 64 * 1024
+#: A larger body goes out in sends of this size, each bounded by the read timeout: the
+#: timeout then bounds how long the server takes nothing, not how long the body takes.
+_SLICE = 256 * 1024
 
 
 @_lru_cache(maxsize=1)
@@ -2383,10 +2387,17 @@ class _Transport:
             conn.endheaders()
             return
         chunks = body.chunks()
-        conn.endheaders(next(chunks, b""))
+        first = next(chunks, b"")
+        if len(first) <= _COALESCE:
+            conn.endheaders(first)
+        else:
+            conn.endheaders()
+            chunks = _iter_chain((first,), chunks)
         for chunk in chunks:
-            paced.wait()  # sendall's timeout bounds the whole chunk
-            conn.send(chunk)
+            view = memoryview(chunk)
+            for start in range(0, len(view), _SLICE):
+                paced.wait()  # a sendall's timeout bounds the whole of it: one slice, not the body
+                conn.send(view[start : start + _SLICE])
 
     def waited(self) -> float:
         """How long this thread's latest answer took to begin once its request was out:
