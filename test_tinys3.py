@@ -4386,16 +4386,31 @@ def test_endless_100_continue_answers_are_refused_at_once() -> None:
             conn.get("k")
 
 
-def test_an_object_body_goes_at_its_readers_pace_past_the_deadline() -> None:
-    """The deadline bounds an attempt's request and answer head; an object's body streams to
-    its reader (who may pause), each wait bounded by the read timeout only."""
+def test_an_object_body_read_at_the_callers_pace_may_outlast_the_deadline() -> None:
+    """The deadline bounds an attempt's request and answer head; an object's body streamed to
+    its reader (``iter_content``: who may pause) has each wait bounded by the read timeout only."""
     head = b'HTTP/1.1 200 OK\r\nContent-Length: 10\r\nETag: "e"\r\n\r\n'
     with accepting(dripping([head, *[b"%d" % n for n in range(10)]], 0.4)) as port:
         conn = tinys3.Connection("k", "s", endpoint=f"http://127.0.0.1:{port}", default="bkt",
                                  timeout=(2, 2, 1.5), retries=1)  # fmt: skip
         started = time.monotonic()
-        assert conn.get("k").content == b"0123456789"
+        assert b"".join(conn.get("k").iter_content(1)) == b"0123456789"
     assert time.monotonic() - started > 3.5
+
+
+@pytest.mark.parametrize("read", ["content", "download"])
+def test_a_body_tinys3_reads_whole_itself_cannot_outlast_the_deadline(read: str, tmp_path: Path) -> None:
+    """60 bytes, one every 0.5 s (each wait well inside the 2 s read timeout): ``content`` and a
+    download end at the 3 s deadline, not after 30 s."""
+    head = b'HTTP/1.1 200 OK\r\nContent-Length: 60\r\nETag: "e"\r\n\r\n'
+    with accepting(dripping([head, *[b"x"] * 60], 0.5)) as port:
+        conn = tinys3.Connection("k", "s", endpoint=f"http://127.0.0.1:{port}", default="bkt",
+                                 timeout=(2, 2, 3), retries=1)  # fmt: skip
+        started = time.monotonic()
+        with pytest.raises(tinys3.Timeout, match="timed out"):
+            conn.get("k").content if read == "content" else conn.download("k", tmp_path / "k")
+    assert 2.9 < time.monotonic() - started < 6
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_timeout_takes_one_number_a_pair_or_a_triple() -> None:

@@ -2345,8 +2345,7 @@ class _Transport:
                 if unframed and method == "GET" and 200 <= response.status < 300:
                     raise _unframed()
                 if stream and 200 <= response.status < 300:
-                    paced.deadline = None  # an object body goes at the pace its reader sets
-                    reply = _Stream(response, _partial(self._checkin, origin, conn), _partial(self._close, conn))
+                    reply = _Stream(response, _partial(self._checkin, origin, conn), _partial(self._close, conn), paced)
                     return response.status, response.reason, response.headers, reply
                 content, whole = _read_capped(response, method)
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
@@ -2849,10 +2848,15 @@ class _Stream:
 
     Reads check the length against Content-Length, so a body cut short is an
     error, never a silently short result. At the end the connection goes back
-    to the pool; ``close`` before the end closes it instead.
+    to the pool; ``close`` before the end closes it instead. Each read is bounded
+    by the read timeout; the attempt's deadline is lifted (an object body goes at
+    the pace its reader sets) until ``within_deadline`` puts it back.
     """
 
-    def __init__(self, response: Any, release: Callable[[], None], discard: Callable[[], None]) -> None:
+    def __init__(
+        self, response: Any, release: Callable[[], None], discard: Callable[[], None], paced: _Paced
+    ) -> None:
+        self._paced, self._deadline, paced.deadline = paced, paced.deadline, None
         self._response = response
         self._release: Callable[[], None] | None = release
         self._discard = discard
@@ -2879,6 +2883,11 @@ class _Stream:
                 raise _cut_short(self.read_so_far, self.length)
             self._finish()
         return n
+
+    def within_deadline(self) -> None:
+        """Bound the rest of the body by the attempt's deadline too: for a body of bounded
+        size that tinys3 reads whole itself (``content``, a range of a download)."""
+        self._paced.deadline = self._deadline
 
     def _finish(self) -> None:
         release, self._release = self._release, None
@@ -3249,6 +3258,7 @@ class Response:
         "_reopen",
         "_resumes",
         "_stream",
+        "_within_deadline",
         "attempts",
         "bucket",
         "headers",
@@ -3285,6 +3295,8 @@ class Response:
         self._reopen: Callable[[int], _Stream] | None = None
         self._resumes = 0
         self._check: _Checker | None = None
+        #: Whether the attempt's deadline bounds the body too (one tinys3 reads whole itself).
+        self._within_deadline = False
         self._stream = content if isinstance(content, _Stream) else None
         self._content = None if isinstance(content, _Stream) else content
 
@@ -3313,6 +3325,7 @@ class Response:
     def content(self) -> bytes:
         """The whole body (read now if it was streaming)."""
         if self._content is None:
+            self._within_deadline = True
             self._content = b"".join(self.iter_content(_CHUNK))
         return self._content
 
@@ -3346,12 +3359,15 @@ class Response:
 
         When the connection breaks mid-body (reset, cut short, read timeout)
         and the response can resume, the rest is asked for from the next
-        byte on, so the views continue where they stopped.
+        byte on, so the views continue where they stopped. With
+        ``_within_deadline`` each attempt's deadline bounds its part of the body.
         """
         stream = self._take_stream()
         done, total, resumes = 0, stream.length, self._resumes
         try:
             while True:
+                if self._within_deadline:
+                    stream.within_deadline()
                 try:
                     n = stream.readinto(buffer)
                 except TransportError as exc:
@@ -3749,6 +3765,7 @@ def _object_size(response: Response) -> int | None:
 def _write_at(response: Response, fd: int, offset: int) -> int:
     """Write a streaming body into ``fd`` from ``offset`` on; the bytes written."""
     written = 0
+    response._within_deadline = True  # a range: of bounded size
     for view in response._views(_read_buffer(_content_length(response))):
         while len(view):
             n = os.pwrite(fd, view, offset + written)
@@ -4101,8 +4118,8 @@ def _download_ranges(
         first.close()
         raise _no_retry(f"asked for the start of {key!r}, the server sent bytes {start}-{end}")
     if total is None or end is None or end == total - 1:
-        first._progress = progress
-        return _save(first, path)  # the whole object came at once
+        first._progress, first._within_deadline = progress, True
+        return _save(first, path)  # the whole object came at once, as a first range: of bounded size
     if not (etag or version):  # nothing to pin the ranges to one object by: one stream, then
         first.close()
         return one_stream()
