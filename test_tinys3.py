@@ -3708,7 +3708,7 @@ def test_closing_a_connection_during_multipart_uploads_never_starves_the_next(se
         data = os.urandom(30 * MiB)
         for _ in range(3):
             failed: list[BaseException] = []
-            uploading = threading.Thread(target=lambda: failed.extend(_raised(conn.upload, "big", data)))
+            uploading = threading.Thread(target=_record_raised, args=(failed, conn.upload, "big", data))
             uploading.start()
             time.sleep(0.2)
             conn.close()
@@ -3721,12 +3721,11 @@ def test_closing_a_connection_during_multipart_uploads_never_starves_the_next(se
         assert seaweedfs.boto3().get_object(Bucket=conn.default_bucket, Key="big")["Body"].read() == data
 
 
-def _raised(call: Callable[..., Any], *args: Any) -> list[BaseException]:
+def _record_raised(raised: list[BaseException], call: Callable[..., Any], *args: Any) -> None:
     try:
         call(*args)
     except BaseException as exc:
-        return [exc]
-    return []
+        raised.append(exc)
 
 
 def test_a_multipart_upload_that_keeps_failing_is_aborted(seaweedfs: Server) -> None:
@@ -4793,6 +4792,39 @@ def test_cli_small_files_go_up_and_down_with_the_clock_20_minutes_off(seaweedfs:
     assert all(s3.get_object(Bucket=bucket, Key=f"f/{name}")["Body"].read() == data for name, data in files.items())
 
 
+def _sts_that_checks_the_time(request: Recorded) -> tuple[int, dict[str, str], bytes] | None:
+    """As AWS STS: a request signed over 15 minutes off is refused (403, the server's Date);
+    the others go on to moto's STS, which does not look at the time."""
+    signed = datetime.strptime(request.headers["x-amz-date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+    if abs(signed.timestamp() - time.time()) < 900:
+        return None
+    body = b"<ErrorResponse><Error><Code>SignatureDoesNotMatch</Code><Message>Signature expired</Message></Error>"
+    return 403, {"Date": email.utils.formatdate(usegmt=True)}, body + b"</ErrorResponse>"
+
+
+def test_a_role_is_assumed_with_the_clock_20_minutes_off(moto: Server, tmp_path: Path) -> None:
+    """STS refuses the first AssumeRole, signed by the machine's clock; it is signed again with
+    STS's time, and the S3 requests signed with the role's keys go through."""
+    import libfaketime
+
+    bucket = moto.new_bucket()
+    (tmp_path / "config").write_text(f"[profile role]\nrole_arn = {moto.role_arn()}\nsource_profile = base\n")
+    (tmp_path / "credentials").write_text(
+        f"[base]\naws_access_key_id = {moto.access_key}\naws_secret_access_key = {moto.secret_key}\n"
+    )
+    script = "import sys, tinys3; tinys3.Connection(profile='role').upload('by-role', b'off the clock', sys.argv[1])"
+    with scripted_server(_sts_that_checks_the_time, upstream=moto.endpoint) as (sts, seen):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(libfaketime.get_reload_information()[1], FAKETIME="+20m", AWS_ENDPOINT_URL_STS=sts,
+                   AWS_ENDPOINT_URL=moto.endpoint, AWS_CONFIG_FILE=str(tmp_path / "config"),
+                   AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "credentials"), AWS_EC2_METADATA_DISABLED="true",
+                   PYTHONPATH=str(HERE))  # fmt: skip
+        done = subprocess.run([sys.executable, "-c", script, bucket], env=env, capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()
+    assert len(seen) == 2, "refused once, then signed with STS's time"
+    assert moto.boto3().get_object(Bucket=bucket, Key="by-role")["Body"].read() == b"off the clock"
+
+
 def _skewed_server(offset: float, code: str = "RequestTimeTooSkewed") -> Answer:
     """Refuses every request with ``code``, dated ``offset`` seconds from now."""
 
@@ -4878,13 +4910,13 @@ def test_a_pickle_carries_the_settings_and_given_keys_never_found_ones(clean_env
     given = tinys3.Connection("AKIDGIVEN", "given-secret", endpoint="https://minio.example:9000/s3", region="eu-west-3",
                               default="bkt", addressing="virtual", timeout=(2, 7), retries=4, verify="/etc/ca.pem",
                               proxy="http://proxy.example:3128", multipart_size=6 * MiB, max_concurrency=2)  # fmt: skip
-    given._clock_offset = 1200.0  # learnt from an answer: does not travel
+    given._clock.offset = 1200.0  # learnt from an answer: does not travel
     copy = pickle.loads(pickle.dumps(given))
     assert type(copy) is tinys3.Connection and copy is not given
     assert copy._settings() == given._settings() and b"given-secret" in pickle.dumps(given), "given keys travel"
     assert (copy.endpoint, copy.region, copy.default_bucket, copy.multipart_size) == (
         "https://minio.example:9000/s3", "eu-west-3", "bkt", 6 * MiB)  # fmt: skip
-    assert copy._clock_offset == 0 and copy.credentials.secret_key == "given-secret"  # type: ignore[union-attr]
+    assert copy._clock.offset == 0 and copy.credentials.secret_key == "given-secret"  # type: ignore[union-attr]
     assert copy.presign("k").split("&X-Amz-Date")[0] == given.presign("k").split("&X-Amz-Date")[0], "same key, region"
 
     clean_env.setenv("AWS_ACCESS_KEY_ID", "AKIDFOUND")

@@ -324,12 +324,53 @@ class Credentials:
         return f"Credentials(access_key={self.access_key!r}, secret_key='***'{token})"
 
 
+class _Clock:
+    """This machine's clock corrected by ``offset``: the servers' clock less this one's, once a
+    clock-skew answer taught it. One per Connection, shared by its S3 and STS requests."""
+
+    __slots__ = ("offset",)
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def time(self) -> float:
+        """Seconds since the epoch, corrected."""
+        return time.time() + self.offset
+
+    def now(self) -> datetime:
+        """The time to sign with: ``time()`` as a UTC datetime."""
+        return _datetime.fromtimestamp(self.time(), _timezone.utc)
+
+    def learn(self, date: str | None, signed_with: float) -> bool:
+        """Take the offset from a refusing server's ``Date`` header, as the AWS SDKs for
+        Java, Go and JavaScript do (boto3 does not). True when the refused attempt's
+        offset (``signed_with``) was over a minute off it: only then can a new signature
+        fare better. (Another thread may have learnt it meanwhile: many requests signed
+        at once with the old offset are all refused, and all go again.)"""
+        import email.utils
+
+        try:
+            server = email.utils.parsedate_to_datetime(date or "")
+        except (TypeError, ValueError, IndexError):
+            return False
+        if server.tzinfo is None:  # "-0000": UTC, as HTTP dates are
+            server = server.replace(tzinfo=_timezone.utc)
+        offset = server.timestamp() - time.time()
+        if abs(offset - signed_with) < 60:
+            return False
+        if abs(offset - self.offset) < 60:
+            return True  # learnt already, since that attempt was signed
+        _log("the clock is %+.0f s off the server's: signing with the server's time from now on", offset)
+        self.offset = offset
+        return True
+
+
 class _Lookup:
     """What finding credentials needs: the environment, the region (for STS), how to
-    reach remote credential services (the proxy setting, TLS ``verify``), and the
-    profiles already read (so the files are parsed once per Connection)."""
+    reach remote credential services (the proxy setting, TLS ``verify``), the profiles
+    already read (so the files are parsed once per Connection) and the Connection's clock."""
 
-    __slots__ = ("_profiles", "environ", "proxy", "region", "verify")
+    __slots__ = ("_profiles", "clock", "environ", "proxy", "region", "verify")
 
     def __init__(
         self,
@@ -338,9 +379,10 @@ class _Lookup:
         proxy: str | bool | None,
         verify: bool | str,
         profiles: dict[str, dict[str, str]],
+        clock: _Clock,
     ) -> None:
         self.environ, self.region, self.proxy, self.verify = environ, region, proxy, verify
-        self._profiles = profiles
+        self._profiles, self.clock = profiles, clock
 
     def profile(self, name: str) -> dict[str, str]:
         """A profile's settings (``_profile``), read once."""
@@ -707,11 +749,11 @@ def _sts_credentials(
     body = urlencode({"Action": action, "Version": "2011-06-15", **params}).encode()
     parts = urlsplit(endpoint)
     headers = {"Host": parts.netloc, "Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
+    sign = None
     if credentials is not None:
         payload = hashlib.sha256(body).hexdigest()
-        headers = _sign("POST", parts.path or "/", [], headers, payload, credentials, region,
-                        _datetime.now(_timezone.utc), "sts")  # fmt: skip
-    answer = _metadata_request("POST", endpoint, headers, 10.0, body, _sts_error, lookup)
+        sign = _partial(_sign, "POST", parts.path or "/", [], headers, payload, credentials, region, service="sts")
+    answer = _metadata_request("POST", endpoint, headers, 10.0, body, _sts_error, lookup, sign)
     fields = {}
     for element in _xml(answer).iter():
         fields[_local_name(element)] = element.text or ""
@@ -2955,6 +2997,7 @@ def _metadata_request(
     body: bytes | None = None,
     explain: Callable[[bytes], str] | None = None,
     lookup: _Lookup | None = None,
+    sign: Callable[..., dict[str, str]] | None = None,
 ) -> bytes:
     """One small request to a credentials endpoint; any failure is a CredentialsError.
 
@@ -2962,7 +3005,9 @@ def _metadata_request(
     what ``explain`` picks out of an error answer (such as STS's error code).
     Remote services (STS, IAM Identity Center: given a ``lookup``) are reached
     through the connection's proxy and verified with its CA bundle; the
-    link-local metadata endpoints always directly.
+    link-local metadata endpoints always directly. ``sign(now=...)`` gives the
+    headers signed at the lookup's clock (STS): a refusal dated over a minute
+    off it teaches the clock, and the request is signed and sent once more.
     """
     import http.client
     from urllib.parse import urlsplit
@@ -2973,17 +3018,24 @@ def _metadata_request(
     proxy = None if lookup is None else _proxy_for(scheme, host, port, lookup.proxy, lookup.environ)
     verify = True if lookup is None else lookup.verify
     context = _ssl_context(verify)[0] if scheme == "https" else None
-    conn = _new_connection(scheme, host, port, proxy, timeout, context)
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    target, headers = _through_proxy(proxy, scheme, parts.netloc, target, headers)
-    try:
-        conn.request(method, target, body, dict(headers))
-        response = conn.getresponse()
-        answer = response.read()
-    except (OSError, http.client.HTTPException) as exc:
-        raise CredentialsError(f"{url.split('?')[0]} did not answer: {type(exc).__name__}") from None
-    finally:
-        conn.close()
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    clock = None if sign is None or lookup is None else lookup.clock
+    for attempt in (1, 2):
+        signed_with = 0.0 if clock is None else clock.offset
+        signed = headers if clock is None or sign is None else sign(now=clock.now())
+        target, wire = _through_proxy(proxy, scheme, parts.netloc, path, signed)
+        conn = _new_connection(scheme, host, port, proxy, timeout, context)
+        try:
+            conn.request(method, target, body, dict(wire))
+            response = conn.getresponse()
+            answer = response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            raise CredentialsError(f"{url.split('?')[0]} did not answer: {type(exc).__name__}") from None
+        finally:
+            conn.close()
+        skewed = attempt == 1 and clock is not None and response.status in (400, 403)
+        if not (skewed and clock is not None and clock.learn(response.getheader("Date"), signed_with)):
+            break
     if response.status != 200:
         detail = f": {explain(answer)}" if explain is not None else ""
         raise CredentialsError(f"{url.split('?')[0]} answered {response.status}{detail}")
@@ -5075,7 +5127,8 @@ class Connection:
         self._endpoint = _parse_endpoint(endpoint, tls is not False, addressing)
         self._bucket_routes: dict[str, tuple[str, _Endpoint]] = {}
         _check_proxy(proxy)
-        lookup = _Lookup(environ, self.region, proxy, verify, {profile_name: settings})
+        self._clock = _Clock()
+        lookup = _Lookup(environ, self.region, proxy, verify, {profile_name: settings}, self._clock)
         self._credential_source = None if anonymous else _credential_source(
             access_key, secret_key, session_token, profile, lookup
         )  # fmt: skip
@@ -5090,7 +5143,6 @@ class Connection:
         self._part_slots = threading.BoundedSemaphore(self.max_concurrency)
         _forkable.add(self)
         self._transport = _Transport(_parse_timeout(timeout), verify, proxy, environ)
-        self._clock_offset = 0.0  # the server's clock less this machine's, once a skewed answer taught it
 
     @property
     def endpoint(self) -> str:
@@ -5232,7 +5284,7 @@ class Connection:
     ) -> tuple[tuple[str, str], dict[str, str], str | None]:  # fmt: skip
         """An upload's arguments checked and made headers: ((bucket, key), headers, checksum algorithm)."""
         key, bucket = _check_key(key), self._bucket(bucket)
-        wire = _upload_headers(key, expires, content_type, public, headers, self._clock())
+        wire = _upload_headers(key, expires, content_type, public, headers, self._clock.time())
         if tags is not None:
             wire.update(_tagging(tags))
         if sse is not None or kms_key_id is not None or sse_customer_key is not None:
@@ -5709,7 +5761,7 @@ class Connection:
         (else guessed from the key), Cache-Control, ``x-amz-acl``, metadata.
         """
         key, bucket = _check_key(key), self._bucket(bucket)
-        wire = _upload_headers(key, None, None, False, headers, self._clock())
+        wire = _upload_headers(key, None, None, False, headers, self._clock.time())
         created = self._send(_Request("POST", bucket, key, wire, query=[("uploads", "")]), idempotent=True)
         return MultipartUpload(self, bucket, key, _upload_id(created.content))
 
@@ -5823,7 +5875,8 @@ class Connection:
         credentials = self.credentials
         if credentials is None:  # anonymous: the plain URL is all anyone needs
             return f"{endpoint.scheme}://{host}{path}" + (f"?{_canonical_query_string(query)}" if query else "")
-        signed = _presign_query(method, path, host, wire, credentials, region, self._now(), int(seconds), params=query)
+        now = self._clock.now()
+        signed = _presign_query(method, path, host, wire, credentials, region, now, int(seconds), params=query)
         return f"{endpoint.scheme}://{host}{path}?{signed}"
 
     def presign_post(
@@ -5868,7 +5921,7 @@ class Connection:
         credentials = self.credentials
         if credentials is None:
             return {"url": url, "fields": {"key": key, **given}}
-        now = self._now()
+        now = self._clock.now()
         return {"url": url, "fields": _post_policy(bucket, key, given, extra, credentials, region, now, int(seconds))}
 
     def _presign_seconds(self, expires: int | _timedelta) -> float:
@@ -5948,15 +6001,6 @@ class Connection:
             endpoint = _parse_endpoint(f"s3.{region}.amazonaws.com", endpoint.scheme == "https", endpoint.addressing)
         self._bucket_routes[bucket] = (region, endpoint)
 
-    def _clock(self) -> float:
-        """Seconds since the epoch by this machine's clock, corrected by the offset from
-        the server's that a clock-skew answer taught (``_learn_clock``)."""
-        return time.time() + self._clock_offset
-
-    def _now(self) -> datetime:
-        """The time to sign with: ``_clock`` as a UTC datetime."""
-        return _datetime.fromtimestamp(self._clock(), _timezone.utc)
-
     def _mend(
         self,
         bucket: str,
@@ -5985,31 +6029,8 @@ class Connection:
             return True
         if error.code in _SKEW_CODES and error.status in (400, 403) and "clock" not in mended:
             mended.add("clock")
-            return self._learn_clock(response, signed_with)
+            return self._clock.learn(response.headers.get("Date"), signed_with)
         return False
-
-    def _learn_clock(self, response: Response, signed_with: float) -> bool:
-        """Take the offset of this machine's clock from the server's ``Date`` header,
-        as the AWS SDKs for Java, Go and JavaScript do (boto3 does not). True when the
-        refused attempt's offset (``signed_with``) was over a minute off it: only then can
-        a new signature fare better. (Another thread may have learnt it meanwhile: many
-        requests signed at once with the old offset are all refused, and all go again.)"""
-        import email.utils
-
-        try:
-            server = email.utils.parsedate_to_datetime(response.headers.get("Date", ""))
-        except (TypeError, ValueError, IndexError):
-            return False
-        if server.tzinfo is None:  # "-0000": UTC, as HTTP dates are
-            server = server.replace(tzinfo=_timezone.utc)
-        offset = server.timestamp() - time.time()
-        if abs(offset - signed_with) < 60:
-            return False
-        if abs(offset - self._clock_offset) < 60:
-            return True  # learnt already, since that attempt was signed
-        _log("the clock is %+.0f s off the server's: signing with the server's time from now on", offset)
-        self._clock_offset = offset
-        return True
 
     def _signed(
         self, request: _Request, path: str, headers: dict[str, str], credentials: Credentials | None, region: str
@@ -6019,7 +6040,7 @@ class Connection:
         if credentials is None:
             return {k: v for k, v in headers.items() if k not in ("Host", "x-amz-content-sha256")}
         signed = _sign(request.method, path, request.query, headers, headers["x-amz-content-sha256"], credentials,
-                       region, self._now())  # fmt: skip
+                       region, self._clock.now())  # fmt: skip
         del signed["Host"]
         return signed
 
@@ -6070,7 +6091,7 @@ class Connection:
         while True:
             attempt += 1
             credentials = self.credentials
-            signed_with = self._clock_offset
+            signed_with = self._clock.offset
             region, endpoint, host, target, signed = self._addressed(request, headers, credentials)
             started = time.monotonic()
             try:
