@@ -4134,6 +4134,22 @@ def test_a_download_whose_bytes_do_not_match_the_etag_is_refused(seaweedfs: Serv
     assert target.read_bytes() == b"the object's own bytes" and os.listdir(tmp_path) == ["k"]
 
 
+def test_cli_copy_to_stdout_checks_the_md5_too(seaweedfs: Server) -> None:
+    bucket = seaweedfs.new_bucket()
+    seaweedfs.boto3().put_object(Bucket=bucket, Key="k", Body=b"the object's own bytes")
+
+    def flip(reply: tuple[int, dict[str, str], bytes]) -> tuple[int, dict[str, str], bytes]:
+        status, headers, body = reply
+        return status, headers, bytes([body[0] ^ 1]) + body[1:]
+
+    with scripted_server(once(lambda r: r.method == "GET", flip), upstream=seaweedfs.endpoint) as (endpoint, _):
+        through = dataclasses.replace(seaweedfs, endpoint=endpoint)
+        flipped = run_cli(through, "cp", f"s3://{bucket}/k", "-")
+        assert flipped.returncode == 1 and b"does not match its ETag" in flipped.stderr
+        whole = run_cli(through, "cp", f"s3://{bucket}/k", "-")
+    assert (whole.returncode, whole.stdout) == (0, b"the object's own bytes")
+
+
 @pytest.mark.parametrize("code", ["InternalError", "AccessDenied"])
 def test_a_completion_answered_200_with_an_error_is_an_error(seaweedfs: Server, code: str) -> None:
     """CompleteMultipartUpload can fail after its 200 status: InternalError is retried, others raise."""

@@ -7120,9 +7120,8 @@ class _Cli:
 
     def download(self, source: tuple[str, str], path: str, size: int | None) -> None:
         bucket, key = source
-        if path == "-":
-            for chunk in self.conn.get(key, bucket).iter_content(_CHUNK):
-                sys.stdout.buffer.write(chunk)
+        if path == "-":  # checked against an MD5 ETag as a file is, once written: exit 1 if it differs
+            self.conn.download(key, sys.stdout.buffer, bucket)
             sys.stdout.buffer.flush()
             return
         if os.path.isdir(path) or path.endswith(os.sep):
