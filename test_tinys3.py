@@ -6324,6 +6324,41 @@ UNFIT_KEYS = {
 }
 
 
+def test_cli_a_key_goes_to_exactly_its_path_never_into_a_folder_in_the_way(seaweedfs: Server, tmp_path: Path) -> None:
+    """Keys ``logs`` and ``logs/logs``: one of them cannot be a file where the other needs a folder.
+    That one is reported (exit 1), every run the same; the other lands whole, and is not fetched again."""
+    bucket = seaweedfs.new_bucket()
+    s3 = seaweedfs.boto3()
+    s3.put_object(Bucket=bucket, Key="logs", Body=b"TOP")
+    s3.put_object(Bucket=bucket, Key="logs/logs", Body=b"INNER")
+    target = tmp_path / "dst"
+    (target / "logs").mkdir(parents=True)
+    for command in (["cp", "-r"], ["cp", "-r"], ["cp", "-r"], ["sync"]):
+        done = run_cli(seaweedfs, *command, f"s3://{bucket}/", str(target))
+        assert done.returncode == 1
+        assert f"download failed: s3://{bucket}/logs to {target / 'logs'}: " in done.stderr.decode()
+        assert ".tinys3" not in done.stderr.decode(), "no temporary file named"
+        assert (target / "logs" / "logs").read_bytes() == b"INNER"
+        assert os.listdir(target / "logs") == ["logs"]
+    assert b"logs/logs" not in done.stdout, "sync: already right"
+    other = tmp_path / "other"
+    done = run_cli(seaweedfs, "cp", "-r", f"s3://{bucket}/", str(other))
+    assert done.returncode == 1 and "download failed" in done.stderr.decode()
+    if (other / "logs").is_file():
+        assert (other / "logs").read_bytes() == b"TOP"
+    else:
+        assert (other / "logs" / "logs").read_bytes() == b"INNER" and os.listdir(other / "logs") == ["logs"]
+
+
+def test_downloads_make_the_folders_of_their_target(seaweedfs: Server, tmp_path: Path) -> None:
+    bucket = seaweedfs.new_bucket()
+    seaweedfs.boto3().put_object(Bucket=bucket, Key="a/piped.txt", Body=b"piped")
+    assert run_cli(seaweedfs, "cp", f"s3://{bucket}/a/piped.txt", "newsub/", cwd=tmp_path).returncode == 0
+    assert (tmp_path / "newsub" / "piped.txt").read_bytes() == b"piped"
+    connect(seaweedfs, default=bucket).download("a/piped.txt", tmp_path / "x" / "y" / "z.txt")
+    assert (tmp_path / "x" / "y" / "z.txt").read_bytes() == b"piped"
+
+
 def test_cli_never_writes_outside_the_target_folder(moto: Server, tmp_path: Path) -> None:
     """Keys with ``..``, backslashes, drive letters, UNC prefixes or control characters are
     refused as file names on every platform, each reported (escaped), the rest downloaded."""

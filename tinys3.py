@@ -3891,7 +3891,7 @@ def _save(response: Response, target: str | os.PathLike[str] | IO[bytes]) -> Res
                 _copy_verified(response, _partial(_write_all, fd))
             finally:
                 os.close(fd)
-            os.replace(temporary, target)
+            _move_into_place(temporary, target)
         except BaseException:
             os.unlink(temporary)
             raise
@@ -3938,11 +3938,14 @@ def _check_md5(digest: Any, etag: str | None) -> None:
 def _temporary_beside(path: str) -> tuple[int, str]:
     """A new file beside ``path`` to write it in full before renaming: (fd, name).
 
-    The descriptor reads too (a download assembled from ranges is read back
-    for its MD5). It gets the mode of the file it will replace, or else the mode a plain
+    The folder is made if it is missing, as ``aws s3 cp`` does. The descriptor
+    reads too (a download assembled from ranges is read back for its MD5). It
+    gets the mode of the file it will replace, or else the mode a plain
     ``open(path, "w")`` gives (0666 less the umask), unlike ``mkstemp``'s 0600.
     """
     folder, name = os.path.split(path)
+    if folder and not os.path.isdir(folder):
+        os.makedirs(folder, exist_ok=True)
     try:
         mode: int | None = os.stat(path).st_mode & 0o7777
     except OSError:
@@ -3958,6 +3961,15 @@ def _temporary_beside(path: str) -> tuple[int, str]:
             os.fchmod(fd, mode)
         return fd, temporary
     raise FileExistsError(f"no free temporary name beside {path}")
+
+
+def _move_into_place(temporary: str, path: str) -> None:
+    """Rename a whole download over ``path``. An error (a folder in the way, say) names
+    ``path``, never the temporary file, which the caller removes."""
+    try:
+        os.replace(temporary, path)
+    except OSError as error:
+        raise type(error)(error.errno, error.strerror, path) from None
 
 
 class _SmallDownload:
@@ -4010,7 +4022,7 @@ class _SmallDownload:
         try:
             os.close(fd)
             _check_md5(self._md5, self._etag)
-            os.replace(self._temporary, self._path)
+            _move_into_place(self._temporary, self._path)
         except BaseException:
             os.unlink(self._temporary)
             raise
@@ -4228,7 +4240,7 @@ def _assemble(
             _parallel(conn, part, spans(), total, progress, most)
             if digest is not None:
                 digest.check(total)
-        os.replace(temporary, path)
+        _move_into_place(temporary, path)
     except BaseException:
         os.unlink(temporary)
         raise
@@ -6987,7 +6999,10 @@ class _Cli:
                 raise InvalidInput(f"{args.source!r} is a folder: add --recursive (-r) to {args.command} what is in it")
             self.upload(args.source, target, None)
         elif target is None:
-            self.download(source, args.target, None)
+            path = args.target
+            if path != "-" and (os.path.isdir(path) or path.endswith(("/", os.sep))):  # into the folder
+                path = os.path.join(path, source[1].rpartition("/")[2])
+            self.download(source, path, None)
         else:
             key = target[1] if target[1] and not target[1].endswith("/") else target[1] + source[1].rpartition("/")[2]
             self.copy(source, (target[0], key), None)
@@ -7124,8 +7139,6 @@ class _Cli:
             self.conn.download(key, sys.stdout.buffer, bucket)
             sys.stdout.buffer.flush()
             return
-        if os.path.isdir(path) or path.endswith(os.sep):
-            path = os.path.join(path, key.rpartition("/")[2])
 
         def folder_ready() -> None:
             folder = os.path.dirname(path) or "."
