@@ -3524,21 +3524,28 @@ def test_sts_is_reached_through_the_proxy_too(moto_open: Server, clean_env: pyte
 
 
 def _pump(a: socket.socket, b: socket.socket) -> None:
-    """Copy bytes both ways between two sockets until either side closes."""
+    """Copy bytes both ways between two sockets until both sides are done, on this one
+    thread: an SSL socket read on one thread and written on another breaks, now and then."""
+    import selectors
 
-    def one_way(source: socket.socket, sink: socket.socket) -> None:
-        with suppress(OSError):
-            while data := source.recv(65536):
-                sink.sendall(data)
-        with suppress(OSError):
-            sink.shutdown(socket.SHUT_WR)
-
-    other = threading.Thread(target=one_way, args=(b, a), daemon=True)
-    other.start()
-    one_way(a, b)
-    other.join(30)
-    a.close()
-    b.close()
+    peer = {a: b, b: a}
+    with a, b, suppress(OSError), selectors.DefaultSelector() as selector:
+        for sock in peer:
+            selector.register(sock, selectors.EVENT_READ)
+        while selector.get_map():
+            ready = selector.select(30)
+            if not ready:
+                return
+            for key, _ in ready:
+                source: Any = key.fileobj
+                data = source.recv(65536)
+                while data and isinstance(source, ssl.SSLSocket) and source.pending():
+                    data += source.recv(65536)
+                if data:
+                    peer[source].sendall(data)
+                else:  # one side is done sending: pass its end on, keep the other way open
+                    selector.unregister(source)
+                    peer[source].shutdown(socket.SHUT_WR)
 
 
 @contextmanager

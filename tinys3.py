@@ -2895,9 +2895,7 @@ class _Stream:
     the pace its reader sets) until ``within_deadline`` puts it back.
     """
 
-    def __init__(
-        self, response: Any, release: Callable[[], None], discard: Callable[[], None], paced: _Paced
-    ) -> None:
+    def __init__(self, response: Any, release: Callable[[], None], discard: Callable[[], None], paced: _Paced) -> None:
         self._paced, self._deadline, paced.deadline = paced, paced.deadline, None
         self._response = response
         self._release: Callable[[], None] | None = release
@@ -3963,7 +3961,7 @@ def _temporary_beside(path: str) -> tuple[int, str]:
     raise FileExistsError(f"no free temporary name beside {path}")
 
 
-def _move_into_place(temporary: str, path: str) -> None:
+def _move_into_place(temporary: str, path: str | os.PathLike[str]) -> None:
     """Rename a whole download over ``path``. An error (a folder in the way, say) names
     ``path``, never the temporary file, which the caller removes."""
     try:
