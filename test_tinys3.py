@@ -18,6 +18,7 @@ import functools
 import gzip
 import hashlib
 import io
+import itertools
 import json
 import os
 import re
@@ -1805,7 +1806,42 @@ def test_s3_errors_are_raised_with_their_code(server: Server, bucket: str) -> No
     assert caught.value.code == "NoSuchKey"
     with pytest.raises(tinys3.HTTPError) as caught:
         conn.update_metadata("missing", {"a": "b"}, bucket)
-    assert (caught.value.status, caught.value.code) == (404, "NotFound")
+    assert (caught.value.status, caught.value.code) == (404, "NoSuchKey")
+
+
+def test_a_missing_object_is_one_error_whatever_the_call(server: Server, bucket: str, tmp_path: Path) -> None:
+    """``NoSuchKey``, a ``NotFound`` that is also the FileNotFoundError Python's open() raises, naming
+    the bucket and key asked for: get, head (a 404 without a body), download, open, and a copy's source."""
+    conn = connect(server, default=bucket)
+    conn.upload("here.txt", b"here")
+    calls: dict[str, Callable[[], object]] = {
+        "get": lambda: conn.get("gone.txt"),
+        "head": lambda: conn.head("gone.txt"),
+        "download to a path": lambda: conn.download("gone.txt", tmp_path / "got"),
+        "download to a file": lambda: conn.download("gone.txt", io.BytesIO()),
+        "open": lambda: conn.open("gone.txt"),
+        "copy": lambda: conn.copy("gone.txt", bucket, "here.txt"),
+        "update_metadata": lambda: conn.update_metadata("gone.txt", {"a": "b"}),
+    }
+    for name, call in calls.items():
+        with pytest.raises(FileNotFoundError) as caught:
+            call()
+        error = caught.value
+        assert isinstance(error, tinys3.NotFound) and isinstance(error, tinys3.HTTPError), name
+        assert (error.status, error.code, error.bucket, error.key) == (404, "NoSuchKey", bucket, "gone.txt"), name
+    assert not (tmp_path / "got").exists() and conn.get("here.txt").content == b"here"
+    nowhere = f"tinys3-none-{uuid.uuid4().hex[:8]}"
+    calls = {
+        "get": lambda: conn.get("k", nowhere),
+        "head": lambda: conn.head("k", nowhere),
+        "list": lambda: list(conn.list(bucket=nowhere)),
+        "head_bucket": lambda: conn.head_bucket(nowhere),
+        "copy": lambda: conn.copy("k", nowhere, "here.txt", bucket),
+    }
+    for name, call in calls.items():
+        with pytest.raises(tinys3.NotFound) as caught:
+            call()
+        assert (caught.value.code, caught.value.bucket) == ("NoSuchBucket", nowhere), name
 
 
 def test_a_wrong_secret_is_rejected_and_never_shown(server: Server, bucket: str) -> None:
@@ -1875,7 +1911,7 @@ def test_head_and_exists(server: Server, bucket: str) -> None:
     assert conn.exists("here.txt") and not conn.exists("not-here.txt")
     with pytest.raises(tinys3.HTTPError) as caught:
         conn.head("not-here.txt")
-    assert (caught.value.status, caught.value.code) == (404, "NotFound")
+    assert (caught.value.status, caught.value.code) == (404, "NoSuchKey")
 
 
 def test_download_to_a_path_and_to_a_file(server: Server, bucket: str, tmp_path: Path) -> None:
@@ -5565,6 +5601,118 @@ def test_closing_the_pool_waits_for_pending_work_and_refuses_more(moto: Server) 
     assert moto.boto3().list_objects_v2(Bucket=bucket)["KeyCount"] == 10
 
 
+def test_a_pool_whose_sockets_idle_on_one_bucket_host_still_reaches_another(seaweedfs: Server, tmp_path: Path) -> None:
+    """On AWS each bucket is a host of its own. With every socket of a Pool idle on one bucket's
+    host (a server that keeps idle connections open), an upload to another bucket closes the
+    least recently used of them to make room: no call waits for ever, and close() returns."""
+    first, second = seaweedfs.new_bucket(), seaweedfs.new_bucket()
+    keys = seaweedfs.access_key, seaweedfs.secret_key
+    with tls_front(seaweedfs.endpoint, tmp_path) as (port, ca_file, _), tunnelling_proxy(port) as (proxy, seen):
+        pool = tinys3.Pool(*keys, endpoint=f"https://{conftest.VIRTUAL_DOMAIN}:{port}", addressing="virtual",
+                           proxy=proxy, verify=ca_file, size=5)  # fmt: skip
+        assert all(f.result(timeout=30).ok for f in [pool.upload(f"k{n:02d}", b"first", first) for n in range(50)])
+        assert seen == [f"CONNECT {first}.{conftest.VIRTUAL_DOMAIN}:{port}"] * 5, "every socket is on the first host"
+        assert pool.upload("k", b"second", second).result(timeout=30).ok
+        closing = threading.Thread(target=pool.close)
+        closing.start()
+        closing.join(30)
+        assert not closing.is_alive(), "Pool.close() returned"
+    assert seen[5:] == [f"CONNECT {second}.{conftest.VIRTUAL_DOMAIN}:{port}"]
+    assert seaweedfs.boto3().get_object(Bucket=second, Key="k")["Body"].read() == b"second"
+
+
+def test_a_refused_connect_leaves_the_work_to_the_live_sockets(seaweedfs: Server) -> None:
+    """When the server stops taking new connections (at its limit, say), a Pool's uploads wait for
+    its live sockets rather than go to threads whose connects are refused too."""
+    bucket = seaweedfs.new_bucket()
+    upstream = int(seaweedfs.endpoint.rsplit(":", 1)[1])
+    relay = accepting(lambda client: _pump(client, socket.create_connection(("127.0.0.1", upstream))))
+    port = relay.__enter__()
+    pool = tinys3.Pool(seaweedfs.access_key, seaweedfs.secret_key, endpoint=f"http://127.0.0.1:{port}",
+                       default=bucket, size=8)  # fmt: skip
+    try:
+        assert all(future.result(timeout=30).ok for future in [pool.upload(f"a{n}", b"a") for n in range(4)])
+        relay.__exit__(None, None, None)  # the listener closes: every new connect is refused
+        payloads = {f"b{n:02d}": os.urandom(n * 100) for n in range(40)}
+        responses = pool.all_completed([pool.upload(key, data) for key, data in payloads.items()], timeout=60)
+    finally:
+        pool.close()
+    assert [response.status_code for response in responses] == [200] * 40
+    s3 = seaweedfs.boto3()
+    assert {key: s3.get_object(Bucket=bucket, Key=key)["Body"].read() for key in payloads} == payloads
+
+
+def test_an_answer_before_the_whole_request_is_not_taken_and_leaves_no_socket_busy() -> None:
+    """A server that answers a PUT before reading its body (then reads it) gets the upload again,
+    whole, on another connection; the socket it answered early on is closed, not left polling."""
+    first, body = b"first", os.urandom(60_000)
+    got: list[bytes] = []
+    connections = iter(range(100))
+
+    def serve(client: socket.socket) -> None:
+        number = next(connections)
+        with client, suppress(OSError):
+            for request in itertools.count():
+                head = b""
+                while not head.endswith(b"\r\n\r\n") and (byte := client.recv(1)):
+                    head += byte
+                if not head:
+                    return
+                length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+                early = number == 0 and request == 1
+                data = b""
+                while not early and len(data) < length and (more := client.recv(65536)):
+                    data += more
+                etag = hashlib.md5(data if not early else body).hexdigest()
+                client.sendall(f'HTTP/1.1 200 OK\r\nETag: "{etag}"\r\nContent-Length: 0\r\n\r\n'.encode())
+                while len(data) < length and (more := client.recv(65536)):
+                    data += more
+                if not early:
+                    got.append(data)
+
+    with (
+        accepting(serve, receive_buffer=4096) as port,
+        tinys3.Pool("k", "s", endpoint=f"http://127.0.0.1:{port}", default="bkt", size=1) as pool,
+    ):
+        assert pool.upload("k", first).result(timeout=30).ok
+        # Loopback takes megabytes at once: a small send buffer is the one way to have a socket
+        # take part of a request, as a slow network does.
+        (line,) = pool._many._lines  # type: ignore[union-attr]
+        line.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        assert pool.upload("k", body).result(timeout=30).headers["ETag"] == f'"{hashlib.md5(body).hexdigest()}"'
+        cpu = time.process_time()
+        time.sleep(1)
+        assert time.process_time() - cpu < 0.3, "no socket polled in a loop"
+    assert got == [first, body], "the second sent again, whole, once"
+
+
+def test_a_script_that_never_closes_its_pool_still_stores_every_upload(seaweedfs: Server) -> None:
+    """As with concurrent.futures, work handed to a Pool is done before the interpreter exits:
+    100 small uploads (some met by a 503, so sent again on threads at exit) and no close()."""
+    bucket = seaweedfs.new_bucket()
+    asked: collections.Counter[str] = collections.Counter()
+
+    def answer(request: Recorded) -> Any:
+        asked[request.path] += 1
+        busy = request.method == "PUT" and asked[request.path] == 1 and request.path.endswith("7")
+        return (503, {}, b"<Error><Code>SlowDown</Code></Error>") if busy else None
+
+    with scripted_server(answer, upstream=seaweedfs.endpoint) as (endpoint, _):
+        script = (
+            "import tinys3\n"
+            f"pool = tinys3.Pool({seaweedfs.access_key!r}, {seaweedfs.secret_key!r}, endpoint={endpoint!r},"
+            f" default={bucket!r}, size=4)\n"
+            "for n in range(100):\n"
+            "    pool.upload(f'k/{n:03d}', b'x' * 100)\n"
+        )
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, env={**os.environ,
+                              "PYTHONPATH": str(HERE)}, timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    listed = seaweedfs.boto3().list_objects_v2(Bucket=bucket)
+    assert [item["Key"] for item in listed["Contents"]] == [f"k/{n:03d}" for n in range(100)]
+    assert asked[f"/{bucket}/k/007"] == 2, "the 503 was met, and the upload sent again"
+
+
 ###############################################################################
 # The 2013 README, run as written against moto ################################
 ###############################################################################
@@ -5977,6 +6125,10 @@ def test_cli_errors_are_one_line_with_exit_codes(seaweedfs: Server, tmp_path: Pa
     assert missing.returncode == 1
     assert missing.stderr.decode().startswith(f"tinys3: error: s3://{bucket}/nope.txt: NoSuchKey: "), "names which"
     assert missing.stderr.count(b"\n") == 1 and not (tmp_path / "x").exists()
+    for command in ("cp", "mv"):
+        copied = run_cli(seaweedfs, command, f"s3://{bucket}/nope.txt", f"s3://{bucket}/copy.txt")
+        assert copied.returncode == 1
+        assert copied.stderr.decode().startswith(f"tinys3: error: s3://{bucket}/nope.txt: NoSuchKey: "), "the source"
     (tmp_path / "site").mkdir()
     folder = run_cli(seaweedfs, "cp", str(tmp_path / "site"), f"s3://{bucket}/")
     assert (folder.returncode, folder.stderr.decode()) == (
