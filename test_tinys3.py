@@ -6051,6 +6051,51 @@ def run_cli(
     )
 
 
+def on_terminal(server: Server, *args: str, cwd: Path | None = None) -> tuple[int, list[str]]:
+    """``python -m tinys3 ARGS`` with stdout and stderr on a pseudo-terminal: its exit status,
+    and the lines the terminal shows at the end (a carriage return goes back to the line's start)."""
+    import pty
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_ACCESS_KEY_ID=server.access_key, AWS_SECRET_ACCESS_KEY=server.secret_key,
+               AWS_ENDPOINT_URL=server.endpoint, AWS_EC2_METADATA_DISABLED="true", PYTHONPATH=str(HERE))  # fmt: skip
+    leader, follower = pty.openpty()
+    child = subprocess.Popen([sys.executable, "-m", "tinys3", *args], stdin=subprocess.DEVNULL, stdout=follower,
+                             stderr=follower, env=env, cwd=cwd)  # fmt: skip
+    os.close(follower)
+    shown = b""
+    with suppress(OSError):  # EIO once the child's side closes
+        while data := os.read(leader, 65536):
+            shown += data
+    os.close(leader)
+    lines, column = [""], 0
+    for char in shown.decode():
+        if char == "\n":
+            lines.append("")
+            column = 0
+        elif char == "\r":
+            column = 0
+        else:
+            lines[-1] = lines[-1][:column] + char + lines[-1][column + 1 :]
+            column += 1
+    return child.wait(timeout=60), [line.rstrip() for line in lines]
+
+
+def test_cli_a_single_transfer_on_a_terminal_ends_with_its_line_alone(seaweedfs: Server, tmp_path: Path) -> None:
+    """The progress bar is blanked before the result line, which then stands alone: no bar before
+    it, no blank line after."""
+    bucket = seaweedfs.new_bucket()
+    (tmp_path / "big.bin").write_bytes(os.urandom(3 * MiB))
+    status, shown = on_terminal(seaweedfs, "cp", "big.bin", f"s3://{bucket}/big.bin", cwd=tmp_path)
+    assert (status, shown) == (0, [f"upload: big.bin to s3://{bucket}/big.bin", ""])
+    status, shown = on_terminal(seaweedfs, "mv", f"s3://{bucket}/big.bin", "back.bin", cwd=tmp_path)
+    assert (status, shown) == (0, [f"move: s3://{bucket}/big.bin to back.bin", ""])
+    status, shown = on_terminal(seaweedfs, "cp", f"s3://{bucket}/gone.bin", "x.bin", cwd=tmp_path)
+    assert (
+        status == 1 and shown[0].startswith(f"tinys3: error: s3://{bucket}/gone.bin: NoSuchKey") and shown[1:] == [""]
+    )
+
+
 def test_cli_copies_lists_shares_and_deletes(seaweedfs: Server, tmp_path: Path) -> None:
     bucket = seaweedfs.new_bucket()
     (tmp_path / "report.pdf").write_bytes(b"%PDF-1.7 report")
@@ -6280,6 +6325,12 @@ def test_cli_ls_lists_buckets_and_names_relative_to_the_folder(seaweedfs: Server
     summary = run_cli(seaweedfs, "ls", "-r", "--summarize", f"s3://{bucket}/p/").stdout.decode().splitlines()
     assert [line.split()[-1] for line in summary[:3]] == ["p/a.txt", "p/sub/b.txt", "p/sub/c.txt"]
     assert summary[3:] == ["", "Total Objects: 3", "   Total Size: 60"]
+    for nothing in (f"s3://{bucket}/nothing-here/", f"s3://{bucket}/missing.txt", f"s3://{bucket}/p/a.txt.old"):
+        empty = run_cli(seaweedfs, "ls", nothing)
+        assert (empty.returncode, empty.stdout, empty.stderr) == (1, b"", b""), "as aws: nothing matched, exit 1"
+    assert run_cli(seaweedfs, "ls", f"s3://{bucket}/p/a.txt").returncode == 0
+    empty_bucket = seaweedfs.new_bucket()
+    assert run_cli(seaweedfs, "ls", f"s3://{empty_bucket}").returncode == 0, "a bucket's root: 0, even empty"
 
 
 @pytest.mark.parametrize(

@@ -6751,6 +6751,7 @@ class _ProgressBar:
         self._stream = stream if stream.isatty() else None
         self._label = label
         self._start = time.monotonic()
+        self._width = 0  # of the widest line drawn
 
     def __call__(self, done: int, total: int | None) -> None:
         if self._stream is None:
@@ -6758,12 +6759,17 @@ class _ProgressBar:
         rate = done / max(time.monotonic() - self._start, 1e-3)
         share = f" {100 * done // total:3d}%" if total else ""
         total_text = f" / {_human(total)}" if total else ""
-        self._stream.write(f"\r{self._label}: {_human(done)}{total_text}{share}  {_human(rate)}/s ")
+        text = f"{self._label}: {_human(done)}{total_text}{share}  {_human(rate)}/s"
+        self._stream.write("\r" + text.ljust(self._width))
         self._stream.flush()
+        self._width = max(self._width, len(text))
 
     def close(self) -> None:
+        """Blank the bar's line, so that what is printed next starts a clean line."""
         if self._stream is not None:
-            self._stream.write("\n")
+            self._stream.write("\r" + " " * self._width + "\r")
+            self._stream.flush()
+            self._stream = None
 
 
 class _Batch:
@@ -7023,10 +7029,12 @@ class _Cli:
         if self.dry(line):
             return
 
-        def work(bar: Progress | None) -> None:
+        def work(bar: _ProgressBar | None) -> None:
             action(bar)
             if self.args.command == "mv":
                 remove()
+            if bar is not None:
+                bar.close()  # the result line goes on a clean line, not after the bar
             self.say(line)
 
         if self.batch is not None:
@@ -7296,9 +7304,10 @@ class _Cli:
             raise InvalidInput(f"ls takes an s3:// URL, not {self.args.url!r}")
         bucket, prefix = place
         folder = "" if self.args.recursive else prefix[: prefix.rfind("/") + 1]
-        count = total = 0
+        count = total = folders = 0
         for entry in self.listed(bucket, prefix, delimiter=None if self.args.recursive else "/"):
             if entry.is_prefix:
+                folders += 1
                 self.emit(self.out, f"{'PRE':>30} {entry.key[len(folder) :]}")
                 continue
             count, total = count + 1, total + entry.size
@@ -7306,7 +7315,8 @@ class _Cli:
         if self.args.summarize:
             for line in ("", f"Total Objects: {count}", f"   Total Size: {self.size(total)}"):
                 self.emit(self.out, line)
-        return self.failures and 1
+        nothing = bool(prefix) and not (count or folders)  # as aws: a key or prefix that matches nothing
+        return 1 if self.failures or nothing else 0
 
     def listed(self, bucket: str, prefix: str, delimiter: str | None = None) -> Iterator[ObjectInfo]:
         """The listing under ``prefix``, less any key that does not start with it: a listing
