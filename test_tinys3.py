@@ -6164,6 +6164,35 @@ def test_cli_copies_folders_both_ways(seaweedfs: Server, tmp_path: Path) -> None
     assert connect(seaweedfs).get("mirror/index.html", bucket).content == b"<h1>hi</h1>"
 
 
+def test_cli_an_endpoint_without_a_scheme_or_of_the_wrong_kind_is_one_line_exit_2(seaweedfs: Server) -> None:
+    """What is wrong and what to write, at once: no retry, no TLS error to decode."""
+    where = seaweedfs.endpoint.split("://")[1]
+    said = {
+        where: f"--endpoint-url needs a scheme: write http://{where} or https://{where}",
+        f"http//{where}": f"endpoint 'http//{where}' has a broken scheme: write 'http://HOST[:PORT]' or 'https://…'",
+        f"https://{where}": f"{where} answered in plain HTTP, not TLS: write the endpoint as http://{where}",
+    }
+    for url, line in said.items():
+        run = run_cli(seaweedfs, "ls", "--endpoint-url", url, "--debug")
+        assert (run.returncode, run.stdout) == (2, b""), url
+        assert run.stderr.decode().splitlines()[-1] == f"tinys3: error: {line}" and b"retrying" not in run.stderr
+
+
+def test_https_to_a_plain_http_server_is_refused_at_the_first_try() -> None:
+    connections = []
+
+    def plain(client: socket.socket) -> None:
+        connections.append(client.recv(4096)[:1])  # a TLS hello begins with 0x16
+        client.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+        client.close()
+
+    with accepting(plain) as port:
+        conn = tinys3.Connection("k", "s", endpoint=f"https://127.0.0.1:{port}", default="bkt", retries=3)
+        with pytest.raises(tinys3.InvalidInput, match="answered in plain HTTP, not TLS: write the endpoint as http://"):
+            conn.get("k")
+    assert connections == [b"\x16"], "one handshake, no retry"
+
+
 def test_cli_errors_are_one_line_with_exit_codes(seaweedfs: Server, tmp_path: Path) -> None:
     bucket = seaweedfs.new_bucket()
     missing = run_cli(seaweedfs, "cp", f"s3://{bucket}/nope.txt", str(tmp_path / "x"))

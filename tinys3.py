@@ -1265,6 +1265,8 @@ def _parse_endpoint(endpoint: str, tls: bool, addressing: str) -> _Endpoint:
         host = url.hostname
     except ValueError:
         host = None
+    if "://" not in text and (host in ("http", "https") or "//" in url.path):
+        raise InvalidInput(f"endpoint {endpoint!r} has a broken scheme: write 'http://HOST[:PORT]' or 'https://…'")
     if url.scheme not in ("http", "https") or not host or url.query or url.fragment:
         raise InvalidInput(f"endpoint must be a URL like 'https://s3.example.com:9000'; got {endpoint!r}")
     default = 443 if url.scheme == "https" else 80
@@ -2352,7 +2354,7 @@ class _Transport:
             conn.close()
             if context is not None and self._widen_store(exc, context):
                 return self.open(origin)
-            raise _connect_error(exc, host, port, proxy) from exc
+            raise _connect_error(exc, host, port, proxy, context is not None) from exc
         assert conn.sock is not None
         conn.sock.settimeout(self._read_timeout)
         with self._lock:
@@ -3183,8 +3185,13 @@ def _through_proxy(
     return f"http://{authority}{target}", headers
 
 
-def _connect_error(exc: OSError, host: str, port: int, proxy: _Proxy | None) -> TransportError:
-    """A failed connect, naming the proxy (never its password) when there is one."""
+def _connect_error(exc: OSError, host: str, port: int, proxy: _Proxy | None, tls: bool) -> S3Error:
+    """A failed connect, naming the proxy (never its password) when there is one; a TLS
+    handshake that met plain HTTP is a wrong endpoint (``InvalidInput``), not worth a retry."""
+    if tls and getattr(exc, "reason", None) in _PLAIN_HTTP_REASONS:
+        return InvalidInput(
+            f"{host}:{port} answered in plain HTTP, not TLS: write the endpoint as http://{host}:{port}"
+        )
     if proxy is None:
         return _transport_error(exc, f"cannot connect to {host}:{port}")
     text = str(exc)
@@ -3194,6 +3201,10 @@ def _connect_error(exc: OSError, host: str, port: int, proxy: _Proxy | None) -> 
         error.retry = status[:1] == "5"  # the proxy's own trouble may pass; a refusal will not
         return error
     return _transport_error(exc, f"cannot connect to {host}:{port} through proxy {proxy}")
+
+
+#: What OpenSSL says when the answer to its hello is not TLS (an HTTP answer, say), by version.
+_PLAIN_HTTP_REASONS = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"})
 
 
 class _Proxy:
@@ -6959,6 +6970,10 @@ class _Cli:
                 import warnings
 
                 verify = False if args.no_verify_ssl else args.ca_bundle
+                url = args.endpoint_url
+                if url is not None and "://" not in url:  # the library's bare host is its 2013 form
+                    _parse_endpoint(url, True, "auto")  # a broken scheme is named as such
+                    raise InvalidInput(f"--endpoint-url needs a scheme: write http://{url} or https://{url}")
                 with warnings.catch_warnings():  # said once, as a line of its own, below
                     warnings.simplefilter("ignore")
                     self._conn = Connection(endpoint=args.endpoint_url, region=args.region, profile=args.profile,
