@@ -196,6 +196,27 @@ def test_quickstart_uses_the_configured_service(seaweedfs: Server, tmp_path: Pat
     assert "Contents" not in seaweedfs.boto3().list_objects_v2(Bucket=bucket), "the quickstart cleans up"
 
 
+def test_quickstart_makes_its_own_bucket_or_names_the_missing_one(seaweedfs: Server, tmp_path: Path) -> None:
+    """With credentials and no bucket named, it makes one and removes it; a bucket named that
+    does not exist is one line, exit 1, never a traceback."""
+    env = _bare_env(tmp_path, AWS_ACCESS_KEY_ID=seaweedfs.access_key, AWS_SECRET_ACCESS_KEY=seaweedfs.secret_key,
+                    AWS_ENDPOINT_URL=seaweedfs.endpoint)  # fmt: skip
+    s3 = seaweedfs.boto3()
+    before = {b["Name"] for b in s3.list_buckets()["Buckets"]}
+    run = subprocess.run([sys.executable, str(HERE / "examples" / "quickstart.py")], capture_output=True,
+                         text=True, env=env, timeout=120, check=False)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    made = re.match(r"Using \S+ as \S+; making bucket (tinys3-quickstart-[0-9a-f]{8}): <Response \[200\]>", run.stdout)
+    assert made is not None, run.stdout
+    assert run.stdout.endswith(f"removing bucket {made.group(1)}: <Response [204]>\n")
+    assert {b["Name"] for b in s3.list_buckets()["Buckets"]} == before
+    missing = subprocess.run([sys.executable, str(HERE / "examples" / "quickstart.py"), "tinys3-not-there"],
+                             capture_output=True, text=True, env=env, timeout=60, check=False)  # fmt: skip
+    assert (missing.returncode, missing.stdout) == (1, "")
+    assert missing.stderr.startswith("quickstart: bucket tinys3-not-there does not exist")
+    assert missing.stderr.count("\n") == 1
+
+
 @pytest.mark.tooling
 def test_the_wheel_holds_only_the_module_and_installs_without_dependencies(tmp_path: Path) -> None:
     import zipfile

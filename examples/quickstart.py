@@ -3,7 +3,8 @@
     python examples/quickstart.py [BUCKET]
 
 With S3 configured (AWS_* variables or ~/.aws, as for the AWS CLI) it works on
-BUCKET there and cleans up after itself. With nothing configured it starts a
+BUCKET there (which must exist), or on a bucket of its own that it makes and
+removes, and cleans up after itself. With nothing configured it starts a
 throwaway moto server on 127.0.0.1 (moto comes with the test extras) and says so.
 """
 
@@ -83,11 +84,28 @@ def workflow(conn: tinys3.Connection, bucket: str) -> None:
 
 
 def main() -> int:
-    bucket = sys.argv[1] if len(sys.argv) > 1 else "tinys3-quickstart"
+    named = sys.argv[1] if len(sys.argv) > 1 else None
     if configured():
         conn = tinys3.Connection()
-        print(f"Using {conn.endpoint} as {conn.credentials.access_key}, bucket {bucket}")
-        workflow(conn, bucket)
+        try:
+            if named is not None:
+                if not conn.bucket_exists(named):
+                    print(f"quickstart: bucket {named} does not exist: name one that does, or none to have"
+                          " the quickstart make (and remove) its own", file=sys.stderr)  # fmt: skip
+                    return 1
+                print(f"Using {conn.endpoint} as {conn.credentials.access_key}, bucket {named}")
+                workflow(conn, named)
+                return 0
+            bucket = f"tinys3-quickstart-{os.urandom(4).hex()}"
+            print(f"Using {conn.endpoint} as {conn.credentials.access_key}; making bucket {bucket}:",
+                  conn.create_bucket(bucket))  # fmt: skip
+            try:
+                workflow(conn, bucket)
+            finally:
+                print(f"removing bucket {bucket}:", conn.delete_bucket(bucket))
+        except tinys3.S3Error as error:
+            print(f"quickstart: {error}", file=sys.stderr)
+            return 1
         return 0
     if importlib.util.find_spec("moto") is None:
         print("quickstart: no S3 credentials are configured, and moto (a local S3 to try it on) is not installed:"
@@ -98,6 +116,7 @@ def main() -> int:
     with local_moto() as endpoint:
         os.environ.update(AWS_ACCESS_KEY_ID="quickstart", AWS_SECRET_ACCESS_KEY="quickstart")
         conn = tinys3.Connection(endpoint=endpoint)
+        bucket = named or "tinys3-quickstart"
         print(f"moto is at {endpoint}; creating bucket {bucket}:", conn.create_bucket(bucket))
         workflow(conn, bucket)
     return 0
