@@ -6564,12 +6564,50 @@ def test_cli_sync_downloads_stamp_files_so_a_second_sync_copies_nothing(server: 
     assert os.stat(here / "a.txt").st_mtime == email.utils.parsedate_to_datetime(modified).timestamp()
     assert run_cli(server, "sync", f"s3://{bucket}/p", str(here)).stdout == b""
 
-    os.utime(here / "a.txt", (1_000_000_000, 1_000_000_000))  # older than the object, same size: it changed on S3
+    conn.upload("p/a.txt", b"P/A.TXT")  # changed on S3, same size
+    os.utime(here / "a.txt", (1_000_000_000, 1_000_000_000))  # (in another second than the first upload's)
     (here / "sub" / "extra.txt").write_text("local only")
     again = run_cli(server, "sync", f"s3://{bucket}/p/", str(here), "--delete")
     assert lines_of(again) == [f"delete: {here / 'sub' / 'extra.txt'}",
                                f"download: s3://{bucket}/p/a.txt to {here / 'a.txt'}"]  # fmt: skip
     assert sorted(str(p.relative_to(here)) for p in here.rglob("*")) == ["a.txt", "sub", "sub/b.txt"]
+
+
+def test_cli_sync_skips_what_md5_proves_the_same_and_still_fetches_a_same_size_change(
+    seaweedfs: Server, tmp_path: Path
+) -> None:
+    """A round trip (sync up, then down) transfers nothing: a same-size file whose time differs
+    is skipped when its MD5 matches the ETag — single-part, tinys3's 8 MiB parts, or another
+    client's 5 MiB parts — and takes the object's time. A same-size change is still fetched."""
+    bucket = seaweedfs.new_bucket()
+    site = tmp_path / "site"
+    site.mkdir()
+    files = {f"f{n:02d}.txt": os.urandom(100 + n) for n in range(20)} | {"big.bin": os.urandom(12 * MiB + 5)}
+    for name, data in files.items():
+        (site / name).write_bytes(data)
+    assert run_cli(seaweedfs, "sync", str(site), f"s3://{bucket}/p").returncode == 0
+    boto_written = os.urandom(11 * MiB)  # three parts of 5 MiB, by boto3
+    config = __import__("boto3.s3.transfer").s3.transfer.TransferConfig(
+        multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB
+    )
+    seaweedfs.boto3().upload_fileobj(io.BytesIO(boto_written), bucket, "p/boto.bin", Config=config)
+    (site / "boto.bin").write_bytes(boto_written)
+    etags = {o.key: o.etag for o in connect(seaweedfs).list("p/", bucket)}
+    assert etags["p/big.bin"].endswith("-2") and etags["p/boto.bin"].endswith("-3") and "-" not in etags["p/f00.txt"]
+    for path in site.iterdir():
+        os.utime(path, (1_000_000_000, 1_000_000_000))  # every time differs from the object's
+    back = run_cli(seaweedfs, "sync", f"s3://{bucket}/p", str(site))
+    assert (back.returncode, back.stdout, back.stderr) == (0, b"", b""), "nothing downloaded"
+    assert {path.name: path.read_bytes() for path in site.iterdir()} == {**files, "boto.bin": boto_written}
+    assert os.stat(site / "big.bin").st_mtime != 1_000_000_000, "the file took the object's time"
+    for direction in ((str(site), f"s3://{bucket}/p"), (f"s3://{bucket}/p", str(site))):
+        assert run_cli(seaweedfs, "sync", *direction).stdout == b"", "and the next syncs look no more"
+    changed = os.urandom(103)
+    connect(seaweedfs).upload("p/f03.txt", changed, bucket)
+    os.utime(site / "f03.txt", (1_000_000_000, 1_000_000_000))
+    fetched = run_cli(seaweedfs, "sync", f"s3://{bucket}/p", str(site))
+    assert lines_of(fetched) == [f"download: s3://{bucket}/p/f03.txt to {site / 'f03.txt'}"]
+    assert (site / "f03.txt").read_bytes() == changed
 
 
 #: Keys S3 (and moto) keep that would name no file inside the target, and why.

@@ -3778,6 +3778,24 @@ def _decoder(root: Any) -> Callable[[str], str]:
     return unquote_plus if _text(_children(root), "EncodingType") == "url" else str
 
 
+def _etag_of_file(path: str, part: int | None) -> str:
+    """The ETag S3 gives the bytes of the file at ``path`` uploaded whole (``part`` None: their
+    MD5), or in parts of ``part`` bytes (the MD5 of the parts' MD5s, ``-``, their number)."""
+    digests, running, filled = [], hashlib.md5(), 0
+    with open(path, "rb") as file:
+        while piece := file.read(_MiB if part is None else min(_MiB, part - filled)):
+            running.update(piece)
+            filled += len(piece)
+            if filled == part:
+                digests.append(running.digest())
+                running, filled = hashlib.md5(), 0
+    if part is None:
+        return running.hexdigest()
+    if filled or not digests:
+        digests.append(running.digest())
+    return f"{hashlib.md5(b''.join(digests)).hexdigest()}-{len(digests)}"
+
+
 def _multipart_etag(etags: list[str]) -> str | None:
     """S3's ETag of a multipart object: the MD5 of its parts' MD5s, then ``-`` and their
     number; None when a part's ETag is not an MD5 (SSE-KMS, some services)."""
@@ -7167,12 +7185,39 @@ class _Cli:
                     if self.args.delete:
                         extra.append(relative)
                 elif had is None or _differs(kind, have, had, self.args.size_only):
+                    if (
+                        isinstance(dst, str)
+                        and had is not None
+                        and have[0] == had[0]
+                        and self.same_file(dst, relative, have)
+                    ):
+                        continue
                     self.send(src, dst, relative, have[0])
         if extra and self.failures:
             self.emit(self.err, f"tinys3: not deleting {len(extra)} extra file(s): some transfers failed")
         elif extra:
             self.delete_extra(dst, extra)
         return self.failures and 1
+
+    def same_file(self, folder: str, relative: str, have: tuple[int, float, str]) -> bool:
+        """Whether the file at ``relative`` in ``folder`` provably holds what the object (size,
+        time, ETag) holds: its MD5 is the ETag's (see ``_etag_of_file``). If so, the file takes
+        the object's time, as a download would have stamped it, and the next sync looks no more."""
+        size, moment, etag = have
+        path = os.path.join(folder, *relative.split("/"))
+        digest, _, count = etag.lower().partition("-")
+        if len(digest) != 32 or (count and not count.isdigit()) or os.path.islink(path):
+            return False
+        parts = {_part_size(size, self.conn.multipart_size), 5 * _MiB, 8 * _MiB, 16 * _MiB} if count else {None}
+        try:
+            for part in parts:
+                if (part is None or -(-size // part) == int(count)) and _etag_of_file(path, part) == etag.lower():
+                    if not self.dryrun:
+                        os.utime(path, (moment, moment))
+                    return True
+        except OSError:
+            return False
+        return False
 
     def delete_extra(self, target: tuple[str, str] | str, names: list[str]) -> None:
         """``sync --delete``: remove what the source does not have."""
@@ -7200,17 +7245,22 @@ class _Cli:
         if same and (source[1].startswith(target[1]) or target[1].startswith(source[1])):
             raise InvalidInput(f"s3://{source[0]}/{source[1]} and s3://{target[0]}/{target[1]} overlap")
 
-    def entries(self, place: tuple[str, str] | str, follow: bool = False) -> Iterator[tuple[str, tuple[int, float]]]:
-        """A folder's files or objects as (path relative to it, (size, mtime)), sorted as S3 lists
-        keys, with the filters applied. A local folder's links are followed only if ``follow``
-        (a source's, by default); a target's never are, so nothing outside it is compared or deleted."""
+    def entries(
+        self, place: tuple[str, str] | str, follow: bool = False
+    ) -> Iterator[tuple[str, tuple[int, float, str]]]:
+        """A folder's files or objects as (path relative to it, (size, mtime, ETag or "")), sorted
+        as S3 lists keys, with the filters applied. A local folder's links are followed only if
+        ``follow`` (a source's, by default); a target's never are, so nothing outside it is
+        compared or deleted."""
         if isinstance(place, str):
-            found: Iterable[tuple[str, tuple[int, float]]] = (
-                _local_files(place, self.warn, follow) if os.path.isdir(place) else ()
+            found: Iterable[tuple[str, tuple[int, float, str]]] = (
+                ((relative, (size, mtime, "")) for relative, (size, mtime) in _local_files(place, self.warn, follow))
+                if os.path.isdir(place)
+                else ()
             )
         else:
             bucket, folder = place
-            found = ((entry.key[len(folder) :], (entry.size, _unix(entry.last_modified)))
+            found = ((entry.key[len(folder) :], (entry.size, _unix(entry.last_modified), entry.etag or ""))
                      for entry in self.listed(bucket, folder))  # fmt: skip
         return ((relative, stat_) for relative, stat_ in found if relative and self.wanted(relative))
 
@@ -7519,7 +7569,7 @@ def _ordered(items: Iterable[tuple[str, T]]) -> Iterator[tuple[str, T]]:
         yield item
 
 
-def _differs(kind: str, source: tuple[int, float], target: tuple[int, float], size_only: bool) -> bool:
+def _differs(kind: str, source: tuple[int, float, str], target: tuple[int, float, str], size_only: bool) -> bool:
     """Whether sync copies a file or object that both sides have, given (size, mtime) of each.
 
     Sizes that differ always count. Times count in whole seconds, the
