@@ -6135,7 +6135,10 @@ def test_cli_copies_lists_shares_and_deletes(seaweedfs: Server, tmp_path: Path) 
     assert [line.split()[-1] for line in listing] == ["docs/", "copy.pdf"], "folders first, as aws s3 ls"
     assert listing[0].split() == ["PRE", "docs/"]
     human = run_cli(seaweedfs, "ls", "-r", "-h", f"s3://{bucket}/docs/").stdout.decode().splitlines()
-    assert [line.split()[-3:] for line in human] == [["10", "B", "docs/notes.txt"], ["15", "B", "docs/report.pdf"]]
+    assert [line.split()[-3:] for line in human] == [
+        ["10", "Bytes", "docs/notes.txt"],
+        ["15", "Bytes", "docs/report.pdf"],
+    ]
 
     url = run_cli(seaweedfs, "presign", "--expires", "120", f"s3://{bucket}/copy.pdf").stdout.decode().strip()
     with urllib.request.urlopen(url) as reply:
@@ -6235,7 +6238,7 @@ def test_cli_errors_are_one_line_with_exit_codes(seaweedfs: Server, tmp_path: Pa
     assert usage.returncode == 2 and b"usage:" in usage.stderr
     assert run_cli(seaweedfs, "frobnicate").returncode == 2
     not_a_folder = run_cli(seaweedfs, "cp", "-r", str(tmp_path / "absent"), f"s3://{bucket}/")
-    assert (not_a_folder.returncode, b"is not one" in not_a_folder.stderr) == (2, True), "a usage error"
+    assert (not_a_folder.returncode, b"does not exist" in not_a_folder.stderr) == (2, True), "a usage error"
     neither = run_cli(seaweedfs, "cp", "a", "b")
     assert (neither.returncode, neither.stderr) == (2, b"tinys3: error: cp needs an s3:// URL on at least one side\n")
     assert run_cli(seaweedfs, "rm", f"s3://{bucket}").returncode == 2, "rm without -r needs a key"
@@ -6253,6 +6256,7 @@ def test_cli_error_lines_name_the_bucket_they_are_about(moto: Server) -> None:
     refused = run_cli(moto, "rb", f"s3://{bucket}")
     assert refused.returncode == 1
     assert refused.stderr.decode().startswith(f"tinys3: error: s3://{bucket}/: BucketNotEmpty: ")
+    assert refused.stderr.decode().rstrip().endswith("(rb --force empties it first)")
 
 
 def test_cli_rm_recursive_deletes_a_folder_never_its_namesakes(seaweedfs: Server) -> None:
@@ -6284,6 +6288,49 @@ def test_cli_rb_force_empties_the_bucket_first(server: Server) -> None:
     assert bucket not in [b["Name"] for b in server.boto3().list_buckets()["Buckets"]]
 
 
+def test_cli_a_batch_stops_at_the_first_error_every_file_would_meet(moto: Server, tmp_path: Path) -> None:
+    """A missing bucket or refused keys fail every file alike: one line and exit 1, not one line a file."""
+    site = tmp_path / "site"
+    site.mkdir()
+    for number in range(40):
+        (site / f"f{number:02d}.txt").write_bytes(os.urandom(number * 5000))
+    missing = run_cli(moto, "cp", "-r", str(site), "s3://tinys3-no-such-bucket/p/")
+    assert missing.returncode == 1 and missing.stdout == b""
+    assert re.fullmatch(rb"tinys3: error: s3://tinys3-no-such-bucket/p/f\d\d.txt: NoSuchBucket: .*\n", missing.stderr)
+    bucket = moto.new_bucket()
+    wrong = run_cli(dataclasses.replace(moto, secret_key="not-the-secret"), "cp", "-r", str(site), f"s3://{bucket}/")
+    assert wrong.returncode == 1 and wrong.stderr.count(b"\n") == 1 and b"SignatureDoesNotMatch" in wrong.stderr
+
+
+def test_cli_says_what_is_wrong_in_its_own_words(seaweedfs: Server, tmp_path: Path) -> None:
+    bucket = seaweedfs.new_bucket()
+    gone = run_cli(seaweedfs, "sync", str(tmp_path / "nosuchdir"), f"s3://{bucket}/")
+    assert (gone.returncode, gone.stderr.decode()) == (
+        2,
+        f"tinys3: error: sync: {str(tmp_path / 'nosuchdir')!r} does not exist\n",
+    )
+    (tmp_path / "config").write_text("[profile real]\nregion = eu-west-1\n")
+    env_files = {"AWS_CONFIG_FILE": str(tmp_path / "config"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(env_files, AWS_EC2_METADATA_DISABLED="true", PYTHONPATH=str(HERE))
+
+    def said(*args: str) -> str:
+        run = subprocess.run([sys.executable, "-m", "tinys3", *args], capture_output=True, env=env, check=False)
+        assert run.returncode == 1
+        return run.stderr.decode()
+
+    assert said("ls", "--profile", "nosuch").startswith(
+        f"tinys3: error: profile 'nosuch' is not in {tmp_path / 'none'} and"
+    )
+    assert said("ls", "--profile", "real").startswith("tinys3: error: profile 'real' has no credentials")
+    anonymous = said("ls")
+    assert anonymous.startswith("tinys3: error: no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+    assert "--profile" in anonymous and "--no-sign-request" in anonymous and "access_key" not in anonymous
+    connect(seaweedfs).upload("seven.txt", b"7 bytes", bucket)
+    human = run_cli(seaweedfs, "ls", "-h", f"s3://{bucket}/seven.txt").stdout.decode()
+    assert human.split()[2:] == ["7", "Bytes", "seven.txt"], "as aws prints it"
+
+
 def test_cli_ctrl_c_exits_130_and_leaves_nothing_half_written(seaweedfs: Server) -> None:
     """Interrupted mid-way through a multipart upload from a pipe: one line, exit 130, the upload aborted."""
     import signal
@@ -6304,7 +6351,8 @@ def test_cli_ctrl_c_exits_130_and_leaves_nothing_half_written(seaweedfs: Server)
         time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
-    assert (proc.returncode, out, err) == (130, b"", b"tinys3: interrupted\n")
+    said = f"tinys3: interrupted: upload of - to s3://{bucket}/big stopped; s3://{bucket}/big is as it was\n"
+    assert (proc.returncode, out, err.decode()) == (130, b"", said)
     assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
 
@@ -7290,7 +7338,10 @@ def test_cli_ctrl_c_during_a_sync_leaves_only_whole_files(seaweedfs: Server, tmp
         process.wait(60)  # the few lines left fit in the pipes; read them from the same buffered files
         out, err = process.stdout.read(), process.stderr.read()
     assert first.startswith(b"download: ") and process.returncode == 130
-    assert err.decode().splitlines()[-1] == "tinys3: interrupted"
+    said = re.fullmatch(
+        r"tinys3: interrupted: (\d+) of \d+ files done, none left half-written", err.decode().splitlines()[-1]
+    )
+    assert said is not None, err
     written = {path.name: path.read_bytes() for path in (tmp_path / "here").iterdir()}
     assert 1 <= len(written) < len(objects), "stopped part way"
     assert all(objects[name] == body for name, body in written.items()), "no file half-written, no temporary left"

@@ -504,6 +504,8 @@ def _credential_source(
     files = f"{_aws_file(environ, 'AWS_SHARED_CREDENTIALS_FILE', 'credentials')} and "
     files += _aws_file(environ, "AWS_CONFIG_FILE", "config")
     if profile is not None or environ.get("AWS_PROFILE"):
+        if not lookup.profile(name):
+            raise CredentialsError(f"profile {name!r} is not in {files}")
         raise CredentialsError(
             f"profile {name!r} has no credentials (keys, role, SSO or credential_process) in {files}"
         )
@@ -519,11 +521,15 @@ def _credential_source(
         except CredentialsError as error:  # the last source: not being on EC2 is the usual reason
             why_not = str(error)
     tried.append(f"EC2 instance metadata ({why_not})")
-    raise CredentialsError(
-        "no S3 credentials: pass access_key and secret_key, or set the environment variables "
-        "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary "
-        "credentials). Tried: " + "; ".join(tried)
-    )
+    raise CredentialsError(_NO_CREDENTIALS + "; ".join(tried))
+
+
+#: The start of the error when no source had credentials (the command line words it its own way).
+_NO_CREDENTIALS = (
+    "no S3 credentials: pass access_key and secret_key, or set the environment variables "
+    "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary "
+    "credentials). Tried: "
+)
 
 
 def _fetching(fetch: Callable[[], Credentials], name: str) -> _CredentialSource:
@@ -6768,7 +6774,7 @@ def _s3_url(text: str) -> tuple[str, str] | None:
 def _human(size: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if size < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+            return f"{size:.0f} Bytes" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     raise AssertionError("unreachable")
 
@@ -6801,6 +6807,10 @@ class _ProgressBar:
             self._stream = None
 
 
+#: Error codes that every transfer of a batch would meet once one did: it stops at the first.
+_FAILS_EVERY_TRANSFER = frozenset({"NoSuchBucket", "AccessDenied", "SignatureDoesNotMatch", "InvalidAccessKeyId"})
+
+
 class _Batch:
     """The transfers of a recursive command, on threads of its own: ``--max-concurrency``
     at a time, or by default 64 growing up to 128 while that pays (``_InFlight``); small
@@ -6831,12 +6841,15 @@ class _Batch:
         self._serving = self._idle = 0  # threads running, and of those, waiting for work
         self.listing = True
         self.files = self.files_done = self.bytes = self.bytes_done = 0
+        self.stopped: HTTPError | None = None  # an error every transfer would meet (``halt``)
 
     def add(self, size: int, work: Callable[[], object], report: Callable[[Exception], None], count: int = 1) -> None:
         """Queue ``work`` (``count`` files, ``size`` bytes); ``report`` hears its failure."""
         with self.lock:
-            while len(self._queued) >= self._room.limit:
+            while len(self._queued) >= self._room.limit and self.stopped is None:
                 self._space.wait()
+            if self.stopped is not None:
+                raise self.stopped
             self._queued.append((size, work, report, count))
             self.files, self.bytes = self.files + count, self.bytes + size
             self.show()
@@ -6872,7 +6885,8 @@ class _Batch:
             _log("a transfer goes on a thread of its own, after: %s", error)
             with self.lock:
                 self.files, self.bytes = self.files - 1, self.bytes - size
-            self.add(size, work, report)
+            with _suppress(HTTPError):  # the batch is over: ``halt`` reported why
+                self.add(size, work, report)
 
         self._many.add(sink(finished, again))
 
@@ -6901,8 +6915,21 @@ class _Batch:
             try:
                 work()
             except Exception as error:  # every failure is reported: the others go on
-                report(error)
+                if not self.halt(error):
+                    report(error)
             ended = era, size, count, time.monotonic() - began
+
+    def halt(self, error: Exception) -> bool:
+        """Whether ``error`` would fail every other transfer too (the bucket is missing, the
+        keys are refused); if so the first one ends the command (``add`` and the end of the
+        batch raise it: one line, not one a file) and the transfers not started are dropped."""
+        if not (isinstance(error, HTTPError) and error.code in _FAILS_EVERY_TRANSFER):
+            return False
+        with self.lock:
+            self.stopped = self.stopped or error
+            self._queued.clear()
+            self._space.notify_all()
+        return True
 
     def __enter__(self) -> _Batch:
         return self
@@ -6920,6 +6947,8 @@ class _Batch:
             self._end(True)
             raise
         self._end(kind is not None)
+        if kind is None and self.stopped is not None:
+            raise self.stopped
 
     def _end(self, dropping: bool) -> None:
         """The listing is over: wait for the threads, or with ``dropping``, drop what has not started."""
@@ -6976,6 +7005,7 @@ class _Cli:
         self.batch: _Batch | None = None
         self.stores: dict[str, Any] = {}
         self.folders: set[str] = set()  # made by this command's downloads: one os.makedirs each
+        self.current: str | None = None  # the single transfer under way ("upload: A to B")
         self._conn: Connection | None = None
         self._lock = threading.Lock()
 
@@ -7031,6 +7061,18 @@ class _Cli:
         self.failures += 1
         self.emit(self.err, text)
 
+    def interrupted(self) -> str:
+        """What a Ctrl-C left, to end the line ``tinys3: interrupted``: a single transfer
+        leaves its target as it was; a batch has done some of its files, none by half."""
+        batch = self.batch
+        if batch is not None:
+            return f": {batch.files_done} of {batch.files} files done, none left half-written"
+        if self.current is not None:
+            verb, _, places = self.current.partition(": ")
+            target = places.rpartition(" to ")[2]
+            return f": {verb} of {places} stopped; {target} is as it was"
+        return ""
+
     def dry(self, text: str) -> bool:
         """With ``--dryrun``: say what would be done (and return True to skip doing it)."""
         if self.dryrun:
@@ -7082,6 +7124,7 @@ class _Cli:
             return
         hidden = self.silent or self.args.no_progress
         bar = None if hidden else _ProgressBar(self.err, (target if verb == "upload" else source).rpartition("/")[2])
+        self.current = line
         try:
             work(bar)
         finally:
@@ -7239,6 +7282,8 @@ class _Cli:
     def check_folders(self, source: tuple[str, str] | str, target: tuple[str, str] | str) -> None:
         """Refuse a local source that is no folder, and S3 folders inside each other
         (the copies would be listed again, or --delete would remove the source)."""
+        if isinstance(source, str) and not os.path.exists(source):
+            raise InvalidInput(f"{self.args.command}: {source!r} does not exist")
         if isinstance(source, str) and not os.path.isdir(source):
             raise InvalidInput(f"{self.args.command} copies a folder; {source!r} is not one")
         same = isinstance(source, tuple) and isinstance(target, tuple) and source[0] == target[0]
@@ -7447,7 +7492,12 @@ class _Cli:
         bucket = self.bucket_only()
         if self.args.force and self.empty(bucket, "", (entry.key for entry in self.conn.list(bucket=bucket))):
             return 1
-        self.conn.delete_bucket(bucket)
+        try:
+            self.conn.delete_bucket(bucket)
+        except HTTPError as error:
+            if error.code == "BucketNotEmpty" and not self.args.force:
+                error.message += " (rb --force empties it first)"
+            raise
         self.say(f"remove_bucket: {bucket}")
         return 0
 
@@ -7690,18 +7740,28 @@ def main(argv: list[str] | None = None) -> int:
 
         logging.basicConfig(stream=sys.stderr, format="tinys3: %(message)s")
         logging.getLogger("tinys3").setLevel(logging.DEBUG)
+    cli = _Cli(args, sys.stdout, sys.stderr)
     try:
-        cli = _Cli(args, sys.stdout, sys.stderr)
         return int(getattr(cli, args.command)())
     except (InvalidInput, InvalidType) as error:
         print(f"tinys3: error: {error}", file=sys.stderr)
         return 2
     except (S3Error, OSError) as error:
-        print(f"tinys3: error: {_error_text(error, located=True)}", file=sys.stderr)
+        text = _error_text(error, located=True)
+        if isinstance(error, CredentialsError) and text.startswith(_NO_CREDENTIALS):
+            text = _CLI_NO_CREDENTIALS + text[len(_NO_CREDENTIALS) :]
+        print(f"tinys3: error: {text}", file=sys.stderr)
     except KeyboardInterrupt:
-        print("tinys3: interrupted", file=sys.stderr)
+        print(f"tinys3: interrupted{cli.interrupted()}", file=sys.stderr)
         return 130
     return 1
+
+
+_CLI_NO_CREDENTIALS = (
+    "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for "
+    "temporary credentials), name a profile of ~/.aws with --profile, or read a public bucket with "
+    "--no-sign-request. Tried: "
+)
 
 
 if __name__ == "__main__":
