@@ -22,6 +22,7 @@ import itertools
 import json
 import os
 import re
+import shlex
 import shutil
 import socket
 import socketserver
@@ -173,6 +174,30 @@ def test_quickstart_starts_its_own_server_when_nothing_is_configured(tmp_path: P
         "update its metadata", "read it back", "delete all three on a pool",
     ]  # fmt: skip
     assert lines[-1].endswith("[<Response [204]>, <Response [204]>, <Response [204]>]")
+
+
+@pytest.mark.tooling
+def test_the_try_it_locally_recipe_runs_as_written(tmp_path: Path) -> None:
+    """The README's recipe in one bash session — pip with ``--dry-run`` (this environment has
+    what it installs: the line must still resolve), moto on a free port rather than 5000 — then
+    the First steps commands against that moto, as the recipe says."""
+    section = README_TEXT.split("\n## Try it locally\n")[1].split("\n## ")[0]
+    (recipe,) = [body for info, body in fenced_blocks(section) if info == "sh"]
+    first_steps = README_TEXT.split("\n## First steps\n")[1].split("\n## ")[0]
+    (commands,) = [body for info, body in fenced_blocks(first_steps) if not info]
+    port = conftest.free_port()
+    script = ["set -e", "trap 'kill %1' EXIT"]
+    for line in recipe.replace("5000", str(port)).splitlines():
+        script.append(line.replace("pip install . ", f"pip install --dry-run {shlex.quote(str(HERE))} "))
+        if "moto.server" in line:  # the harness waits for it, as a person typing would
+            script.append(f"until (exec 3<>/dev/tcp/127.0.0.1/{port}) 2>/dev/null; do sleep 0.1; done")
+    env = {**_bare_env(tmp_path), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    run = subprocess.run(["bash", "-c", "\n".join([*script, commands])], capture_output=True, text=True, env=env,
+                         cwd=tmp_path, timeout=180, check=False)  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "Would install tinys3" in run.stdout, "the install line resolves"
+    assert (tmp_path / "report-copy.pdf").read_text() == "%PDF-1.7 hello\n"
+    assert run.stdout.rstrip().endswith("reports/2026/report.pdf")
 
 
 def test_quickstart_without_moto_or_credentials_says_what_is_missing_at_once(tmp_path: Path) -> None:
