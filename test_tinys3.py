@@ -2776,6 +2776,120 @@ def test_memory_stays_flat_for_a_200_mib_upload_download_and_write(seaweedfs: Se
 ###############################################################################
 
 
+def read_answer(pieces: list[bytes], method: str = "GET", eof: bool = True) -> tuple[list[Any], bool]:
+    """Feed an answer to an ``_AnswerReader`` in ``pieces`` (then, with ``eof``, the connection's
+    close), taking every event as soon as it can be had: the events, the body's pieces joined
+    into one, and whether the connection could carry another request."""
+    reader = tinys3._AnswerReader(method)
+    events: list[Any] = []
+
+    def take() -> None:
+        while (event := reader.next_event()) is not None:
+            if isinstance(event, bytes) and events and isinstance(events[-1], bytes):
+                events[-1] += event
+            else:
+                events.append(event)
+
+    for piece in pieces:
+        reader.feed(piece)
+        take()
+    if eof:
+        reader.feed_eof()
+        take()
+    return events, reader.reusable
+
+
+def splits(answer: bytes) -> Iterator[list[bytes]]:
+    """The answer whole, byte by byte, and cut in two at every place."""
+    yield [answer]
+    yield [answer[i : i + 1] for i in range(len(answer))]
+    for cut in range(1, len(answer)):
+        yield [answer[:cut], answer[cut:]]
+
+
+def shown(events: list[Any]) -> list[Any]:
+    """Events as comparable values: a head as (status, length, chunked, will_close)."""
+    return [(e.status, e.length, e.chunked, e.will_close) if isinstance(e, tinys3._Head) else e for e in events]
+
+
+@pytest.mark.parametrize(
+    ("answer", "method", "expected", "reusable"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nETag: \"x\"\r\n\r\nhello", "GET",
+         [(200, 5, False, False), b"hello", "end"], True),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+         b"5;name=v\r\nhello\r\n6\r\n world\r\n0\r\nX-T: 1\r\n\r\n", "GET",
+         [(200, None, True, False), b"hello world", "end"], True),
+        (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 100 Continue\r\nX: y\r\n\r\n"
+         b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n", "PUT", [(201, 0, False, False), "end"], True),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", "HEAD", [(200, 0, False, False), "end"], True),
+        (b"HTTP/1.1 204 No Content\r\n\r\n", "DELETE", [(204, 0, False, False), "end"], True),
+        (b"HTTP/1.1 304 Not Modified\r\nContent-Length: 7\r\n\r\n", "GET", [(304, 0, False, False), "end"], True),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\nhello", "GET",
+         [(200, 5, False, False), b"hello", "end"], True),
+        (b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok", "GET",
+         [(200, 2, False, True), b"ok", "end"], False),
+        (b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", "GET", [(200, 2, False, True), b"ok", "end"], False),
+        (b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok", "GET",
+         [(200, 2, False, False), b"ok", "end"], True),
+        (b"HTTP/1.1 500 Oops\r\n\r\nuntil the end", "GET", [(500, None, False, True), b"until the end", "end"], False),
+        (b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok", "GET", [(200, 2, False, False), b"ok", "end"], True),
+    ],
+)  # fmt: skip
+def test_an_answer_is_framed_alike_however_its_bytes_are_split(
+    answer: bytes, method: str, expected: list[Any], reusable: bool
+) -> None:
+    """Content-Length, chunks (extensions and trailers skipped), interim answers, no body for
+    HEAD, 204 and 304, a body delimited by the close only where nothing else frames it."""
+    for pieces in splits(answer):
+        events, kept = read_answer(pieces, method, eof=not reusable)
+        assert (shown(events), kept) == (expected, reusable), pieces
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        (b"", "closed the connection without answering"),
+        (b"HTTP/1.1 200 OK\r\nContent-Le", "cut short: the connection closed inside its status line or headers"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel", "cut short: got 3 of 5 bytes"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel", "cut short inside its chunks"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n", "cut short inside its chunks"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "a chunk size is not a hex number"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhiX\r\n", "no line break after a chunk"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", "Content-Length is not one number"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "Content-Length is not one number"),
+        (b"HTTP/2 200\r\n\r\n", "does not begin with an HTTP/1 status line"),
+        (b"SSH-2.0-OpenSSH\r\n", "does not begin with an HTTP/1 status line"),
+        (b"HTTP/1.1 100 Continue\r\n\r\n" * 17 + b"HTTP/1.1 200 OK\r\n\r\n", "over 16 interim answers"),
+        (b"HTTP/1.1 200 OK\r\n" + b"X: y\r\n" * 101 + b"\r\n", "more than 100 header lines"),
+        (b"HTTP/1.1 200 OK\r\nX: " + b"y" * 70000, "a line over 64 KiB"),
+    ],
+)
+def test_an_answer_that_breaks_a_framing_rule_is_an_error_at_any_split(answer: bytes, error: str) -> None:
+    for pieces in list(splits(answer))[:2] + list(splits(answer))[2::97]:
+        with pytest.raises(OSError, match=error):
+            read_answer(pieces)
+
+
+def test_a_driver_reads_a_sized_body_straight_into_its_buffer() -> None:
+    """What follows the head in the same piece comes as an event; the rest a driver may read
+    itself (``body_due``, then ``took``), with no copy through the reader."""
+    reader = tinys3._AnswerReader("GET")
+    reader.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+    assert isinstance(reader.next_event(), tinys3._Head) and reader.body_due() == 0
+    assert reader.next_event(most=2) == b"ab" and reader.next_event() == b"c"
+    assert reader.next_event() is None and reader.body_due() == 7
+    reader.took(4)
+    assert reader.body_due() == 3 and not reader.ended
+    reader.took(3)
+    assert reader.next_event() == "end" and reader.reusable
+
+
+def test_bytes_after_the_answers_end_mean_the_connection_is_not_reused() -> None:
+    events, reusable = read_answer([b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA"], eof=False)
+    assert shown(events) == [(200, 2, False, False), b"ok", "end"] and not reusable
+
+
 class Recorded:
     """One request as the scripted server saw it."""
 

@@ -2029,6 +2029,241 @@ _MAX_INTERIM = 16
 _response_class: type[HTTPResponse] | None = None
 
 
+class _Head:
+    """The head of an answer: ``version`` ("HTTP/1.1"), ``status``, ``reason``, ``headers``
+    (an ``http.client.HTTPMessage``), and how its body is framed: ``length`` (None when
+    chunked or delimited by the connection closing), ``chunked``, ``will_close``."""
+
+    __slots__ = ("chunked", "headers", "length", "reason", "status", "version", "will_close")
+
+    def __init__(self, version: str, status: int, reason: str, headers: HTTPMessage) -> None:
+        self.version, self.status, self.reason, self.headers = version, status, reason, headers
+        self.length: int | None = None
+        self.chunked = self.will_close = False
+
+
+#: ``_AnswerReader.next_event``: the answer is over.
+_END = "end"
+
+
+class _AnswerReader:
+    """One HTTP/1.x answer read from bytes, with no socket (h11's way): the drivers ``feed``
+    what they receive (``feed_eof`` once the connection closed) and take ``next_event()``
+    until it returns None ("need more"): the ``_Head``, then body bytes, then ``_END``.
+
+    Every framing rule is here once: interim "100 Continue" answers skipped (at most
+    ``_MAX_INTERIM``), lines and header counts bounded, a body framed by Content-Length
+    (conflicting lengths refused) or chunks, none for HEAD, 204 and 304, else delimited by
+    the connection closing. A head, a sized body or chunks cut short by the connection
+    closing raise a retryable ``TransportError``; closing before any byte raises
+    ``ConnectionResetError`` (a kept connection the server had let go). ``reusable`` is
+    True only once the answer was read to its framed end, nothing came after it, and the
+    server keeps the connection (the request having gone out whole is the driver's to know).
+    """
+
+    def __init__(self, method: str) -> None:
+        self._method = method
+        self._data = bytearray()
+        self._pos = 0  # what of ``_data`` is consumed
+        self._state = (
+            "status"  # status, headers, length, chunk-size, chunk-data, chunk-end, trailers, close, done, over
+        )
+        self._lines: list[tuple[str, str]] = []
+        self._status: tuple[str, int, str] = ("", 0, "")
+        self._interim = 0
+        self._left = 0  # body bytes due: of the length, or of the chunk
+        self._eof = False
+        self.head: _Head | None = None
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        """Bytes that came, in order."""
+        if self._pos > 65536 and self._pos * 2 > len(self._data):
+            del self._data[: self._pos]
+            self._pos = 0
+        self._data += data
+
+    def feed_eof(self) -> None:
+        """The connection closed: what was fed is all there is."""
+        self._eof = True
+
+    @property
+    def ended(self) -> bool:
+        """The answer was read to its framed end."""
+        return self._state in ("done", "over")
+
+    @property
+    def overrun(self) -> bool:
+        """Bytes came after the answer's framed end: the server does not frame as it says."""
+        return self.ended and self._pos < len(self._data)
+
+    @property
+    def reusable(self) -> bool:
+        """The connection may carry another request (see the class)."""
+        head = self.head
+        return self.ended and not self.overrun and not self._eof and head is not None and not head.will_close
+
+    def body_due(self) -> int:
+        """Body bytes a driver may read straight into its own buffer, past this reader
+        (then ``took``): those of a Content-Length body once nothing is buffered; else 0."""
+        return self._left if self._state == "length" and self._pos == len(self._data) else 0
+
+    def took(self, count: int) -> None:
+        """``count`` bytes of the body (at most ``body_due()``) went straight to the driver."""
+        self._left -= count
+        if self._left == 0:
+            self._finish()
+
+    def next_event(self, most: int = 1 << 20) -> _Head | bytes | str | None:
+        """The next thing the bytes fed say: the ``_Head``, body bytes (at most ``most``),
+        ``_END``; or None when more bytes are needed."""
+        while True:
+            state = self._state
+            if state == "done":
+                self._state = "over"
+                return _END
+            if state == "over":
+                return None
+            if state in ("length", "chunk-data", "close"):
+                return self._body(most)
+            line = self._line()
+            if line is None:
+                return None
+            if state == "status":
+                self._status_line(line)
+            elif state in ("headers", "trailers"):
+                head = self._header_line(line)
+                if head is not None:
+                    return head
+            elif state == "chunk-size":
+                self._chunk_size(line)
+            elif line:  # chunk-end: the line break after a chunk's data
+                raise TransportError("the answer's chunks are malformed: no line break after a chunk")
+            else:
+                self._state = "chunk-size"
+
+    def _line(self) -> str | None:
+        """The next line, without its line break; None until it is whole."""
+        end = self._data.find(b"\n", self._pos)
+        if end < 0:
+            if len(self._data) - self._pos > _MAX_LINE:
+                raise TransportError("the answer holds a line over 64 KiB")
+            if self._eof:
+                self._cut()
+            return None
+        if end - self._pos > _MAX_LINE:
+            raise TransportError("the answer holds a line over 64 KiB")
+        line = self._data[self._pos : end].decode("iso-8859-1")
+        self._pos = end + 1
+        return line[:-1] if line.endswith("\r") else line
+
+    def _cut(self) -> None:
+        """The connection closed before the answer's framed end."""
+        state = self._state
+        if state == "status" and not self._interim and self._pos == len(self._data) == 0:
+            raise ConnectionResetError("the server closed the connection without answering")
+        if state in ("status", "headers"):
+            raise _headers_cut_short()
+        if state == "length":
+            assert self.head is not None and self.head.length is not None
+            raise _cut_short(self.head.length - self._left, self.head.length)
+        raise TransportError("the answer was cut short inside its chunks")
+
+    def _status_line(self, line: str) -> None:
+        version, _, rest = line.strip().partition(" ")
+        code, _, reason = rest.partition(" ")
+        if not version.startswith("HTTP/1.") or not (len(code) == 3 and code.isascii() and code.isdigit()):
+            raise TransportError(f"the answer does not begin with an HTTP/1 status line: {_outside(line, (), 80)}")
+        self._status, self._lines, self._state = (version, int(code), reason.strip()), [], "headers"
+
+    def _header_line(self, line: str) -> _Head | None:
+        """A header line (a line starting with a space or tab continues the one before, one
+        without a colon is skipped); at the blank line, the head is complete."""
+        if line:
+            if len(self._lines) >= _MAX_HEADERS:
+                raise TransportError(f"the answer has more than {_MAX_HEADERS} header lines")
+            if line[0] in " \t" and self._lines:
+                name, value = self._lines[-1]
+                self._lines[-1] = (name, f"{value} {line.strip()}")
+            elif ":" in line:
+                name, _, value = line.partition(":")
+                self._lines.append((name.strip(), value.strip()))
+            return None
+        if self._state == "trailers":
+            self._finish()
+            return None
+        version, status, reason = self._status
+        if 100 <= status < 200:  # an interim answer: the real one follows
+            self._interim += 1
+            if self._interim > _MAX_INTERIM:
+                raise TransportError(f"over {_MAX_INTERIM} interim answers ('100 Continue') in a row")
+            self._state = "status"
+            return None
+        import http.client
+
+        headers = http.client.HTTPMessage()
+        for name, value in self._lines:
+            headers.set_raw(name, value)
+        head = self.head = _Head(version, status, reason, headers)
+        head.will_close = _closes(version != "HTTP/1.0", headers)
+        coding = headers.get("Transfer-Encoding", "").lower()
+        lengths = {value.strip() for value in ",".join(headers.get_all("Content-Length") or ()).split(",")} - {""}
+        if self._method == "HEAD" or status in (204, 304):
+            head.length = 0
+            self._finish()
+        elif coding:
+            head.chunked = coding.rsplit(",", 1)[-1].strip() == "chunked"
+            self._state = "chunk-size" if head.chunked else "close"
+        elif lengths:
+            (length,) = lengths if len(lengths) == 1 else (None,)
+            if length is None or not (length.isascii() and length.isdigit()):
+                raise TransportError(f"the answer's Content-Length is not one number: {sorted(lengths)}")
+            head.length = self._left = int(length)
+            self._state = "length"
+            if not self._left:
+                self._finish()
+        else:
+            self._state = "close"
+        if self._state == "close":
+            head.will_close = True
+        return head
+
+    def _chunk_size(self, line: str) -> None:
+        size = line.partition(";")[0].strip()
+        if not size or len(size) > 16 or not all(c in "0123456789abcdefABCDEF" for c in size):
+            raise TransportError("the answer's chunks are malformed: a chunk size is not a hex number")
+        self._left = int(size, 16)
+        self._state = "chunk-data" if self._left else "trailers"
+
+    def _body(self, most: int) -> bytes | str | None:
+        available = len(self._data) - self._pos
+        if self._state == "close":
+            if not available:
+                if self._eof:
+                    self._state = "over"
+                    return _END
+                return None
+            take = min(available, most)
+        else:
+            take = min(available, most, self._left)
+            if not take:
+                if self._eof:
+                    self._cut()
+                return None
+            self._left -= take
+        piece = bytes(self._data[self._pos : self._pos + take])
+        self._pos += take
+        if self._state != "close" and not self._left:
+            if self._state == "length":
+                self._finish()
+            else:
+                self._state = "chunk-end"
+        return piece
+
+    def _finish(self) -> None:
+        """The answer is read to its framed end."""
+        self._state = "done"
+
+
 class _Paced(io.RawIOBase):
     """A socket as the raw stream an answer is read from, each wait bounded by the read
     timeout and, until ``deadline`` (a ``time.monotonic()``) is lifted, by the time left to
@@ -2495,14 +2730,12 @@ class _Line:
 
 
 class _Exchange:
-    """One request in flight: what is left to send, the answer's head so far, the body still due."""
+    """One request in flight: what is left to send, and the reader of its answer."""
 
-    __slots__ = ("era", "head", "left", "out", "since", "sink", "size", "started", "will_close")
+    __slots__ = ("era", "out", "reader", "since", "sink", "size", "started")
 
     def __init__(self, sink: Any, out: bytes) -> None:
-        self.sink, self.out, self.head = sink, out, bytearray()
-        self.left: int | None = None  # body bytes still due, once the head is in
-        self.will_close = False
+        self.sink, self.out, self.reader = sink, out, _AnswerReader("GET" if out.startswith(b"GET ") else "PUT")
         self.era = self.size = 0  # ``_InFlight``'s era when it began (-1 once ended), the body's size
         self.started = self.since = time.monotonic()
 
@@ -2895,48 +3128,40 @@ class _Multiplexer:
         if exchange.out:  # the rest of the request would be read as the start of the next one
             raise TransportError("the server answered before the whole request was sent")
         exchange.since = time.monotonic()
-        if exchange.left is None:
-            scanned = max(len(exchange.head) - 3, 0)
-            exchange.head += data
-            end = exchange.head.find(b"\r\n\r\n", scanned)
-            if end < 0:
-                if len(exchange.head) > _MAX_LINE:
-                    raise _no_retry("the answer's head is over 64 KiB")
-                return
-            data = memoryview(bytes(exchange.head[end + 4 :]))
-            self._begin(exchange, bytes(exchange.head[: end + 4]))
-        assert exchange.left is not None
-        if len(data) > exchange.left:
-            raise _no_retry("the server sent more than its Content-Length")
-        if data:
-            exchange.sink.write(data)
-            exchange.left -= len(data)
-        if exchange.left == 0:
-            line.exchange = None
-            if exchange.will_close:
-                self._drop(line, None)
+        reader = exchange.reader
+        reader.feed(data)
+        while (event := reader.next_event()) is not None:
+            if isinstance(event, _Head):
+                self._begin(exchange, event)
+            elif isinstance(event, bytes):
+                exchange.sink.write(memoryview(event))
             else:
-                line.idle_since = time.monotonic()
-                self._idle.setdefault(line.origin, []).append(line)
-            self._room.end(exchange.era, exchange.size, exchange.since - exchange.started, line.fresh)
-            exchange.era, line.fresh = -1, False
-            try:
-                exchange.sink.end()
-            except Exception as exc:
-                self._fail(exchange.sink, exc)
+                self._ended(line, exchange)
 
-    def _begin(self, exchange: _Exchange, head: bytes) -> None:
-        """Read the head of an answer: only an HTTP/1.x 200 framed by Content-Length is taken."""
-        fp = io.BytesIO(head)
-        version, status, reason = _status_line(fp)
-        headers = _message(fp)
-        length = headers.get("Content-Length", "")
-        plain = version.startswith("HTTP/1.") and status == 200 and "Transfer-Encoding" not in headers
-        if not plain or not (length.isascii() and length.isdigit()):
-            raise TransportError(f"answered {version} {status} {reason}{'' if length else ', no Content-Length'}")
-        exchange.will_close = _closes(version not in ("HTTP/1.0", "HTTP/0.9"), headers)
-        exchange.left = exchange.size = int(length)
-        exchange.sink.begin(status, headers)
+    def _begin(self, exchange: _Exchange, head: _Head) -> None:
+        """Only an HTTP/1.x 200 framed by Content-Length is taken here."""
+        if head.status != 200 or head.length is None:
+            framing = "" if head.length is not None else ", not framed by Content-Length"
+            raise TransportError(f"answered {head.version} {head.status} {head.reason}{framing}")
+        exchange.size = head.length
+        exchange.sink.begin(head.status, head.headers)
+
+    def _ended(self, line: _Line, exchange: _Exchange) -> None:
+        """The answer on ``line`` is whole: the line is idle again (or closed), the sink ends."""
+        if exchange.reader.overrun:
+            raise _no_retry("the server sent more than its Content-Length")
+        line.exchange = None
+        if exchange.reader.reusable:
+            line.idle_since = time.monotonic()
+            self._idle.setdefault(line.origin, []).append(line)
+        else:
+            self._drop(line, None)
+        self._room.end(exchange.era, exchange.size, exchange.since - exchange.started, line.fresh)
+        exchange.era, line.fresh = -1, False
+        try:
+            exchange.sink.end()
+        except Exception as exc:
+            self._fail(exchange.sink, exc)
 
     def _drop(self, line: _Line, error: Exception | None) -> None:
         """Close a line; the request on it, if any, fails with ``error`` (None: abandoned)."""
