@@ -2860,6 +2860,7 @@ def test_an_answer_is_framed_alike_however_its_bytes_are_split(
         (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "Content-Length is not one number"),
         (b"HTTP/2 200\r\n\r\n", "does not begin with an HTTP/1 status line"),
         (b"SSH-2.0-OpenSSH\r\n", "does not begin with an HTTP/1 status line"),
+        (b"HTTP/1.1 abc OK\r\n", "does not begin with an HTTP/1 status line"),
         (b"HTTP/1.1 100 Continue\r\n\r\n" * 17 + b"HTTP/1.1 200 OK\r\n\r\n", "over 16 interim answers"),
         (b"HTTP/1.1 200 OK\r\n" + b"X: y\r\n" * 101 + b"\r\n", "more than 100 header lines"),
         (b"HTTP/1.1 200 OK\r\nX: " + b"y" * 70000, "a line over 64 KiB"),
@@ -3076,7 +3077,7 @@ RAW_ANSWERS = {
 
 
 class _Wire:
-    """A socket stand-in whose only use is ``makefile``: an answer's bytes, offline."""
+    """A socket stand-in whose only use is ``makefile``: an answer's bytes, offline (for http.client)."""
 
     def __init__(self, data: bytes) -> None:
         self.data = data
@@ -3087,42 +3088,32 @@ class _Wire:
 
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
 @pytest.mark.parametrize("raw", RAW_ANSWERS.values(), ids=list(RAW_ANSWERS))
-def test_answers_are_parsed_as_http_client_parses_them(raw: bytes, method: str) -> None:
+def test_answers_are_read_as_http_client_reads_them(raw: bytes, method: str) -> None:
+    """The standard library's parser as the reference: the same status, headers, framing and body
+    (where it takes a length it cannot parse as "until the close", tinys3 refuses the answer)."""
     import http.client
 
-    def parse(kind: Any) -> tuple[Any, ...]:
-        response = kind(_Wire(raw), method=method)
-        response.begin()
-        fields = (response.status, response.reason, response.version, response.headers.items(), response.chunked)
-        return (*fields, response.length, response.will_close, response.read())
-
-    assert parse(tinys3._lean_response()) == parse(http.client.HTTPResponse)
+    response = http.client.HTTPResponse(_Wire(raw), method=method)  # type: ignore[arg-type]
+    response.begin()
+    chunked = response.chunked and method != "HEAD"  # (http.client says chunked of a HEAD's absent body)
+    expected = (response.status, response.reason, response.version, response.headers.items(), chunked,
+                response.length, response.will_close, response.read())  # fmt: skip
+    if raw == RAW_ANSWERS["bad length"] and method == "GET":
+        with pytest.raises(tinys3.TransportError, match="Content-Length is not one number"):
+            read_answer([raw], method)
+        return
+    events, _ = read_answer([raw], method)
+    head = events[0]
+    body = b"".join(event for event in events if isinstance(event, bytes))
+    version = 11 if head.version == "HTTP/1.1" else 10
+    got = (head.status, head.reason, version, head.headers.items(), head.chunked, head.length, head.will_close, body)
+    assert got == expected
 
 
 def test_answer_headers_folded_or_malformed_are_read_sensibly() -> None:
     raw = b"HTTP/1.1 200 OK\r\nX-Amz-Meta-Note: first\r\n  second\r\nno colon here\r\nETag: e\r\n\r\n"
-    response = tinys3._lean_response()(_Wire(raw), method="HEAD")
-    response.begin()
-    assert response.headers.items() == [("X-Amz-Meta-Note", "first second"), ("ETag", "e")]
-
-
-@pytest.mark.parametrize(
-    ("raw", "error"),
-    [
-        (b"", "RemoteDisconnected"),
-        (b"SMTP ready\r\n", "BadStatusLine"),
-        (b"HTTP/1.1 abc OK\r\n", "BadStatusLine"),
-        (b"HTTP/2 200 OK\r\n\r\n", "UnknownProtocol"),
-        (b"HTTP/1.1 200 OK\r\n" + b"x-a: b\r\n" * 101 + b"\r\n", "HTTPException"),
-        (b"HTTP/1.1 200 OK\r\nx-a: " + b"b" * 70000 + b"\r\n\r\n", "LineTooLong"),
-    ],
-)
-def test_broken_answers_raise_http_client_errors(raw: bytes, error: str) -> None:
-    import http.client
-
-    with pytest.raises(http.client.HTTPException) as caught:
-        tinys3._lean_response()(_Wire(raw), method="GET").begin()
-    assert type(caught.value).__name__ == error
+    events, _ = read_answer([raw], "HEAD")
+    assert events[0].headers.items() == [("X-Amz-Meta-Note", "first second"), ("ETag", "e")]
 
 
 CUT_ANSWERS = {
@@ -3138,7 +3129,7 @@ CUT_ANSWERS = {
 def test_an_answer_that_ends_before_its_blank_line_is_a_retryable_error(raw: bytes) -> None:
     """http.client would take what came as the whole answer: a 200 with an empty body."""
     with pytest.raises(tinys3.TransportError, match="inside its status line or headers") as caught:
-        tinys3._lean_response()(_Wire(raw), method="GET").begin()
+        read_answer([raw])
     assert caught.value.retry is True
 
 
@@ -4600,7 +4591,7 @@ def test_a_slow_but_steady_uplink_gets_every_kind_of_body_through(seaweedfs: Ser
 def test_endless_100_continue_answers_are_refused_at_once() -> None:
     with accepting(dripping([b"HTTP/1.1 100 Continue\r\n\r\n" * 1000], 0)) as port:
         conn = tinys3.Connection("k", "s", endpoint=f"http://127.0.0.1:{port}", default="bkt", retries=1)
-        with pytest.raises(tinys3.TransportError, match="over 16 '100 Continue' answers in a row"):
+        with pytest.raises(tinys3.TransportError, match=r"over 16 interim answers \('100 Continue'\) in a row"):
             conn.get("k")
 
 

@@ -76,7 +76,7 @@ if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
     from datetime import datetime, timedelta
     from hashlib import _Hash
-    from http.client import HTTPConnection, HTTPMessage, HTTPResponse, HTTPSConnection
+    from http.client import HTTPConnection, HTTPMessage
     from ssl import SSLContext
     from typing import IO, Any, TypeVar, Union
 
@@ -2026,7 +2026,11 @@ _MAX_LINE = 65536
 _MAX_HEADERS = 100
 #: A server may send "100 Continue" before its answer; one that keeps sending them is not answering.
 _MAX_INTERIM = 16
-_response_class: type[HTTPResponse] | None = None
+#: A body up to this size goes out in one send with the request's head.
+_COALESCE = 64 * 1024
+#: A larger body goes out in sends of this size, each bounded by the read timeout: the
+#: timeout then bounds how long the server takes nothing, not how long the body takes.
+_SLICE = 256 * 1024
 
 
 class _Head:
@@ -2264,35 +2268,16 @@ class _AnswerReader:
         self._state = "done"
 
 
-class _Paced(io.RawIOBase):
-    """A socket as the raw stream an answer is read from, each wait bounded by the read
-    timeout and, until ``deadline`` (a ``time.monotonic()``) is lifted, by the time left to
-    it: a server that drips a byte a second, or sends endless "100 Continue", cannot hold
-    an attempt past its deadline. (A socket timeout alone bounds each wait, not their sum.)"""
+class _Paced:
+    """A connected socket whose every wait is bounded by the read timeout and, until
+    ``deadline`` (a ``time.monotonic()``) is lifted, by the time left to it: a server that
+    drips a byte a second, or sends endless "100 Continue", cannot hold an attempt past its
+    deadline. (A socket timeout alone bounds each wait, not their sum.)"""
+
+    __slots__ = ("deadline", "read_timeout", "sock")
 
     def __init__(self, sock: Any, read_timeout: float, deadline: float | None) -> None:
-        super().__init__()
         self.sock, self.read_timeout, self.deadline = sock, read_timeout, deadline
-        self.raw: Any = None
-
-    def makefile(self, mode: str) -> io.BufferedReader:
-        """What ``HTTPResponse`` asks its socket for: this stream, buffered, over the socket's
-        own raw file (which keeps the socket open until the answer is read, as http.client
-        expects of an answer whose connection it closes at once)."""
-        self.raw = self.sock.makefile(mode, buffering=0)
-        return io.BufferedReader(self)
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        self.wait()
-        return int(self.raw.readinto(buffer))
-
-    def close(self) -> None:
-        if self.raw is not None:
-            self.raw.close()
-        super().close()
 
     def wait(self) -> None:
         """Set the socket's timeout for the next wait; past the deadline, time out now.
@@ -2308,114 +2293,82 @@ class _Paced(io.RawIOBase):
         if timeout != self.sock.gettimeout():
             self.sock.settimeout(timeout)
 
+    def sendall(self, data: bytes | memoryview) -> None:
+        self.wait()
+        self.sock.sendall(data)
 
-def _final_status_line(fp: IO[bytes]) -> tuple[str, int, str]:
-    """The status line of the answer, past the "100 Continue"s before it (a few at most)."""
-    import http.client
+    def recv(self, most: int) -> bytes:
+        self.wait()
+        return self.sock.recv(most)  # type: ignore[no-any-return]
 
-    for _ in range(_MAX_INTERIM + 1):
-        version, status, reason = _status_line(fp)
-        if status != 100:
-            return version, status, reason
-        _header_lines(fp)
-    raise http.client.HTTPException(f"over {_MAX_INTERIM} '100 Continue' answers in a row")
-
-
-def _lean_response() -> type[HTTPResponse]:
-    """``http.client.HTTPResponse`` with a leaner header parser, made on first use.
-
-    http.client hands every header block to the ``email`` package, which
-    costs about a fifth of the CPU of a small PUT. This subclass reads the
-    status and header lines itself into the same ``HTTPMessage``; reading
-    the body (by length or in chunks) stays http.client's.
-    """
-    global _response_class
-    if _response_class is None:
-        import http.client
-
-        class _Response(http.client.HTTPResponse):
-            def __init__(
-                self, sock: Any, debuglevel: int = 0, method: str | None = None, url: Any = None,
-                paced: _Paced | None = None,
-            ) -> None:  # fmt: skip
-                super().__init__(sock if paced is None else paced, debuglevel, method, url)  # type: ignore[arg-type]
-                self.request_method = method  # http.client keeps it only in a private field
-                self.paced = paced
-
-            def begin(self) -> None:
-                if self.headers is not None:
-                    return  # already begun
-                version, status, reason = _final_status_line(self.fp)
-                if version in ("HTTP/1.0", "HTTP/0.9"):
-                    self.version = 10
-                elif version.startswith("HTTP/1."):
-                    self.version = 11
-                else:
-                    raise http.client.UnknownProtocol(version)
-                self.code = self.status = status
-                self.reason = reason
-                self.headers = self.msg = message = _message(self.fp)
-                self.chunked = message.get("transfer-encoding", "").lower() == "chunked"
-                self.chunk_left = None
-                self.will_close = _closes(self.version == 11, message)
-                self.length = None
-                if not self.chunked:
-                    length = message.get("content-length", "")
-                    self.length = int(length) if length.isascii() and length.isdigit() else None
-                if status in (204, 304) or status < 200 or self.request_method == "HEAD":
-                    self.length = 0
-                if self.length is None and not self.chunked:
-                    self.will_close = True  # the body ends when the connection does
-
-        _response_class = _Response
-    return _response_class
+    def recv_into(self, buffer: memoryview) -> int:
+        self.wait()
+        return int(self.sock.recv_into(buffer))
 
 
-#: A body up to this size goes out in one send with the request's head.
-_COALESCE = 64 * 1024
-#: A larger body goes out in sends of this size, each bounded by the read timeout: the
-#: timeout then bounds how long the server takes nothing, not how long the body takes.
-_SLICE = 256 * 1024
+def _request_head(method: str, target: str, host: str, headers: Mapping[str, str]) -> bytes:
+    """A request's line and header lines, with the blank line that ends them."""
+    if not (target.isascii() and target.isprintable()) or " " in target:
+        raise _no_retry(f"the request target {target!r} holds a space or a control character")
+    return b"%s %s HTTP/1.1\r\n%s\r\n\r\n" % (method.encode(), target.encode(), _header_block(host, headers))
 
 
-@_lru_cache(maxsize=1)
-def _connection_classes() -> tuple[type[HTTPConnection], type[HTTPSConnection]]:
-    """``http.client``'s HTTP and HTTPS connections, sending a small body in the
-    same ``send`` as the head. http.client sends them apart: with TCP_NODELAY,
-    two packets (over TLS two records) and two system calls for one small PUT;
-    one fewer saves 3-4 % of its CPU on loopback."""
-    import http.client
-
-    class Coalescing(http.client.HTTPConnection):
-        def _send_output(self, message_body: Any = None, encode_chunked: bool = False) -> None:
-            if not isinstance(message_body, (bytes, memoryview)) or len(message_body) > _COALESCE:
-                super()._send_output(message_body, encode_chunked)  # type: ignore[misc]
-                return
-            self._buffer.extend((b"", message_body))  # type: ignore[attr-defined]
-            message = b"\r\n".join(self._buffer)  # type: ignore[attr-defined]
-            del self._buffer[:]  # type: ignore[attr-defined]
-            self.send(message)
-
-        def put_head(self, method: str, target: str, headers: bytes) -> None:
-            """The request line (checked by http.client) and the header lines, joined."""
-            self.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
-            self._buffer.append(headers)  # type: ignore[attr-defined]
-
-    class CoalescingTLS(Coalescing, http.client.HTTPSConnection):
-        pass
-
-    return Coalescing, CoalescingTLS
+def _write_request(paced: _Paced, head: bytes, chunks: Iterator[bytes | memoryview]) -> None:
+    """Send a request: a body's first chunk of up to ``_COALESCE`` bytes in the same send as
+    the head (one packet, one TLS record for a small PUT), the rest in ``_SLICE`` sends,
+    each bounded by the read timeout: the timeout bounds silence, not how long a body takes."""
+    first = next(chunks, b"")
+    if len(first) <= _COALESCE:
+        paced.sendall(head + first)
+    else:
+        paced.sendall(head)
+        chunks = _iter_chain((first,), chunks)
+    for chunk in chunks:
+        view = memoryview(chunk)
+        for start in range(0, len(view), _SLICE):
+            paced.sendall(view[start : start + _SLICE])
 
 
-def _message(fp: IO[bytes]) -> HTTPMessage:
-    """The header block at ``fp`` as ``http.client`` holds headers: what its ``email``
-    parser makes too, minus that parser's cost (see ``_header_lines``)."""
-    import http.client
+class _Answer:
+    """An answer read from a connection by an ``_AnswerReader``: its ``head`` at once, its
+    body as the caller asks, each wait paced. A sized body is read straight into the
+    caller's buffer; what came with the head, and chunks, pass through the reader."""
 
-    message = http.client.HTTPMessage()
-    for name, value in _header_lines(fp):
-        message.set_raw(name, value)
-    return message
+    __slots__ = ("head", "paced", "reader")
+
+    def __init__(self, paced: _Paced, method: str) -> None:
+        self.paced, self.reader = paced, _AnswerReader(method)
+        head = self._next(0)
+        assert isinstance(head, _Head)  # the reader's first event
+        self.head = head
+
+    def _next(self, most: int) -> _Head | bytes | str:
+        while (event := self.reader.next_event(most)) is None:
+            data = self.paced.recv(65536)
+            if data:
+                self.reader.feed(data)
+            else:
+                self.reader.feed_eof()
+        return event
+
+    def read(self, most: int) -> bytes:
+        """Up to ``most`` bytes of the body; b"" at its end."""
+        event = self._next(most)
+        return event if isinstance(event, bytes) else b""
+
+    def readinto(self, buffer: memoryview) -> int:
+        """Fill the start of ``buffer`` with body bytes; 0 at the body's end."""
+        due = self.reader.body_due()
+        if due:
+            count = self.paced.recv_into(buffer[: min(len(buffer), due)])
+            if not count:
+                self.reader.feed_eof()
+                self.read(len(buffer))  # the reader says how the body was cut short: it raises
+            self.reader.took(count)
+            return count
+        piece = self.read(len(buffer))
+        buffer[: len(piece)] = piece
+        return len(piece)
 
 
 def _closes(http11: bool, message: HTTPMessage) -> bool:
@@ -2425,53 +2378,6 @@ def _closes(http11: bool, message: HTTPMessage) -> bool:
     if http11:
         return "close" in connection
     return not (message.get("keep-alive") or "keep-alive" in connection)
-
-
-def _status_line(fp: IO[bytes]) -> tuple[str, int, str]:
-    """(version, status, reason) from an answer's first line."""
-    import http.client
-
-    line = fp.readline(_MAX_LINE + 1)
-    if not line:
-        raise http.client.RemoteDisconnected("the server closed the connection without answering")
-    if len(line) > _MAX_LINE:
-        raise http.client.LineTooLong("status line")
-    if not line.endswith(b"\n"):
-        raise _headers_cut_short()
-    version, _, rest = line.decode("iso-8859-1").strip().partition(" ")
-    code, _, reason = rest.partition(" ")
-    if not version.startswith("HTTP/") or not (code.isascii() and code.isdigit() and 100 <= int(code) <= 999):
-        raise http.client.BadStatusLine(line.decode("iso-8859-1"))
-    return version, int(code), reason.strip()
-
-
-def _header_lines(fp: IO[bytes]) -> list[tuple[str, str]]:
-    """(name, value) pairs up to the blank line; a line starting with a space
-    or tab continues the previous value, a line without a colon is skipped.
-
-    The block must end with that blank line: a connection closed before it
-    (where http.client would take what came as the whole answer) raises a
-    retryable TransportError, so a cut answer is never taken for a short one.
-    """
-    import http.client
-
-    headers: list[tuple[str, str]] = []
-    for _ in range(_MAX_HEADERS + 1):
-        line = fp.readline(_MAX_LINE + 1)
-        if len(line) > _MAX_LINE:
-            raise http.client.LineTooLong("header line")
-        if line in (b"\r\n", b"\n"):
-            return headers
-        if not line.endswith(b"\n"):
-            raise _headers_cut_short()
-        text = line.decode("iso-8859-1")
-        if text[0] in " \t" and headers:
-            name, value = headers[-1]
-            headers[-1] = (name, f"{value} {text.strip()}")
-        elif ":" in text:
-            name, _, value = text.partition(":")
-            headers.append((name.strip(), value.strip()))
-    raise http.client.HTTPException(f"got more than {_MAX_HEADERS} headers")
 
 
 def _headers_cut_short() -> TransportError:
@@ -2588,7 +2494,6 @@ class _Transport:
         proxy = self.proxy(origin)
         context = self._context() if scheme == "https" else None
         conn = _new_connection(scheme, host, port, proxy, self._connect_timeout, context)
-        conn.response_class = _lean_response()
         try:
             conn.connect()
         except OSError as exc:
@@ -2628,31 +2533,29 @@ class _Transport:
         comes as a ``_Stream``. A reused connection that turns out closed is
         replaced once, at once.
         """
-        import http.client
-
         origin = (endpoint.scheme, endpoint.connect_host(host), endpoint.port)
         proxy = self.proxy(origin)
         if proxy is not None:  # no call at all on the usual, proxy-less path
             target, headers = _through_proxy(proxy, endpoint.scheme, host, target, headers)
+        head = _request_head(method, target, host, headers)
         for fresh_retry in (False, True):
             conn, reused = self._checkout(origin)
             paced = _Paced(conn.sock, self._read_timeout, time.monotonic() + self._deadline)
-            conn.response_class = _partial(_lean_response(), paced=paced)  # type: ignore[assignment,call-arg]
             try:
                 sent = time.monotonic()
-                self._write(conn, host, target, method, headers, body, paced)
-                response = conn.getresponse()
+                _write_request(paced, head, body.chunks() if body is not None else iter(()))
+                answer = _Answer(paced, method)
                 self._idle.waited = time.monotonic() - sent
-                if response.status == 407 and proxy is not None:
-                    raise _no_retry(f"proxy {proxy} refused the request: 407 {response.reason}")
-                unframed = response.length is None and not response.chunked
-                if unframed and method == "GET" and 200 <= response.status < 300:
+                status, reason, length = answer.head.status, answer.head.reason, answer.head.length
+                if status == 407 and proxy is not None:
+                    raise _no_retry(f"proxy {proxy} refused the request: 407 {reason}")
+                if length is None and not answer.head.chunked and method == "GET" and 200 <= status < 300:
                     raise _unframed()
-                if stream and 200 <= response.status < 300:
-                    reply = _Stream(response, _partial(self._checkin, origin, conn), _partial(self._close, conn), paced)
-                    return response.status, response.reason, response.headers, reply
-                content, whole = _read_capped(response, method)
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
+                if stream and 200 <= status < 300:
+                    reply = _Stream(answer, _partial(self._checkin, origin, conn), _partial(self._close, conn))
+                    return status, reason, answer.head.headers, reply
+                content, whole = _read_capped(answer, method)
+            except (ConnectionResetError, BrokenPipeError) as exc:
                 self._close(conn)
                 if reused and not fresh_retry:
                     continue
@@ -2660,47 +2563,15 @@ class _Transport:
             except S3Error:
                 self._close(conn)
                 raise
-            except http.client.IncompleteRead as exc:
-                self._close(conn)
-                raise _cut_short(len(exc.partial), len(exc.partial) + (exc.expected or 0)) from exc
-            except (OSError, http.client.HTTPException) as exc:
+            except OSError as exc:
                 self._close(conn)
                 raise _transport_error(exc, f"{method} failed") from exc
-            if whole:
+            if whole and answer.reader.reusable:
                 self._checkin(origin, conn)
             else:  # the rest of an over-long error answer is never read: the connection goes
                 self._close(conn)
-            return response.status, response.reason, response.headers, content
+            return status, reason, answer.head.headers, content
         raise AssertionError("unreachable")
-
-    @staticmethod
-    def _write(
-        conn: HTTPConnection,
-        host: str,
-        target: str,
-        method: str,
-        headers: Mapping[str, str],
-        body: _Body | None,
-        paced: _Paced,
-    ) -> None:
-        head = _header_block(host, headers)
-        paced.wait()
-        conn.put_head(method, target, head)  # type: ignore[attr-defined]
-        if body is None:
-            conn.endheaders()
-            return
-        chunks = body.chunks()
-        first = next(chunks, b"")
-        if len(first) <= _COALESCE:
-            conn.endheaders(first)
-        else:
-            conn.endheaders()
-            chunks = _iter_chain((first,), chunks)
-        for chunk in chunks:
-            view = memoryview(chunk)
-            for start in range(0, len(view), _SLICE):
-                paced.wait()  # a sendall's timeout bounds the whole of it: one slice, not the body
-                conn.send(view[start : start + _SLICE])
 
     def waited(self) -> float:
         """How long this thread's latest answer took to begin once its request was out:
@@ -3202,53 +3073,46 @@ class _Stream:
     the pace its reader sets) until ``within_deadline`` puts it back.
     """
 
-    def __init__(self, response: Any, release: Callable[[], None], discard: Callable[[], None], paced: _Paced) -> None:
-        self._paced, self._deadline, paced.deadline = paced, paced.deadline, None
-        self._response = response
+    def __init__(self, answer: _Answer, release: Callable[[], None], discard: Callable[[], None]) -> None:
+        self._answer, self._deadline, answer.paced.deadline = answer, answer.paced.deadline, None
         self._release: Callable[[], None] | None = release
         self._discard = discard
-        self.length: int | None = response.length
+        self.length: int | None = answer.head.length
         self.read_so_far = 0
 
     def readinto(self, buffer: memoryview) -> int:
         """Fill ``buffer`` from the body; 0 at the end."""
-        import http.client
-
         if self._release is None:
             return 0
         try:
-            n = self._response.readinto(buffer) if len(buffer) else 0
-        except (OSError, http.client.HTTPException) as exc:
+            n = self._answer.readinto(buffer) if len(buffer) else 0
+        except OSError as exc:
             self.close()
-            if isinstance(exc, http.client.IncompleteRead):
-                raise _cut_short(self.read_so_far + len(exc.partial), self.length) from exc
+            if isinstance(exc, S3Error):
+                raise
             raise _transport_error(exc, "reading the answer failed") from exc
         self.read_so_far += n
-        if n == 0 or self.read_so_far == self.length:
-            if self.length is not None and self.read_so_far < self.length:
-                self.close()
-                raise _cut_short(self.read_so_far, self.length)
+        if n == 0 or self._answer.reader.ended:
             self._finish()
         return n
 
     def within_deadline(self) -> None:
         """Bound the rest of the body by the attempt's deadline too: for a body of bounded
         size that tinys3 reads whole itself (``content``, a range of a download)."""
-        self._paced.deadline = self._deadline
+        self._answer.paced.deadline = self._deadline
 
     def _finish(self) -> None:
         release, self._release = self._release, None
         if release is not None:
-            if self._response.will_close:
-                self._discard()
-            else:
+            if self._answer.reader.reusable:
                 release()
+            else:
+                self._discard()
 
     def close(self) -> None:
         """Stop reading: the connection cannot be reused, so it is closed."""
         if self._release is not None:
             self._release = None
-            self._response.close()
             self._discard()
 
 
@@ -3256,20 +3120,16 @@ class _Stream:
 _ANSWER_LIMIT = 64 << 20
 
 
-def _read_capped(response: HTTPResponse, method: str) -> tuple[bytes, bool]:
+def _read_capped(answer: _Answer, method: str) -> tuple[bytes, bool]:
     """An answer's body, read whole by the transport: (bytes, whether that is all of it).
     An error answer is cut at ``_ERROR_LIMIT``; any other over ``_ANSWER_LIMIT`` is refused,
     so a hostile server cannot fill memory. A body shorter than its length is cut short."""
-    import http.client
-
-    limit = _ANSWER_LIMIT if 200 <= response.status < 300 else _ERROR_LIMIT
+    limit = _ANSWER_LIMIT if 200 <= answer.head.status < 300 else _ERROR_LIMIT
     chunks: list[bytes] = []
     size = 0
     while size <= limit:
-        chunk = response.read(min(limit + 1 - size, 1 << 20))
+        chunk = answer.read(min(limit + 1 - size, 1 << 20))
         if not chunk:
-            if response.length:  # http.client stops silently when a sized body ends early
-                raise http.client.IncompleteRead(b"".join(chunks), response.length)
             return b"".join(chunks), True
         chunks.append(chunk)
         size += len(chunk)
@@ -3314,7 +3174,6 @@ def _metadata_request(
     headers signed at the lookup's clock (STS): a refusal dated over a minute
     off it teaches the clock, and the request is signed and sent once more.
     """
-    import http.client
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
@@ -3331,19 +3190,26 @@ def _metadata_request(
         target, wire = _through_proxy(proxy, scheme, parts.netloc, path, signed)
         conn = _new_connection(scheme, host, port, proxy, timeout, context)
         try:
-            conn.request(method, target, body, dict(wire))
-            response = conn.getresponse()
-            answer = response.read()
-        except (OSError, http.client.HTTPException) as exc:
+            conn.connect()
+            paced = _Paced(conn.sock, timeout, time.monotonic() + timeout)
+            named = {name.lower(): value for name, value in wire.items()}.get("host", parts.netloc)
+            sized = {name: value for name, value in wire.items() if name.lower() != "host"}
+            if body is not None:
+                sized["Content-Length"] = str(len(body))
+            _write_request(paced, _request_head(method, target, named, sized), iter((body or b"",)))
+            reply = _Answer(paced, method)
+            answer, _ = _read_capped(reply, method)
+        except OSError as exc:
             raise CredentialsError(f"{url.split('?')[0]} did not answer: {type(exc).__name__}") from None
         finally:
             conn.close()
-        skewed = attempt == 1 and clock is not None and response.status in (400, 403)
-        if not (skewed and clock is not None and clock.learn(response.getheader("Date"), signed_with)):
+        status = reply.head.status
+        skewed = attempt == 1 and clock is not None and status in (400, 403)
+        if not (skewed and clock is not None and clock.learn(reply.head.headers.get("Date"), signed_with)):
             break
-    if response.status != 200:
+    if status != 200:
         detail = f": {explain(answer)}" if explain is not None else ""
-        raise CredentialsError(f"{url.split('?')[0]} answered {response.status}{detail}")
+        raise CredentialsError(f"{url.split('?')[0]} answered {status}{detail}")
     return answer
 
 
@@ -3391,7 +3257,9 @@ def _new_connection(
 ) -> HTTPConnection:
     """An unopened connection to ``host``: directly, through a ``CONNECT`` tunnel of
     ``proxy`` (HTTPS), or to ``proxy`` itself (plain HTTP, absolute-form requests)."""
-    plain, tls = _connection_classes()
+    from http.client import HTTPConnection as plain
+    from http.client import HTTPSConnection as tls
+
     if scheme == "https":
         if proxy is None:
             return tls(host, port, timeout=timeout, context=context)
@@ -6433,10 +6301,7 @@ class Connection:
         _, endpoint, host, target, headers = self._addressed(request, _framed(request), self.credentials)
         origin = (endpoint.scheme, endpoint.connect_host(host), endpoint.port)
         target, signed = _through_proxy(self._transport.proxy(origin), endpoint.scheme, host, target, headers)
-        if not (target.isascii() and target.isprintable()) or " " in target:
-            raise _no_retry(f"the request target {target!r} holds a space or a control character")
-        head = b"%s %s HTTP/1.1\r\n%s\r\n\r\n" % (request.method.encode(), target.encode(), _header_block(host, signed))
-        return origin, head, f"{endpoint.scheme}://{host}{target}"
+        return origin, _request_head(request.method, target, host, signed), f"{endpoint.scheme}://{host}{target}"
 
     def _send(
         self,
