@@ -2611,9 +2611,8 @@ class _Exchange:
         self.started = self.since = time.monotonic()
 
 
-#: Files a recursive command transfers at once on threads by default: at first, and at most.
-#: At 100 ms a round trip, 128 small downloads at once were about what one Python process's
-#: CPU kept up with (some 0.6 ms each); 256 cost a tenth more CPU and were no faster.
+#: Files a recursive command transfers at once on threads by default: at first, and at most
+#: (how they were chosen: bench/RESULTS.md, "Many files at once").
 _IN_FLIGHT = (64, 128)
 
 
@@ -2638,8 +2637,7 @@ class _InFlight:
     of up to 1 MiB. And it doubles only while this process kept less than half a
     CPU busy under it (``cpu_share``): twice the files a second cost twice the CPU,
     and one Python process gets little more than one CPU's worth (the GIL); past
-    that, more threads mostly contend (at 20 ms a round trip, 64 small downloads at
-    once keep about 0.7 of a CPU busy; 128 were level or a tenth slower, 256 slower)."""
+    that, more threads mostly contend."""
 
     def __init__(self, limit: int, most: int) -> None:
         self.limit, self._most = limit, most
@@ -2699,24 +2697,22 @@ class _Multiplexer:
     """Many small requests at once (GETs of small objects, PUTs of small files) on one
     thread of its own, over up to ``width`` keep-alive sockets, non-blocking once connected.
 
-    Threads that each move one small object spend their CPU handing the GIL to
-    one another at every system call: 1,000 files of 4 KiB cost 0.8 CPU-s on 64
-    threads and 0.2 s on this one (measured 20 ms from the server). Connections
-    open on short-lived threads of their own, with the transport's code (proxies,
-    TLS), so that 128 handshakes take one round trip, not 128. Only a plain
-    answer is taken here: 200, framed by Content-Length, on time. Anything else
-    (an error status, a cut, late or malformed answer, a refused connection)
-    goes to the sink's ``fail``, whose caller tries again the usual way, on
-    threads, where every retry, redirect and error message lives.
+    Threads that each move one small object spend most of their CPU handing the GIL
+    to one another at every system call (bench/RESULTS.md, "Small files on one
+    thread"); one thread does not. Connections open on short-lived threads of their
+    own, with the transport's code (proxies, TLS), so that 128 handshakes take one
+    round trip, not 128. Only a plain answer is taken here: 200, framed by
+    Content-Length, on time. Anything else (an error status, a cut, late or
+    malformed answer, a refused connection) goes to the sink's ``fail``, whose
+    caller tries again the usual way, on threads, where every retry, redirect and
+    error message lives.
 
     It holds ``width`` sockets at first, doubled up to ``most`` while that pays
     (``_InFlight``), for every origin together: a request whose origin has no idle
     socket and no room for another closes the least recently used idle socket of
     another origin. The loop's thread ends when nothing is left to do (the next
     request starts another) and is not a daemon: as with ``concurrent.futures``, the
-    interpreter waits at exit for the requests added. 1,000 files of 4 KiB took, on loopback, 0.45 s on 64 or 128
-    sockets and 0.51 on 256; at 20 ms, 0.67 on 128; at 100 ms, 1.47 on 128 and 1.17
-    on 256; from 128, doubled while that paid: 0.47, 0.68 and 1.26.
+    interpreter waits at exit for the requests added.
 
     A sink has ``request()`` (origin, bytes), ``begin(status, headers)``,
     ``write(view)``, ``end()`` and ``fail(error)`` (None: abandoned).
@@ -3219,8 +3215,8 @@ def _ssl_context(verify: bool | str, lazy: bool = False) -> tuple[SSLContext, bo
 
     With ``lazy``, the system store is its hashed CA directory alone when it has
     one (Debian, Ubuntu, Alpine): OpenSSL then reads the one issuer a server
-    needs instead of parsing every certificate of the CA file up front (0.15 ms
-    against 21 ms for 145 certificates on the test box, idle). A check that fails on the directory
+    needs instead of parsing every certificate of the CA file up front (the bench's two
+    cold HTTPS rows show the difference). A check that fails on the directory
     alone is tried again on the whole store (``_Transport._widen_store``).
     """
     import ssl
@@ -3416,9 +3412,10 @@ def _transport_error(exc: BaseException, what: str) -> TransportError:
 def _debugging() -> Any:
     """The ``tinys3`` logger when it logs debug lines, else None (always, for a program
     that never imported ``logging``: tinys3 does not import it; and while another
-    thread is still importing it, as ``concurrent.futures`` does on first use)."""
+    thread is still importing it, as ``concurrent.futures`` does on first use: until
+    ``captureWarnings``, among the last names the module defines, is there)."""
     logging = sys.modules.get("logging")
-    if logging is None or getattr(logging.__spec__, "_initializing", False):
+    if logging is None or not hasattr(logging, "captureWarnings"):
         return None
     logger = logging.getLogger("tinys3")
     return logger if logger.isEnabledFor(logging.DEBUG) else None
@@ -3798,9 +3795,9 @@ def _text(children: Mapping[str, Any], name: str) -> str | None:
 def _parse_time(text: str | None) -> _datetime | None:
     """An S3 timestamp (``2026-01-02T03:04:05.000Z``, fraction optional) as aware UTC.
 
-    The usual shape goes to ``fromisoformat`` (a listing holds one a key, and with
-    ``strptime`` alone a 1,000-key page took twice the CPU: 11.3 ms against 5.8);
-    any other, or one it refuses, to ``strptime``, which decides."""
+    The usual shape goes to ``fromisoformat`` (a listing holds one a key, and
+    ``strptime`` costs several times as much); any other, or one it refuses, to
+    ``strptime``, which decides."""
     if not text:
         return None
     seconds, _, fraction = text.rstrip("Z").partition(".")
@@ -4339,11 +4336,10 @@ def _checker(conn: Connection, response: Response, request: _Request) -> _Checke
 
 
 #: A first answer this quick (seconds from its request, the connection's setup left out:
-#: in a new process that is imports, the CA store and the handshake, 13-23 ms over TLS) comes from this
-#: host or its LAN: there one connection is not what caps a download, the CPU is, and a
-#: few ranges at once carry as much as 16 for less CPU (200 MiB over TLS on loopback,
-#: medians of 9: 411 MB/s at 0.46 CPU-s with 4, 310 MB/s at 0.70 with 16). S3 answers in 10 ms
-#: or more even from its own region, so a real network keeps all 16.
+#: imports, the CA store and a handshake can take longer than this) comes from this host or
+#: its LAN: there the CPU, not one connection, caps a download, and a few ranges at once
+#: carry as much as 16 for less CPU (bench/RESULTS.md). S3 answers in 10 ms or more even
+#: from its own region, so a real network keeps all 16.
 _NEAR, _NEAR_RANGES = 0.01, 4
 
 
