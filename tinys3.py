@@ -76,7 +76,6 @@ if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
     from datetime import datetime, timedelta
     from hashlib import _Hash
-    from http.client import HTTPConnection, HTTPMessage
     from ssl import SSLContext
     from typing import IO, Any, TypeVar, Union
 
@@ -2033,14 +2032,64 @@ _COALESCE = 64 * 1024
 _SLICE = 256 * 1024
 
 
+class _Headers:
+    """An answer's headers as ``http.client`` gives them (an ``email`` message's
+    interface): in order, repeated names kept, names case-insensitive, a missing one None."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
+        self._items = list(items)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The first value of ``name`` (a str), else ``default``."""
+        lowered = name.lower()
+        return next((value for key, value in self._items if key.lower() == lowered), default)
+
+    def get_all(self, name: str, default: Any = None) -> Any:
+        """Every value of ``name`` (a list of str), else ``default``."""
+        lowered = name.lower()
+        return [value for key, value in self._items if key.lower() == lowered] or default
+
+    def __getitem__(self, name: str) -> Any:
+        return self.get(name)
+
+    def __setitem__(self, name: str, value: str) -> None:
+        self._items.append((name, value))
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.get(name) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Headers) and self._items == other._items
+
+    def __repr__(self) -> str:
+        return f"<headers {self._items!r}>"
+
+    def keys(self) -> list[str]:
+        return [key for key, _ in self._items]
+
+    def values(self) -> list[str]:
+        return [value for _, value in self._items]
+
+    def items(self) -> list[tuple[str, str]]:
+        return list(self._items)
+
+
 class _Head:
     """The head of an answer: ``version`` ("HTTP/1.1"), ``status``, ``reason``, ``headers``
-    (an ``http.client.HTTPMessage``), and how its body is framed: ``length`` (None when
+    (``_Headers``), and how its body is framed: ``length`` (None when
     chunked or delimited by the connection closing), ``chunked``, ``will_close``."""
 
     __slots__ = ("chunked", "headers", "length", "reason", "status", "version", "will_close")
 
-    def __init__(self, version: str, status: int, reason: str, headers: HTTPMessage) -> None:
+    def __init__(self, version: str, status: int, reason: str, headers: _Headers) -> None:
         self.version, self.status, self.reason, self.headers = version, status, reason, headers
         self.length: int | None = None
         self.chunked = self.will_close = False
@@ -2202,16 +2251,12 @@ class _AnswerReader:
                 raise TransportError(f"over {_MAX_INTERIM} interim answers ('100 Continue') in a row")
             self._state = "status"
             return None
-        import http.client
-
-        headers = http.client.HTTPMessage()
-        for name, value in self._lines:
-            headers.set_raw(name, value)
+        headers = _Headers(self._lines)
         head = self.head = _Head(version, status, reason, headers)
         head.will_close = _closes(version != "HTTP/1.0", headers)
         coding = headers.get("Transfer-Encoding", "").lower()
         lengths = {value.strip() for value in ",".join(headers.get_all("Content-Length") or ()).split(",")} - {""}
-        if self._method == "HEAD" or status in (204, 304):
+        if self._method == "HEAD" or status in (204, 304) or (self._method == "CONNECT" and status == 200):
             head.length = 0
             self._finish()
         elif coding:
@@ -2371,7 +2416,7 @@ class _Answer:
         return len(piece)
 
 
-def _closes(http11: bool, message: HTTPMessage) -> bool:
+def _closes(http11: bool, message: _Headers) -> bool:
     """True when the server closes the connection after this answer (as far as its
     headers say): HTTP/1.1 on ``Connection: close``; HTTP/1.0 unless told to keep it."""
     connection = message.get("connection", "").lower()
@@ -2407,7 +2452,7 @@ class _Idle(threading.local):
     its latest answer took to begin once its request was sent (seconds)."""
 
     def __init__(self) -> None:
-        self.connections: dict[tuple[str, str, int], HTTPConnection] = {}
+        self.connections: dict[tuple[str, str, int], _Connection] = {}
         self.waited = 0.0
 
 
@@ -2435,7 +2480,7 @@ class _Transport:
         self._lock = threading.Lock()
         self._ssl_context: SSLContext | None = None
         self._partial_store: SSLContext | None = None  # the context with the system's CA directory only
-        self._open: _WeakSet[HTTPConnection] = _WeakSet()
+        self._open: _WeakSet[_Connection] = _WeakSet()
         _forkable.add(self)
 
     def _after_fork(self) -> None:
@@ -2475,7 +2520,7 @@ class _Transport:
             self._proxies[origin] = _proxy_for(*origin, self._proxy_setting, self._environ)
         return self._proxies[origin]
 
-    def _checkout(self, origin: tuple[str, str, int]) -> tuple[HTTPConnection, bool]:
+    def _checkout(self, origin: tuple[str, str, int]) -> tuple[_Connection, bool]:
         """Take this thread's live connection to ``origin`` (or open one); True if reused.
 
         The connection leaves the thread's pool while in use, so a streamed
@@ -2488,7 +2533,7 @@ class _Transport:
             self._close(conn)
         return self.open(origin), False
 
-    def open(self, origin: tuple[str, str, int]) -> HTTPConnection:
+    def open(self, origin: tuple[str, str, int]) -> _Connection:
         """A new connection to ``origin``, connected: through the proxy if one applies, TLS done."""
         scheme, host, port = origin
         proxy = self.proxy(origin)
@@ -2507,12 +2552,12 @@ class _Transport:
             self._open.add(conn)
         return conn
 
-    def _checkin(self, origin: tuple[str, str, int], conn: HTTPConnection) -> None:
+    def _checkin(self, origin: tuple[str, str, int], conn: _Connection) -> None:
         """Give a connection whose answer was read in full back to this thread's pool."""
         if conn.sock is None or self._idle.connections.setdefault(origin, conn) is not conn:
             self._close(conn)
 
-    def _close(self, conn: HTTPConnection) -> None:
+    def _close(self, conn: _Connection) -> None:
         conn.close()
         with self._lock:
             self._open.discard(conn)
@@ -2526,7 +2571,7 @@ class _Transport:
         headers: Mapping[str, str],
         body: _Body | None,
         stream: bool = False,
-    ) -> tuple[int, str, HTTPMessage, bytes | _Stream]:
+    ) -> tuple[int, str, _Headers, bytes | _Stream]:
         """Send one request: (status, reason, headers, body).
 
         The body is read in full, except a 2xx answer with ``stream``, which
@@ -2593,7 +2638,7 @@ class _Line:
 
     __slots__ = ("conn", "exchange", "fresh", "idle_since", "origin", "sock")
 
-    def __init__(self, origin: tuple[str, str, int], conn: HTTPConnection) -> None:
+    def __init__(self, origin: tuple[str, str, int], conn: _Connection) -> None:
         self.origin, self.conn, self.sock = origin, conn, conn.sock
         self.fresh = True  # nothing answered on it yet
         self.exchange: _Exchange | None = None
@@ -2731,7 +2776,7 @@ class _Multiplexer:
         self._lock = threading.Lock()
         self._space = threading.Condition(self._lock)
         self._queued: _deque[Any] = _deque()  # sinks added, not yet taken by the loop
-        self._arrived: list[tuple[tuple[str, str, int], HTTPConnection | Exception]] = []
+        self._arrived: list[tuple[tuple[str, str, int], _Connection | Exception]] = []
         self._waiting: dict[tuple[str, str, int], _deque[tuple[Any, bytes]]] = {}
         self._idle: dict[tuple[str, str, int], list[_Line]] = {}
         self._lines: set[_Line] = set()
@@ -2926,7 +2971,7 @@ class _Multiplexer:
     def _connect(self, origin: tuple[str, str, int]) -> None:
         """On a thread of its own: one more connection, or why there is none."""
         try:
-            arrived: HTTPConnection | Exception = self._transport.open(origin)
+            arrived: _Connection | Exception = self._transport.open(origin)
         except Exception as exc:
             arrived = exc
         with self._lock:
@@ -3248,23 +3293,53 @@ def _hashed_ca_directory() -> str | None:
     return None
 
 
+class _Connection:
+    """One connection: ``connect()`` opens ``sock`` — to ``host`` directly, through a
+    ``CONNECT`` tunnel of ``proxy`` (HTTPS), or to ``proxy`` itself (plain HTTP, whose
+    requests then name their whole URL) — with TLS when there is a ``context``."""
+
+    def __init__(self, host: str, port: int, proxy: _Proxy | None, timeout: float, context: SSLContext | None) -> None:
+        self.host, self.port, self.proxy, self.timeout, self.context = host, port, proxy, timeout, context
+        self.sock: Any = None
+
+    def connect(self) -> None:
+        import socket
+
+        proxy = self.proxy
+        address = (proxy.host, proxy.port) if proxy is not None else (self.host, self.port)
+        sock = socket.create_connection(address, self.timeout)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.context is not None:
+                if proxy is not None:
+                    self._tunnel(sock, proxy)
+                sock = self.context.wrap_socket(sock, server_hostname=self.host)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+
+    def _tunnel(self, sock: Any, proxy: _Proxy) -> None:
+        """Ask the proxy for a tunnel to the host; its answer is read like any other."""
+        where = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        headers = {"Proxy-Authorization": proxy.authorization} if proxy.authorization else {}
+        paced = _Paced(sock, self.timeout, time.monotonic() + self.timeout)
+        _write_request(paced, _request_head("CONNECT", where, where, headers), iter(()))
+        answer = _Answer(paced, "CONNECT")
+        if answer.head.status != 200 or not answer.reader.ended or answer.reader.overrun:
+            raise OSError(f"Tunnel connection failed: {answer.head.status} {answer.head.reason}")
+
+    def close(self) -> None:
+        sock, self.sock = self.sock, None
+        if sock is not None:
+            sock.close()
+
+
 def _new_connection(
     scheme: str, host: str, port: int, proxy: _Proxy | None, timeout: float, context: SSLContext | None
-) -> HTTPConnection:
-    """An unopened connection to ``host``: directly, through a ``CONNECT`` tunnel of
-    ``proxy`` (HTTPS), or to ``proxy`` itself (plain HTTP, absolute-form requests)."""
-    from http.client import HTTPConnection as plain
-    from http.client import HTTPSConnection as tls
-
-    if scheme == "https":
-        if proxy is None:
-            return tls(host, port, timeout=timeout, context=context)
-        conn = tls(proxy.host, proxy.port, timeout=timeout, context=context)
-        conn.set_tunnel(host, port, {"Proxy-Authorization": proxy.authorization} if proxy.authorization else None)
-        return conn
-    if proxy is None:
-        return plain(host, port, timeout=timeout)
-    return plain(proxy.host, proxy.port, timeout=timeout)
+) -> _Connection:
+    """An unopened connection to ``host`` (see ``_Connection``); a proxy tunnels HTTPS only."""
+    return _Connection(host, port, proxy, timeout, context if scheme == "https" else None)
 
 
 def _through_proxy(
@@ -3430,7 +3505,7 @@ def _log(message: str, *args: object) -> None:
 
 def _log_request(
     request: _Request, outcome: int | Exception, attempt: int, started: float,
-    headers: HTTPMessage | None = None, content: object = None,
+    headers: _Headers | None = None, content: object = None,
 ) -> None:  # fmt: skip
     """The debug line of one attempt: method, bucket/key and query, status (or error),
     attempt, time and bytes each way. No header is logged, nor any ``X-Amz-`` query
@@ -3462,7 +3537,7 @@ def _retry_after(value: str | None) -> float:
     return float(value) if value and value.strip().isdigit() else 0.0
 
 
-def _lower_items(headers: HTTPMessage) -> dict[str, str]:
+def _lower_items(headers: _Headers) -> dict[str, str]:
     """Response headers as a plain dict with lower-case names."""
     return {name.lower(): value for name, value in headers.items()}
 
@@ -3504,7 +3579,7 @@ class Response:
         self,
         status_code: int,
         reason: str,
-        headers: HTTPMessage,
+        headers: _Headers,
         content: bytes | _Stream,
         url: str,
         method: str = "GET",
@@ -3564,7 +3639,8 @@ class Response:
     def version_id(self) -> str | None:
         """The object version this answer is about (``x-amz-version-id``): on a versioned
         bucket, the version a write made or a read returned."""
-        return self.headers.get("x-amz-version-id")
+        version: str | None = self.headers.get("x-amz-version-id")
+        return version
 
     @property
     def metadata(self) -> dict[str, str]:
@@ -4022,7 +4098,7 @@ def _write_at(response: Response, fd: int, offset: int) -> int:
     return written
 
 
-def _etag_md5(headers: HTTPMessage) -> str | None:
+def _etag_md5(headers: _Headers) -> str | None:
     """The MD5 of the object an answer is about, when its ETag is one: a single-part
     object not encrypted with KMS or a customer key (their ETags are something else)."""
     etag = headers.get("ETag", "").strip('"')
@@ -4181,7 +4257,7 @@ class _SmallDownload:
 
     def __init__(
         self, conn: Connection, bucket: str, key: str, path: str, size: int,
-        done: Callable[[HTTPMessage], object], fallback: Callable[[Exception], object],
+        done: Callable[[_Headers], object], fallback: Callable[[Exception], object],
     ) -> None:  # fmt: skip
         self._conn, self._bucket, self._key, self._path, self._size = conn, bucket, key, path, size
         self._done, self._fallback = done, fallback
@@ -4190,7 +4266,7 @@ class _SmallDownload:
         self._md5: Any = None
         self._etag: str | None = None
         self._request: _Request | None = None
-        self._headers: HTTPMessage | None = None
+        self._headers: _Headers | None = None
         self._started = 0.0
 
     def request(self) -> tuple[tuple[str, str, int], bytes]:
@@ -4200,7 +4276,7 @@ class _SmallDownload:
         origin, head, _ = self._conn._wire(self._request)
         return origin, head
 
-    def begin(self, status: int, headers: HTTPMessage) -> None:
+    def begin(self, status: int, headers: _Headers) -> None:
         if int(headers["Content-Length"]) != self._size:
             raise _no_retry(f"{self._key!r} is no longer the size it was listed with")
         self._headers, self._etag = headers, _etag_md5(headers)
@@ -4255,7 +4331,7 @@ class _SmallUpload:
         self._conn, self._bucket, self._key, self._source, self._options = conn, bucket, key, source, options
         self._done, self._fallback = done, fallback
         self._request: _Request | None = None
-        self._answer: HTTPMessage | None = None
+        self._answer: _Headers | None = None
         self._started, self._url = 0.0, ""
 
     def request(self) -> tuple[tuple[str, str, int], bytes]:
@@ -4278,7 +4354,7 @@ class _SmallUpload:
             raise _no_retry(f"{path} grew past {_SMALL_PUT} bytes since it was listed")
         return data
 
-    def begin(self, status: int, headers: HTTPMessage) -> None:
+    def begin(self, status: int, headers: _Headers) -> None:
         self._answer = headers
 
     def write(self, view: memoryview) -> None:
@@ -7457,7 +7533,7 @@ class _Cli:
                 os.makedirs(folder, exist_ok=True)
                 self.folders.add(folder)
 
-        def stamp(headers: HTTPMessage) -> None:
+        def stamp(headers: _Headers) -> None:
             moment = headers.get("Last-Modified")
             if moment:  # as aws does: so that a sync finds the file up to date
                 from email.utils import parsedate_to_datetime
@@ -7477,7 +7553,7 @@ class _Cli:
                 self.batch.add(size, work, report)  # where it fails again, and is reported
                 return
 
-            def done(headers: HTTPMessage) -> None:
+            def done(headers: _Headers) -> None:
                 stamp(headers)
                 said()
 
