@@ -146,7 +146,8 @@ def test_the_benchmark_runs_and_compares_with_boto3() -> None:
     floors = {row["workload"] for row in rows if row["client"] == "http.client floor" and "CPU" in row["workload"]}
     assert len(floors) == 2 and any(w.startswith("moto:") for w in floors), "small PUTs on moto and on SeaweedFS"
     measured = [row for row in rows if not row["workload"].startswith("cold")]
-    assert all(row["value"] > 0 or "user space" in row["workload"] for row in measured), out.stdout
+    ticks = ("user space", "server CPU meanwhile")  # counted in 10 ms ticks: a quick run may see none
+    assert all(row["value"] > 0 or any(tick in row["workload"] for tick in ticks) for row in measured), out.stdout
 
 
 ###############################################################################

@@ -5065,7 +5065,9 @@ class _Pipe:
     them on its own thread: no copy in between, no memory of its own. The reader offers
     room (``readinto``) and waits until it is full or the writer ended; the writer waits
     for room. The writer ends it (or aborts it: the reader then raises, and nothing is
-    stored); a reader that failed makes the next write raise its error."""
+    stored); a reader that failed makes the next write raise its error. Each wait is
+    bounded and its condition checked again: a wake-up lost to a Ctrl-C landing inside
+    ``Condition.wait`` costs a second, never a hang."""
 
     def __init__(self) -> None:
         self._ready = threading.Condition()
@@ -5081,7 +5083,7 @@ class _Pipe:
         with self._ready:
             while data:
                 while self._room is None and self.failure is None:
-                    self._ready.wait()
+                    self._ready.wait(1.0)
                 if self.failure is not None:
                     raise self.failure
                 assert self._room is not None
@@ -5109,7 +5111,7 @@ class _Pipe:
                 self._room, self._filled = view, 0
                 self._ready.notify_all()
                 while self._room is not None and not self._ended:
-                    self._ready.wait()
+                    self._ready.wait(1.0)
             if self._abort is not None:
                 raise self._abort
             done, self._room, self._filled = self._filled, None, 0
