@@ -1634,6 +1634,21 @@ def _headers(items: dict[str, str]) -> Any:
     return message
 
 
+def test_answer_headers_read_as_http_clients_did(seaweedfs: Server) -> None:
+    """Names in any case, repeated names kept in order, a missing one None; and the mapping
+    operations (``in``, iteration, ``len``, ``dict()``, ``keys``/``values``/``items``)."""
+    conn = connect(seaweedfs, default=seaweedfs.new_bucket())
+    conn.upload("k", b"abc", headers={"x-amz-meta-color": "blue"})
+    headers = conn.head("k").headers
+    assert headers["etag"] == headers["ETag"] == headers.get("ETAG") == f'"{hashlib.md5(b"abc").hexdigest()}"'
+    assert headers["x-nothing"] is None and headers.get("x-nothing", "-") == "-" and "x-nothing" not in headers
+    assert "content-length" in headers and headers.get_all("Content-Length") == ["3"]
+    assert headers.get_all("x-nothing") is None and headers.get_all("x-nothing", []) == []
+    assert list(headers) == headers.keys() and len(headers) == len(headers.items()) == len(headers.values())
+    assert {name.lower(): value for name, value in dict(headers).items()}["x-amz-meta-color"] == "blue"
+    assert "blue" in repr(headers)
+
+
 def test_list_entries_read_like_the_2013_dicts() -> None:
     entry = tinys3.ObjectInfo("a/b.txt", 3, None, "e", "STANDARD")
     assert (entry["key"], entry["size"], entry["etag"]) == ("a/b.txt", 3, "e")

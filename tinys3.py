@@ -2054,9 +2054,6 @@ class _Headers:
     def __getitem__(self, name: str) -> Any:
         return self.get(name)
 
-    def __setitem__(self, name: str, value: str) -> None:
-        self._items.append((name, value))
-
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self.get(name) is not None
 
@@ -2065,9 +2062,6 @@ class _Headers:
 
     def __len__(self) -> int:
         return len(self._items)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Headers) and self._items == other._items
 
     def __repr__(self) -> str:
         return f"<headers {self._items!r}>"
