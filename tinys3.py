@@ -284,9 +284,12 @@ def _is_control(char: str) -> bool:
 
 def _status_code_name(status: int) -> str:
     """An error code for an answer without body: the standard phrase, ``NotFound`` for 404."""
-    from http.client import responses
+    from http import HTTPStatus
 
-    return responses.get(status, "Error").replace(" ", "")
+    try:
+        return HTTPStatus(status).phrase.replace(" ", "")
+    except ValueError:
+        return "Error"
 
 
 def _status_message(response: Response) -> str:
@@ -2453,7 +2456,7 @@ class _Idle(threading.local):
 class _Transport:
     """Sends requests over one keep-alive connection per thread per host.
 
-    ``http.client`` connections are not thread-safe, so each thread keeps its
+    A connection carries one request at a time, so each thread keeps its
     own in a ``threading.local``; a connection the server closed while idle
     is noticed (the socket turned readable) and replaced before use.
     """
@@ -3088,9 +3091,9 @@ class _Multiplexer:
 def _header_block(host: str, headers: Mapping[str, str]) -> bytes:
     """A request's header lines, Host first, without the blank line that ends them.
 
-    One join instead of http.client's putheader per header (a tenth of a small PUT's
-    Python time). Names and values were checked when the request was built; a line
-    break (from credentials, say) still cannot split the head: each adds to the count.
+    One join for the whole block. Names and values were checked when the request was
+    built; a line break (from credentials, say) still cannot split the head: each adds
+    to the count.
     """
     head = "\r\n".join([f"Host: {host}", *[f"{name}: {value}" for name, value in headers.items()]])
     if head.count("\n") != len(headers) or head.count("\r") != len(headers):
