@@ -2824,8 +2824,8 @@ def splits(answer: bytes) -> Iterator[list[bytes]]:
 
 
 def shown(events: list[Any]) -> list[Any]:
-    """Events as comparable values: a head as (status, length, chunked, will_close)."""
-    return [(e.status, e.length, e.chunked, e.will_close) if isinstance(e, tinys3._Head) else e for e in events]
+    """Events as comparable values: a head as (status, length, by chunks, closes after)."""
+    return [(e.status, e.length, e.by_chunks, e.closes) if isinstance(e, tinys3._Head) else e for e in events]
 
 
 @pytest.mark.parametrize(
@@ -3122,7 +3122,7 @@ def test_answers_are_read_as_http_client_reads_them(raw: bytes, method: str) -> 
     head = events[0]
     body = b"".join(event for event in events if isinstance(event, bytes))
     version = 11 if head.version == "HTTP/1.1" else 10
-    got = (head.status, head.reason, version, head.headers.items(), head.chunked, head.length, head.will_close, body)
+    got = (head.status, head.reason, version, head.headers.items(), head.by_chunks, head.length, head.closes, body)
     assert got == expected
 
 

@@ -2082,14 +2082,15 @@ class _Headers:
 class _Head:
     """The head of an answer: ``version`` ("HTTP/1.1"), ``status``, ``reason``, ``headers``
     (``_Headers``), and how its body is framed: ``length`` (None when
-    chunked or delimited by the connection closing), ``chunked``, ``will_close``."""
+    chunked or delimited by the connection closing), ``by_chunks``, and ``closes`` (the
+    server closes the connection after it)."""
 
-    __slots__ = ("chunked", "headers", "length", "reason", "status", "version", "will_close")
+    __slots__ = ("by_chunks", "closes", "headers", "length", "reason", "status", "version")
 
     def __init__(self, version: str, status: int, reason: str, headers: _Headers) -> None:
         self.version, self.status, self.reason, self.headers = version, status, reason, headers
         self.length: int | None = None
-        self.chunked = self.will_close = False
+        self.by_chunks = self.closes = False
 
 
 #: ``_AnswerReader.next_event``: the answer is over.
@@ -2115,9 +2116,8 @@ class _AnswerReader:
         self._method = method
         self._data = bytearray()
         self._pos = 0  # what of ``_data`` is consumed
-        self._state = (
-            "status"  # status, headers, length, chunk-size, chunk-data, chunk-end, trailers, close, done, over
-        )
+        # status, headers, length, chunk-size, chunk-data, chunk-end, trailers, close, done, over
+        self._state = "status"
         self._lines: list[tuple[str, str]] = []
         self._status: tuple[str, int, str] = ("", 0, "")
         self._interim = 0
@@ -2150,7 +2150,7 @@ class _AnswerReader:
     def reusable(self) -> bool:
         """The connection may carry another request (see the class)."""
         head = self.head
-        return self.ended and not self.overrun and not self._eof and head is not None and not head.will_close
+        return self.ended and not self.overrun and not self._eof and head is not None and not head.closes
 
     def body_due(self) -> int:
         """Body bytes a driver may read straight into its own buffer, past this reader
@@ -2250,15 +2250,15 @@ class _AnswerReader:
             return None
         headers = _Headers(self._lines)
         head = self.head = _Head(version, status, reason, headers)
-        head.will_close = _closes(version != "HTTP/1.0", headers)
+        head.closes = _closes(version != "HTTP/1.0", headers)
         coding = headers.get("Transfer-Encoding", "").lower()
         lengths = {value.strip() for value in ",".join(headers.get_all("Content-Length") or ()).split(",")} - {""}
         if self._method == "HEAD" or status in (204, 304) or (self._method == "CONNECT" and status == 200):
             head.length = 0
             self._finish()
         elif coding:
-            head.chunked = coding.rsplit(",", 1)[-1].strip() == "chunked"
-            self._state = "chunk-size" if head.chunked else "close"
+            head.by_chunks = coding.rsplit(",", 1)[-1].strip() == "chunked"
+            self._state = "chunk-size" if head.by_chunks else "close"
         elif lengths:
             (length,) = lengths if len(lengths) == 1 else (None,)
             if length is None or not (length.isascii() and length.isdigit()):
@@ -2270,7 +2270,7 @@ class _AnswerReader:
         else:
             self._state = "close"
         if self._state == "close":
-            head.will_close = True
+            head.closes = True
         return head
 
     def _chunk_size(self, line: str) -> None:
@@ -2591,7 +2591,7 @@ class _Transport:
                 status, reason, length = answer.head.status, answer.head.reason, answer.head.length
                 if status == 407 and proxy is not None:
                     raise _no_retry(f"proxy {proxy} refused the request: 407 {reason}")
-                if length is None and not answer.head.chunked and method == "GET" and 200 <= status < 300:
+                if length is None and not answer.head.by_chunks and method == "GET" and 200 <= status < 300:
                     raise _unframed()
                 if stream and 200 <= status < 300:
                     reply = _Stream(answer, _partial(self._checkin, origin, conn), _partial(self._close, conn))
@@ -2781,7 +2781,7 @@ class _Multiplexer:
         self._broken: dict[tuple[str, str, int], tuple[Exception, float]] = {}  # why, and until when
         self._hungry = True  # the loop could start a request now: an added sink wakes it
         self._closing = self._aborting = False
-        self._buffer = memoryview(bytearray(256 * 1024))
+        self._inbox = memoryview(bytearray(256 * 1024))  # what a socket brought, before the reader takes it
         self._thread: threading.Thread | None = None
         self._finished = threading.Event()
         self._over = False  # the loop ended: what is added now fails at once, with ``_stopped``
@@ -3012,7 +3012,7 @@ class _Multiplexer:
             return
         while line in self._lines:
             try:
-                n = line.sock.recv_into(self._buffer)
+                n = line.sock.recv_into(self._inbox)
             except (BlockingIOError, InterruptedError, ssl.SSLWantReadError):
                 return
             except OSError as exc:
@@ -3022,7 +3022,7 @@ class _Multiplexer:
                 self._drop(line, _transport_error(ConnectionResetError(), "the server closed the connection"))
                 return
             try:
-                self._received(line, self._buffer[:n])
+                self._received(line, self._inbox[:n])
             except Exception as exc:
                 self._drop(line, exc)
                 return
@@ -3962,7 +3962,7 @@ def _etag_of_file(path: str, part: int | None) -> str:
         return running.hexdigest()
     if filled or not digests:
         digests.append(running.digest())
-    return f"{hashlib.md5(b''.join(digests)).hexdigest()}-{len(digests)}"
+    return _multipart_etag([digest.hex() for digest in digests]) or ""  # every digest is an MD5: never ""
 
 
 def _multipart_etag(etags: list[str]) -> str | None:
