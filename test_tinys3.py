@@ -1691,6 +1691,184 @@ def test_response_looks_like_requests() -> None:
 
 
 ###############################################################################
+# Policy: one request's attempts, socket-free #################################
+###############################################################################
+# The core yields effects (send this, sleep this long, run this blocking work)
+# and is sent their results; here a script plays the driver: each send is
+# answered with bytes as a server would put them on the wire.
+
+
+def answer_of(raw: bytes, method: str = "GET") -> tuple[int, str, Any, bytes]:
+    """What a driver gives back for a send: the answer read by the module's own reader."""
+    events, _ = read_answer([raw], method)
+    head = events[0]
+    body = b"".join(e for e in events if isinstance(e, bytes))
+    return head.status, head.reason, head.headers, body
+
+
+def play(steps: Any, *script: bytes | Exception) -> tuple[Any, list[Any]]:
+    """Drive a core generator: each ``_Send`` takes the next answer of ``script`` (bytes, or an
+    exception the transport raised), each ``_Work`` is run, each ``_Sleep`` only noted. Returns
+    (what the core returned, or the exception it raised; the effects it yielded, in order)."""
+    script_left = list(script)
+    effects: list[Any] = []
+    reply: Any = None
+    failure: Exception | None = None
+    while True:
+        try:
+            effect = steps.send(reply) if failure is None else steps.throw(failure)
+        except StopIteration as done:
+            return done.value, effects
+        except Exception as exc:
+            return exc, effects
+        effects.append(effect)
+        reply = failure = None
+        if isinstance(effect, tinys3._Send):
+            step = script_left.pop(0)
+            if isinstance(step, Exception):
+                failure = step
+            else:
+                reply = answer_of(step, effect.method)
+        elif isinstance(effect, tinys3._Work):
+            reply = effect.call()
+
+
+def sends(effects: list[Any]) -> list[Any]:
+    return [e for e in effects if isinstance(e, tinys3._Send)]
+
+
+def sleeps(effects: list[Any]) -> list[float]:
+    return [e.seconds for e in effects if isinstance(e, tinys3._Sleep)]
+
+
+def error_answer(status: str, code: str, *lines: str, body: str = "") -> bytes:
+    xml = f"<Error><Code>{code}</Code><Message>m</Message>{body}</Error>".encode()
+    head = "".join(f"{line}\r\n" for line in lines)
+    return f"HTTP/1.1 {status}\r\n{head}Content-Length: {len(xml)}\r\n\r\n".encode() + xml
+
+
+OK_EMPTY = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+
+
+def offline(**kwargs: Any) -> tinys3.Connection:
+    return tinys3.Connection("AKIDEXAMPLE", AWS_EXAMPLE_SECRET, endpoint="http://127.0.0.1:9", **kwargs)
+
+
+def test_policy_a_503_is_tried_again_after_the_servers_retry_after() -> None:
+    conn = offline(retries=3)
+    response, effects = play(conn._attempts(tinys3._Request("GET", "b", "k")),
+                             error_answer("503 Slow Down", "SlowDown", "Retry-After: 2"),
+                             b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi")  # fmt: skip
+    assert [type(e).__name__ for e in effects] == ["_Send", "_Sleep", "_Send"]
+    assert 2 <= sleeps(effects)[0] <= 20
+    assert (response.status_code, response.content, response.attempts) == (200, b"hi", 2)
+
+
+def test_policy_gives_up_after_the_retries_with_the_last_error() -> None:
+    error, effects = play(offline(retries=3)._attempts(tinys3._Request("PUT", "b", "k")),
+                          *[error_answer("500 Internal Server Error", "InternalError")] * 3)  # fmt: skip
+    assert isinstance(error, tinys3.HTTPError) and (error.status, error.code, error.key) == (500, "InternalError", "k")
+    assert len(sends(effects)) == 3 and len(sleeps(effects)) == 2
+
+
+def test_policy_an_error_no_retry_can_mend_is_raised_at_once() -> None:
+    error, effects = play(offline()._attempts(tinys3._Request("GET", "b", "k")),
+                          error_answer("404 Not Found", "NoSuchKey"))  # fmt: skip
+    assert isinstance(error, tinys3.NotFound) and (error.bucket, error.key) == ("b", "k")
+    assert len(effects) == 1
+
+
+def test_policy_a_wrong_region_is_learnt_and_the_request_signed_again_for_it() -> None:
+    conn = offline(region="us-east-1")
+    response, effects = play(conn._attempts(tinys3._Request("GET", "b", "k")),
+                             error_answer("400 Bad Request", "AuthorizationHeaderMalformed",
+                                          body="<Region>eu-west-3</Region>"),
+                             OK_EMPTY)  # fmt: skip
+    first, second = sends(effects)
+    assert "/us-east-1/s3/aws4_request" in first.headers["Authorization"]
+    assert "/eu-west-3/s3/aws4_request" in second.headers["Authorization"] and response.ok
+    assert conn._route("b")[0] == "eu-west-3" and conn._route("other")[0] == "us-east-1"
+    forged, _ = play(
+        conn._attempts(tinys3._Request("GET", "c", "k")),
+        error_answer("301 Moved Permanently", "PermanentRedirect", body="<Region>evil.example/x</Region>"),
+    )
+    assert isinstance(forged, tinys3.TransportError) and "not a region name" in str(forged)
+
+
+def test_policy_a_skewed_clock_is_corrected_from_the_servers_date() -> None:
+    conn = offline()
+    ahead = datetime.now(timezone.utc) + timedelta(minutes=20)
+    response, effects = play(conn._attempts(tinys3._Request("PUT", "b", "k")),
+                             error_answer("403 Forbidden", "RequestTimeTooSkewed",
+                                          f"Date: {email.utils.format_datetime(ahead, usegmt=True)}"),
+                             OK_EMPTY)  # fmt: skip
+    signed = [datetime.strptime(e.headers["X-Amz-Date"], "%Y%m%dT%H%M%SZ") for e in sends(effects)]
+    assert response.ok and timedelta(minutes=19) < signed[1] - signed[0] < timedelta(minutes=21)
+    assert 19 * 60 < conn._clock.offset < 21 * 60 and sleeps(effects) == []
+
+
+def test_policy_expired_credentials_are_renewed_as_blocking_work_and_the_request_signed_again() -> None:
+    conn = offline()
+    fresh = tinys3.Credentials("AKIDFRESH", "fresh-secret", "token-2", expiry=time.time() + 3600)
+    stale = tinys3.Credentials("AKIDSTALE", "stale-secret", "token-1", expiry=time.time() + 3600)
+    conn._credential_source = tinys3._CredentialSource(stale, "a test", fetch=lambda: fresh)
+    response, effects = play(conn._attempts(tinys3._Request("GET", "b", "k")),
+                             error_answer("400 Bad Request", "ExpiredToken"), OK_EMPTY)  # fmt: skip
+    assert [type(e).__name__ for e in effects] == ["_Send", "_Work", "_Send"] and response.ok
+    first, second = sends(effects)
+    assert "AKIDSTALE/" in first.headers["Authorization"] and first.headers["X-Amz-Security-Token"] == "token-1"
+    assert "AKIDFRESH/" in second.headers["Authorization"] and second.headers["X-Amz-Security-Token"] == "token-2"
+    keys_only, effects = play(offline()._attempts(tinys3._Request("GET", "b", "k")),
+                              error_answer("400 Bad Request", "ExpiredToken"))  # fmt: skip
+    assert isinstance(keys_only, tinys3.HTTPError) and keys_only.code == "ExpiredToken" and len(effects) == 1
+
+
+def test_policy_credentials_about_to_expire_are_renewed_before_signing() -> None:
+    conn = offline()
+    fresh = tinys3.Credentials("AKIDFRESH", "fresh-secret", "t", expiry=time.time() + 3600)
+    ended = tinys3.Credentials("AKIDENDED", "s", "t", expiry=time.time() - 1)
+    conn._credential_source = tinys3._CredentialSource(ended, "a test", fetch=lambda: fresh)
+    response, effects = play(conn._attempts(tinys3._Request("GET", "b", "k")), OK_EMPTY)
+    assert isinstance(effects[0], tinys3._Work) and "AKIDFRESH/" in sends(effects)[0].headers["Authorization"]
+    assert response.ok
+
+
+def test_policy_a_200_carrying_an_error_is_an_error() -> None:
+    request = tinys3._Request("POST", "b", "k", query=[("uploadId", "u")])
+    in_body = error_answer("200 OK", "InternalError")
+    response, effects = play(offline()._attempts(request, error_in_body=True, idempotent=True), in_body, OK_EMPTY)
+    assert response.ok and len(sends(effects)) == 2 and len(sleeps(effects)) == 1
+    error, _ = play(offline()._attempts(request, error_in_body=True), error_answer("200 OK", "AccessDenied"))
+    assert isinstance(error, tinys3.HTTPError) and (error.status, error.code) == (200, "AccessDenied")
+
+
+def test_policy_transport_failures_are_retried_and_timeouts_only_when_idempotent() -> None:
+    reset = tinys3.TransportError("the server closed the connection")
+    response, effects = play(offline()._attempts(tinys3._Request("POST", "b", "k")), reset, OK_EMPTY)
+    assert response.ok and len(sends(effects)) == 2
+    late = tinys3.Timeout("the answer did not come in time")
+    error, effects = play(offline()._attempts(tinys3._Request("POST", "b", "k")), late)
+    assert error is late and len(effects) == 1
+    response, effects = play(offline()._attempts(tinys3._Request("DELETE", "b", "k")), late, OK_EMPTY)
+    assert response.ok and len(sends(effects)) == 2
+    final = tinys3.TransportError("the certificate does not match")
+    final.retry = False
+    error, effects = play(offline()._attempts(tinys3._Request("GET", "b", "k")), final)
+    assert error is final and len(effects) == 1
+
+
+def test_policy_a_check_that_finds_a_bad_answer_sends_again() -> None:
+    def etag_required(response: tinys3.Response) -> None:
+        if "ETag" not in response.headers:
+            raise tinys3.TransportError("no ETag")
+
+    request = tinys3._Request("PUT", "b", "k", query=[("partNumber", "1"), ("uploadId", "u")])
+    with_etag = b'HTTP/1.1 200 OK\r\nETag: "e"\r\nContent-Length: 0\r\n\r\n'
+    response, effects = play(offline()._attempts(request, check=etag_required), OK_EMPTY, with_etag)
+    assert response.headers["ETag"] == '"e"' and len(sends(effects)) == 2
+
+
+###############################################################################
 # Behaviour against real servers ##############################################
 ###############################################################################
 

@@ -72,7 +72,7 @@ __all__ = [
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator, Mapping
+    from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
     from concurrent.futures import Future, ThreadPoolExecutor
     from datetime import datetime, timedelta
     from hashlib import _Hash
@@ -85,6 +85,7 @@ if TYPE_CHECKING:
     Progress = Callable[[int, Union[int, None]], object]
     Query = list[tuple[str, str]]
     T = TypeVar("T")
+    _Effect = Union["_Send", "_Sleep", "_Work"]
 
 
 ###############################################################################
@@ -445,10 +446,18 @@ class _CredentialSource:
         """The access key id in use, without renewing anything (for reprs)."""
         return self._credentials.access_key
 
+    @property
+    def renews(self) -> bool:
+        """Whether these credentials can be fetched again (temporary ones can; keys cannot)."""
+        return self._fetch is not None
+
+    def due(self) -> bool:
+        """Whether ``current`` would fetch (blocking): the credentials are about to expire."""
+        return self._renew_at is not None and self._clock() >= self._renew_at
+
     def current(self) -> Credentials:
         """The credentials to sign with now, renewed first if they are about to expire."""
-        renew_at = self._renew_at
-        if renew_at is not None and self._clock() >= renew_at:
+        if self.due():
             self.renew(stale=self._credentials)
         return self._credentials
 
@@ -2018,6 +2027,39 @@ class _Sums:
         return f"{_b64(digest.digest())}-{len(self.parts)}"
 
 
+class _Send:
+    """Effect: send one request and give back its answer, ``(status, reason, headers,
+    body)`` (the body a ``bytes``, or for a 2xx answer to a ``stream`` request, the
+    driver's stream of it), or raise its TransportError. ``headers`` are signed, Host
+    aside (the driver writes it)."""
+
+    __slots__ = ("body", "endpoint", "headers", "host", "method", "stream", "target")
+
+    def __init__(self, endpoint: _Endpoint, host: str, target: str, method: str, headers: dict[str, str],
+                 body: _Body | None, stream: bool) -> None:  # fmt: skip
+        self.endpoint, self.host, self.target, self.method = endpoint, host, target, method
+        self.headers, self.body, self.stream = headers, body, stream
+
+
+class _Sleep:
+    """Effect: wait ``seconds`` (a backoff) before the core goes on."""
+
+    __slots__ = ("seconds",)
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+
+class _Work:
+    """Effect: run ``call`` (blocking: a credential fetch, a file read, a digest) and give
+    back its result, or raise its exception."""
+
+    __slots__ = ("call",)
+
+    def __init__(self, call: Callable[[], Any]) -> None:
+        self.call = call
+
+
 ###############################################################################
 # Transport: the only code that touches sockets ###############################
 ###############################################################################
@@ -2559,22 +2601,21 @@ class _Transport:
         with self._lock:
             self._open.discard(conn)
 
-    def send(
-        self,
-        endpoint: _Endpoint,
-        host: str,
-        target: str,
-        method: str,
-        headers: Mapping[str, str],
-        body: _Body | None,
-        stream: bool = False,
-    ) -> tuple[int, str, _Headers, bytes | _Stream]:
-        """Send one request: (status, reason, headers, body).
+    def send(self, request: _Send) -> tuple[int, str, _Headers, bytes | _Stream]:
+        """Perform a ``_Send``: (status, reason, headers, body).
 
         The body is read in full, except a 2xx answer with ``stream``, which
         comes as a ``_Stream``. A reused connection that turns out closed is
         replaced once, at once.
         """
+        endpoint, host, target, method, body = (
+            request.endpoint,
+            request.host,
+            request.target,
+            request.method,
+            request.body,
+        )
+        headers: Mapping[str, str] = request.headers
         origin = (endpoint.scheme, endpoint.connect_host(host), endpoint.port)
         proxy = self.proxy(origin)
         if proxy is not None:  # no call at all on the usual, proxy-less path
@@ -2593,7 +2634,7 @@ class _Transport:
                     raise _no_retry(f"proxy {proxy} refused the request: 407 {reason}")
                 if length is None and not answer.head.by_chunks and method == "GET" and 200 <= status < 300:
                     raise _unframed()
-                if stream and 200 <= status < 300:
+                if request.stream and 200 <= status < 300:
                     reply = _Stream(answer, _partial(self._checkin, origin, conn), _partial(self._close, conn))
                     return status, reason, answer.head.headers, reply
                 content, whole = _read_capped(answer, method)
@@ -3521,12 +3562,12 @@ def _log_request(
                  got)  # fmt: skip
 
 
-def _backoff(attempt: int, at_least: float = 0.0, cap: float = 20.0, base: float = 0.25) -> None:
-    """Sleep a random time up to base·2^attempt seconds (full jitter), but at least
-    ``at_least`` (a server's Retry-After); never more than ``cap``."""
+def _backoff(attempt: int, at_least: float = 0.0, cap: float = 20.0, base: float = 0.25) -> float:
+    """Seconds to wait before another try: random up to base·2^attempt (full jitter), but
+    at least ``at_least`` (a server's Retry-After); never more than ``cap``."""
     import random
 
-    time.sleep(min(cap, max(at_least, random.uniform(0, base * 2**attempt))))
+    return min(cap, max(at_least, random.uniform(0, base * 2**attempt)))
 
 
 def _retry_after(value: str | None) -> float:
@@ -3678,7 +3719,7 @@ class Response:
                     if self._reopen is None or not exc.retry or resumes < 1:
                         raise
                     _log("resuming %s at byte %d after %s", self.url, done, exc)
-                    _backoff(self._resumes - resumes)
+                    time.sleep(_backoff(self._resumes - resumes))
                     resumes -= 1
                     stream = self._reopen(done)
                     continue
@@ -4992,7 +5033,7 @@ class _ObjectReader(io.RawIOBase):
                 if not error.retry or attempt == self._conn._retries:
                     raise
                 _log("resuming %r at byte %d after %s", self.name, self._position, error)
-                _backoff(attempt)
+                time.sleep(_backoff(attempt))
                 continue
             if not n:  # a range that ends early is never the end of the file
                 self._drop()
@@ -6312,23 +6353,11 @@ class Connection:
         self._bucket_routes[bucket] = (region, endpoint)
 
     def _mend(
-        self,
-        bucket: str,
-        response: Response,
-        error: HTTPError,
-        credentials: Credentials | None,
-        region: str,
-        mended: set[str],
-        signed_with: float,
+        self, bucket: str, response: Response, error: HTTPError, region: str, mended: set[str], signed_with: float
     ) -> bool:
-        """Put right what one more try can, each at most once per request: expired
-        credentials renewed, the bucket's region learnt from the answer, the clock's
-        offset learnt from the server's (``signed_with``: the offset the refused
-        attempt was signed with). True when the request goes again."""
-        source = self._credential_source
-        if error.code in _EXPIRED_CODES and "credentials" not in mended:
-            mended.add("credentials")
-            return source is not None and source.renew(stale=credentials)
+        """Learn what the refusal taught, each at most once per request: the bucket's
+        region from the answer, the clock's offset from the server's (``signed_with``: the
+        offset the refused attempt was signed with). True when the request goes again."""
         if error.region and error.region != region and "region" not in mended:
             mended.add("region")
             if not _is_region_name(error.region):  # a forged answer must not name the host keys go to
@@ -6383,26 +6412,68 @@ class Connection:
         check: Callable[[Response], object] | None = None,
         idempotent: bool = False,
     ) -> Response:
-        """Sign and send with retries; return a 2xx Response or raise.
+        """``_attempts`` run on this thread: a 2xx Response, or the error."""
+        return self._run(self._attempts(request, error_in_body, stream, progress, check, idempotent))
+
+    def _run(self, steps: Generator[_Effect, Any, T]) -> T:
+        """The blocking driver: perform each effect the core yields, here, on this thread, and
+        send back its result (or throw in its exception) until the core returns."""
+        reply: Any = None
+        failure: Exception | None = None
+        while True:
+            try:
+                effect = steps.send(reply) if failure is None else steps.throw(failure)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+            reply = failure = None
+            try:
+                if isinstance(effect, _Send):
+                    reply = self._transport.send(effect)
+                elif isinstance(effect, _Sleep):
+                    time.sleep(effect.seconds)
+                else:
+                    reply = effect.call()
+            except Exception as exc:
+                failure = exc
+
+    def _attempts(
+        self,
+        request: _Request,
+        error_in_body: bool = False,
+        stream: bool = False,
+        progress: Progress | None = None,
+        check: Callable[[Response], object] | None = None,
+        idempotent: bool = False,
+    ) -> Generator[_Effect, Any, Response]:
+        """The policy of one request, socket-free: sign, send, judge the answer; return a
+        2xx Response or raise. It yields effects for a driver to perform (``_Send``,
+        ``_Sleep``, ``_Work``) and never blocks itself.
 
         ``check`` vets a 2xx answer: a retryable TransportError from it is
         retried like a failed request. Read timeouts are retried for GET,
-        HEAD, PUT, DELETE and requests marked ``idempotent``. A 301/400
-        naming the bucket's region is retried once in that region, which is
-        then remembered for the bucket.
+        HEAD, PUT, DELETE and requests marked ``idempotent``. What one more try
+        can put right is put right once per request: expired credentials
+        renewed, the bucket's region learnt from a 301/400 (and remembered for
+        the bucket), the clock's offset learnt from a clock-skew refusal.
+        Anything else retryable (``_RETRY_STATUSES``, ``_RETRY_CODES``, a
+        transport failure) is tried again after a backoff, up to ``retries``
+        attempts in all.
         """
         body, headers = request.body, _framed(request)
         idempotent = idempotent or request.method in ("GET", "HEAD", "PUT", "DELETE")
+        source = self._credential_source
         attempt = 0
         mended: set[str] = set()
         while True:
             attempt += 1
+            if source is not None and source.due():
+                yield _Work(source.current)
             credentials = self.credentials
             signed_with = self._clock.offset
             region, endpoint, host, target, signed = self._addressed(request, headers, credentials)
             started = time.monotonic()
             try:
-                status, reason, reply_headers, content = self._transport.send(
+                status, reason, reply_headers, content = yield _Send(
                     endpoint, host, target, request.method, signed, body, stream
                 )
                 _log_request(request, status, attempt, started, reply_headers, content)
@@ -6419,16 +6490,20 @@ class Connection:
                 if attempt >= self._retries or not exc.retry or (isinstance(exc, Timeout) and not idempotent):
                     raise
                 _log("retrying %s %s after %s (attempt %d)", request.method, target.partition("?")[0], exc, attempt)
-                _backoff(attempt)
+                yield _Sleep(_backoff(attempt))
                 continue
             error = _http_error(response, _secrets(credentials, headers))
-            if self._mend(request.bucket, response, error, credentials, region, mended, signed_with):
+            if error.code in _EXPIRED_CODES and "credentials" not in mended and source is not None and source.renews:
+                mended.add("credentials")
+                yield _Work(_partial(source.renew, stale=credentials))
+                continue
+            if self._mend(request.bucket, response, error, region, mended, signed_with):
                 continue
             if attempt >= self._retries or not (status in _RETRY_STATUSES or error.code in _RETRY_CODES):
                 raise error
             where = target.partition("?")[0]
             _log("retrying %s %s after %s %s (attempt %d)", request.method, where, status, error.code, attempt)
-            _backoff(attempt, _retry_after(response.headers.get("Retry-After")))
+            yield _Sleep(_backoff(attempt, _retry_after(response.headers.get("Retry-After"))))
 
 
 ###############################################################################
