@@ -1731,6 +1731,16 @@ def play(steps: Any, *script: bytes | Exception) -> tuple[Any, list[Any]]:
                 reply = answer_of(step, effect.method)
         elif isinstance(effect, tinys3._Work):
             reply = effect.call()
+        elif isinstance(effect, tinys3._Gather):  # one at a time, in order, on the same script
+            reply = []
+            for operation in effect.operations:
+                result, done = play(operation, *script_left)
+                del script_left[: len(sends(done))]
+                effects += done
+                if isinstance(result, Exception):
+                    failure = result
+                    break
+                reply.append(result)
 
 
 def sends(effects: list[Any]) -> list[Any]:
@@ -1866,6 +1876,64 @@ def test_policy_a_check_that_finds_a_bad_answer_sends_again() -> None:
     with_etag = b'HTTP/1.1 200 OK\r\nETag: "e"\r\nContent-Length: 0\r\n\r\n'
     response, effects = play(offline()._attempts(request, check=etag_required), OK_EMPTY, with_etag)
     assert response.headers["ETag"] == '"e"' and len(sends(effects)) == 2
+
+
+def multipart_steps(conn: tinys3.Connection, parts: list[bytes]) -> Any:
+    body = tinys3._Body(b"".join(parts))
+    body.length = sum(map(len, parts))
+    wire = {"Content-Type": "application/octet-stream"}
+    return tinys3._multipart(conn, "b", "k", wire, functools.partial(tinys3._upload_part, conn, "b", "k", {}, None),
+                             iter([tinys3._Body(part) for part in parts]), body.length, None)  # fmt: skip
+
+
+def xml_answer(xml: str, status: str = "200 OK") -> bytes:
+    return f"HTTP/1.1 {status}\r\nContent-Length: {len(xml)}\r\n\r\n{xml}".encode()
+
+
+CREATED = xml_answer("<InitiateMultipartUploadResult><UploadId>up-1</UploadId></InitiateMultipartUploadResult>")
+
+
+def part_answer(data: bytes) -> bytes:
+    return f'HTTP/1.1 200 OK\r\nETag: "{hashlib.md5(data).hexdigest()}"\r\nContent-Length: 0\r\n\r\n'.encode()
+
+
+def test_policy_a_multipart_upload_creates_sends_its_parts_at_once_and_completes() -> None:
+    conn = offline()
+    parts = [b"a" * 10, b"b" * 10, b"c" * 3]
+    completed = xml_answer('<CompleteMultipartUploadResult><ETag>"x-3"</ETag></CompleteMultipartUploadResult>')
+    response, effects = play(multipart_steps(conn, parts), CREATED, *map(part_answer, parts), completed)
+    methods = [(e.method, e.target) for e in sends(effects)]
+    assert methods == [("POST", "/b/k?uploads="), ("PUT", "/b/k?partNumber=1&uploadId=up-1"),
+                       ("PUT", "/b/k?partNumber=2&uploadId=up-1"), ("PUT", "/b/k?partNumber=3&uploadId=up-1"),
+                       ("POST", "/b/k?uploadId=up-1")]  # fmt: skip
+    assert response.ok and [type(e).__name__ for e in effects].count("_Gather") == 1
+    listed = b"".join(sends(effects)[-1].body.chunks())
+    for number, part in enumerate(parts, 1):
+        assert f'<PartNumber>{number}</PartNumber><ETag>"{hashlib.md5(part).hexdigest()}"</ETag>'.encode() in listed
+
+
+def test_policy_a_multipart_upload_whose_part_fails_is_aborted_and_checked_gone() -> None:
+    conn = offline(retries=2)
+    parts = [b"a" * 10, b"b" * 10]
+    refused = error_answer("403 Forbidden", "AccessDenied")
+    gone = error_answer("404 Not Found", "NoSuchUpload")
+    error, effects = play(multipart_steps(conn, parts), CREATED, part_answer(parts[0]), refused,
+                          b"HTTP/1.1 204 No Content\r\n\r\n", gone)  # fmt: skip
+    assert isinstance(error, tinys3.HTTPError) and error.code == "AccessDenied"
+    assert [(e.method, e.target) for e in sends(effects)][-2:] == [
+        ("DELETE", "/b/k?uploadId=up-1"), ("GET", "/b/k?uploadId=up-1")]  # fmt: skip
+
+
+def test_policy_a_completion_whose_answer_was_lost_is_proved_by_the_objects_etag() -> None:
+    conn = offline(retries=2)
+    parts = [b"a" * 10, b"b" * 10]
+    etag = tinys3._multipart_etag([f'"{hashlib.md5(p).hexdigest()}"' for p in parts])
+    lost = tinys3.TransportError("the server closed the connection")
+    head = f'HTTP/1.1 200 OK\r\nETag: "{etag}"\r\nContent-Length: 20\r\n\r\n'.encode()
+    response, effects = play(multipart_steps(conn, parts), CREATED, *map(part_answer, parts), lost,
+                             error_answer("404 Not Found", "NoSuchUpload"), head)  # fmt: skip
+    assert response.status_code == 200 and response.headers["ETag"] == f'"{etag}"'
+    assert [e.method for e in sends(effects)][-3:] == ["POST", "POST", "HEAD"]
 
 
 ###############################################################################
@@ -4662,14 +4730,10 @@ def test_a_stream_holds_four_parts_at_most_whatever_the_concurrency(head: bytes)
 def test_backoff_is_full_jitter_capped_at_20_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
     import random
 
-    slept: list[float] = []
-    monkeypatch.setattr(time, "sleep", slept.append)
     monkeypatch.setattr(random, "uniform", lambda low, high: high)
-    for attempt in (1, 2, 3, 10):
-        tinys3._backoff(attempt)
-    tinys3._backoff(1, at_least=5)
-    tinys3._backoff(1, at_least=600)
-    assert slept == [0.5, 1.0, 2.0, 20.0, 5.0, 20.0]
+    waits = [tinys3._backoff(attempt) for attempt in (1, 2, 3, 10)]
+    assert waits == [0.5, 1.0, 2.0, 20.0]
+    assert (tinys3._backoff(1, at_least=5), tinys3._backoff(1, at_least=600)) == (5.0, 20.0)
 
 
 def test_credential_endpoints_errors_never_carry_their_answer(clean_env: pytest.MonkeyPatch) -> None:

@@ -85,7 +85,7 @@ if TYPE_CHECKING:
     Progress = Callable[[int, Union[int, None]], object]
     Query = list[tuple[str, str]]
     T = TypeVar("T")
-    _Effect = Union["_Send", "_Sleep", "_Work"]
+    _Effect = Union["_Send", "_Sleep", "_Work", "_Gather"]
 
 
 ###############################################################################
@@ -2048,6 +2048,21 @@ class _Sleep:
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
+
+
+class _Gather:
+    """Effect: run sub-operations (core generators) at once and give back their results in
+    order. ``operations`` is an iterator, advanced only when another can start (a part is
+    read then, not before). At most ``most`` run at once, if given, besides the driver's
+    own limit. Each returns ``(ETag or "", bytes)``: ``progress`` is told the running sum
+    of bytes, of ``total``. The first failure starts no more; once those under way ended,
+    it is raised."""
+
+    __slots__ = ("most", "operations", "progress", "total")
+
+    def __init__(self, operations: Iterator[Generator[_Effect, Any, tuple[str, int]]], total: int | None,
+                 progress: Progress | None, most: int | None = None) -> None:  # fmt: skip
+        self.operations, self.total, self.progress, self.most = operations, total, progress, most
 
 
 class _Work:
@@ -4532,9 +4547,7 @@ def _assemble(
             digest = _RangeDigest(fd, md5) if md5 is not None else None
             fetch = fetching(fd, digest)
 
-            def part(number: int, span: tuple[int, int]) -> tuple[str, int]:
-                if number > 1:
-                    return fetch(number, span)
+            def write_first() -> tuple[str, int]:
                 written = _write_at(first, fd, 0)
                 if written != head:
                     raise _no_retry(f"the first range of {first.key!r} held {written} bytes, not {head}")
@@ -4542,12 +4555,16 @@ def _assemble(
                     digest.written(0, written)
                 return "", written
 
+            def part(number: int, span: tuple[int, int]) -> Generator[_Effect, Any, tuple[str, int]]:
+                done: tuple[str, int] = yield _Work(_partial(fetch, number, span) if number > 1 else write_first)
+                return done
+
             def spans() -> Iterator[tuple[int, int]]:
                 yield 0, head - 1
                 for start in range(head, total, step):
                     yield start, min(start + step, total) - 1
 
-            _parallel(conn, part, spans(), total, progress, most)
+            _gather_on_threads(conn, _Gather(_numbered(part, spans()), total, progress, most))
             if digest is not None:
                 digest.check(total)
         _move_into_place(temporary, path)
@@ -4591,12 +4608,12 @@ def _multipart(
     bucket: str,
     key: str,
     headers: dict[str, str],
-    work: Callable[[str, int, T], tuple[str, int]],
+    work: Callable[[str, int, T], Generator[_Effect, Any, tuple[str, int]]],
     items: Iterator[T],
     total: int | None,
     progress: Progress | None,
     sums: _Sums | None = None,
-) -> Response:
+) -> Generator[_Effect, Any, Response]:
     """Create a multipart upload, run ``work`` on each item in parallel, complete it.
 
     The caller's ``Content-MD5`` (of a whole body) is not sent and its
@@ -4608,16 +4625,16 @@ def _multipart(
     """
     stored = {k: v for k, v in headers.items() if k not in _REQUEST_ONLY_HEADERS}
     began = time.monotonic()
-    created = conn._send(_Request("POST", bucket, key, stored, query=[("uploads", "")]), idempotent=True)
+    created = yield from conn._attempts(_Request("POST", bucket, key, stored, query=[("uploads", "")]), idempotent=True)
     upload_id = _upload_id(created.content)
     try:
         if created.attempts > 1:
-            _abort_lost(conn, bucket, key, upload_id, time.monotonic() - began)
-        parts = _parallel(conn, _partial(work, upload_id), items, total, progress)
+            yield from _abort_lost(conn, bucket, key, upload_id, time.monotonic() - began)
+        parts = yield _Gather(_numbered(_partial(work, upload_id), items), total, progress)
         conditions = _picked(headers, ("if-match", "if-none-match", *_ACCOUNT))
-        return _complete(conn, bucket, key, upload_id, parts, conditions, sums=sums)
+        return (yield from _complete(conn, bucket, key, upload_id, parts, conditions, sums=sums))
     except BaseException:
-        _abort(conn, bucket, key, upload_id, _picked(headers, _ACCOUNT))
+        yield from _abort(conn, bucket, key, upload_id, _picked(headers, _ACCOUNT))
         raise
 
 
@@ -4630,7 +4647,7 @@ def _complete(
     conditions: dict[str, str],
     numbers: Iterable[int] | None = None,
     sums: _Sums | None = None,
-) -> Response:
+) -> Generator[_Effect, Any, Response]:
     """CompleteMultipartUpload, retried like an idempotent request.
 
     If an attempt completed the upload but its answer was lost, the retry
@@ -4645,13 +4662,13 @@ def _complete(
     headers = {"Content-Type": "application/xml", **conditions}
     request = _Request("POST", bucket, key, headers, body, [("uploadId", upload_id)])
     try:
-        response = conn._send(request, error_in_body=True, idempotent=True)
+        response = yield from conn._attempts(request, error_in_body=True, idempotent=True)
     except HTTPError as error:
         expected = _multipart_etag([etag for etag, _ in parts])
         if error.code != "NoSuchUpload" or expected is None:
             raise
         try:
-            head = conn.head(key, bucket, _picked(conditions, _ACCOUNT))
+            head = yield from conn._attempts(_Request("HEAD", bucket, key, _picked(conditions, _ACCOUNT)))
         except HTTPError:
             raise error from None
         size = sum(length for _, length in parts)
@@ -4667,7 +4684,9 @@ def _complete(
     return response
 
 
-def _abort(conn: Connection, bucket: str, key: str, upload_id: str, headers: dict[str, str] | None = None) -> None:
+def _abort(
+    conn: Connection, bucket: str, key: str, upload_id: str, headers: dict[str, str] | None = None
+) -> Generator[_Effect, Any, None]:
     """Abort a multipart upload, then check with ListParts that it is gone.
 
     S3 may keep a part whose upload was still under way when the abort
@@ -4677,8 +4696,8 @@ def _abort(conn: Connection, bucket: str, key: str, upload_id: str, headers: dic
     query = [("uploadId", upload_id)]
     for _ in range(conn._retries):
         try:
-            conn._send(_Request("DELETE", bucket, key, dict(headers or {}), query=query))
-            conn._send(_Request("GET", bucket, key, dict(headers or {}), query=query))
+            yield from conn._attempts(_Request("DELETE", bucket, key, dict(headers or {}), query=query))
+            yield from conn._attempts(_Request("GET", bucket, key, dict(headers or {}), query=query))
         except S3Error as error:
             if not (isinstance(error, HTTPError) and error.status == 404):  # 404: gone, as it should be
                 _log("could not abort multipart upload %s of %s: %s", upload_id, key, error)
@@ -4686,7 +4705,9 @@ def _abort(conn: Connection, bucket: str, key: str, upload_id: str, headers: dic
     _log("multipart upload %s of %s is still listed after %d aborts", upload_id, key, conn._retries)
 
 
-def _abort_lost(conn: Connection, bucket: str, key: str, upload_id: str, seconds: float) -> None:
+def _abort_lost(
+    conn: Connection, bucket: str, key: str, upload_id: str, seconds: float
+) -> Generator[_Effect, Any, None]:
     """Abort the uploads that lost answers to CreateMultipartUpload may have made.
 
     When creation needed more than one attempt, an earlier one may have
@@ -4697,7 +4718,7 @@ def _abort_lost(conn: Connection, bucket: str, key: str, upload_id: str, seconds
     holding no part. Best effort: failures are logged.
     """
     try:
-        listing = conn._send(_Request("GET", bucket, "", query=[("prefix", key), ("uploads", "")]))
+        listing = yield from conn._attempts(_Request("GET", bucket, "", query=[("prefix", key), ("uploads", "")]))
         uploads = _parse_uploads(_xml(listing.content))
         ours = next((upload for upload in uploads if upload[1] == upload_id), None)
         if ours is None or ours[2] is None:
@@ -4708,10 +4729,10 @@ def _abort_lost(conn: Connection, bucket: str, key: str, upload_id: str, seconds
                 continue
             if initiated is None or not earliest <= initiated <= ours[2]:
                 continue
-            parts = conn._send(_Request("GET", bucket, key, query=[("uploadId", other_id)]))
+            parts = yield from conn._attempts(_Request("GET", bucket, key, query=[("uploadId", other_id)]))
             if not any(_local_name(element) == "Part" for element in _xml(parts.content)):
                 _log("aborting multipart upload %s of %s, made by a lost CreateMultipartUpload", other_id, key)
-                _abort(conn, bucket, key, other_id)
+                yield from _abort(conn, bucket, key, other_id)
     except S3Error as error:
         _log("could not look for uploads left by lost answers for %s: %s", key, error)
 
@@ -4734,29 +4755,31 @@ class _Slots:
             self._own.release()
 
 
-def _parallel(
-    conn: Connection,
-    work: Callable[[int, T], tuple[str, int]],
-    items: Iterator[T],
-    total: int | None,
-    progress: Progress | None,
-    most: int | None = None,
-) -> list[tuple[str, int]]:
-    """Run ``work(number, item)`` for numbered items on the part threads; return their
-    (ETag, size) in order.
+def _numbered(
+    work: Callable[[int, T], Generator[_Effect, Any, tuple[str, int]]], items: Iterator[T]
+) -> Iterator[Generator[_Effect, Any, tuple[str, int]]]:
+    """``work(number, item)`` for the items numbered from 1, as S3 numbers parts: at most 10,000."""
+    for number, item in enumerate(items, 1):
+        if number > _MAX_PARTS:
+            raise InvalidInput("the upload would need more than 10,000 parts: raise multipart_size")
+        yield work(number, item)
+
+
+def _gather_on_threads(conn: Connection, gather: _Gather) -> list[tuple[str, int]]:
+    """The blocking driver's ``_Gather``: each sub-operation runs on a part thread.
 
     The connection's ``max_concurrency`` slots bound the parts in flight
-    (and so the memory) across all uploads, and ``most``, if given, this
-    call's; an item is read only once a slot is free. The first failure
-    stops reading and is raised.
+    (and so the memory) across all transfers, and ``gather.most``, if given,
+    this one's; an operation is taken from the iterator only once a slot is free.
     """
     from concurrent.futures import wait
 
     executor = _part_executor(conn)
     futures: list[Future[tuple[str, int]]] = []
     failed = threading.Event()
-    counter = _Counter(progress, total)
-    slots = _Slots(conn._part_slots, most)
+    counter = _Counter(gather.progress, gather.total)
+    slots = _Slots(conn._part_slots, gather.most)
+    operations = gather.operations
 
     def finished(future: Future[tuple[str, int]]) -> None:
         slots.release()
@@ -4769,10 +4792,8 @@ def _parallel(
         while not failed.is_set():
             slots.acquire()
             try:  # the slot is given back by ``finished`` once submitted, here on any other way out
-                item = next(items, None)
-                if item is not None and len(futures) == _MAX_PARTS:
-                    raise InvalidInput("the upload would need more than 10,000 parts: raise multipart_size")
-                future = None if item is None else executor.submit(work, len(futures) + 1, item)
+                operation = next(operations, None)
+                future = None if operation is None else executor.submit(conn._run, operation)
             except BaseException:
                 slots.release()
                 raise
@@ -4807,14 +4828,14 @@ def _upload_part(
     upload_id: str,
     number: int,
     part: _Body,
-) -> tuple[str, int]:
+) -> Generator[_Effect, Any, tuple[str, int]]:
     query = [("partNumber", str(number)), ("uploadId", upload_id)]
     wire = dict(headers)
     if sums is not None:
         wire["x-amz-sdk-checksum-algorithm"] = sums.algorithm.upper()
         wire[f"x-amz-checksum-{sums.algorithm}"] = sums.parts[number] = part.checksum(sums.algorithm)
     try:
-        response = conn._send(_Request("PUT", bucket, key, wire, part, query), check=_part_etag)
+        response = yield from conn._attempts(_Request("PUT", bucket, key, wire, part, query), check=_part_etag)
     finally:
         part.close()  # done with: a stream's buffer takes the next part
     return response.headers["ETag"], part.length
@@ -4827,12 +4848,12 @@ def _upload_whole(
     body: _Body,
     algorithm: str | None,
     progress: Progress | None,
-) -> Response:
+) -> Generator[_Effect, Any, Response]:
     """Upload ``body`` in one PutObject request (with its checksum, given ``algorithm``)."""
     if algorithm is not None:
         wire["x-amz-sdk-checksum-algorithm"] = algorithm.upper()
         wire[f"x-amz-checksum-{algorithm}"] = body.checksum(algorithm)
-    response = conn._send(_Request("PUT", *target, wire, body))
+    response = yield from conn._attempts(_Request("PUT", *target, wire, body))
     if progress is not None:
         progress(body.length, body.length)
     return response
@@ -4846,7 +4867,7 @@ def _upload_by_parts(
     more: IO[bytes] | None,
     algorithm: str | None,
     progress: Progress | None,
-) -> Response:
+) -> Generator[_Effect, Any, Response]:
     """Upload ``body`` (and, for a stream, ``more`` of it) as a multipart upload: a file
     in parts read where they lie, a stream in parts read as they come (growing every
     1,000 parts); with ``algorithm``, a checksum per part and their composite."""
@@ -4864,7 +4885,7 @@ def _upload_by_parts(
     if sums is not None:
         wire["x-amz-checksum-algorithm"] = sums.algorithm.upper()
     work = _partial(_upload_part, conn, bucket, key, _picked(wire, (*_SSE_C, *_ACCOUNT)), sums)
-    return _multipart(conn, bucket, key, wire, work, parts, total, progress, sums)
+    return (yield from _multipart(conn, bucket, key, wire, work, parts, total, progress, sums))
 
 
 def _copy_headers(
@@ -4883,7 +4904,7 @@ def _copy_whole(
     wire: dict[str, str],
     replaced: dict[str, str] | None,
     tagging: dict[str, str] | None,
-) -> Response | None:
+) -> Generator[_Effect, Any, Response | None]:
     """Copy in one CopyObject request, with ``replaced`` headers and metadata (None: the
     source's, unread) and ``tagging`` (None: the source's tags). None when S3 said the
     object is too large for one copy and its size was not known before (``replaced`` is
@@ -4892,7 +4913,7 @@ def _copy_whole(
     if tagging is not None:
         wire.update(tagging, **{"x-amz-tagging-directive": "REPLACE"})
     try:
-        return conn._send(_Request("PUT", *target, wire), error_in_body=True)
+        return (yield from conn._attempts(_Request("PUT", *target, wire), error_in_body=True))
     except HTTPError as error:
         if replaced is not None or not (error.code == "InvalidRequest" and "larger" in error.message):
             raise
@@ -4907,7 +4928,7 @@ def _copy_by_parts(
     extra: dict[str, str],
     stored: dict[str, str],
     tagging: dict[str, str],
-) -> Response:
+) -> Generator[_Effect, Any, Response]:
     """Copy an object over ``multipart_copy_threshold`` (S3 copies at most 5 GiB in one
     request) as a multipart upload of UploadPartCopy ranges, each pinned to the source's
     ETag as the HEAD (``source``) saw it; ``stored`` are the copy's headers and metadata,
@@ -4919,7 +4940,7 @@ def _copy_by_parts(
     ranges = ((first, min(first + step, size) - 1) for first in range(0, size, step))
     carried = _picked(extra, (*_SSE_C, *_COPY_SSE_C, *_ACCOUNT))
     work = _partial(_copy_part, conn, to_bucket, to_key, carried, copy_source, source.headers.get("ETag", ""))
-    return _multipart(conn, to_bucket, to_key, {**stored, **created, **tagging}, work, ranges, size, None)
+    return (yield from _multipart(conn, to_bucket, to_key, {**stored, **created, **tagging}, work, ranges, size, None))
 
 
 def _copy_part(
@@ -4932,12 +4953,13 @@ def _copy_part(
     upload_id: str,
     number: int,
     span: tuple[int, int],
-) -> tuple[str, int]:
+) -> Generator[_Effect, Any, tuple[str, int]]:
     headers = {**carried, "x-amz-copy-source": source, "x-amz-copy-source-range": f"bytes={span[0]}-{span[1]}"}
     if etag:
         headers["x-amz-copy-source-if-match"] = etag
     query = [("partNumber", str(number)), ("uploadId", upload_id)]
-    response = conn._send(_Request("PUT", bucket, key, headers, query=query), error_in_body=True, check=_copy_part_etag)
+    response = yield from conn._attempts(_Request("PUT", bucket, key, headers, query=query), error_in_body=True,
+                                         check=_copy_part_etag)  # fmt: skip
     return _copy_part_etag(response), span[1] - span[0] + 1
 
 
@@ -5593,8 +5615,8 @@ class Connection:
             body, more = _body(local_file, rewind, self.multipart_threshold + 1)
             try:
                 if more is None and body.length <= self.multipart_threshold:
-                    return _upload_whole(self, target, wire, body, algorithm, progress)
-                return _upload_by_parts(self, target, wire, body, more, algorithm, progress)
+                    return self._run(_upload_whole(self, target, wire, body, algorithm, progress))
+                return self._run(_upload_by_parts(self, target, wire, body, more, algorithm, progress))
             finally:
                 body.close()
         finally:
@@ -5727,12 +5749,14 @@ class Connection:
             if source is None or int(source.headers.get("Content-Length", 0)) <= self.multipart_copy_threshold:
                 replaced = None if source is None and not replace_metadata else stored(source)
                 wire, retagged = {**extra, "x-amz-copy-source": copy_source}, None if tags is None else tagging
-                if (copied := _copy_whole(self, (to_bucket, to_key), wire, replaced, retagged)) is not None:
+                if (copied := self._run(_copy_whole(self, (to_bucket, to_key), wire, replaced, retagged))) is not None:
                     return copied
                 source = self.head(from_key, from_bucket, reading, version_id)
             if tags is None and source.headers.get("x-amz-tagging-count", "0") != "0":  # parts carry no tags
                 tagging = _tagging(self.get_tags(from_key, from_bucket, version_id, _picked(extra, _ACCOUNT)))
-            return _copy_by_parts(self, source, copy_source, (to_bucket, to_key), extra, stored(source), tagging)
+            return self._run(
+                _copy_by_parts(self, source, copy_source, (to_bucket, to_key), extra, stored(source), tagging)
+            )
         except NotFound as missing:  # a copy's request names its target: say which side is missing
             with _suppress(S3Error):
                 if (missing.bucket, missing.key) == (to_bucket, to_key) and (
@@ -6419,7 +6443,7 @@ class Connection:
         """The blocking driver: perform each effect the core yields, here, on this thread, and
         send back its result (or throw in its exception) until the core returns."""
         reply: Any = None
-        failure: Exception | None = None
+        failure: BaseException | None = None
         while True:
             try:
                 effect = steps.send(reply) if failure is None else steps.throw(failure)
@@ -6431,9 +6455,11 @@ class Connection:
                     reply = self._transport.send(effect)
                 elif isinstance(effect, _Sleep):
                     time.sleep(effect.seconds)
+                elif isinstance(effect, _Gather):
+                    reply = _gather_on_threads(self, effect)
                 else:
                     reply = effect.call()
-            except Exception as exc:
+            except BaseException as exc:  # a Ctrl-C too: the core aborts what it started
                 failure = exc
 
     def _attempts(
@@ -6615,11 +6641,13 @@ class MultipartUpload:
         if not listed:
             raise InvalidInput(f"the upload of {self.key!r} holds no part; not completed")
         numbers = sorted(listed)
-        return _complete(self.conn, self.bucket, self.key, self.uploadId, [listed[n] for n in numbers], {}, numbers)
+        return self.conn._run(
+            _complete(self.conn, self.bucket, self.key, self.uploadId, [listed[n] for n in numbers], {}, numbers)
+        )
 
     def cancel_upload(self) -> None:
         """Abort the upload: S3 drops its parts (checked, and aborted again if still listed)."""
-        _abort(self.conn, self.bucket, self.key, self.uploadId)
+        self.conn._run(_abort(self.conn, self.bucket, self.key, self.uploadId))
 
 
 def _as_int(value: int | str) -> object:
