@@ -4689,8 +4689,17 @@ def test_the_5_tib_and_10_000_part_limits_are_refused_before_sending() -> None:
         with pytest.raises(tinys3.InvalidInput, match="at most 5 TiB"):
             conn.upload("k", _Huge())  # type: ignore[arg-type]
         calls: list[int] = []
+
+        def part(number: int, item: int) -> Any:
+            calls.append(number)
+            return ("e", 0)
+            yield  # a core operation that sends nothing
+
+        def parts() -> Any:
+            return (yield tinys3._Gather(tinys3._numbered(part, iter(range(10_001))), None, None))
+
         with pytest.raises(tinys3.InvalidInput, match="more than 10,000 parts"):
-            tinys3._parallel(conn, lambda n, item: calls.append(n) or ("e", 0), iter(range(10_001)), None, None)
+            conn._drive(parts())
         # Parts 1-10,000 were handed out (the few not yet started when part 10,001 was refused are cancelled).
         assert max(calls) <= 10_000 and len(calls) >= 10_000 - conn.max_concurrency
     assert seen == []

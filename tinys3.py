@@ -45,6 +45,7 @@ from datetime import timedelta as _timedelta
 from datetime import timezone as _timezone
 from functools import lru_cache as _lru_cache
 from functools import partial as _partial
+from functools import wraps as _wraps
 from itertools import chain as _iter_chain
 from weakref import WeakSet as _WeakSet
 
@@ -85,7 +86,22 @@ if TYPE_CHECKING:
     Progress = Callable[[int, Union[int, None]], object]
     Query = list[tuple[str, str]]
     T = TypeVar("T")
+    from typing import Concatenate, Generic, ParamSpec, overload  # novermin: for type checkers only
+
     _Effect = Union["_Send", "_Sleep", "_Work", "_Gather"]
+    Steps = Generator[_Effect, Any, T]
+    P = ParamSpec("P")
+
+    class _Operation(Generic[P, T]):
+        """What ``_operation`` makes, as a type checker sees it: the call as the class runs it."""
+
+        steps: Callable[Concatenate[Any, P], Steps[T]]
+
+        @overload
+        def __get__(self, conn: None, owner: Any) -> _Operation[P, T]: ...
+        @overload
+        def __get__(self, conn: Connection, owner: Any) -> Callable[P, T]: ...
+        def __get__(self, conn: Any, owner: Any) -> Any: ...
 
 
 ###############################################################################
@@ -4793,7 +4809,7 @@ def _gather_on_threads(conn: Connection, gather: _Gather) -> list[tuple[str, int
             slots.acquire()
             try:  # the slot is given back by ``finished`` once submitted, here on any other way out
                 operation = next(operations, None)
-                future = None if operation is None else executor.submit(conn._run, operation)
+                future = None if operation is None else executor.submit(conn._drive, operation)
             except BaseException:
                 slots.release()
                 raise
@@ -5384,6 +5400,19 @@ def _pick(name: str, value: Any, alias: str, alias_value: Any) -> Any:
     return value if value is not None else alias_value
 
 
+def _operation(steps: Callable[Concatenate[Any, P], Steps[T]]) -> _Operation[P, T]:
+    """A public call, written once as core steps (a generator of effects); the class it is
+    called on runs them with its driver (``_drive``). Its steps stay at ``.steps``, for
+    other steps to ``yield from``."""
+
+    @_wraps(steps)
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._drive(steps(self, *args, **kwargs))
+
+    call.steps = steps  # type: ignore[attr-defined]
+    return call  # type: ignore[return-value]
+
+
 class Connection:
     """A client for one S3 endpoint; safe to share between threads.
 
@@ -5562,6 +5591,7 @@ class Connection:
 
     # -- operations ----------------------------------------------------------
 
+    @_operation
     def upload(
         self,
         key: str,
@@ -5579,7 +5609,7 @@ class Connection:
         kms_key_id: str | None = None,
         sse_customer_key: bytes | None = None,
         checksum: str | None = None,
-    ) -> Response:
+    ) -> Steps[Response]:
         """Store ``local_file`` (bytes, a path, or a binary file/stream) under ``key``.
 
         Above ``multipart_threshold`` bytes (and for streams that go past it) the object
@@ -5615,8 +5645,8 @@ class Connection:
             body, more = _body(local_file, rewind, self.multipart_threshold + 1)
             try:
                 if more is None and body.length <= self.multipart_threshold:
-                    return self._run(_upload_whole(self, target, wire, body, algorithm, progress))
-                return self._run(_upload_by_parts(self, target, wire, body, more, algorithm, progress))
+                    return (yield from _upload_whole(self, target, wire, body, algorithm, progress))
+                return (yield from _upload_by_parts(self, target, wire, body, more, algorithm, progress))
             finally:
                 body.close()
         finally:
@@ -5694,6 +5724,7 @@ class Connection:
             writer if mode == "wb" else _abort_on_error(io.TextIOWrapper)(writer, encoding or "utf-8", errors, newline)
         )
 
+    @_operation
     def copy(
         self,
         from_key: str,
@@ -5710,7 +5741,7 @@ class Connection:
         kms_key_id: str | None = None,
         sse_customer_key: bytes | None = None,
         source_sse_customer_key: bytes | None = None,
-    ) -> Response:
+    ) -> Steps[Response]:
         """Copy an object inside S3; ``to_bucket`` defaults to ``from_bucket``.
 
         Without ``metadata`` the copy keeps the source's metadata. With it, the
@@ -5745,22 +5776,24 @@ class Connection:
         try:
             source = None
             if (metadata is not None and not replace_metadata) or self.multipart_copy_threshold < _MAX_PUT:
-                source = self.head(from_key, from_bucket, reading, version_id)
+                source = yield from Connection.head.steps(self, from_key, from_bucket, reading, version_id)
             if source is None or int(source.headers.get("Content-Length", 0)) <= self.multipart_copy_threshold:
                 replaced = None if source is None and not replace_metadata else stored(source)
                 wire, retagged = {**extra, "x-amz-copy-source": copy_source}, None if tags is None else tagging
-                if (copied := self._run(_copy_whole(self, (to_bucket, to_key), wire, replaced, retagged))) is not None:
+                copied = yield from _copy_whole(self, (to_bucket, to_key), wire, replaced, retagged)
+                if copied is not None:
                     return copied
-                source = self.head(from_key, from_bucket, reading, version_id)
+                source = yield from Connection.head.steps(self, from_key, from_bucket, reading, version_id)
             if tags is None and source.headers.get("x-amz-tagging-count", "0") != "0":  # parts carry no tags
-                tagging = _tagging(self.get_tags(from_key, from_bucket, version_id, _picked(extra, _ACCOUNT)))
-            return self._run(
-                _copy_by_parts(self, source, copy_source, (to_bucket, to_key), extra, stored(source), tagging)
-            )
+                tags = yield from Connection.get_tags.steps(self, from_key, from_bucket, version_id,
+                                                            _picked(extra, _ACCOUNT))  # fmt: skip
+                tagging = _tagging(tags)
+            copying = _copy_by_parts(self, source, copy_source, (to_bucket, to_key), extra, stored(source), tagging)
+            return (yield from copying)
         except NotFound as missing:  # a copy's request names its target: say which side is missing
             with _suppress(S3Error):
                 if (missing.bucket, missing.key) == (to_bucket, to_key) and (
-                    missing.code != "NoSuchBucket" or self.bucket_exists(to_bucket)
+                    missing.code != "NoSuchBucket" or (yield from Connection.bucket_exists.steps(self, to_bucket))
                 ):
                     missing.bucket, missing.key = from_bucket, from_key
             raise
@@ -5781,6 +5814,7 @@ class Connection:
             return _customer_key_headers(customer_key, names)
         return _sse_headers(sse, kms_key_id, customer_key)
 
+    @_operation
     def update_metadata(
         self,
         key: str,
@@ -5789,7 +5823,7 @@ class Connection:
         public: bool = False,
         version_id: str | None = None,
         headers: Mapping[str, object] | None = None,
-    ) -> Response:
+    ) -> Steps[Response]:
         """Change an object's headers and user metadata in place (a copy onto itself).
 
         Its Content-Type, other standard headers and user metadata are kept
@@ -5802,15 +5836,18 @@ class Connection:
             HTTPError, TransportError: when the update did not succeed.
         """
         bucket = self._bucket(bucket)
-        return self.copy(key, bucket, key, bucket, metadata or {}, public, headers, version_id=version_id)
+        copying = Connection.copy.steps(self, key, bucket, key, bucket, metadata or {}, public, headers,
+                                        version_id=version_id)  # fmt: skip
+        return (yield from copying)
 
+    @_operation
     def delete(
         self,
         key: str,
         bucket: str | None = None,
         version_id: str | None = None,
         headers: Mapping[str, object] | None = None,
-    ) -> Response:
+    ) -> Steps[Response]:
         """Delete an object (S3 answers 204 even when it did not exist).
 
         On a versioned bucket this adds a delete marker; with ``version_id``
@@ -5821,7 +5858,7 @@ class Connection:
             HTTPError, TransportError: when the delete did not succeed.
         """
         key, bucket = _check_key(key), self._bucket(bucket)
-        return self._send(_Request("DELETE", bucket, key, _plain(headers), query=_version(version_id)))
+        return (yield from self._attempts(_Request("DELETE", bucket, key, _plain(headers), query=_version(version_id))))
 
     def get(
         self,
@@ -5875,6 +5912,7 @@ class Connection:
             response._resumes = self._retries - 1
         return response
 
+    @_operation
     def head(
         self,
         key: str,
@@ -5882,7 +5920,7 @@ class Connection:
         headers: Mapping[str, object] | None = None,
         version_id: str | None = None,
         sse_customer_key: bytes | None = None,
-    ) -> Response:
+    ) -> Steps[Response]:
         """An object's headers without its body; ``.metadata`` holds its user metadata.
 
         Raises:
@@ -5891,10 +5929,12 @@ class Connection:
             HTTPError: another error.
         """
         try:
-            return self._head(key, bucket, headers, version_id, sse_customer_key)
+            return (yield from self._head(key, bucket, headers, version_id, sse_customer_key))
         except NotFound as missing:
             try:
-                bucket_missing = missing.code == "NoSuchKey" and not self.bucket_exists(missing.bucket)
+                bucket_missing = missing.code == "NoSuchKey" and not (
+                    yield from Connection.bucket_exists.steps(self, missing.bucket)
+                )
             except S3Error:
                 bucket_missing = False
             if bucket_missing:
@@ -5906,10 +5946,10 @@ class Connection:
     def _head(
         self, key: str, bucket: str | None, headers: Mapping[str, object] | None, version_id: str | None,
         sse_customer_key: bytes | None,
-    ) -> Response:  # fmt: skip
+    ) -> Steps[Response]:  # fmt: skip
         key, bucket = _check_key(key), self._bucket(bucket)
         wire = self._read_headers(bucket, headers, sse_customer_key)
-        return self._send(_Request("HEAD", bucket, key, wire, query=_version(version_id)))
+        return (yield from self._attempts(_Request("HEAD", bucket, key, wire, query=_version(version_id))))
 
     def _read_headers(
         self, bucket: str, headers: Mapping[str, object] | None, sse_customer_key: bytes | None
@@ -5917,10 +5957,14 @@ class Connection:
         """The caller's headers for a read, and the SSE-C key's."""
         return {**_plain(headers), **self._encryption(bucket, None, None, sse_customer_key)}
 
-    def head_object(self, key: str, bucket: str | None = None, headers: Mapping[str, object] | None = None) -> Response:
+    @_operation
+    def head_object(
+        self, key: str, bucket: str | None = None, headers: Mapping[str, object] | None = None
+    ) -> Steps[Response]:
         """``head``, by its 2013 name."""
-        return self.head(key, bucket, headers)
+        return (yield from Connection.head.steps(self, key, bucket, headers))
 
+    @_operation
     def exists(
         self,
         key: str,
@@ -5928,10 +5972,10 @@ class Connection:
         headers: Mapping[str, object] | None = None,
         version_id: str | None = None,
         sse_customer_key: bytes | None = None,
-    ) -> bool:
+    ) -> Steps[bool]:
         """True if the object (or that version) exists, False on 404; other errors raise."""
         try:
-            self._head(key, bucket, headers, version_id, sse_customer_key)
+            yield from self._head(key, bucket, headers, version_id, sse_customer_key)
         except HTTPError as error:
             if error.status == 404:
                 return False
@@ -5964,12 +6008,13 @@ class Connection:
         response = self.get(key, bucket, None, headers, progress, version_id, sse_customer_key, checksum)
         return _save(response, target)
 
+    @_operation
     def delete_many(
         self,
         keys: Iterable[str | tuple[str, str]],
         bucket: str | None = None,
         headers: Mapping[str, object] | None = None,
-    ) -> dict[str | tuple[str, str], str]:
+    ) -> Steps[dict[str | tuple[str, str], str]]:
         """Delete many objects, up to 1,000 a request (DeleteObjects).
 
         ``keys`` are keys, or (key, version id) pairs to remove versions for
@@ -5996,31 +6041,33 @@ class Connection:
             wire = {**_plain(headers), "Content-Type": "application/xml", "Content-MD5": _content_md5(body)}
             request = _Request("POST", bucket, "", wire, _Body(body), [("delete", "")])
             try:
-                failed.update(_delete_errors(self._send(request, error_in_body=True).content))
+                failed.update(_delete_errors((yield from self._attempts(request, error_in_body=True)).content))
             except HTTPError as error:
                 if error.code != "NotImplemented":
                     raise
                 _log("bucket %s has no DeleteObjects: deleting %d keys one by one", bucket, len(batch))
-                failed.update(self._delete_each(batch, bucket, _plain(headers)))
+                failed.update((yield from self._delete_each(batch, bucket, _plain(headers))))
         return {item: failed[pair] for item, pair in zip(given, checked) if pair in failed}
 
     def _delete_each(
         self, items: list[tuple[str, str | None]], bucket: str, headers: dict[str, str]
-    ) -> dict[tuple[str, str | None], str]:
+    ) -> Steps[dict[tuple[str, str | None], str]]:
         """DELETE every key, ``max_concurrency`` at a time; the failed ones with their codes."""
-        executor = _part_executor(self)
-        futures = {item: executor.submit(self.delete, item[0], bucket, item[1], headers) for item in items}
-        failed = {}
-        for item, future in futures.items():
-            try:
-                future.result()
-            except HTTPError as error:
-                failed[item] = error.code
-        return failed
 
+        def delete(item: tuple[str, str | None]) -> Steps[tuple[str, int]]:
+            try:
+                yield from Connection.delete.steps(self, item[0], bucket, item[1], headers)
+            except HTTPError as error:
+                return error.code, 0
+            return "", 0
+
+        codes = yield _Gather(map(delete, items), None, None)
+        return {item: code for item, (code, _) in zip(items, codes) if code}
+
+    @_operation
     def create_bucket(
         self, bucket: str | None = None, public: bool = False, headers: Mapping[str, object] | None = None
-    ) -> Response:
+    ) -> Steps[Response]:
         """Create a bucket in the connection's region (``public=True``: public-read ACL).
 
         Outside us-east-1 (and R2's ``auto``) the region goes in the body as
@@ -6035,17 +6082,20 @@ class Connection:
         if region not in ("us-east-1", "auto"):
             constraint = f"<LocationConstraint>{_xml_text(region)}</LocationConstraint>"
             body = _Body(f"<CreateBucketConfiguration>{constraint}</CreateBucketConfiguration>".encode())
-        return self._send(_Request("PUT", bucket, "", {**_acl_headers(public), **_plain(headers)}, body))
+        request = _Request("PUT", bucket, "", {**_acl_headers(public), **_plain(headers)}, body)
+        return (yield from self._attempts(request))
 
-    def delete_bucket(self, bucket: str | None = None, headers: Mapping[str, object] | None = None) -> Response:
+    @_operation
+    def delete_bucket(self, bucket: str | None = None, headers: Mapping[str, object] | None = None) -> Steps[Response]:
         """Delete an empty bucket.
 
         Raises:
             HTTPError: e.g. ``BucketNotEmpty`` or ``NoSuchBucket``.
         """
-        return self._send(_Request("DELETE", self._bucket(bucket), "", _plain(headers)))
+        return (yield from self._attempts(_Request("DELETE", self._bucket(bucket), "", _plain(headers))))
 
-    def list_buckets(self) -> list[tuple[str, _datetime | None]]:
+    @_operation
+    def list_buckets(self) -> Steps[list[tuple[str, _datetime | None]]]:
         """The buckets the credentials own, as (name, creation time), every page.
 
         Raises:
@@ -6055,7 +6105,7 @@ class Connection:
         token = None
         while True:
             query: Query = [("continuation-token", token)] if token else []
-            root = _xml(self._send(_Request("GET", "", "", query=query)).content)
+            root = _xml((yield from self._attempts(_Request("GET", "", "", query=query))).content)
             for element in root.iter():
                 if _local_name(element) == "Bucket":
                     fields = _children(element)
@@ -6064,36 +6114,39 @@ class Connection:
             if not token:
                 return buckets
 
-    def head_bucket(self, bucket: str | None = None, headers: Mapping[str, object] | None = None) -> Response:
+    @_operation
+    def head_bucket(self, bucket: str | None = None, headers: Mapping[str, object] | None = None) -> Steps[Response]:
         """HEAD the bucket: its ``x-amz-bucket-region`` header names its region.
 
         Raises:
             HTTPError: 404 (no such bucket), 403 (it exists, but not for these keys).
         """
-        return self._send(_Request("HEAD", self._bucket(bucket), "", _plain(headers)))
+        return (yield from self._attempts(_Request("HEAD", self._bucket(bucket), "", _plain(headers))))
 
-    def bucket_exists(self, bucket: str | None = None, headers: Mapping[str, object] | None = None) -> bool:
+    @_operation
+    def bucket_exists(self, bucket: str | None = None, headers: Mapping[str, object] | None = None) -> Steps[bool]:
         """True if the bucket exists and these keys may use it, False on 404; other errors raise
         (a 403 means the bucket exists but is someone else's, or the keys may not read it)."""
         try:
-            self.head_bucket(bucket, headers)
+            yield from Connection.head_bucket.steps(self, bucket, headers)
         except HTTPError as error:
             if error.status == 404:
                 return False
             raise
         return True
 
+    @_operation
     def get_tags(
         self,
         key: str,
         bucket: str | None = None,
         version_id: str | None = None,
         headers: Mapping[str, object] | None = None,
-    ) -> dict[str, str]:
+    ) -> Steps[dict[str, str]]:
         """An object's tags (GetObjectTagging)."""
         key, bucket = _check_key(key), self._bucket(bucket)
         query = [("tagging", ""), *_version(version_id)]
-        root = _xml(self._send(_Request("GET", bucket, key, _plain(headers), query=query)).content)
+        root = _xml((yield from self._attempts(_Request("GET", bucket, key, _plain(headers), query=query))).content)
         tags = {}
         for element in root.iter():
             if _local_name(element) == "Tag":
@@ -6101,6 +6154,7 @@ class Connection:
                 tags[_text(fields, "Key") or ""] = _text(fields, "Value") or ""
         return tags
 
+    @_operation
     def set_tags(
         self,
         key: str,
@@ -6108,24 +6162,29 @@ class Connection:
         bucket: str | None = None,
         version_id: str | None = None,
         headers: Mapping[str, object] | None = None,
-    ) -> Response:
+    ) -> Steps[Response]:
         """Replace an object's tags (at most 10) with ``tags``."""
         key, bucket = _check_key(key), self._bucket(bucket)
         body = _tags_body(_check_tags(tags))
         wire = {**_plain(headers), "Content-Type": "application/xml", "Content-MD5": _content_md5(body)}
-        return self._send(_Request("PUT", bucket, key, wire, _Body(body), [("tagging", ""), *_version(version_id)]))
+        return (
+            yield from self._attempts(
+                _Request("PUT", bucket, key, wire, _Body(body), [("tagging", ""), *_version(version_id)])
+            )
+        )
 
+    @_operation
     def delete_tags(
         self,
         key: str,
         bucket: str | None = None,
         version_id: str | None = None,
         headers: Mapping[str, object] | None = None,
-    ) -> Response:
+    ) -> Steps[Response]:
         """Remove every tag of an object."""
         key, bucket = _check_key(key), self._bucket(bucket)
         query = [("tagging", ""), *_version(version_id)]
-        return self._send(_Request("DELETE", bucket, key, _plain(headers), query=query))
+        return (yield from self._attempts(_Request("DELETE", bucket, key, _plain(headers), query=query)))
 
     def initiate_multipart_upload(
         self, key: str, bucket: str | None = None, headers: Mapping[str, object] | None = None
@@ -6437,9 +6496,9 @@ class Connection:
         idempotent: bool = False,
     ) -> Response:
         """``_attempts`` run on this thread: a 2xx Response, or the error."""
-        return self._run(self._attempts(request, error_in_body, stream, progress, check, idempotent))
+        return self._drive(self._attempts(request, error_in_body, stream, progress, check, idempotent))
 
-    def _run(self, steps: Generator[_Effect, Any, T]) -> T:
+    def _drive(self, steps: Generator[_Effect, Any, T]) -> T:
         """The blocking driver: perform each effect the core yields, here, on this thread, and
         send back its result (or throw in its exception) until the core returns."""
         reply: Any = None
@@ -6641,13 +6700,13 @@ class MultipartUpload:
         if not listed:
             raise InvalidInput(f"the upload of {self.key!r} holds no part; not completed")
         numbers = sorted(listed)
-        return self.conn._run(
+        return self.conn._drive(
             _complete(self.conn, self.bucket, self.key, self.uploadId, [listed[n] for n in numbers], {}, numbers)
         )
 
     def cancel_upload(self) -> None:
         """Abort the upload: S3 drops its parts (checked, and aborted again if still listed)."""
-        self.conn._run(_abort(self.conn, self.bucket, self.key, self.uploadId))
+        self.conn._drive(_abort(self.conn, self.bucket, self.key, self.uploadId))
 
 
 def _as_int(value: int | str) -> object:
