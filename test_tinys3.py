@@ -6132,6 +6132,190 @@ def test_a_script_that_never_closes_its_pool_still_stores_every_upload(seaweedfs
 
 
 ###############################################################################
+# AsyncConnection: the same calls on asyncio ##################################
+###############################################################################
+
+
+def aconnect(server: Server, **kwargs: Any) -> tinys3.AsyncConnection:
+    return tinys3.AsyncConnection(server.access_key, server.secret_key, endpoint=server.endpoint, **kwargs)
+
+
+def test_async_calls_are_the_blocking_ones_awaited(server: Server, bucket: str, tmp_path: Path) -> None:
+    import asyncio
+
+    conn = aconnect(server, default=bucket)  # made with no loop running
+    path = tmp_path / "from-a-path.bin"
+    path.write_bytes(os.urandom(300_000))
+
+    async def calls() -> None:
+        stored = await conn.upload("k.txt", b"hello", headers={"x-amz-meta-color": "blue"})
+        assert stored.status_code == 200 and stored.headers["ETag"] == f'"{hashlib.md5(b"hello").hexdigest()}"'
+        with path.open("rb") as f:
+            await conn.upload("from-a-file", f)
+        await conn.upload("from-a-path", path)
+        head = await conn.head("k.txt")
+        assert head.metadata == {"color": "blue"} and head.headers["Content-Length"] == "5"
+        assert await conn.exists("k.txt") and not await conn.exists("nothing")
+        assert await conn.bucket_exists() and not await conn.bucket_exists(f"{bucket}-none")
+        await conn.set_tags("k.txt", {"team": "core"})
+        assert await conn.get_tags("k.txt") == {"team": "core"}
+        await conn.copy("k.txt", bucket, "copy.txt")
+        await conn.update_metadata("copy.txt", {"color": "red"})
+        assert (await conn.head("copy.txt")).metadata == {"color": "red"}
+        with pytest.raises(tinys3.NotFound) as missing:
+            await conn.head("nothing")
+        assert (missing.value.bucket, missing.value.key, missing.value.code) == (bucket, "nothing", "NoSuchKey")
+        with pytest.raises(tinys3.InvalidInput, match="key"):
+            await conn.upload("", b"x")
+        assert await conn.delete_many(["k.txt", "copy.txt"]) == {}
+        await conn.close()
+
+    asyncio.run(calls())
+    s3 = server.boto3()
+    assert s3.get_object(Bucket=bucket, Key="from-a-file")["Body"].read() == path.read_bytes()
+    assert s3.get_object(Bucket=bucket, Key="from-a-path")["Body"].read() == path.read_bytes()
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix="k")
+
+
+def test_async_multipart_upload_sends_parts_at_once_and_boto3_reads_it_back(seaweedfs: Server, tmp_path: Path) -> None:
+    import asyncio
+
+    bucket = seaweedfs.new_bucket()
+    conn = aconnect(seaweedfs, default=bucket, multipart_threshold=5 * MiB, multipart_size=5 * MiB)
+    data = os.urandom(17 * MiB + 3)
+    path = tmp_path / "big.bin"
+    path.write_bytes(data)
+    seen: list[int] = []
+
+    async def upload() -> tinys3.Response:
+        try:
+            return await conn.upload("big.bin", path, checksum="crc32", progress=lambda done, _: seen.append(done))
+        finally:
+            await conn.close()
+
+    response = asyncio.run(upload())
+    assert response.status_code == 200 and seen[-1] == len(data)
+    s3 = seaweedfs.boto3(response_checksum_validation="when_supported")
+    got = s3.get_object(Bucket=bucket, Key="big.bin")
+    assert got["Body"].read() == data and got["ETag"].endswith('-4"')
+
+
+def test_async_connection_serves_successive_loops_and_shares_what_it_learnt(moto: Server) -> None:
+    import asyncio
+
+    bucket = moto.new_bucket()
+    conn = aconnect(moto, default=bucket)
+
+    async def round(number: int) -> int:
+        await asyncio.gather(*[conn.upload(f"r{number}/{i}", b"x" * i) for i in range(20)])
+        return len(conn._transport._loops)
+
+    assert asyncio.run(round(1)) == 1
+    conn._clock.offset = 0.5  # what one loop learns, the next signs with
+    assert asyncio.run(round(2)) >= 1
+    listed = moto.boto3().list_objects_v2(Bucket=bucket)["Contents"]
+    assert len(listed) == 40
+
+
+def test_async_gather_of_thousands_queues_on_the_connections_own_limit(seaweedfs: Server) -> None:
+    import asyncio
+
+    bucket = seaweedfs.new_bucket()
+    conn = aconnect(seaweedfs, default=bucket, timeout=(5, 5))
+    connects: list[int] = []
+    open_connection = tinys3._AsyncTransport._connect
+
+    async def counted(self: Any, *args: Any) -> Any:
+        connects.append(1)
+        return await open_connection(self, *args)
+
+    async def many() -> list[tinys3.Response]:
+        try:
+            return await asyncio.gather(*[conn.upload(f"many/{i}", str(i).encode()) for i in range(3000)])
+        finally:
+            await conn.close()
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tinys3._AsyncTransport, "_connect", counted)
+        answers = asyncio.run(many())
+    assert len(answers) == 3000 and all(a.status_code == 200 for a in answers)
+    assert len(connects) <= tinys3._ASYNC_LINES
+    s3 = seaweedfs.boto3()
+    assert s3.get_object(Bucket=bucket, Key="many/2999")["Body"].read() == b"2999"
+
+
+def test_async_retries_a_503_then_stores(moto: Server) -> None:
+    import asyncio
+
+    bucket = moto.new_bucket()
+    answers = iter(["503", None, None])
+
+    def answer(request: Recorded) -> Any:
+        if next(answers) == "503":
+            return 503, {"Retry-After": "0"}, b"<Error><Code>SlowDown</Code><Message>later</Message></Error>"
+        return None
+
+    with scripted_server(answer, upstream=moto.endpoint) as (endpoint, seen):
+        conn = tinys3.AsyncConnection(moto.access_key, moto.secret_key, endpoint=endpoint, default=bucket)
+
+        async def upload() -> tinys3.Response:
+            try:
+                return await conn.upload("k", b"data")
+            finally:
+                await conn.close()
+
+        response = asyncio.run(upload())
+    assert response.attempts == 2 and [r.method for r in seen] == ["PUT", "PUT"]
+    assert moto.boto3().get_object(Bucket=bucket, Key="k")["Body"].read() == b"data"
+
+
+def test_async_a_silent_server_is_a_timeout_and_an_early_answer_is_refused() -> None:
+    import asyncio
+
+    with scripted_server(lambda request: "stall") as (endpoint, _):
+        conn = tinys3.AsyncConnection("k", "s", endpoint=endpoint, default="bkt", timeout=(2, 0.5), retries=1)
+
+        async def silent() -> None:
+            try:
+                await conn.head("k")
+            finally:
+                await conn.close()
+
+        started = time.monotonic()
+        with pytest.raises(tinys3.Timeout):
+            asyncio.run(silent())
+        assert time.monotonic() - started < 5
+    for status in (403, 200):
+        answer = (b"HTTP/1.1 403 Forbidden\r\nContent-Length: 40\r\n\r\n<Error><Code>AccessDenied</Code></Error>"
+                  if status == 403 else b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")  # fmt: skip
+
+        def serve(client: socket.socket, answer: bytes = answer) -> None:
+            with client, suppress(OSError):
+                head = b""
+                while not head.endswith(b"\r\n\r\n") and (byte := client.recv(1)):
+                    head += byte
+                client.sendall(answer)  # and the body is never read
+                time.sleep(3)
+
+        with accepting(serve, receive_buffer=4096) as port:
+            conn = tinys3.AsyncConnection("k", "s", endpoint=f"http://127.0.0.1:{port}", default="bkt", retries=1,
+                                          multipart_threshold=100 * MiB)  # fmt: skip
+
+            async def upload(conn: tinys3.AsyncConnection = conn) -> None:
+                try:
+                    await conn.upload("k", b"x" * (64 * MiB))
+                finally:
+                    await conn.close()
+
+            with pytest.raises(tinys3.S3Error) as caught:
+                asyncio.run(upload())
+        if status == 403:  # an early error is the answer; the line that carried it is never reused
+            assert isinstance(caught.value, tinys3.HTTPError) and caught.value.code == "AccessDenied"
+        else:
+            assert "before the whole request was sent" in str(caught.value)
+
+
+###############################################################################
 # The 2013 README, run as written against moto ################################
 ###############################################################################
 

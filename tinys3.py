@@ -51,6 +51,7 @@ from weakref import WeakSet as _WeakSet
 
 __version__ = "1.0.0"
 __all__ = [
+    "AsyncConnection",
     "Conn",
     "Connection",
     "Credentials",
@@ -1773,6 +1774,20 @@ class _Body:
             position += n
             yield view[:n]
 
+    def read_at(self, offset: int, most: int) -> bytes:
+        """Up to ``most`` bytes of a file body from ``offset``, in bytes of their own (not a
+        view of a reused buffer); a file that ends early is an error."""
+        assert self.file is not None
+        size = min(most, self.length - offset)
+        if self.fd is not None:
+            data = os.pread(self.fd, size, self.start + offset)
+        else:
+            self.file.seek(self.start + offset)
+            data = bytes(self.file.read(size) or b"")
+        if len(data) < size:
+            raise _ended_early(size - len(data))
+        return data
+
     def part(self, offset: int, length: int) -> _Body:
         """``length`` bytes from ``offset``: a view of memory or of the file, read now otherwise."""
         if self.data is not None:
@@ -2210,6 +2225,11 @@ class _AnswerReader:
         self._eof = True
 
     @property
+    def began(self) -> bool:
+        """Some of the answer came."""
+        return bool(self._data) or self._state != "status"
+
+    @property
     def ended(self) -> bool:
         """The answer was read to its framed end."""
         return self._state in ("done", "over")
@@ -2639,18 +2659,12 @@ class _Transport:
         comes as a ``_Stream``. A reused connection that turns out closed is
         replaced once, at once.
         """
-        endpoint, host, target, method, body = (
-            request.endpoint,
-            request.host,
-            request.target,
-            request.method,
-            request.body,
-        )
-        headers: Mapping[str, str] = request.headers
+        endpoint, host, method, body = request.endpoint, request.host, request.method, request.body
+        target, headers = request.target, request.headers
         origin = (endpoint.scheme, endpoint.connect_host(host), endpoint.port)
         proxy = self.proxy(origin)
         if proxy is not None:  # no call at all on the usual, proxy-less path
-            target, headers = _through_proxy(proxy, endpoint.scheme, host, target, headers)
+            target, headers = _through_proxy(proxy, endpoint.scheme, host, target, headers)  # type: ignore[assignment]
         head = _request_head(method, target, host, headers)
         for fresh_retry in (False, True):
             conn, reused = self._checkout(origin)
@@ -2660,15 +2674,13 @@ class _Transport:
                 _write_request(paced, head, body.chunks() if body is not None else iter(()))
                 answer = _Answer(paced, method)
                 self._idle.waited = time.monotonic() - sent
-                status, reason, length = answer.head.status, answer.head.reason, answer.head.length
-                if status == 407 and proxy is not None:
-                    raise _no_retry(f"proxy {proxy} refused the request: 407 {reason}")
-                if length is None and not answer.head.by_chunks and method == "GET" and 200 <= status < 300:
-                    raise _unframed()
+                status, reason = answer.head.status, answer.head.reason
+                _refuse(answer.head, method, proxy)
                 if request.stream and 200 <= status < 300:
                     reply = _Stream(answer, _partial(self._checkin, origin, conn), _partial(self._close, conn))
                     return status, reason, answer.head.headers, reply
-                content, whole = _read_capped(answer, method)
+                capped = _read_whole(answer, method)
+                content = capped.content()
             except (ConnectionResetError, BrokenPipeError) as exc:
                 self._close(conn)
                 if reused and not fresh_retry:
@@ -2680,7 +2692,7 @@ class _Transport:
             except OSError as exc:
                 self._close(conn)
                 raise _transport_error(exc, f"{method} failed") from exc
-            if whole and answer.reader.reusable:
+            if capped.whole and answer.reader.reusable:
                 self._checkin(origin, conn)
             else:  # the rest of an over-long error answer is never read: the connection goes
                 self._close(conn)
@@ -3230,22 +3242,49 @@ class _Stream:
 _ANSWER_LIMIT = 64 << 20
 
 
-def _read_capped(answer: _Answer, method: str) -> tuple[bytes, bool]:
-    """An answer's body, read whole by the transport: (bytes, whether that is all of it).
-    An error answer is cut at ``_ERROR_LIMIT``; any other over ``_ANSWER_LIMIT`` is refused,
-    so a hostile server cannot fill memory. A body shorter than its length is cut short."""
-    limit = _ANSWER_LIMIT if 200 <= answer.head.status < 300 else _ERROR_LIMIT
-    chunks: list[bytes] = []
-    size = 0
-    while size <= limit:
-        chunk = answer.read(min(limit + 1 - size, 1 << 20))
-        if not chunk:
-            return b"".join(chunks), True
-        chunks.append(chunk)
-        size += len(chunk)
-    if limit == _ANSWER_LIMIT:
-        raise _no_retry(f"the answer to {method} is over {limit >> 20} MiB, more than any S3 answer of its kind")
-    return b"".join(chunks)[:limit], False
+class _Capped:
+    """An answer's body read whole by a driver, ``add``-ed as it comes until ``add`` says it
+    is full. An error answer is cut at ``_ERROR_LIMIT`` (``whole`` False: the rest is never
+    read, and the connection goes); any other over ``_ANSWER_LIMIT`` is refused, so a
+    hostile server cannot fill memory."""
+
+    def __init__(self, status: int, method: str) -> None:
+        self._limit, self._method = (_ANSWER_LIMIT if 200 <= status < 300 else _ERROR_LIMIT), method
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self.whole = True
+
+    def add(self, chunk: bytes) -> bool:
+        """Take the next bytes of the body; True once past the limit (read no more)."""
+        self._chunks.append(chunk)
+        self._size += len(chunk)
+        if self._size <= self._limit:
+            return False
+        if self._limit == _ANSWER_LIMIT:
+            raise _no_retry(
+                f"the answer to {self._method} is over {self._limit >> 20} MiB, more than any S3 answer of its kind"
+            )
+        self.whole = False
+        return True
+
+    def content(self) -> bytes:
+        return b"".join(self._chunks)[: self._limit]
+
+
+def _read_whole(answer: _Answer, method: str) -> _Capped:
+    """A blocking answer's body, read as far as ``_Capped`` takes it."""
+    capped = _Capped(answer.head.status, method)
+    while (chunk := answer.read(1 << 20)) and not capped.add(chunk):
+        pass
+    return capped
+
+
+def _refuse(head: _Head, method: str, proxy: _Proxy | None) -> None:
+    """Raise for an answer no request can use: a proxy's 407, a 2xx GET body with no framing."""
+    if head.status == 407 and proxy is not None:
+        raise _no_retry(f"proxy {proxy} refused the request: 407 {head.reason}")
+    if head.length is None and not head.by_chunks and method == "GET" and 200 <= head.status < 300:
+        raise _unframed()
 
 
 def _unframed() -> TransportError:
@@ -3308,7 +3347,7 @@ def _metadata_request(
                 sized["Content-Length"] = str(len(body))
             _write_request(paced, _request_head(method, target, named, sized), iter((body or b"",)))
             reply = _Answer(paced, method)
-            answer, _ = _read_capped(reply, method)
+            answer = _read_whole(reply, method).content()
         except OSError as exc:
             raise CredentialsError(f"{url.split('?')[0]} did not answer: {type(exc).__name__}") from None
         finally:
@@ -3371,7 +3410,8 @@ class _Connection:
         self.host, self.port, self.proxy, self.timeout, self.context = host, port, proxy, timeout, context
         self.sock: Any = None
 
-    def connect(self) -> None:
+    def connect(self, wrap: bool = True) -> None:
+        """Connect (blocking); TLS too, unless ``wrap`` is False (an event loop's handshake follows)."""
         import socket
 
         proxy = self.proxy
@@ -3382,7 +3422,8 @@ class _Connection:
             if self.context is not None:
                 if proxy is not None:
                     self._tunnel(sock, proxy)
-                sock = self.context.wrap_socket(sock, server_hostname=self.host)
+                if wrap:
+                    sock = self.context.wrap_socket(sock, server_hostname=self.host)
         except BaseException:
             sock.close()
             raise
@@ -5459,6 +5500,9 @@ class Connection:
         InvalidInput, InvalidType: an argument is wrong.
     """
 
+    #: What performs a ``_Send`` for this class's driver.
+    _transport_class: type[_Transport] = _Transport
+
     def __init__(
         self,
         access_key: str | None = None,
@@ -5517,7 +5561,7 @@ class Connection:
         self._part_lock = threading.Lock()
         self._part_slots = threading.BoundedSemaphore(self.max_concurrency)
         _forkable.add(self)
-        self._transport = _Transport(_parse_timeout(timeout), verify, proxy, environ)
+        self._transport = self._transport_class(_parse_timeout(timeout), verify, proxy, environ)
 
     @property
     def endpoint(self) -> str:
@@ -6952,6 +6996,355 @@ class Pool:
     def list(self, *args: Any, **kwargs: Any) -> Future[list[ObjectInfo]]:
         """``Connection.list`` on the pool, every page read: the Future holds a list."""
         return self._submit(_read_list, self.connection.list, *args, **kwargs)
+
+
+###############################################################################
+# AsyncConnection: the same calls on asyncio ##################################
+###############################################################################
+
+
+#: Connections an ``AsyncConnection`` keeps open at once in one event loop: calls past it wait
+#: for one to be free (an ``asyncio.gather`` of thousands queues, never times out waiting).
+_ASYNC_LINES = 64
+
+
+class _AsyncLine:
+    """One keep-alive connection of the asyncio driver, as the loop's protocol: the bytes
+    that arrive go to the reader of the answer being read; bytes nobody asked for, or a
+    close, make it unusable. ``waiter`` is the future the reading coroutine awaits."""
+
+    def __init__(self, loop: Any, origin: tuple[str, str, int]) -> None:
+        self.loop, self.origin = loop, origin
+        self.transport: Any = None
+        self.reader: _AnswerReader | None = None
+        self.waiter: Any = None
+        self.writable: Any = None  # a future while the transport's buffer is full
+        self.lost = False
+        self.heard = loop.time()  # when bytes last came
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.heard = self.loop.time()
+        if self.reader is None:  # an idle line spoke: it can carry no request after that
+            self.lost = True
+            self.transport.abort()
+            return
+        self.reader.feed(data)
+        self._wake(self.waiter)
+        self._wake(self.writable)  # an answer while the request waits to be sent: it is sent no further
+
+    def eof_received(self) -> bool:
+        self.lost = True
+        if self.reader is not None:
+            self.reader.feed_eof()
+        self._wake(self.waiter)
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof_received()
+        self._wake(self.writable)
+
+    def pause_writing(self) -> None:
+        self.writable = self.loop.create_future()
+
+    def resume_writing(self) -> None:
+        writable, self.writable = self.writable, None
+        self._wake(writable)
+
+    @staticmethod
+    def _wake(future: Any) -> None:
+        if future is not None and not future.done():
+            future.set_result(None)
+
+    async def settle(self, future: Any, until: float) -> None:
+        """Await ``future``; ``Timeout`` if it is not done by ``until`` (loop time)."""
+        timer = self.loop.call_at(until, _time_out, future)
+        try:
+            await future
+        finally:
+            timer.cancel()
+
+    async def next_event(self, until: float, read_timeout: float) -> _Head | bytes | str:
+        """The reader's next event, waiting for bytes as long as the server is not silent for
+        ``read_timeout`` seconds and ``until`` (the attempt's deadline) has not passed."""
+        reader = self.reader
+        assert reader is not None
+        while (event := reader.next_event()) is None:
+            self.waiter = self.loop.create_future()
+            try:
+                await self.settle(self.waiter, min(self.heard + read_timeout, until))
+            finally:
+                self.waiter = None
+        return event
+
+
+def _time_out(future: Any) -> None:
+    if not future.done():
+        future.set_exception(Timeout("the answer did not come in time: timed out"))
+
+
+class _AsyncStream:
+    """The unread body of a streamed answer on the asyncio driver (``_Stream``'s twin): at
+    its framed end the line goes back to its pool, ``close`` before then closes it."""
+
+    def __init__(self, transport: _AsyncTransport, line: _AsyncLine, length: int | None, deadline: float) -> None:
+        self._transport, self._line, self.length, self.deadline = transport, line, length, deadline
+        self._open = True
+
+    async def read(self, within_deadline: bool = False) -> bytes:
+        """The body's next bytes; b"" at its end. Each wait is bounded by the read timeout
+        and, ``within_deadline``, by the attempt's deadline (for a body read whole)."""
+        if not self._open:
+            return b""
+        try:
+            until = self.deadline if within_deadline else float("inf")
+            event = await self._line.next_event(until, self._transport._read_timeout)
+        except BaseException:
+            self.close()
+            raise
+        if isinstance(event, bytes):
+            return event
+        self._open = False
+        self._transport.release(self._line)
+        return b""
+
+    def close(self) -> None:
+        """Stop reading: the connection cannot be reused, so it is closed."""
+        if self._open:
+            self._open = False
+            self._line.transport.abort()
+            self._transport.release(self._line)
+
+
+class _AsyncTransport(_Transport):
+    """The asyncio driver's ``_Send``: keep-alive connections kept per event loop (at most
+    ``_ASYNC_LINES`` open in each), each an ``_AsyncLine``. Connections are opened (DNS,
+    TCP, a proxy's tunnel) on a thread, so that nothing blocks the loop; the TLS handshake
+    runs on the loop. A line goes back to its pool only once its request went out whole
+    and its answer was read to its framed end; anything else, a cancellation too, closes it."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        from weakref import WeakKeyDictionary
+
+        self._loops: WeakKeyDictionary[Any, tuple[dict[tuple[str, str, int], list[_AsyncLine]], Any]]
+        self._loops = WeakKeyDictionary()
+
+    def _after_fork(self) -> None:
+        super()._after_fork()
+        self._loops.clear()
+
+    def _pool(self, loop: Any) -> tuple[dict[tuple[str, str, int], list[_AsyncLine]], Any]:
+        """This loop's idle lines by origin, and the semaphore that bounds its open lines."""
+        found = self._loops.get(loop)
+        if found is None:
+            import asyncio
+
+            found = self._loops[loop] = ({}, asyncio.Semaphore(_ASYNC_LINES))
+        return found
+
+    async def _connect(self, loop: Any, origin: tuple[str, str, int], executor: Any) -> _AsyncLine:
+        scheme, host, port = origin
+        proxy = self.proxy(origin)
+        context = None
+        if scheme == "https":
+            context = self._ssl_context or await loop.run_in_executor(executor, self._context)
+        conn = _new_connection(scheme, host, port, proxy, self._connect_timeout, context)
+        opening = loop.run_in_executor(executor, conn.connect, False)
+        try:
+            await opening
+            tls = {"ssl": context, "server_hostname": host, "ssl_handshake_timeout": self._connect_timeout}
+            _, line = await loop.create_connection(lambda: _AsyncLine(loop, origin), sock=conn.sock,
+                                                   **(tls if context else {}))  # fmt: skip
+        except OSError as exc:
+            conn.close()
+            if context is not None and self._widen_store(exc, context):
+                return await self._connect(loop, origin, executor)
+            raise _connect_error(exc, host, port, proxy, context is not None) from exc
+        except BaseException:
+            opening.add_done_callback(lambda _: conn.close())
+            raise
+        return line  # type: ignore[no-any-return]
+
+    def release(self, line: _AsyncLine) -> None:
+        """A line's request is over: back to its loop's pool if its answer was read to its
+        framed end and it is still open; closed otherwise. Its place is free either way."""
+        pool, lines = self._pool(line.loop)
+        reader, line.reader = line.reader, None
+        if reader is not None and reader.reusable and not line.lost and not line.transport.is_closing():
+            pool.setdefault(line.origin, []).append(line)
+        else:
+            line.transport.abort()
+        lines.release()
+
+    async def send(  # type: ignore[override]
+        self, request: _Send, executor: Any = None
+    ) -> tuple[int, str, _Headers, bytes | _AsyncStream]:
+        """Perform a ``_Send`` on the running loop: (status, reason, headers, body)."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        endpoint, host = request.endpoint, request.host
+        origin = (endpoint.scheme, endpoint.connect_host(host), endpoint.port)
+        proxy = self.proxy(origin)
+        target, headers = _through_proxy(proxy, endpoint.scheme, host, request.target, request.headers)
+        head = _request_head(request.method, target, host, headers)
+        pool, lines = self._pool(loop)
+        await lines.acquire()
+        for fresh_retry in (False, True):
+            idle = pool.get(origin)
+            while idle and idle[-1].lost:
+                idle.pop().transport.abort()
+            reused = bool(idle)
+            try:
+                line = idle.pop() if idle else await self._connect(loop, origin, executor)
+            except BaseException:
+                lines.release()
+                raise
+            line.reader = _AnswerReader(request.method)
+            try:
+                return await self._exchange(line, head, request, proxy, executor)
+            except (ConnectionResetError, BrokenPipeError) as exc:  # closed before any byte of the answer
+                self.release(line)
+                if reused and not fresh_retry:  # the server had let the idle line go: once more, on a new one
+                    await lines.acquire()
+                    continue
+                raise _transport_error(exc, "the server closed the connection") from exc
+            except BaseException:
+                self.release(line)
+                raise
+        raise AssertionError("unreachable")
+
+    async def _exchange(
+        self, line: _AsyncLine, head: bytes, request: _Send, proxy: _Proxy | None, executor: Any
+    ) -> tuple[int, str, _Headers, bytes | _AsyncStream]:
+        loop, reader = line.loop, line.reader
+        assert reader is not None
+        until = loop.time() + self._deadline
+        line.heard = loop.time()
+        body = request.body
+        line.transport.write(head)
+        offset = 0
+        while body is not None and offset < body.length and not reader.began:
+            if body.data is not None:
+                piece: bytes | memoryview = memoryview(body.data)[offset : offset + _SLICE]
+            else:  # a file: read on a thread, into bytes of its own (the loop's transport keeps them)
+                piece = await loop.run_in_executor(executor, body.read_at, offset, _SLICE)
+            if line.writable is not None:
+                await line.settle(line.writable, loop.time() + self._read_timeout)
+            if line.lost and not reader.began:
+                raise ConnectionResetError("the connection closed while the request was sent")
+            line.transport.write(piece)
+            offset += len(piece)
+        answer = await line.next_event(until, self._read_timeout)
+        assert isinstance(answer, _Head)
+        if body is not None and offset < body.length:  # answered early: the rest of the body is never sent
+            line.lost = True  # so the line is closed, never reused
+            if 200 <= answer.status < 300:
+                raise TransportError("the server answered before the whole request was sent")
+        _refuse(answer, request.method, proxy)
+        if request.stream and 200 <= answer.status < 300:
+            return answer.status, answer.reason, answer.headers, _AsyncStream(self, line, answer.length, until)
+        capped = _Capped(answer.status, request.method)
+        while isinstance(event := await line.next_event(until, self._read_timeout), bytes):
+            if capped.add(event):
+                break
+        content = capped.content()
+        self.release(line)
+        return answer.status, answer.reason, answer.headers, content
+
+    async def aclose(self) -> None:
+        """Close this loop's idle lines (lines in use close as their answers end)."""
+        import asyncio
+
+        pool, _ = self._pool(asyncio.get_running_loop())
+        for idle in pool.values():
+            while idle:
+                idle.pop().transport.abort()
+
+
+class AsyncConnection(Connection):
+    """``Connection``'s calls as coroutines, for asyncio; the same arguments and settings.
+
+    It may be made anywhere, a running loop or none, and used from several loops in
+    turn (``asyncio.run`` after ``asyncio.run``): connections are kept per loop,
+    while the credentials, the buckets' regions and the clock's offset are shared.
+    Nothing blocks the loop: reading files, hashing, loading the CA store, opening
+    connections and fetching credentials run on the connection's threads.
+    ``presign`` and ``presign_post`` stay plain calls (they do no I/O).
+    """
+
+    _transport_class = _AsyncTransport
+
+    async def _drive(self, steps: Steps[T]) -> T:  # type: ignore[override]
+        """The asyncio driver: perform each effect the core yields on the running loop (or
+        on the connection's threads), until the core returns. A cancellation from outside is
+        thrown into the core, which aborts what it started, and then goes on as it came."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        transport = self._transport
+        assert isinstance(transport, _AsyncTransport)
+        reply: Any = None
+        failure: BaseException | None = None
+        while True:
+            try:
+                effect = steps.send(reply) if failure is None else steps.throw(failure)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+            reply = failure = None
+            try:
+                if isinstance(effect, _Send):
+                    reply = await transport.send(effect, _part_executor(self))
+                elif isinstance(effect, _Sleep):
+                    await asyncio.sleep(effect.seconds)
+                elif isinstance(effect, _Gather):
+                    reply = await self._gather(effect)
+                else:
+                    reply = await loop.run_in_executor(_part_executor(self), effect.call)
+            except BaseException as exc:
+                failure = exc
+
+    async def _gather(self, gather: _Gather) -> list[tuple[str, int]]:
+        """``_Gather`` as tasks, at most ``max_concurrency`` (and ``gather.most``) at once."""
+        import asyncio
+
+        most = min(self.max_concurrency, gather.most or self.max_concurrency)
+        counter = _Counter(gather.progress, gather.total)
+        running: set[Any] = set()
+        tasks = []
+        try:
+            for operation in gather.operations:
+                while len(running) >= most:
+                    done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                    for task in done:
+                        counter.add(task.result()[1])
+                task = asyncio.ensure_future(self._drive(operation))
+                tasks.append(task)
+                running.add(task)
+            if running:
+                done, _ = await asyncio.wait(running)
+                for task in done:
+                    counter.add(task.result()[1])
+            return [task.result() for task in tasks]
+        except BaseException:
+            if running:
+                await asyncio.wait(running)
+            raise
+
+    async def close(self) -> None:  # type: ignore[override]
+        """Close this loop's keep-alive connections and the connection's threads."""
+        assert isinstance(self._transport, _AsyncTransport)
+        await self._transport.aclose()
+        super().close()
+
+    async def __aenter__(self) -> AsyncConnection:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
 
 
 ###############################################################################
