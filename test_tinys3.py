@@ -6244,6 +6244,63 @@ def test_async_gather_of_thousands_queues_on_the_connections_own_limit(seaweedfs
     assert s3.get_object(Bucket=bucket, Key="many/2999")["Body"].read() == b"2999"
 
 
+def test_async_get_streams_what_boto3_wrote_and_checks_it(seaweedfs: Server) -> None:
+    import asyncio
+
+    bucket = seaweedfs.new_bucket()
+    data = os.urandom(3 * MiB + 5)
+    seaweedfs.boto3().put_object(Bucket=bucket, Key="by-boto3", Body=data, ChecksumAlgorithm="SHA256")
+    conn = aconnect(seaweedfs, default=bucket)
+
+    async def reads() -> None:
+        response = await conn.get("by-boto3", checksum=True)
+        assert isinstance(response, tinys3.AsyncResponse) and await response.read() == data
+        assert response.content == data and repr(response) == "<AsyncResponse [200]>"
+        async with await conn.get("by-boto3", range=(10, 19)) as part:
+            assert b"".join([chunk async for chunk in part.iter_content(3)]) == data[10:20]
+        unread = await conn.get("by-boto3")
+        with pytest.raises(tinys3.S3Error, match=r"await response\.read"):
+            unread.content  # noqa: B018 - the property raises
+        await unread.close()  # dropped unread: its connection is closed, never reused
+        assert await (await conn.get("by-boto3", range=-4)).read() == data[-4:]
+        await conn.close()
+
+    asyncio.run(reads())
+
+
+def test_async_gets_cancelled_at_random_never_hand_one_object_another_ones_bytes(moto: Server) -> None:
+    """Hundreds of gets, a third cancelled at random moments (waiting for a connection, the
+    head, the body); every get that completes after them gets exactly its own object."""
+    import asyncio
+    import random
+
+    bucket = moto.new_bucket()
+    conn = aconnect(moto, default=bucket)
+    bodies = {f"o{i}": os.urandom(random.randrange(1, 200_000)) for i in range(40)}
+
+    async def run() -> None:
+        await asyncio.gather(*[conn.upload(key, body) for key, body in bodies.items()])
+
+        async def get(key: str) -> bytes:
+            response = await conn.get(key)
+            return b"".join([chunk async for chunk in response.iter_content(8192)])
+
+        for _ in range(3):
+            keys = random.choices(list(bodies), k=200)
+            tasks = [asyncio.ensure_future(get(key)) for key in keys]
+            for _ in range(70):
+                await asyncio.sleep(random.random() * 0.01)
+                random.choice(tasks).cancel()
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+            for key, result in zip(keys, results):
+                assert isinstance(result, asyncio.CancelledError) or result == bodies[key], key
+            checked = await asyncio.gather(*[get(key) for key in bodies])
+            assert checked == list(bodies.values())
+        await conn.close()
+
+    asyncio.run(run())
+
+
 def test_async_retries_a_503_then_stores(moto: Server) -> None:
     import asyncio
 

@@ -52,6 +52,7 @@ from weakref import WeakSet as _WeakSet
 __version__ = "1.0.0"
 __all__ = [
     "AsyncConnection",
+    "AsyncResponse",
     "Conn",
     "Connection",
     "Credentials",
@@ -74,7 +75,7 @@ __all__ = [
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+    from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Mapping
     from concurrent.futures import Future, ThreadPoolExecutor
     from datetime import datetime, timedelta
     from hashlib import _Hash
@@ -89,7 +90,7 @@ if TYPE_CHECKING:
     T = TypeVar("T")
     from typing import Concatenate, Generic, ParamSpec, overload  # novermin: for type checkers only
 
-    _Effect = Union["_Send", "_Sleep", "_Work", "_Gather"]
+    _Effect = Union["_Send", "_Sleep", "_Work", "_Gather", "_Receive"]
     Steps = Generator[_Effect, Any, T]
     P = ParamSpec("P")
 
@@ -2081,6 +2082,16 @@ class _Sleep:
         self.seconds = seconds
 
 
+class _Receive:
+    """Effect: fill ``buffer`` with the next bytes of a streamed body (``within_deadline``:
+    the attempt's deadline bounds the wait too) and give back their count, 0 at its end."""
+
+    __slots__ = ("buffer", "stream", "within_deadline")
+
+    def __init__(self, stream: Any, buffer: memoryview, within_deadline: bool) -> None:
+        self.stream, self.buffer, self.within_deadline = stream, buffer, within_deadline
+
+
 class _Gather:
     """Effect: run sub-operations (core generators) at once and give back their results in
     order. ``operations`` is an iterator, advanced only when another can start (a part is
@@ -3669,6 +3680,7 @@ class Response:
 
     __slots__ = (
         "_check",
+        "_conn",
         "_content",
         "_progress",
         "_reopen",
@@ -3708,16 +3720,18 @@ class Response:
         #: How many times the request was sent to get this answer (1: no retry).
         self.attempts = attempts
         self._progress = progress
-        self._reopen: Callable[[int], _Stream] | None = None
+        #: The connection whose driver reads a streamed body, and resumes it where it broke.
+        self._conn: Connection | None = None
+        self._reopen: Callable[[int], Steps[Any]] | None = None
         self._resumes = 0
         self._check: _Checker | None = None
         #: Whether the attempt's deadline bounds the body too (one tinys3 reads whole itself).
         self._within_deadline = False
-        self._stream = content if isinstance(content, _Stream) else None
-        self._content = None if isinstance(content, _Stream) else content
+        self._stream = None if isinstance(content, bytes) else content
+        self._content = content if isinstance(content, bytes) else None
 
     def __repr__(self) -> str:
-        return f"<Response [{self.status_code}]>"
+        return f"<{type(self).__name__} [{self.status_code}]>"
 
     def __reduce__(self) -> tuple[Any, ...]:
         """A Response pickles (to come back from another process) with its body read now;
@@ -3772,28 +3786,47 @@ class Response:
             yield bytes(view)
 
     def _views(self, buffer: memoryview) -> Iterator[memoryview]:
-        """The streaming body as views of ``buffer``, each valid until the next.
+        """The streaming body as views of ``buffer``, each valid until the next: ``_body_steps``
+        run by the connection's blocking driver."""
+        assert self._conn is not None
+        steps = self._body_steps(buffer)
+        reply: Any = None
+        failure: BaseException | None = None
+        while True:
+            try:
+                effect = steps.send(reply) if failure is None else steps.throw(failure)
+            except StopIteration:
+                return
+            if isinstance(effect, memoryview):
+                reply = None
+                yield effect
+            else:
+                reply, failure = self._conn._perform(effect)
+
+    def _body_steps(self, buffer: memoryview) -> Generator[_Effect | memoryview, Any, None]:
+        """The core of reading a streamed body: it yields effects, and each view of ``buffer``
+        filled (the driver hands it on, then goes on).
 
         When the connection breaks mid-body (reset, cut short, read timeout)
         and the response can resume, the rest is asked for from the next
         byte on, so the views continue where they stopped. With
         ``_within_deadline`` each attempt's deadline bounds its part of the body.
+        A checksum asked for is checked as the bytes pass, and at the end.
         """
         stream = self._take_stream()
         done, total, resumes = 0, stream.length, self._resumes
         try:
             while True:
-                if self._within_deadline:
-                    stream.within_deadline()
                 try:
-                    n = stream.readinto(buffer)
+                    n = yield _Receive(stream, buffer, self._within_deadline)
                 except TransportError as exc:
+                    stream.close()
                     if self._reopen is None or not exc.retry or resumes < 1:
                         raise
                     _log("resuming %s at byte %d after %s", self.url, done, exc)
-                    time.sleep(_backoff(self._resumes - resumes))
+                    yield _Sleep(_backoff(self._resumes - resumes))
                     resumes -= 1
-                    stream = self._reopen(done)
+                    stream = yield from self._reopen(done)
                     continue
                 if not n:
                     if self._check is not None:
@@ -3808,7 +3841,7 @@ class Response:
         finally:
             stream.close()
 
-    def _take_stream(self) -> _Stream:
+    def _take_stream(self) -> Any:
         """The unread body, handed over to another reader."""
         stream, self._stream = self._stream, None
         if stream is None:
@@ -3817,6 +3850,9 @@ class Response:
 
     def close(self) -> None:
         """Drop an unread body (its connection is closed rather than reused)."""
+        self._drop_body()
+
+    def _drop_body(self) -> None:
         if self._stream is not None:
             self._stream.close()
             self._stream = None
@@ -4483,7 +4519,7 @@ class _SmallUpload:
             self._fallback(error)
 
 
-def _checker(conn: Connection, response: Response, request: _Request) -> _Checker | None:
+def _checker(conn: Connection, response: Response, request: _Request) -> Steps[_Checker | None]:
     """What checks the body of a GET asked with checksum mode: None when S3 keeps no checksum.
 
     A composite checksum (``…-N``, a multipart upload's) is checked part by
@@ -4509,15 +4545,20 @@ def _checker(conn: Connection, response: Response, request: _Request) -> _Checke
         return _Checker(algorithm, expected, None)
     total, parts = int(response.headers["Content-Length"]), int(count)
 
-    def size(number: int) -> int:
+    def size(number: int) -> Steps[int]:
         query = [*request.query, ("partNumber", str(number))]
-        head = conn._send(_Request("HEAD", request.bucket, request.key, dict(request.headers), query=query))
+        head = yield from conn._attempts(
+            _Request("HEAD", request.bucket, request.key, dict(request.headers), query=query)
+        )
         return int(head.headers["Content-Length"])
 
-    first = size(1)
-    last = size(parts) if parts > 1 else first
+    first = yield from size(1)
+    last = (yield from size(parts)) if parts > 1 else first
     if parts > 1 and (parts - 1) * first + last != total:
-        return _Checker(algorithm, expected, [size(n) for n in range(1, parts + 1)])
+        sizes = []
+        for number in range(1, parts + 1):
+            sizes.append((yield from size(number)))
+        return _Checker(algorithm, expected, sizes)
     return _Checker(algorithm, expected, [first] * (parts - 1) + [last])
 
 
@@ -5020,7 +5061,7 @@ def _copy_part(
     return _copy_part_etag(response), span[1] - span[0] + 1
 
 
-def _reopen(conn: Connection, request: _Request, first: Response, offset: int) -> _Stream:
+def _reopen(conn: Connection, request: _Request, first: Response, offset: int) -> Steps[Any]:
     """The rest of a GET body that broke after ``offset`` bytes: the same object,
     pinned by ``If-Match`` on its ETag (else by its version id), from the next byte.
 
@@ -5038,7 +5079,9 @@ def _reopen(conn: Connection, request: _Request, first: Response, offset: int) -
     elif not any(name == "versionId" for name, _ in query):
         query.append(("versionId", first.headers["x-amz-version-id"]))
     try:
-        rest = conn._send(_Request("GET", request.bucket, request.key, headers, query=query), stream=True)
+        rest = yield from conn._attempts(
+            _Request("GET", request.bucket, request.key, headers, query=query), stream=True
+        )
     except HTTPError as error:
         if error.status != 412:
             raise
@@ -5500,8 +5543,9 @@ class Connection:
         InvalidInput, InvalidType: an argument is wrong.
     """
 
-    #: What performs a ``_Send`` for this class's driver.
+    #: What performs a ``_Send`` for this class's driver, and the answers it gives.
     _transport_class: type[_Transport] = _Transport
+    _response_class: type[Response] = Response
 
     def __init__(
         self,
@@ -5904,6 +5948,7 @@ class Connection:
         key, bucket = _check_key(key), self._bucket(bucket)
         return (yield from self._attempts(_Request("DELETE", bucket, key, _plain(headers), query=_version(version_id))))
 
+    @_operation
     def get(
         self,
         key: str,
@@ -5914,7 +5959,7 @@ class Connection:
         version_id: str | None = None,
         sse_customer_key: bytes | None = None,
         checksum: bool = False,
-    ) -> Response:
+    ) -> Steps[Response]:
         """Fetch an object (or one version of it). Its body streams: read ``.content``
         or iterate ``.iter_content()``.
 
@@ -5944,12 +5989,12 @@ class Connection:
         if checksum:
             wire["x-amz-checksum-mode"] = "ENABLED"
         request = _Request("GET", bucket, key, wire, query=_version(version_id))
-        response = self._send(request, stream=True, progress=progress)
+        response = yield from self._attempts(request, stream=True, progress=progress)
         if checksum:
             try:
-                response._check = _checker(self, response, request)
+                response._check = yield from _checker(self, response, request)
             except BaseException:
-                response.close()
+                response._drop_body()
                 raise
         if response.headers.get("ETag") or response.headers.get("x-amz-version-id", "null") != "null":
             response._reopen = _partial(_reopen, self, request, response)
@@ -6552,18 +6597,26 @@ class Connection:
                 effect = steps.send(reply) if failure is None else steps.throw(failure)
             except StopIteration as done:
                 return done.value  # type: ignore[no-any-return]
-            reply = failure = None
-            try:
-                if isinstance(effect, _Send):
-                    reply = self._transport.send(effect)
-                elif isinstance(effect, _Sleep):
-                    time.sleep(effect.seconds)
-                elif isinstance(effect, _Gather):
-                    reply = _gather_on_threads(self, effect)
-                else:
-                    reply = effect.call()
-            except BaseException as exc:  # a Ctrl-C too: the core aborts what it started
-                failure = exc
+            reply, failure = self._perform(effect)
+
+    def _perform(self, effect: _Effect) -> tuple[Any, BaseException | None]:
+        """One effect, here, blocking: (its result, None) or (None, what it raised: a Ctrl-C
+        too, so that the core aborts what it started)."""
+        try:
+            if isinstance(effect, _Send):
+                return self._transport.send(effect), None
+            if isinstance(effect, _Receive):
+                if effect.within_deadline:
+                    effect.stream.within_deadline()
+                return effect.stream.readinto(effect.buffer), None
+            if isinstance(effect, _Sleep):
+                time.sleep(effect.seconds)
+                return None, None
+            if isinstance(effect, _Gather):
+                return _gather_on_threads(self, effect), None
+            return effect.call(), None
+        except BaseException as exc:
+            return None, exc
 
     def _attempts(
         self,
@@ -6606,10 +6659,11 @@ class Connection:
                     endpoint, host, target, request.method, signed, body, stream
                 )
                 _log_request(request, status, attempt, started, reply_headers, content)
-                response = Response(
+                response = self._response_class(
                     status, reason, reply_headers, content, f"{endpoint.scheme}://{host}{target}", request.method,
                     request.bucket, request.key or None, progress, attempt,
                 )  # fmt: skip
+                response._conn = self
                 if response.ok and not (error_in_body and _error_fields(response.content)):
                     if check is not None:
                         check(response)
@@ -7066,12 +7120,13 @@ class _AsyncLine:
         finally:
             timer.cancel()
 
-    async def next_event(self, until: float, read_timeout: float) -> _Head | bytes | str:
-        """The reader's next event, waiting for bytes as long as the server is not silent for
-        ``read_timeout`` seconds and ``until`` (the attempt's deadline) has not passed."""
+    async def next_event(self, until: float, read_timeout: float, most: int = 1 << 20) -> _Head | bytes | str:
+        """The reader's next event (of at most ``most`` body bytes), waiting for bytes
+        as long as the server is not silent for ``read_timeout`` seconds and ``until`` (the
+        attempt's deadline) has not passed."""
         reader = self.reader
         assert reader is not None
-        while (event := reader.next_event()) is None:
+        while (event := reader.next_event(most)) is None:
             self.waiter = self.loop.create_future()
             try:
                 await self.settle(self.waiter, min(self.heard + read_timeout, until))
@@ -7093,14 +7148,14 @@ class _AsyncStream:
         self._transport, self._line, self.length, self.deadline = transport, line, length, deadline
         self._open = True
 
-    async def read(self, within_deadline: bool = False) -> bytes:
-        """The body's next bytes; b"" at its end. Each wait is bounded by the read timeout
-        and, ``within_deadline``, by the attempt's deadline (for a body read whole)."""
+    async def read(self, most: int, within_deadline: bool = False) -> bytes:
+        """Up to ``most`` of the body's next bytes; b"" at its end. Each wait is bounded by the
+        read timeout and, ``within_deadline``, by the attempt's deadline (a body read whole)."""
         if not self._open:
             return b""
         try:
             until = self.deadline if within_deadline else float("inf")
-            event = await self._line.next_event(until, self._transport._read_timeout)
+            event = await self._line.next_event(until, self._transport._read_timeout, most)
         except BaseException:
             self.close()
             raise
@@ -7265,6 +7320,59 @@ class _AsyncTransport(_Transport):
                 idle.pop().transport.abort()
 
 
+class AsyncResponse(Response):
+    """A ``Response`` of ``AsyncConnection``: its body is awaited. ``await read()`` gives
+    all of it, ``async for chunk in iter_content(n)`` pieces as they come; ``async with``
+    or ``await close()`` drops what is unread (its connection is closed, never reused)."""
+
+    __slots__ = ()
+
+    @property
+    def content(self) -> bytes:
+        """The whole body, once ``read`` has been awaited."""
+        if self._content is None:
+            raise S3Error("the body of an AsyncResponse is awaited: use await response.read()")
+        return self._content
+
+    async def read(self) -> bytes:
+        """The whole body (read now if it was streaming)."""
+        if self._content is None:
+            self._within_deadline = True
+            self._content = b"".join([chunk async for chunk in self.iter_content(_CHUNK)])
+        return self._content
+
+    async def iter_content(self, chunk_size: int = 65536) -> AsyncIterator[bytes]:  # type: ignore[override]
+        """The body in chunks of at most ``chunk_size`` bytes, read as you go."""
+        if self._content is not None:
+            for start in range(0, len(self._content), chunk_size):
+                yield self._content[start : start + chunk_size]
+            return
+        assert isinstance(self._conn, AsyncConnection)
+        steps = self._body_steps(memoryview(bytearray(chunk_size)))
+        reply: Any = None
+        failure: BaseException | None = None
+        while True:
+            try:
+                effect = steps.send(reply) if failure is None else steps.throw(failure)
+            except StopIteration:
+                return
+            if isinstance(effect, memoryview):
+                reply = None
+                yield bytes(effect)
+            else:
+                reply, failure = await self._conn._perform(effect)
+
+    async def close(self) -> None:  # type: ignore[override]
+        """Drop an unread body (its connection is closed rather than reused)."""
+        self._drop_body()
+
+    async def __aenter__(self) -> AsyncResponse:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._drop_body()
+
+
 class AsyncConnection(Connection):
     """``Connection``'s calls as coroutines, for asyncio; the same arguments and settings.
 
@@ -7277,16 +7385,12 @@ class AsyncConnection(Connection):
     """
 
     _transport_class = _AsyncTransport
+    _response_class = AsyncResponse
 
     async def _drive(self, steps: Steps[T]) -> T:  # type: ignore[override]
         """The asyncio driver: perform each effect the core yields on the running loop (or
         on the connection's threads), until the core returns. A cancellation from outside is
         thrown into the core, which aborts what it started, and then goes on as it came."""
-        import asyncio
-
-        loop = asyncio.get_running_loop()
-        transport = self._transport
-        assert isinstance(transport, _AsyncTransport)
         reply: Any = None
         failure: BaseException | None = None
         while True:
@@ -7294,18 +7398,30 @@ class AsyncConnection(Connection):
                 effect = steps.send(reply) if failure is None else steps.throw(failure)
             except StopIteration as done:
                 return done.value  # type: ignore[no-any-return]
-            reply = failure = None
-            try:
-                if isinstance(effect, _Send):
-                    reply = await transport.send(effect, _part_executor(self))
-                elif isinstance(effect, _Sleep):
-                    await asyncio.sleep(effect.seconds)
-                elif isinstance(effect, _Gather):
-                    reply = await self._gather(effect)
-                else:
-                    reply = await loop.run_in_executor(_part_executor(self), effect.call)
-            except BaseException as exc:
-                failure = exc
+            reply, failure = await self._perform(effect)
+
+    async def _perform(self, effect: _Effect) -> tuple[Any, BaseException | None]:  # type: ignore[override]
+        """One effect on the running loop, or on the connection's threads: (its result,
+        None) or (None, what it raised)."""
+        import asyncio
+
+        transport = self._transport
+        assert isinstance(transport, _AsyncTransport)
+        try:
+            if isinstance(effect, _Send):
+                return await transport.send(effect, _part_executor(self)), None
+            if isinstance(effect, _Receive):
+                data = await effect.stream.read(len(effect.buffer), effect.within_deadline)
+                effect.buffer[: len(data)] = data
+                return len(data), None
+            if isinstance(effect, _Sleep):
+                await asyncio.sleep(effect.seconds)
+                return None, None
+            if isinstance(effect, _Gather):
+                return await self._gather(effect), None
+            return await asyncio.get_running_loop().run_in_executor(_part_executor(self), effect.call), None
+        except BaseException as exc:
+            return None, exc
 
     async def _gather(self, gather: _Gather) -> list[tuple[str, int]]:
         """``_Gather`` as tasks, at most ``max_concurrency`` (and ``gather.most``) at once."""
