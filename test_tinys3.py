@@ -6301,6 +6301,102 @@ def test_async_gets_cancelled_at_random_never_hand_one_object_another_ones_bytes
     asyncio.run(run())
 
 
+def test_async_listings_are_fetched_as_they_are_iterated(moto: Server) -> None:
+    import asyncio
+
+    bucket = moto.new_bucket()
+    s3 = moto.boto3()
+    for i in range(1005):
+        s3.put_object(Bucket=bucket, Key=f"k/{i:04}", Body=b"x")
+    conn = aconnect(moto, default=bucket)
+    pages: list[str] = []
+    attempts = conn._attempts
+
+    def counted(request: Any, *args: Any, **kwargs: Any) -> Any:
+        pages.append(request.method)
+        return attempts(request, *args, **kwargs)
+
+    conn._attempts = counted  # type: ignore[method-assign]
+
+    async def listings() -> None:
+        listed = conn.list("k/")
+        first = await listed.__anext__()
+        assert first.key == "k/0000" and pages == ["GET"]  # one page asked for, no more
+        assert len([entry async for entry in listed]) == 1004 and pages == ["GET", "GET"]
+        assert [entry.key async for entry in conn.list("k/", max_keys=2)] == ["k/0000", "k/0001"]
+        versions = [version async for version in conn.list_versions("k/000")]
+        assert len(versions) == 10 and all(isinstance(v, tinys3.VersionInfo) for v in versions)
+        await conn.close()
+
+    asyncio.run(listings())
+
+
+def test_async_a_cancelled_multipart_upload_is_aborted_and_leaves_nothing(moto: Server) -> None:
+    import asyncio
+
+    bucket = moto.new_bucket()
+    parts_sent: list[int] = []
+    sizes = {"multipart_threshold": 5 * MiB, "multipart_size": 5 * MiB, "max_concurrency": 2}
+
+    def slow_part(request: Recorded) -> Any:
+        if "partNumber" in request.path:
+            parts_sent.append(1)
+            time.sleep(0.3)
+        return None
+
+    with scripted_server(slow_part, upstream=moto.endpoint) as (endpoint, seen):
+        conn = tinys3.AsyncConnection(moto.access_key, moto.secret_key, endpoint=endpoint, default=bucket, **sizes)
+
+        async def cancelled() -> None:
+            task = asyncio.ensure_future(conn.upload("big", os.urandom(30 * MiB)))
+            while not parts_sent:
+                await asyncio.sleep(0.01)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await conn.close()
+
+        asyncio.run(cancelled())
+    assert any(r.method == "DELETE" and "uploadId" in r.path for r in seen)
+    assert "Uploads" not in moto.boto3().list_multipart_uploads(Bucket=bucket)
+    assert "Contents" not in moto.boto3().list_objects_v2(Bucket=bucket)
+
+
+def test_async_the_loop_is_never_blocked_by_files_hashing_or_backoff(seaweedfs: Server, tmp_path: Path) -> None:
+    """A task waking every 5 ms is never late by more than 50 ms while a 64 MiB file is
+    uploaded (read and hashed on threads) and a request backs off after 503s."""
+    import asyncio
+
+    bucket = seaweedfs.new_bucket()
+    path = tmp_path / "big.bin"
+    path.write_bytes(os.urandom(64 * MiB))
+    answers = iter([503, 503])
+
+    def throttled(request: Recorded) -> Any:
+        status = next(answers, None)
+        return (status, {"Retry-After": "0"}, b"<Error><Code>SlowDown</Code></Error>") if status else None
+
+    async def ticking(work: Any) -> list[float]:
+        lateness: list[float] = []
+        done = asyncio.ensure_future(work)
+        while not done.done():
+            started = time.monotonic()
+            await asyncio.sleep(0.005)
+            lateness.append(time.monotonic() - started - 0.005)
+        await done
+        return lateness
+
+    conn = aconnect(seaweedfs, default=bucket)
+    late = asyncio.run(ticking(conn.upload("big.bin", path)))
+    with scripted_server(throttled, upstream=seaweedfs.endpoint) as (endpoint, _):
+        retried = tinys3.AsyncConnection(seaweedfs.access_key, seaweedfs.secret_key, endpoint=endpoint,
+                                         default=bucket)  # fmt: skip
+        late += asyncio.run(ticking(retried.upload("small", b"x" * 100_000)))
+    late.sort()
+    assert late[-1] < 0.05 and late[int(len(late) * 0.99)] < 0.01, (late[int(len(late) * 0.99)], late[-5:])
+    assert seaweedfs.boto3().head_object(Bucket=bucket, Key="big.bin")["ContentLength"] == 64 * MiB
+
+
 def test_async_retries_a_503_then_stores(moto: Server) -> None:
     import asyncio
 

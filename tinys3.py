@@ -2117,6 +2117,11 @@ class _Work:
         self.call = call
 
 
+#: What a driver performs; anything else a core generator yields is data for the caller
+#: (a body's views, a listing's entries), handed on by the driver's ``_iterate``.
+_EFFECTS = (_Send, _Sleep, _Work, _Gather, _Receive)
+
+
 ###############################################################################
 # Transport: the only code that touches sockets ###############################
 ###############################################################################
@@ -3787,21 +3792,9 @@ class Response:
 
     def _views(self, buffer: memoryview) -> Iterator[memoryview]:
         """The streaming body as views of ``buffer``, each valid until the next: ``_body_steps``
-        run by the connection's blocking driver."""
+        run by the connection's driver."""
         assert self._conn is not None
-        steps = self._body_steps(buffer)
-        reply: Any = None
-        failure: BaseException | None = None
-        while True:
-            try:
-                effect = steps.send(reply) if failure is None else steps.throw(failure)
-            except StopIteration:
-                return
-            if isinstance(effect, memoryview):
-                reply = None
-                yield effect
-            else:
-                reply, failure = self._conn._perform(effect)
+        return self._conn._iterate(self._body_steps(buffer))
 
     def _body_steps(self, buffer: memoryview) -> Generator[_Effect | memoryview, Any, None]:
         """The core of reading a streamed body: it yields effects, and each view of ``buffer``
@@ -4931,7 +4924,8 @@ def _upload_part(
     wire = dict(headers)
     if sums is not None:
         wire["x-amz-sdk-checksum-algorithm"] = sums.algorithm.upper()
-        wire[f"x-amz-checksum-{sums.algorithm}"] = sums.parts[number] = part.checksum(sums.algorithm)
+        checksum = yield _Work(_partial(part.checksum, sums.algorithm))
+        wire[f"x-amz-checksum-{sums.algorithm}"] = sums.parts[number] = checksum
     try:
         response = yield from conn._attempts(_Request("PUT", bucket, key, wire, part, query), check=_part_etag)
     finally:
@@ -4950,7 +4944,7 @@ def _upload_whole(
     """Upload ``body`` in one PutObject request (with its checksum, given ``algorithm``)."""
     if algorithm is not None:
         wire["x-amz-sdk-checksum-algorithm"] = algorithm.upper()
-        wire[f"x-amz-checksum-{algorithm}"] = body.checksum(algorithm)
+        wire[f"x-amz-checksum-{algorithm}"] = yield _Work(_partial(body.checksum, algorithm))
     response = yield from conn._attempts(_Request("PUT", *target, wire, body))
     if progress is not None:
         progress(body.length, body.length)
@@ -5730,7 +5724,7 @@ class Connection:
         try:
             target, wire, algorithm = self._upload_wire(key, bucket, expires, content_type, public, headers, tags,
                                                         sse, kms_key_id, sse_customer_key, checksum)  # fmt: skip
-            body, more = _body(local_file, rewind, self.multipart_threshold + 1)
+            body, more = yield _Work(_partial(_body, local_file, rewind, self.multipart_threshold + 1))
             try:
                 if more is None and body.length <= self.multipart_threshold:
                     return (yield from _upload_whole(self, target, wire, body, algorithm, progress))
@@ -6303,16 +6297,18 @@ class Connection:
         """
         bucket = self._bucket(bucket)
         _check_int("max_uploads", max_uploads, 1, 1000)
-        return self._uploads(bucket, prefix, max_uploads, key_marker, upload_id_marker)
+        return self._iterate(self._uploads(bucket, prefix, max_uploads, key_marker, upload_id_marker))
 
     def _uploads(
         self, bucket: str, prefix: str, page: int, key_marker: str, id_marker: str
-    ) -> Iterator[MultipartUpload]:
+    ) -> Generator[Any, Any, None]:
         query = [("max-uploads", str(page)), ("prefix", prefix), ("uploads", "")]
         ids = ("upload-id-marker", "NextUploadIdMarker")
-        for root in self._marked_pages(bucket, query, {}, ids, key_marker, id_marker):
-            for key, upload_id, _, _ in _parse_uploads(root):
-                yield MultipartUpload(self, bucket, key, upload_id)
+
+        def uploads(root: Any) -> Iterator[MultipartUpload]:
+            return (MultipartUpload(self, bucket, key, upload_id) for key, upload_id, _, _ in _parse_uploads(root))
+
+        yield from self._marked_pages(bucket, query, {}, ids, uploads, key_marker, id_marker)
 
     def _marked_pages(
         self,
@@ -6320,17 +6316,18 @@ class Connection:
         query: Query,
         headers: dict[str, str],
         ids: tuple[str, str],
+        entries: Callable[[Any], Iterable[Any]],
         key_marker: str = "",
         id_marker: str = "",
-    ) -> Iterator[Any]:
-        """The XML pages of a listing that goes on by a key marker and an id marker
-        (ListMultipartUploads, ListObjectVersions); ``ids``: the id marker's query
-        parameter and the answer's field for the next one."""
+    ) -> Generator[Any, Any, None]:
+        """Steps that yield the ``entries`` of each XML page of a listing that goes on by a
+        key marker and an id marker (ListMultipartUploads, ListObjectVersions); ``ids``: the
+        id marker's query parameter and the answer's field for the next one."""
         while True:
             markers = [(name, value) for name, value in (("key-marker", key_marker), (ids[0], id_marker)) if value]
             page = [("encoding-type", "url"), *query, *markers]
-            root = _xml(self._send(_Request("GET", bucket, "", dict(headers), query=page)).content)
-            yield root
+            root = _xml((yield from self._attempts(_Request("GET", bucket, "", dict(headers), query=page))).content)
+            yield from entries(root)
             top = _children(root)
             if _text(top, "IsTruncated") != "true":
                 return
@@ -6351,12 +6348,9 @@ class Connection:
         bucket = self._bucket(bucket)
         if not isinstance(prefix, str):
             raise InvalidType(f"prefix must be str; got {type(prefix).__name__}")
-        return self._versions(bucket, prefix, _plain(headers))
-
-    def _versions(self, bucket: str, prefix: str, headers: dict[str, str]) -> Iterator[VersionInfo]:
         ids = ("version-id-marker", "NextVersionIdMarker")
-        for root in self._marked_pages(bucket, [("prefix", prefix), ("versions", "")], headers, ids):
-            yield from _parse_versions(root)
+        return self._iterate(self._marked_pages(bucket, [("prefix", prefix), ("versions", "")], _plain(headers), ids,
+                                                _parse_versions))  # fmt: skip
 
     def get_all_multipart_uploads(self, bucket: str | None = None, prefix: str = "") -> list[MultipartUpload]:
         """``list_multipart_uploads`` as a list (note: bucket first, as in 0.1.12)."""
@@ -6497,15 +6491,15 @@ class Connection:
             if not isinstance(value, str):
                 raise InvalidType(f"prefix, delimiter and start_after must be str; got {type(value).__name__}")
         left = None if max_keys is None else _check_int("max_keys", max_keys, 0, 2**63)
-        return self._pages(bucket, query, left, _plain(headers))
+        return self._iterate(self._pages(bucket, query, left, _plain(headers)))
 
-    def _pages(self, bucket: str, query: Query, left: int | None, headers: dict[str, str]) -> Iterator[ObjectInfo]:
+    def _pages(self, bucket: str, query: Query, left: int | None, headers: dict[str, str]) -> Generator[Any, Any, None]:
         token = None
         while left != 0:
             page = query + ([("continuation-token", token)] if token else [])
             if left is not None:
                 page.append(("max-keys", str(min(left, 1000))))
-            response = self._send(_Request("GET", bucket, "", dict(headers), query=page))
+            response = yield from self._attempts(_Request("GET", bucket, "", dict(headers), query=page))
             entries, token = _parse_listing(response.content)
             if left is not None:
                 entries, left = entries[:left], max(0, left - len(entries))
@@ -6599,6 +6593,25 @@ class Connection:
                 return done.value  # type: ignore[no-any-return]
             reply, failure = self._perform(effect)
 
+    def _iterate(self, steps: Generator[Any, Any, None]) -> Iterator[Any]:
+        """The blocking driver over steps that also yield data (a body's views, a listing's
+        entries): each effect performed here, each datum handed on as it comes."""
+        reply: Any = None
+        failure: BaseException | None = None
+        try:
+            while True:
+                try:
+                    effect = steps.send(reply) if failure is None else steps.throw(failure)
+                except StopIteration:
+                    return
+                if isinstance(effect, _EFFECTS):
+                    reply, failure = self._perform(effect)
+                else:
+                    reply = None
+                    yield effect
+        finally:
+            steps.close()
+
     def _perform(self, effect: _Effect) -> tuple[Any, BaseException | None]:
         """One effect, here, blocking: (its result, None) or (None, what it raised: a Ctrl-C
         too, so that the core aborts what it started)."""
@@ -6641,7 +6654,10 @@ class Connection:
         transport failure) is tried again after a backoff, up to ``retries``
         attempts in all.
         """
-        body, headers = request.body, _framed(request)
+        body = request.body
+        if body is not None and body.length > _COALESCE:  # hashing a file or a large body is blocking work
+            yield _Work(lambda: body.sha256)
+        headers = _framed(request)
         idempotent = idempotent or request.method in ("GET", "HEAD", "PUT", "DELETE")
         source = self._credential_source
         attempt = 0
@@ -7348,19 +7364,8 @@ class AsyncResponse(Response):
                 yield self._content[start : start + chunk_size]
             return
         assert isinstance(self._conn, AsyncConnection)
-        steps = self._body_steps(memoryview(bytearray(chunk_size)))
-        reply: Any = None
-        failure: BaseException | None = None
-        while True:
-            try:
-                effect = steps.send(reply) if failure is None else steps.throw(failure)
-            except StopIteration:
-                return
-            if isinstance(effect, memoryview):
-                reply = None
-                yield bytes(effect)
-            else:
-                reply, failure = await self._conn._perform(effect)
+        async for view in self._conn._iterate(self._body_steps(memoryview(bytearray(chunk_size)))):
+            yield bytes(view)
 
     async def close(self) -> None:  # type: ignore[override]
         """Drop an unread body (its connection is closed rather than reused)."""
@@ -7400,6 +7405,24 @@ class AsyncConnection(Connection):
                 return done.value  # type: ignore[no-any-return]
             reply, failure = await self._perform(effect)
 
+    async def _iterate(self, steps: Generator[Any, Any, None]) -> AsyncIterator[Any]:  # type: ignore[override]
+        """The asyncio driver over steps that also yield data (``Connection._iterate``'s twin)."""
+        reply: Any = None
+        failure: BaseException | None = None
+        try:
+            while True:
+                try:
+                    effect = steps.send(reply) if failure is None else steps.throw(failure)
+                except StopIteration:
+                    return
+                if isinstance(effect, _EFFECTS):
+                    reply, failure = await self._perform(effect)
+                else:
+                    reply = None
+                    yield effect
+        finally:
+            steps.close()
+
     async def _perform(self, effect: _Effect) -> tuple[Any, BaseException | None]:  # type: ignore[override]
         """One effect on the running loop, or on the connection's threads: (its result,
         None) or (None, what it raised)."""
@@ -7424,28 +7447,32 @@ class AsyncConnection(Connection):
             return None, exc
 
     async def _gather(self, gather: _Gather) -> list[tuple[str, int]]:
-        """``_Gather`` as tasks, at most ``max_concurrency`` (and ``gather.most``) at once."""
+        """``_Gather`` as tasks, at most ``max_concurrency`` (and ``gather.most``) at once; the
+        first failure cancels the others (the core then aborts what it started)."""
         import asyncio
 
         most = min(self.max_concurrency, gather.most or self.max_concurrency)
         counter = _Counter(gather.progress, gather.total)
+        loop = asyncio.get_running_loop()
         running: set[Any] = set()
         tasks = []
+        taking = True
         try:
-            for operation in gather.operations:
-                while len(running) >= most:
-                    done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-                    for task in done:
-                        counter.add(task.result()[1])
-                task = asyncio.ensure_future(self._drive(operation))
-                tasks.append(task)
-                running.add(task)
-            if running:
-                done, _ = await asyncio.wait(running)
+            while taking or running:
+                if taking and len(running) < most:  # the next operation is taken (a part read) on a thread
+                    operation = await loop.run_in_executor(_part_executor(self), next, gather.operations, None)
+                    taking = operation is not None
+                    if operation is not None:
+                        tasks.append(asyncio.ensure_future(self._drive(operation)))
+                        running.add(tasks[-1])
+                    continue
+                done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     counter.add(task.result()[1])
             return [task.result() for task in tasks]
-        except BaseException:
+        except BaseException:  # the first failure, or a cancellation: the others are cancelled
+            for task in running:
+                task.cancel()
             if running:
                 await asyncio.wait(running)
             raise
