@@ -6213,8 +6213,16 @@ def test_async_connection_serves_successive_loops_and_shares_what_it_learnt(moto
     assert asyncio.run(round(1)) == 1
     conn._clock.offset = 0.5  # what one loop learns, the next signs with
     assert asyncio.run(round(2)) >= 1
+    import pickle
+
+    copy = pickle.loads(pickle.dumps(conn))
+    assert isinstance(copy, tinys3.AsyncConnection) and copy._clock.offset == 0  # settings travel, not what was learnt
+    conn = copy
+    assert asyncio.run(round(3)) == 1
     listed = moto.boto3().list_objects_v2(Bucket=bucket)["Contents"]
-    assert len(listed) == 40
+    assert len(listed) == 60
+    with pytest.raises(tinys3.S3Error, match=r"no download\(\) yet: await get\(\)"):
+        copy.download("k", "somewhere")
 
 
 def test_async_gather_of_thousands_queues_on_the_connections_own_limit(seaweedfs: Server) -> None:

@@ -7378,6 +7378,18 @@ class AsyncResponse(Response):
         self._drop_body()
 
 
+def _not_on_asyncio(name: str) -> Any:
+    """A ``Connection`` call that ``AsyncConnection`` does not offer yet: it says so, and what to do."""
+
+    def call(self: AsyncConnection, *args: Any, **kwargs: Any) -> Any:
+        raise S3Error(f"AsyncConnection has no {name}() yet: await get() and write its body, or run "
+                      f"a Connection's {name}() on a thread (asyncio.to_thread)")  # fmt: skip
+
+    call.__name__ = call.__qualname__ = name
+    call.__doc__ = f"Not on AsyncConnection yet (``Connection.{name}`` is blocking)."
+    return call
+
+
 class AsyncConnection(Connection):
     """``Connection``'s calls as coroutines, for asyncio; the same arguments and settings.
 
@@ -7391,6 +7403,11 @@ class AsyncConnection(Connection):
 
     _transport_class = _AsyncTransport
     _response_class = AsyncResponse
+
+    download = _not_on_asyncio("download")
+    open = _not_on_asyncio("open")
+    initiate_multipart_upload = _not_on_asyncio("initiate_multipart_upload")
+    get_all_multipart_uploads = _not_on_asyncio("get_all_multipart_uploads")
 
     async def _drive(self, steps: Steps[T]) -> T:  # type: ignore[override]
         """The asyncio driver: perform each effect the core yields on the running loop (or
