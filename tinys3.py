@@ -22,6 +22,7 @@ Sections, in the order data flows (search for the heading):
     Files         ``Connection.open()``: objects as seekable readers and streamed writers
     Connection    the public calls, thin: check, build, send or hand to a transfer
     Pool          threads returning futures, over one Connection
+    asyncio       ``AsyncConnection``: the same calls, awaited, on the same core
     Command line  ``python -m tinys3``: cp, mv, sync, ls, rm, mb, rb, presign
 
 License: MIT.
@@ -3793,10 +3794,11 @@ class Response:
     def _views(self, buffer: memoryview) -> Iterator[memoryview]:
         """The streaming body as views of ``buffer``, each valid until the next: ``_body_steps``
         run by the connection's driver."""
-        assert self._conn is not None
-        return self._conn._iterate(self._body_steps(buffer))
+        stream = self._take_stream()
+        assert self._conn is not None  # a stream comes from a connection
+        return self._conn._iterate(self._body_steps(stream, buffer))
 
-    def _body_steps(self, buffer: memoryview) -> Generator[_Effect | memoryview, Any, None]:
+    def _body_steps(self, stream: Any, buffer: memoryview) -> Generator[_Effect | memoryview, Any, None]:
         """The core of reading a streamed body: it yields effects, and each view of ``buffer``
         filled (the driver hands it on, then goes on).
 
@@ -3806,7 +3808,6 @@ class Response:
         ``_within_deadline`` each attempt's deadline bounds its part of the body.
         A checksum asked for is checked as the bytes pass, and at the end.
         """
-        stream = self._take_stream()
         done, total, resumes = 0, stream.length, self._resumes
         try:
             while True:
@@ -7069,7 +7070,7 @@ class Pool:
 
 
 ###############################################################################
-# AsyncConnection: the same calls on asyncio ##################################
+# asyncio: AsyncConnection, the same calls on the same core ###################
 ###############################################################################
 
 
@@ -7364,7 +7365,7 @@ class AsyncResponse(Response):
                 yield self._content[start : start + chunk_size]
             return
         assert isinstance(self._conn, AsyncConnection)
-        async for view in self._conn._iterate(self._body_steps(memoryview(bytearray(chunk_size)))):
+        async for view in self._conn._iterate(self._body_steps(self._take_stream(), memoryview(bytearray(chunk_size)))):
             yield bytes(view)
 
     async def close(self) -> None:  # type: ignore[override]
