@@ -6584,26 +6584,25 @@ class Connection:
 
     def _drive(self, steps: Generator[_Effect, Any, T]) -> T:
         """The blocking driver: perform each effect the core yields, here, on this thread, and
-        send back its result (or throw in its exception) until the core returns."""
-        reply: Any = None
-        failure: BaseException | None = None
-        while True:
-            try:
-                effect = steps.send(reply) if failure is None else steps.throw(failure)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
-            reply, failure = self._perform(effect)
+        send back its result (or throw in its exception) until the core returns its own."""
+        outcome: _deque[T] = _deque()
+        for _ in self._iterate(steps, outcome):
+            raise AssertionError("an operation's steps yield effects only")
+        return outcome[0]
 
-    def _iterate(self, steps: Generator[Any, Any, None]) -> Iterator[Any]:
-        """The blocking driver over steps that also yield data (a body's views, a listing's
-        entries): each effect performed here, each datum handed on as it comes."""
+    def _iterate(self, steps: Generator[Any, Any, Any], outcome: _deque[Any] | None = None) -> Iterator[Any]:
+        """The blocking driver over steps that may also yield data (a body's views, a listing's
+        entries): each effect performed here, each datum handed on as it comes; what the
+        steps return goes into ``outcome``."""
         reply: Any = None
         failure: BaseException | None = None
         try:
             while True:
                 try:
                     effect = steps.send(reply) if failure is None else steps.throw(failure)
-                except StopIteration:
+                except StopIteration as done:
+                    if outcome is not None:
+                        outcome.append(done.value)
                     return
                 if isinstance(effect, _EFFECTS):
                     reply, failure = self._perform(effect)
@@ -7414,24 +7413,24 @@ class AsyncConnection(Connection):
         """The asyncio driver: perform each effect the core yields on the running loop (or
         on the connection's threads), until the core returns. A cancellation from outside is
         thrown into the core, which aborts what it started, and then goes on as it came."""
-        reply: Any = None
-        failure: BaseException | None = None
-        while True:
-            try:
-                effect = steps.send(reply) if failure is None else steps.throw(failure)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
-            reply, failure = await self._perform(effect)
+        outcome: _deque[T] = _deque()
+        async for _ in self._iterate(steps, outcome):
+            raise AssertionError("an operation's steps yield effects only")
+        return outcome[0]
 
-    async def _iterate(self, steps: Generator[Any, Any, None]) -> AsyncIterator[Any]:  # type: ignore[override]
-        """The asyncio driver over steps that also yield data (``Connection._iterate``'s twin)."""
+    async def _iterate(  # type: ignore[override]
+        self, steps: Generator[Any, Any, Any], outcome: _deque[Any] | None = None
+    ) -> AsyncIterator[Any]:
+        """The asyncio driver over steps that may also yield data (``Connection._iterate``'s twin)."""
         reply: Any = None
         failure: BaseException | None = None
         try:
             while True:
                 try:
                     effect = steps.send(reply) if failure is None else steps.throw(failure)
-                except StopIteration:
+                except StopIteration as done:
+                    if outcome is not None:
+                        outcome.append(done.value)
                     return
                 if isinstance(effect, _EFFECTS):
                     reply, failure = await self._perform(effect)
