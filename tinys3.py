@@ -5725,7 +5725,9 @@ class Connection:
         try:
             target, wire, algorithm = self._upload_wire(key, bucket, expires, content_type, public, headers, tags,
                                                         sse, kms_key_id, sse_customer_key, checksum)  # fmt: skip
-            body, more = yield _Work(_partial(_body, local_file, rewind, self.multipart_threshold + 1))
+            taking = _partial(_body, local_file, rewind, self.multipart_threshold + 1)
+            in_memory = isinstance(local_file, (bytes, bytearray, memoryview))
+            body, more = taking() if in_memory else (yield _Work(taking))  # a file is read off the loop
             try:
                 if more is None and body.length <= self.multipart_threshold:
                     return (yield from _upload_whole(self, target, wire, body, algorithm, progress))
@@ -7075,7 +7077,7 @@ class Pool:
 
 #: Connections an ``AsyncConnection`` keeps open at once in one event loop: calls past it wait
 #: for one to be free (an ``asyncio.gather`` of thousands queues, never times out waiting).
-_ASYNC_LINES = 64
+_ASYNC_LINES = 128
 
 
 class _AsyncLine:

@@ -111,7 +111,7 @@ def run(python: str, client: str, fields: dict[str, Any]) -> dict[str, tuple[flo
                          env={**os.environ, "PYTHONPATH": str(HERE), "AWS_EC2_METADATA_DISABLED": "true"},
                          check=False, timeout=600)  # fmt: skip
     if out.returncode:
-        raise RuntimeError(f"{client}: {out.stderr[-2000:]}")
+        raise RuntimeError(f"{client} exited {out.returncode}: {out.stderr[-2000:]}{out.stdout[-500:]}")
     return {name: tuple(pair) for name, pair in json.loads(out.stdout.splitlines()[-1]).items()}  # type: ignore[misc]
 
 
