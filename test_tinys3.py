@@ -6405,6 +6405,29 @@ def test_async_the_loop_is_never_blocked_by_files_hashing_or_backoff(seaweedfs: 
     assert seaweedfs.boto3().head_object(Bucket=bucket, Key="big.bin")["ContentLength"] == 64 * MiB
 
 
+def test_async_work_left_running_at_interpreter_exit_still_finishes(seaweedfs: Server, tmp_path: Path) -> None:
+    """A loop on a thread that is still uploading (files too) when the main thread ends: once
+    the interpreter exits, concurrent.futures takes no new work, so connects, file reads and
+    hashing run on the loop's own thread, and every upload is stored."""
+    bucket = seaweedfs.new_bucket()
+    (tmp_path / "file.bin").write_bytes(b"f" * 100_000)
+    script = (
+        "import asyncio, pathlib, threading, tinys3\n"
+        f"conn = tinys3.AsyncConnection({seaweedfs.access_key!r}, {seaweedfs.secret_key!r}, "
+        f"endpoint={seaweedfs.endpoint!r}, default={bucket!r})\n"
+        "async def late():\n"
+        "    await asyncio.sleep(0.5)  # the main thread has ended by now\n"
+        f"    await conn.upload('from-a-file', pathlib.Path({str(tmp_path / 'file.bin')!r}))\n"
+        "    await asyncio.gather(*[conn.upload(f'k/{n}', b'x') for n in range(20)])\n"
+        "threading.Thread(target=asyncio.run, args=(late(),)).start()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, env={**os.environ,
+                          "PYTHONPATH": str(HERE)}, timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 0 and not done.stderr, done.stderr
+    keys = [item["Key"] for item in seaweedfs.boto3().list_objects_v2(Bucket=bucket)["Contents"]]
+    assert "from-a-file" in keys and len(keys) == 21
+
+
 def test_async_retries_a_503_then_stores(moto: Server) -> None:
     import asyncio
 

@@ -7158,6 +7158,24 @@ def _time_out(future: Any) -> None:
         future.set_exception(Timeout("the answer did not come in time: timed out"))
 
 
+def _off_loop(conn: Connection, call: Callable[..., Any], *args: Any) -> Any:
+    """A future of ``call(*args)`` run on the connection's threads, off the loop. Once the
+    interpreter is exiting, ``concurrent.futures`` takes no new work: the call then runs
+    here, blocking the loop (what is left to finish needs it more than the loop does)."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    try:
+        return loop.run_in_executor(_part_executor(conn), call, *args)
+    except RuntimeError:
+        done = loop.create_future()
+        try:
+            done.set_result(call(*args))
+        except Exception as exc:
+            done.set_exception(exc)
+        return done
+
+
 class _AsyncStream:
     """The unread body of a streamed answer on the asyncio driver (``_Stream``'s twin): at
     its framed end the line goes back to its pool, ``close`` before then closes it."""
@@ -7218,14 +7236,14 @@ class _AsyncTransport(_Transport):
             found = self._loops[loop] = ({}, asyncio.Semaphore(_ASYNC_LINES))
         return found
 
-    async def _connect(self, loop: Any, origin: tuple[str, str, int], executor: Any) -> _AsyncLine:
+    async def _connect(self, loop: Any, origin: tuple[str, str, int], owner: Connection) -> _AsyncLine:
         scheme, host, port = origin
         proxy = self.proxy(origin)
         context = None
         if scheme == "https":
-            context = self._ssl_context or await loop.run_in_executor(executor, self._context)
+            context = self._ssl_context or await _off_loop(owner, self._context)
         conn = _new_connection(scheme, host, port, proxy, self._connect_timeout, context)
-        opening = loop.run_in_executor(executor, conn.connect, False)
+        opening = _off_loop(owner, conn.connect, False)
         try:
             await opening
             tls = {"ssl": context, "server_hostname": host, "ssl_handshake_timeout": self._connect_timeout}
@@ -7234,7 +7252,7 @@ class _AsyncTransport(_Transport):
         except OSError as exc:
             conn.close()
             if context is not None and self._widen_store(exc, context):
-                return await self._connect(loop, origin, executor)
+                return await self._connect(loop, origin, owner)
             raise _connect_error(exc, host, port, proxy, context is not None) from exc
         except BaseException:
             opening.add_done_callback(lambda _: conn.close())
@@ -7253,7 +7271,7 @@ class _AsyncTransport(_Transport):
         lines.release()
 
     async def send(  # type: ignore[override]
-        self, request: _Send, executor: Any = None
+        self, request: _Send, owner: Connection
     ) -> tuple[int, str, _Headers, bytes | _AsyncStream]:
         """Perform a ``_Send`` on the running loop: (status, reason, headers, body)."""
         import asyncio
@@ -7272,13 +7290,13 @@ class _AsyncTransport(_Transport):
                 idle.pop().transport.abort()
             reused = bool(idle)
             try:
-                line = idle.pop() if idle else await self._connect(loop, origin, executor)
+                line = idle.pop() if idle else await self._connect(loop, origin, owner)
             except BaseException:
                 lines.release()
                 raise
             line.reader = _AnswerReader(request.method)
             try:
-                return await self._exchange(line, head, request, proxy, executor)
+                return await self._exchange(line, head, request, proxy, owner)
             except (ConnectionResetError, BrokenPipeError) as exc:  # closed before any byte of the answer
                 self.release(line)
                 if reused and not fresh_retry:  # the server had let the idle line go: once more, on a new one
@@ -7291,7 +7309,7 @@ class _AsyncTransport(_Transport):
         raise AssertionError("unreachable")
 
     async def _exchange(
-        self, line: _AsyncLine, head: bytes, request: _Send, proxy: _Proxy | None, executor: Any
+        self, line: _AsyncLine, head: bytes, request: _Send, proxy: _Proxy | None, owner: Connection
     ) -> tuple[int, str, _Headers, bytes | _AsyncStream]:
         loop, reader = line.loop, line.reader
         assert reader is not None
@@ -7304,7 +7322,7 @@ class _AsyncTransport(_Transport):
             if body.data is not None:
                 piece: bytes | memoryview = memoryview(body.data)[offset : offset + _SLICE]
             else:  # a file: read on a thread, into bytes of its own (the loop's transport keeps them)
-                piece = await loop.run_in_executor(executor, body.read_at, offset, _SLICE)
+                piece = await _off_loop(owner, body.read_at, offset, _SLICE)
             if line.writable is not None:
                 await line.settle(line.writable, loop.time() + self._read_timeout)
             if line.lost and not reader.began:
@@ -7451,7 +7469,7 @@ class AsyncConnection(Connection):
         assert isinstance(transport, _AsyncTransport)
         try:
             if isinstance(effect, _Send):
-                return await transport.send(effect, _part_executor(self)), None
+                return await transport.send(effect, self), None
             if isinstance(effect, _Receive):
                 data = await effect.stream.read(len(effect.buffer), effect.within_deadline)
                 effect.buffer[: len(data)] = data
@@ -7461,7 +7479,7 @@ class AsyncConnection(Connection):
                 return None, None
             if isinstance(effect, _Gather):
                 return await self._gather(effect), None
-            return await asyncio.get_running_loop().run_in_executor(_part_executor(self), effect.call), None
+            return await _off_loop(self, effect.call), None
         except BaseException as exc:
             return None, exc
 
@@ -7472,14 +7490,13 @@ class AsyncConnection(Connection):
 
         most = min(self.max_concurrency, gather.most or self.max_concurrency)
         counter = _Counter(gather.progress, gather.total)
-        loop = asyncio.get_running_loop()
         running: set[Any] = set()
         tasks = []
         taking = True
         try:
             while taking or running:
                 if taking and len(running) < most:  # the next operation is taken (a part read) on a thread
-                    operation = await loop.run_in_executor(_part_executor(self), next, gather.operations, None)
+                    operation = await _off_loop(self, next, gather.operations, None)
                     taking = operation is not None
                     if operation is not None:
                         tasks.append(asyncio.ensure_future(self._drive(operation)))
