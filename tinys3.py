@@ -7316,8 +7316,12 @@ class _AsyncTransport(_Transport):
         until = loop.time() + self._deadline
         line.heard = loop.time()
         body = request.body
-        line.transport.write(head)
         offset = 0
+        if body is not None and body.data is not None and body.length <= _COALESCE:
+            line.transport.write(head + body.data)  # one write, as the blocking driver sends it
+            offset = body.length
+        else:
+            line.transport.write(head)
         while body is not None and offset < body.length and not reader.began:
             if body.data is not None:
                 piece: bytes | memoryview = memoryview(body.data)[offset : offset + _SLICE]
