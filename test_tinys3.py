@@ -348,7 +348,19 @@ def test_the_offline_suite_and_a_seaweedfs_subset_pass_on_the_oldest_and_newest_
     venv = tmp_path / "venv"
     subprocess.run([python, "-m", "venv", str(venv)], check=True)
     interpreter = str(venv / "bin" / "python")
-    install = [interpreter, "-m", "pip", "install", "-q", "pytest", "pytest-timeout", "hypothesis", "boto3", "trustme"]
+    install = [
+        interpreter,
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "pytest",
+        "pytest-timeout",
+        "hypothesis",
+        "boto3",
+        "trustme",
+        "uvloop",
+    ]
     subprocess.run(install, check=True, capture_output=True, env=dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1"))
     run = subprocess.run([interpreter, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=", "-m", PORTABLE,
                           "test_tinys3.py"], cwd=HERE, capture_output=True, text=True, check=False)  # fmt: skip
@@ -1706,10 +1718,24 @@ def answer_of(raw: bytes, method: str = "GET") -> tuple[int, str, Any, bytes]:
     return head.status, head.reason, head.headers, body
 
 
-def play(steps: Any, *script: bytes | Exception) -> tuple[Any, list[Any]]:
+class ScriptedBody:
+    """A streamed body as a driver hands it to the core: its pieces (bytes, or an exception
+    that breaks the connection), then its end."""
+
+    def __init__(self, length: int, *pieces: bytes | Exception) -> None:
+        self.length, self.pieces, self.closed = length, list(pieces), False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def play(steps: Any, *script: bytes | Exception, received: list[bytes] | None = None) -> tuple[Any, list[Any]]:
     """Drive a core generator: each ``_Send`` takes the next answer of ``script`` (bytes, or an
-    exception the transport raised), each ``_Work`` is run, each ``_Sleep`` only noted. Returns
-    (what the core returned, or the exception it raised; the effects it yielded, in order)."""
+    exception the transport raised), each ``_Receive`` the next piece of its ``ScriptedBody``,
+    each ``_Work`` is run, each ``_Sleep`` only noted, each view of a body goes to
+    ``received``. Returns (what the core returned, or the exception it raised; the effects
+    it yielded, in order)."""
+    received = [] if received is None else received
     script_left = list(script)
     effects: list[Any] = []
     reply: Any = None
@@ -1729,6 +1755,17 @@ def play(steps: Any, *script: bytes | Exception) -> tuple[Any, list[Any]]:
                 failure = step
             else:
                 reply = answer_of(step, effect.method)
+                if effect.stream and 200 <= reply[0] < 300:  # a driver hands a 2xx body on as a stream
+                    reply = (*reply[:3], ScriptedBody(len(reply[3]), reply[3]))
+        elif isinstance(effect, tinys3._Receive):
+            piece = effect.stream.pieces.pop(0) if effect.stream.pieces else b""
+            if isinstance(piece, Exception):
+                failure = piece
+            else:
+                effect.buffer[: len(piece)] = piece
+                reply = len(piece)
+        elif isinstance(effect, memoryview):  # data the core hands on: what a reader of the body gets
+            received.append(bytes(effect))
         elif isinstance(effect, tinys3._Work):
             reply = effect.call()
         elif isinstance(effect, tinys3._Gather):  # one at a time, in order, on the same script
@@ -1876,6 +1913,30 @@ def test_policy_a_check_that_finds_a_bad_answer_sends_again() -> None:
     with_etag = b'HTTP/1.1 200 OK\r\nETag: "e"\r\nContent-Length: 0\r\n\r\n'
     response, effects = play(offline()._attempts(request, check=etag_required), OK_EMPTY, with_etag)
     assert response.headers["ETag"] == '"e"' and len(sends(effects)) == 2
+
+
+def test_policy_a_body_cut_short_is_resumed_from_the_next_byte_of_the_same_object() -> None:
+    conn = offline()
+    request = tinys3._Request("GET", "b", "k")
+    headers = tinys3._Headers([("ETag", '"e1"'), ("Content-Length", "10")])
+    cut = ScriptedBody(10, b"hello", tinys3.TransportError("the answer was cut short: got 5 of 10 bytes"))
+    response = tinys3.Response(200, "OK", headers, cut, "http://127.0.0.1:9/b/k", "GET", "b", "k")
+    response._conn, response._resumes = conn, 2
+    response._reopen = functools.partial(tinys3._reopen, conn, request, response)
+    rest = (
+        b'HTTP/1.1 206 Partial Content\r\nETag: "e1"\r\nContent-Range: bytes 5-9/10\r\nContent-Length: 5\r\n\r\nworld'
+    )
+    received: list[bytes] = []
+    _, effects = play(response._body_steps(cut, memoryview(bytearray(64))), rest, received=received)
+    assert b"".join(received) == b"helloworld" and cut.closed
+    (resumed,) = sends(effects)
+    assert (resumed.headers["Range"], resumed.headers["If-Match"]) == ("bytes=5-9", '"e1"') and len(
+        sleeps(effects)
+    ) == 1
+    changed = error_answer("412 Precondition Failed", "PreconditionFailed")
+    cut = ScriptedBody(10, b"hello", tinys3.TransportError("the answer was cut short: got 5 of 10 bytes"))
+    error, _ = play(response._body_steps(cut, memoryview(bytearray(64))), changed, received=[])
+    assert isinstance(error, tinys3.TransportError) and "changed while it was being read" in str(error)
 
 
 def multipart_steps(conn: tinys3.Connection, parts: list[bytes]) -> Any:
@@ -6177,6 +6238,7 @@ def test_async_calls_are_the_blocking_ones_awaited(server: Server, bucket: str, 
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix="k")
 
 
+@pytest.mark.portable
 def test_async_multipart_upload_sends_parts_at_once_and_boto3_reads_it_back(seaweedfs: Server, tmp_path: Path) -> None:
     import asyncio
 
@@ -6221,8 +6283,8 @@ def test_async_connection_serves_successive_loops_and_shares_what_it_learnt(moto
     assert asyncio.run(round(3)) == 1
     listed = moto.boto3().list_objects_v2(Bucket=bucket)["Contents"]
     assert len(listed) == 60
-    with pytest.raises(tinys3.S3Error, match=r"no download\(\) yet: await get\(\)"):
-        copy.download("k", "somewhere")
+    with pytest.raises(tinys3.S3Error, match=r"no open\(\) yet: await get\(\)"):
+        copy.open("k")
 
 
 def test_async_gather_of_thousands_queues_on_the_connections_own_limit(seaweedfs: Server) -> None:
@@ -6252,13 +6314,13 @@ def test_async_gather_of_thousands_queues_on_the_connections_own_limit(seaweedfs
     assert s3.get_object(Bucket=bucket, Key="many/2999")["Body"].read() == b"2999"
 
 
-def test_async_get_streams_what_boto3_wrote_and_checks_it(seaweedfs: Server) -> None:
+def test_async_get_streams_what_boto3_wrote_and_checks_it(seaweedfs: Server, tmp_path: Path) -> None:
     import asyncio
 
     bucket = seaweedfs.new_bucket()
-    data = os.urandom(3 * MiB + 5)
+    data = os.urandom(13 * MiB + 5)
     seaweedfs.boto3().put_object(Bucket=bucket, Key="by-boto3", Body=data, ChecksumAlgorithm="SHA256")
-    conn = aconnect(seaweedfs, default=bucket)
+    conn = aconnect(seaweedfs, default=bucket, multipart_threshold=5 * MiB, multipart_size=5 * MiB)
 
     async def reads() -> None:
         response = await conn.get("by-boto3", checksum=True)
@@ -6271,9 +6333,14 @@ def test_async_get_streams_what_boto3_wrote_and_checks_it(seaweedfs: Server) -> 
             unread.content  # noqa: B018 - the property raises
         await unread.close()  # dropped unread: its connection is closed, never reused
         assert await (await conn.get("by-boto3", range=-4)).read() == data[-4:]
+        await conn.download("by-boto3", tmp_path / "whole.bin")  # in ranges at once, each where it belongs
+        sink = io.BytesIO()
+        await conn.download("by-boto3", sink, checksum=True)
+        assert sink.getvalue() == data
         await conn.close()
 
     asyncio.run(reads())
+    assert (tmp_path / "whole.bin").read_bytes() == data and [p.name for p in tmp_path.iterdir()] == ["whole.bin"]
 
 
 def test_async_gets_cancelled_at_random_never_hand_one_object_another_ones_bytes(moto: Server) -> None:
@@ -6372,7 +6439,8 @@ def test_async_a_cancelled_multipart_upload_is_aborted_and_leaves_nothing(moto: 
 
 def test_async_the_loop_is_never_blocked_by_files_hashing_or_backoff(seaweedfs: Server, tmp_path: Path) -> None:
     """A task waking every 5 ms is never late by more than 50 ms while a 64 MiB file is
-    uploaded (read and hashed on threads) and a request backs off after 503s."""
+    uploaded (read and hashed on threads), downloaded (written on threads), and while a
+    request backs off after 503s."""
     import asyncio
 
     bucket = seaweedfs.new_bucket()
@@ -6396,6 +6464,8 @@ def test_async_the_loop_is_never_blocked_by_files_hashing_or_backoff(seaweedfs: 
 
     conn = aconnect(seaweedfs, default=bucket)
     late = asyncio.run(ticking(conn.upload("big.bin", path)))
+    late += asyncio.run(ticking(conn.download("big.bin", tmp_path / "back.bin")))
+    assert (tmp_path / "back.bin").read_bytes() == path.read_bytes()
     with scripted_server(throttled, upstream=seaweedfs.endpoint) as (endpoint, _):
         retried = tinys3.AsyncConnection(seaweedfs.access_key, seaweedfs.secret_key, endpoint=endpoint,
                                          default=bucket)  # fmt: skip
@@ -6426,6 +6496,34 @@ def test_async_work_left_running_at_interpreter_exit_still_finishes(seaweedfs: S
     assert done.returncode == 0 and not done.stderr, done.stderr
     keys = [item["Key"] for item in seaweedfs.boto3().list_objects_v2(Bucket=bucket)["Contents"]]
     assert "from-a-file" in keys and len(keys) == 21
+
+
+@pytest.mark.portable
+def test_async_runs_the_same_on_uvloop(seaweedfs: Server, tmp_path: Path) -> None:
+    import asyncio
+
+    import uvloop
+
+    bucket = seaweedfs.new_bucket()
+    conn = aconnect(seaweedfs, default=bucket, multipart_threshold=5 * MiB, multipart_size=5 * MiB)
+    big = os.urandom(11 * MiB)
+    (tmp_path / "big.bin").write_bytes(big)
+
+    async def calls() -> None:
+        await conn.upload("big.bin", tmp_path / "big.bin")
+        await asyncio.gather(*[conn.upload(f"small/{n}", str(n).encode()) for n in range(300)])
+        assert await (await conn.get("big.bin")).read() == big
+        bodies = await asyncio.gather(*[(await conn.get(f"small/{n}")).read() for n in range(0, 300, 7)])
+        assert bodies == [str(n).encode() for n in range(0, 300, 7)]
+        assert len([entry async for entry in conn.list("small/")]) == 300
+        await conn.close()
+
+    loop = uvloop.new_event_loop()
+    try:
+        loop.run_until_complete(calls())
+    finally:
+        loop.close()
+    assert seaweedfs.boto3().get_object(Bucket=bucket, Key="big.bin")["Body"].read() == big
 
 
 def test_async_retries_a_503_then_stores(moto: Server) -> None:

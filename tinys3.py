@@ -3798,9 +3798,12 @@ class Response:
         assert self._conn is not None  # a stream comes from a connection
         return self._conn._iterate(self._body_steps(stream, buffer))
 
-    def _body_steps(self, stream: Any, buffer: memoryview) -> Generator[_Effect | memoryview, Any, None]:
+    def _body_steps(
+        self, stream: Any, buffer: memoryview, sink: Callable[[memoryview], object] | None = None
+    ) -> Generator[Any, Any, None]:
         """The core of reading a streamed body: it yields effects, and each view of ``buffer``
-        filled (the driver hands it on, then goes on).
+        filled: as data (the driver hands it on, then goes on), or with a ``sink``, as the
+        blocking work of ``sink(view)`` (a file's write).
 
         When the connection breaks mid-body (reset, cut short, read timeout)
         and the response can resume, the rest is asked for from the next
@@ -3831,7 +3834,7 @@ class Response:
                     self._check.update(buffer[:n])
                 if self._progress is not None:
                     self._progress(done, total)
-                yield buffer[:n]
+                yield buffer[:n] if sink is None else _Work(_partial(sink, buffer[:n]))
         finally:
             stream.close()
 
@@ -4227,15 +4230,25 @@ def _object_size(response: Response) -> int | None:
     return _content_length(response)
 
 
-def _write_at(response: Response, fd: int, offset: int) -> int:
+def _write_at(response: Response, fd: int, offset: int) -> Steps[int]:
     """Write a streaming body into ``fd`` from ``offset`` on; the bytes written."""
     written = 0
-    response._within_deadline = True  # a range: of bounded size
-    for view in response._views(_read_buffer(_content_length(response))):
+
+    def write(view: memoryview) -> None:
+        nonlocal written
         while len(view):
             n = os.pwrite(fd, view, offset + written)
             written, view = written + n, view[n:]
+
+    response._within_deadline = True  # a range: of bounded size
+    yield from response._body_steps(response._take_stream(), _body_buffer(response), write)
     return written
+
+
+def _body_buffer(response: Response) -> memoryview:
+    """A buffer of its own for one body read in steps (up to 1 MiB): a driver's loop may
+    read many bodies at once, so none may share a thread's buffer."""
+    return memoryview(bytearray(min(_content_length(response) or _CHUNK, _CHUNK) or 1))
 
 
 def _etag_md5(headers: _Headers) -> str | None:
@@ -4291,23 +4304,25 @@ class _RangeDigest:
             raise _no_retry(f"the download does not match its ETag (MD5 {digest} of {self.hashed} bytes, ETag {etag})")
 
 
-def _save(response: Response, target: str | os.PathLike[str] | IO[bytes]) -> Response:
+def _save(response: Response, target: str | os.PathLike[str] | IO[bytes]) -> Steps[Response]:
     """Stream a GET body into a binary file object, or into a temporary file beside a
     path that is renamed into place only once all of it arrived intact."""
-    with response:
+    try:
         if not isinstance(target, (str, os.PathLike)):
-            _copy_verified(response, _partial(_write_whole, target, response))
+            yield from _copy_verified(response, _partial(_write_whole, target, response))
             return response
-        fd, temporary = _temporary_beside(os.fspath(target))
+        fd, temporary = yield _Work(_partial(_temporary_beside, os.fspath(target)))
         try:
             try:  # straight to the descriptor: a file object costs three more system calls
-                _copy_verified(response, _partial(_write_all, fd))
+                yield from _copy_verified(response, _partial(_write_all, fd))
             finally:
                 os.close(fd)
-            _move_into_place(temporary, target)
+            yield _Work(_partial(_move_into_place, temporary, target))
         except BaseException:
             os.unlink(temporary)
             raise
+    finally:
+        response._drop_body()
     return response
 
 
@@ -4331,14 +4346,17 @@ def _write_all(fd: int, view: memoryview) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _copy_verified(response: Response, write: Callable[[memoryview], object]) -> None:
+def _copy_verified(response: Response, write: Callable[[memoryview], object]) -> Steps[None]:
     """Write a streaming body with ``write``, checking its MD5 when the ETag is one."""
     etag = _etag_md5(response.headers)
     digest = hashlib.md5() if etag is not None else None
-    for view in response._views(_read_buffer(_content_length(response))):
+
+    def written(view: memoryview) -> None:
         write(view)
         if digest is not None:
             digest.update(view)
+
+    yield from response._body_steps(response._take_stream(), _body_buffer(response), written)
     _check_md5(digest, etag)
 
 
@@ -4573,7 +4591,7 @@ def _download_ranges(
     version_id: str | None,
     headers: Mapping[str, object] | None,
     sse_customer_key: bytes | None,
-) -> Response:
+) -> Steps[Response]:
     """``download`` to a path: the first ``multipart_size`` bytes ask for the object's
     size; a bigger object's other ranges follow in parallel, each pinned by
     ``If-Match`` to the first answer's ETag (so a change midway fails the
@@ -4582,49 +4600,51 @@ def _download_ranges(
     offset (``pwrite``): memory does not grow with the object.
     """
     step = conn.multipart_size
+    getting = _partial(Connection.get.steps, conn, key, bucket)
 
-    def one_stream() -> Response:
-        return _save(conn.get(key, bucket, None, headers, progress, version_id, sse_customer_key), path)
+    def one_stream() -> Steps[Response]:
+        whole = yield from getting(None, headers, progress, version_id, sse_customer_key)
+        return (yield from _save(whole, path))
 
     try:
-        first = conn.get(key, bucket, (0, step - 1), headers, None, version_id, sse_customer_key)
+        first = yield from getting((0, step - 1), headers, None, version_id, sse_customer_key)
     except HTTPError as error:
         if error.status != 416:  # an empty object has no byte 0
             raise
-        return one_stream()
+        return (yield from one_stream())
     start, end = _span(first)
     total = _object_size(first)
     etag, version = first.headers.get("ETag"), first.version_id
     if start != 0:
-        first.close()
+        first._drop_body()
         raise _no_retry(f"asked for the start of {key!r}, the server sent bytes {start}-{end}")
     if total is None or end is None or end == total - 1:
         first._progress, first._within_deadline = progress, True
-        return _save(first, path)  # the whole object came at once, as a first range: of bounded size
+        return (yield from _save(first, path))  # the whole object came at once, as a first range: of bounded size
     if not (etag or version):  # nothing to pin the ranges to one object by: one stream, then
-        first.close()
-        return one_stream()
+        first._drop_body()
+        return (yield from one_stream())
     pinned = {**dict(headers or {}), **({"If-Match": etag} if etag else {})}
 
-    def fetching(fd: int, digest: _RangeDigest | None) -> Callable[[int, tuple[int, int]], tuple[str, int]]:
+    def fetching(fd: int, digest: _RangeDigest | None) -> Callable[[int, tuple[int, int]], Steps[tuple[str, int]]]:
         return _partial(_fetch_range, conn, key, bucket, fd, pinned, version_id or version, sse_customer_key, digest)
 
     step = max(step, -(-total // _MAX_PARTS))  # at most 10,000 ranges, as for uploads
     near = conn._transport.waited() < _NEAR
-    return _assemble(conn, first, end + 1, path, total, step, fetching, progress, _NEAR_RANGES if near else None)
+    assembling = _assemble(first, end + 1, path, total, step, fetching, progress, _NEAR_RANGES if near else None)
+    return (yield from assembling)
 
 
 def _assemble(
-    conn: Connection,
     first: Response,
     head: int,
     path: str,
     total: int,
     step: int,
-    fetching: Callable[[int, _RangeDigest | None], Callable[[int, tuple[int, int]], tuple[str, int]]],
+    fetching: Callable[[int, _RangeDigest | None], Callable[[int, tuple[int, int]], Steps[tuple[str, int]]]],
     progress: Progress | None,
     most: int | None,
-) -> Response:
+) -> Steps[Response]:
     """Write ``first`` (the object's first ``head`` bytes) and the other ranges, ``step`` bytes
     each, in parallel, into a temporary file beside ``path``, MD5-checked as they land
     when the ETag is one; rename it into place only once the whole object is there.
@@ -4632,34 +4652,35 @@ def _assemble(
     alone before the others start would cost the time one connection takes to carry it.
     At most ``most`` ranges at once, if given (besides the connection's slots)."""
     md5 = _etag_md5(first.headers)
-    fd, temporary = _temporary_beside(path)
+    fd, temporary = yield _Work(_partial(_temporary_beside, path))
     try:
-        with first, open(fd, "wb", buffering=0):
-            os.ftruncate(fd, total)
+        try:
+            yield _Work(_partial(os.ftruncate, fd, total))
             digest = _RangeDigest(fd, md5) if md5 is not None else None
             fetch = fetching(fd, digest)
 
-            def write_first() -> tuple[str, int]:
-                written = _write_at(first, fd, 0)
+            def part(number: int, span: tuple[int, int]) -> Steps[tuple[str, int]]:
+                if number > 1:
+                    return (yield from fetch(number, span))
+                written = yield from _write_at(first, fd, 0)
                 if written != head:
                     raise _no_retry(f"the first range of {first.key!r} held {written} bytes, not {head}")
                 if digest is not None:
-                    digest.written(0, written)
+                    yield _Work(_partial(digest.written, 0, written))
                 return "", written
-
-            def part(number: int, span: tuple[int, int]) -> Generator[_Effect, Any, tuple[str, int]]:
-                done: tuple[str, int] = yield _Work(_partial(fetch, number, span) if number > 1 else write_first)
-                return done
 
             def spans() -> Iterator[tuple[int, int]]:
                 yield 0, head - 1
                 for start in range(head, total, step):
                     yield start, min(start + step, total) - 1
 
-            _gather_on_threads(conn, _Gather(_numbered(part, spans()), total, progress, most))
+            yield _Gather(_numbered(part, spans()), total, progress, most)
             if digest is not None:
-                digest.check(total)
-        _move_into_place(temporary, path)
+                yield _Work(_partial(digest.check, total))
+        finally:
+            first._drop_body()
+            os.close(fd)
+        yield _Work(_partial(_move_into_place, temporary, path))
     except BaseException:
         os.unlink(temporary)
         raise
@@ -4677,21 +4698,23 @@ def _fetch_range(
     digest: _RangeDigest | None,
     number: int,
     span: tuple[int, int],
-) -> tuple[str, int]:
+) -> Steps[tuple[str, int]]:
     """One range of a parallel download, written at its offset (and hashed in
     order when the ETag is an MD5); (``""``, its size)."""
     try:
-        response = conn.get(key, bucket, span, headers, None, version_id, sse_customer_key)
+        response = yield from Connection.get.steps(conn, key, bucket, span, headers, None, version_id, sse_customer_key)
     except HTTPError as error:
         if error.status == 412:
             raise _no_retry(f"{key!r} changed while it was being downloaded: {error}") from error
         raise
-    with response:
+    try:
         if response.status_code != 206 or _span(response) != span:
             raise _no_retry(f"asked for bytes {span[0]}-{span[1]} of {key!r}, the server sent others")
-        written = _write_at(response, fd, span[0])
+        written = yield from _write_at(response, fd, span[0])
+    finally:
+        response._drop_body()
     if digest is not None:
-        digest.written(span[0], span[0] + written)
+        yield _Work(_partial(digest.written, span[0], span[0] + written))
     return "", written
 
 
@@ -6068,12 +6091,13 @@ class Connection:
             raise
         return True
 
+    @_operation
     def download(
         self, key: str, target: str | os.PathLike[str] | IO[bytes], bucket: str | None = None,
         progress: Progress | None = None, version_id: str | None = None,
         headers: Mapping[str, object] | None = None, sse_customer_key: bytes | None = None,
         checksum: bool = False,
-    ) -> Response:  # fmt: skip
+    ) -> Steps[Response]:  # fmt: skip
         """Stream an object into a file path or a binary file object, in bounded memory.
 
         A path is written to a temporary file beside it and renamed into
@@ -6089,10 +6113,12 @@ class Connection:
             HTTPError, TransportError: when the object could not be read whole.
         """
         if isinstance(target, (str, os.PathLike)) and not checksum and hasattr(os, "pwrite"):
-            return _download_ranges(self, key, os.fspath(target), bucket, progress, version_id, headers,
-                                         sse_customer_key)  # fmt: skip
-        response = self.get(key, bucket, None, headers, progress, version_id, sse_customer_key, checksum)
-        return _save(response, target)
+            return (yield from _download_ranges(self, key, os.fspath(target), bucket, progress, version_id, headers,
+                                                sse_customer_key))  # fmt: skip
+        getting = Connection.get.steps(
+            self, key, bucket, None, headers, progress, version_id, sse_customer_key, checksum
+        )
+        return (yield from _save((yield from getting), target))
 
     @_operation
     def delete_many(
@@ -7406,7 +7432,7 @@ def _not_on_asyncio(name: str) -> Any:
     """A ``Connection`` call that ``AsyncConnection`` does not offer yet: it says so, and what to do."""
 
     def call(self: AsyncConnection, *args: Any, **kwargs: Any) -> Any:
-        raise S3Error(f"AsyncConnection has no {name}() yet: await get() and write its body, or run "
+        raise S3Error(f"AsyncConnection has no {name}() yet: await get() and read its body, or run "
                       f"a Connection's {name}() on a thread (asyncio.to_thread)")  # fmt: skip
 
     call.__name__ = call.__qualname__ = name
@@ -7428,7 +7454,6 @@ class AsyncConnection(Connection):
     _transport_class = _AsyncTransport
     _response_class = AsyncResponse
 
-    download = _not_on_asyncio("download")
     open = _not_on_asyncio("open")
     initiate_multipart_upload = _not_on_asyncio("initiate_multipart_upload")
     get_all_multipart_uploads = _not_on_asyncio("get_all_multipart_uploads")
