@@ -309,7 +309,10 @@ def pproxy_server(root: Path, auth: str | None = None) -> Iterator[tuple[str, Pa
     log = root / f"pproxy-{port}.log"
     listen = f"http://127.0.0.1:{port}" + (f"#{auth}" if auth else "")
     with open(log, "wb") as out:
-        command = [sys.executable, "-m", "pproxy", "-l", listen, "-v", "--auth", "0"]  # --auth 0: no per-IP pass
+        # pproxy runs on uvloop when it can import it, and then fails to start (uvloop 0.21+ makes no
+        # loop for get_event_loop()): it runs on asyncio's own loop here.
+        start = "import runpy, sys; sys.modules['uvloop'] = None; runpy.run_module('pproxy', run_name='__main__')"
+        command = [sys.executable, "-c", start, "-l", listen, "-v", "--auth", "0"]  # --auth 0: no per-IP pass
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
     try:
         _wait_until_listening(port, proc, str(log))
