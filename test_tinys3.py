@@ -6229,6 +6229,13 @@ def test_async_calls_are_the_blocking_ones_awaited(server: Server, bucket: str, 
         with pytest.raises(tinys3.InvalidInput, match="key"):
             await conn.upload("", b"x")
         assert await conn.delete_many(["k.txt", "copy.txt"]) == {}
+        by_hand = await conn.initiate_multipart_upload("by-hand")
+        await by_hand.upload_part_from_file(b"a" * (5 * MiB), 1)
+        await by_hand.upload_part_from_file(path, 2)
+        assert await by_hand.number_of_parts() == 2 and [p["size"] async for p in by_hand.list_parts()] == [
+            5 * MiB, path.stat().st_size]  # fmt: skip
+        assert [u.key for u in await conn.get_all_multipart_uploads()] == ["by-hand"]
+        await by_hand.complete_upload()
         await conn.close()
 
     asyncio.run(calls())
@@ -6236,6 +6243,7 @@ def test_async_calls_are_the_blocking_ones_awaited(server: Server, bucket: str, 
     assert s3.get_object(Bucket=bucket, Key="from-a-file")["Body"].read() == path.read_bytes()
     assert s3.get_object(Bucket=bucket, Key="from-a-path")["Body"].read() == path.read_bytes()
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix="k")
+    assert s3.get_object(Bucket=bucket, Key="by-hand")["Body"].read() == b"a" * (5 * MiB) + path.read_bytes()
 
 
 @pytest.mark.portable

@@ -76,7 +76,7 @@ __all__ = [
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Mapping
+    from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterable, Iterator, Mapping
     from concurrent.futures import Future, ThreadPoolExecutor
     from datetime import datetime, timedelta
     from hashlib import _Hash
@@ -103,7 +103,9 @@ if TYPE_CHECKING:
         @overload
         def __get__(self, conn: None, owner: Any) -> _Operation[P, T]: ...
         @overload
-        def __get__(self, conn: Connection, owner: Any) -> Callable[P, T]: ...
+        def __get__(self, conn: AsyncConnection, owner: Any) -> Callable[P, Coroutine[Any, Any, T]]: ...
+        @overload
+        def __get__(self, conn: Connection | MultipartUpload, owner: Any) -> Callable[P, T]: ...
         def __get__(self, conn: Any, owner: Any) -> Any: ...
 
 
@@ -6298,9 +6300,10 @@ class Connection:
         query = [("tagging", ""), *_version(version_id)]
         return (yield from self._attempts(_Request("DELETE", bucket, key, _plain(headers), query=query)))
 
+    @_operation
     def initiate_multipart_upload(
         self, key: str, bucket: str | None = None, headers: Mapping[str, object] | None = None
-    ) -> MultipartUpload:
+    ) -> Steps[MultipartUpload]:
         """Begin a multipart upload to drive by hand (``upload`` does it all by itself).
 
         ``headers`` are stored with the object, as with ``upload``: Content-Type
@@ -6308,7 +6311,8 @@ class Connection:
         """
         key, bucket = _check_key(key), self._bucket(bucket)
         wire = _upload_headers(key, None, None, False, headers, self._clock.time())
-        created = self._send(_Request("POST", bucket, key, wire, query=[("uploads", "")]), idempotent=True)
+        request = _Request("POST", bucket, key, wire, query=[("uploads", "")])
+        created = yield from self._attempts(request, idempotent=True)
         return MultipartUpload(self, bucket, key, _upload_id(created.content))
 
     def list_multipart_uploads(
@@ -6329,13 +6333,24 @@ class Connection:
         return self._iterate(self._uploads(bucket, prefix, max_uploads, key_marker, upload_id_marker))
 
     def _uploads(
-        self, bucket: str, prefix: str, page: int, key_marker: str, id_marker: str
+        self,
+        bucket: str,
+        prefix: str,
+        page: int,
+        key_marker: str,
+        id_marker: str,
+        into: list[MultipartUpload] | None = None,
     ) -> Generator[Any, Any, None]:
+        """Steps that yield each upload as data, or with ``into``, put them there."""  # fmt: skip
         query = [("max-uploads", str(page)), ("prefix", prefix), ("uploads", "")]
         ids = ("upload-id-marker", "NextUploadIdMarker")
 
-        def uploads(root: Any) -> Iterator[MultipartUpload]:
-            return (MultipartUpload(self, bucket, key, upload_id) for key, upload_id, _, _ in _parse_uploads(root))
+        def uploads(root: Any) -> Iterable[MultipartUpload]:
+            found = [MultipartUpload(self, bucket, key, upload_id) for key, upload_id, _, _ in _parse_uploads(root)]
+            if into is None:
+                return found
+            into.extend(found)
+            return ()
 
         yield from self._marked_pages(bucket, query, {}, ids, uploads, key_marker, id_marker)
 
@@ -6381,9 +6396,13 @@ class Connection:
         return self._iterate(self._marked_pages(bucket, [("prefix", prefix), ("versions", "")], _plain(headers), ids,
                                                 _parse_versions))  # fmt: skip
 
-    def get_all_multipart_uploads(self, bucket: str | None = None, prefix: str = "") -> list[MultipartUpload]:
+    @_operation
+    def get_all_multipart_uploads(self, bucket: str | None = None, prefix: str = "") -> Steps[list[MultipartUpload]]:
         """``list_multipart_uploads`` as a list (note: bucket first, as in 0.1.12)."""
-        return list(self.list_multipart_uploads(prefix, bucket))
+        uploads: list[MultipartUpload] = []
+        listing = self._uploads(self._bucket(bucket), prefix, 1000, "", "", uploads)
+        yield from listing
+        return uploads
 
     def presign(
         self,
@@ -6763,6 +6782,11 @@ class MultipartUpload:
     def __repr__(self) -> str:
         return f"<MultipartUpload {self.key!r} in {self.bucket!r}: {self.uploadId}>"
 
+    def _drive(self, steps: Steps[T]) -> T:
+        """Its calls run on its connection's driver (awaited, for an ``AsyncConnection``'s)."""
+        return self.conn._drive(steps)
+
+    @_operation
     def upload_part_from_file(
         self,
         fp: Body,
@@ -6771,7 +6795,7 @@ class MultipartUpload:
         md5: str | None = None,
         close: bool = False,
         rewind: bool = True,
-    ) -> Response:
+    ) -> Steps[Response]:
         """Send part ``part_num`` (1 to 10,000; each part but the last at least 5 MiB).
 
         The part is ``length`` bytes of ``fp`` (bytes, a path or a binary
@@ -6786,12 +6810,12 @@ class MultipartUpload:
         try:
             number = _check_int("part_num", part_num, 1, _MAX_PARTS)
             size = None if length is None else _check_int("length", _as_int(length), 0, _MAX_PUT)
-            body = _part_body(fp, rewind, size)
+            body = yield _Work(_partial(_part_body, fp, rewind, size))
             try:
                 headers = {} if md5 is None else {"Content-MD5": _header_value("md5", md5)}
                 query = [("partNumber", str(number)), ("uploadId", self.uploadId)]
                 request = _Request("PUT", self.bucket, self.key, headers, body, query)
-                response = self.conn._send(request, check=_part_etag)
+                response = yield from self.conn._attempts(request, check=_part_etag)
             finally:
                 body.close()
         finally:
@@ -6806,49 +6830,64 @@ class MultipartUpload:
         """The parts S3 holds, every page, as 0.1.12's dicts: ``part_number`` (int),
         ``last_modified`` (S3's text), ``etag`` (with its quotes), ``size`` (int)."""
         _check_int("max_parts", max_parts, 1, 1000)
-        marker = str(part_number_marker)
+        return self.conn._iterate(self._parts(max_parts, str(part_number_marker)))
+
+    def _parts(
+        self, max_parts: int, marker: str, into: list[dict[str, Any]] | None = None
+    ) -> Generator[Any, Any, None]:
+        """Steps that yield each part as data, or with ``into``, put them there."""
         while True:
             query = [("max-parts", str(max_parts)), ("uploadId", self.uploadId)]
             query += [("part-number-marker", marker)] if marker else []
-            root = _xml(self.conn._send(_Request("GET", self.bucket, self.key, query=query)).content)
+            root = _xml((yield from self.conn._attempts(_Request("GET", self.bucket, self.key, query=query))).content)
             for element in root:
                 if _local_name(element) == "Part":
                     fields = _children(element)
-                    yield {
+                    part = {
                         "part_number": int(_text(fields, "PartNumber") or 0),
                         "last_modified": _text(fields, "LastModified"),
                         "etag": _text(fields, "ETag"),
                         "size": int(_text(fields, "Size") or 0),
                     }
+                    if into is None:
+                        yield part
+                    else:
+                        into.append(part)
             top = _children(root)
             if _text(top, "IsTruncated") != "true":
                 return
             marker = _text(top, "NextPartNumberMarker") or ""
 
-    def number_of_parts(self) -> int:
-        return sum(1 for _ in self.list_parts())
+    @_operation
+    def number_of_parts(self) -> Steps[int]:
+        parts: list[dict[str, Any]] = []
+        yield from self._parts(1000, "", parts)
+        return len(parts)
 
-    def complete_upload(self) -> Response:
+    @_operation
+    def complete_upload(self) -> Steps[Response]:
         """Join the parts S3 holds, in order, into the object.
 
         Every part sent through this object must be listed with the ETag its
         upload answered: otherwise (a part replaced by another writer, or
         missing) nothing is joined and ``InvalidInput`` says which part.
         """
-        listed = {part["part_number"]: (part["etag"], part["size"]) for part in self.list_parts()}
+        parts: list[dict[str, Any]] = []
+        yield from self._parts(1000, "", parts)
+        listed = {part["part_number"]: (part["etag"], part["size"]) for part in parts}
         for number, etag in sorted(self._sent.items()):
             if number not in listed or listed[number][0].strip('"') != etag.strip('"'):
                 raise InvalidInput(f"part {number} is not as sent (S3 lists {listed.get(number)}); not completed")
         if not listed:
             raise InvalidInput(f"the upload of {self.key!r} holds no part; not completed")
         numbers = sorted(listed)
-        return self.conn._drive(
-            _complete(self.conn, self.bucket, self.key, self.uploadId, [listed[n] for n in numbers], {}, numbers)
-        )
+        joining = _complete(self.conn, self.bucket, self.key, self.uploadId, [listed[n] for n in numbers], {}, numbers)
+        return (yield from joining)
 
-    def cancel_upload(self) -> None:
+    @_operation
+    def cancel_upload(self) -> Steps[None]:
         """Abort the upload: S3 drops its parts (checked, and aborted again if still listed)."""
-        self.conn._drive(_abort(self.conn, self.bucket, self.key, self.uploadId))
+        yield from _abort(self.conn, self.bucket, self.key, self.uploadId)
 
 
 def _as_int(value: int | str) -> object:
@@ -7428,18 +7467,6 @@ class AsyncResponse(Response):
         self._drop_body()
 
 
-def _not_on_asyncio(name: str) -> Any:
-    """A ``Connection`` call that ``AsyncConnection`` does not offer yet: it says so, and what to do."""
-
-    def call(self: AsyncConnection, *args: Any, **kwargs: Any) -> Any:
-        raise S3Error(f"AsyncConnection has no {name}() yet: await get() and read its body, or run "
-                      f"a Connection's {name}() on a thread (asyncio.to_thread)")  # fmt: skip
-
-    call.__name__ = call.__qualname__ = name
-    call.__doc__ = f"Not on AsyncConnection yet (``Connection.{name}`` is blocking)."
-    return call
-
-
 class AsyncConnection(Connection):
     """``Connection``'s calls as coroutines, for asyncio; the same arguments and settings.
 
@@ -7454,9 +7481,10 @@ class AsyncConnection(Connection):
     _transport_class = _AsyncTransport
     _response_class = AsyncResponse
 
-    open = _not_on_asyncio("open")
-    initiate_multipart_upload = _not_on_asyncio("initiate_multipart_upload")
-    get_all_multipart_uploads = _not_on_asyncio("get_all_multipart_uploads")
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        """Not on AsyncConnection yet (``Connection.open`` reads and writes blocking)."""
+        raise S3Error("AsyncConnection has no open() yet: await get() and read its body, or run "
+                      "a Connection's open() on a thread (asyncio.to_thread)")  # fmt: skip
 
     async def _drive(self, steps: Steps[T]) -> T:  # type: ignore[override]
         """The asyncio driver: perform each effect the core yields on the running loop (or
