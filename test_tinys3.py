@@ -6534,6 +6534,44 @@ def test_async_runs_the_same_on_uvloop(seaweedfs: Server, tmp_path: Path) -> Non
     assert seaweedfs.boto3().get_object(Bucket=bucket, Key="big.bin")["Body"].read() == big
 
 
+def _forked_async_gets(keys: list[str]) -> bool:
+    """In a forked worker: the inherited AsyncConnection, on a loop of this process, returns
+    each object asked for."""
+    import asyncio
+
+    async def gets() -> list[bytes]:
+        return await asyncio.gather(*[(await FORKED["aconn"].get(key)).read() for key in keys])
+
+    return asyncio.run(gets()) == [_body_of(key) for key in keys]
+
+
+def test_async_a_forked_child_gets_connections_of_its_own(seaweedfs: Server) -> None:
+    import asyncio
+    import multiprocessing
+
+    bucket = seaweedfs.new_bucket()
+    keys = [f"k{n}" for n in range(60)]
+    conn = aconnect(seaweedfs, default=bucket)
+    parents_loop = asyncio.new_event_loop()
+
+    async def gets() -> list[bytes]:
+        await asyncio.gather(*[conn.upload(key, _body_of(key)) for key in keys])
+        return await asyncio.gather(*[(await conn.get(key)).read() for key in keys])
+
+    try:
+        assert parents_loop.run_until_complete(gets()) == [_body_of(key) for key in keys]  # idle lines left open
+        FORKED.update(aconn=conn)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: forking a process that has threads
+            with multiprocessing.get_context("fork").Pool(3) as workers:
+                assert workers.map(_forked_async_gets, [keys[n::6] for n in range(6)]) == [True] * 6
+        assert parents_loop.run_until_complete(gets()) == [_body_of(key) for key in keys], "the parent's lines work"
+        parents_loop.run_until_complete(conn.close())
+    finally:
+        parents_loop.close()
+        FORKED.clear()
+
+
 def test_async_retries_a_503_then_stores(moto: Server) -> None:
     import asyncio
 
