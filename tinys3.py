@@ -7378,8 +7378,8 @@ class _AsyncTransport(_Transport):
     ) -> tuple[int, str, _Headers, bytes | _AsyncStream]:
         loop, reader = line.loop, line.reader
         assert reader is not None
-        until = loop.time() + self._deadline
-        line.heard = loop.time()
+        sent = line.heard = loop.time()
+        until = sent + self._deadline
         body = request.body
         offset = 0
         if body is not None and body.data is not None and body.length <= _COALESCE:
@@ -7400,6 +7400,7 @@ class _AsyncTransport(_Transport):
             offset += len(piece)
         answer = await line.next_event(until, self._read_timeout)
         assert isinstance(answer, _Head)
+        self._idle.waited = loop.time() - sent  # this loop's thread's, as ``waited`` reads it
         if body is not None and offset < body.length:  # answered early: the rest of the body is never sent
             line.lost = True  # so the line is closed, never reused
             if 200 <= answer.status < 300:
