@@ -6534,6 +6534,38 @@ def test_async_runs_the_same_on_uvloop(seaweedfs: Server, tmp_path: Path) -> Non
     assert seaweedfs.boto3().get_object(Bucket=bucket, Key="big.bin")["Body"].read() == big
 
 
+def test_async_upload_takes_an_async_iterable_of_bytes(moto: Server) -> None:
+    import asyncio
+
+    bucket = moto.new_bucket()
+    conn = aconnect(moto, default=bucket, multipart_threshold=5 * MiB, multipart_size=5 * MiB)
+    pieces = [os.urandom(MiB) for _ in range(12)] + [b"tail"]
+
+    async def chunks(items: list[bytes], fail: bool = False) -> Any:
+        for item in items:
+            await asyncio.sleep(0)
+            yield item
+        if fail:
+            raise RuntimeError("the source broke")
+
+    async def uploads() -> None:
+        await conn.upload("small", chunks([b"a", b"bc", b""]))
+        await conn.upload("large", chunks(pieces))  # past multipart_threshold: parts, as a stream's
+        with pytest.raises(RuntimeError, match="the source broke"):
+            await conn.upload("broken", chunks(pieces[:7], fail=True))
+        await conn.close()
+
+    asyncio.run(uploads())
+    s3 = moto.boto3()
+    assert s3.get_object(Bucket=bucket, Key="small")["Body"].read() == b"abc"
+    large = s3.get_object(Bucket=bucket, Key="large")
+    assert large["Body"].read() == b"".join(pieces) and large["ETag"].endswith('-3"')
+    assert "broken" not in [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
+    assert "Uploads" not in s3.list_multipart_uploads(Bucket=bucket), "the broken one was aborted"
+    with pytest.raises(tinys3.InvalidType, match=r"AsyncConnection\.upload"):
+        connect(moto, default=bucket).upload("k", chunks([b"x"]))
+
+
 def _forked_async_gets(keys: list[str]) -> bool:
     """In a forked worker: the inherited AsyncConnection, on a loop of this process, returns
     each object asked for."""

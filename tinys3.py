@@ -5750,7 +5750,8 @@ class Connection:
         try:
             target, wire, algorithm = self._upload_wire(key, bucket, expires, content_type, public, headers, tags,
                                                         sse, kms_key_id, sse_customer_key, checksum)  # fmt: skip
-            taking = _partial(_body, local_file, rewind, self.multipart_threshold + 1)
+            source = self._async_source(local_file) if hasattr(local_file, "__aiter__") else local_file
+            taking = _partial(_body, source, rewind, self.multipart_threshold + 1)
             in_memory = isinstance(local_file, (bytes, bytearray, memoryview))
             body, more = taking() if in_memory else (yield _Work(taking))  # a file is read off the loop
             try:
@@ -5762,6 +5763,10 @@ class Connection:
         finally:
             if close and hasattr(local_file, "close"):
                 local_file.close()
+
+    def _async_source(self, chunks: Any) -> IO[bytes]:
+        """An async iterable of bytes to upload: ``AsyncConnection``'s alone."""
+        raise InvalidType("an async iterable of bytes is for AsyncConnection.upload; give this one bytes or a file")
 
     def _upload_wire(
         self, key: str, bucket: str | None, expires: Expires, content_type: str | None, public: bool,
@@ -7426,6 +7431,33 @@ class _AsyncTransport(_Transport):
                 idle.pop().transport.abort()
 
 
+class _AsyncChunks(io.RawIOBase):
+    """An async iterable of bytes as a blocking binary stream, read by the connection's
+    threads (an upload reads its stream there), each chunk fetched on the loop. Never
+    read on the loop's own thread: it would wait for itself."""
+
+    def __init__(self, chunks: Any, loop: Any) -> None:
+        self._chunks, self._loop, self._left = chunks.__aiter__(), loop, memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        import asyncio
+
+        while not self._left:
+            try:
+                chunk = asyncio.run_coroutine_threadsafe(self._chunks.__anext__(), self._loop).result()
+            except StopAsyncIteration:
+                return 0
+            if not isinstance(chunk, (bytes, bytearray, memoryview)):
+                raise InvalidType(f"the async iterable to upload gave a {type(chunk).__name__}, not bytes")
+            self._left = memoryview(chunk).cast("B")
+        n = min(len(buffer), len(self._left))
+        buffer[:n], self._left = self._left[:n], self._left[n:]
+        return n
+
+
 class AsyncResponse(Response):
     """A ``Response`` of ``AsyncConnection``: its body is awaited. ``await read()`` gives
     all of it, ``async for chunk in iter_content(n)`` pieces as they come; ``async with``
@@ -7481,6 +7513,13 @@ class AsyncConnection(Connection):
 
     _transport_class = _AsyncTransport
     _response_class = AsyncResponse
+
+    def _async_source(self, chunks: Any) -> IO[bytes]:
+        """``upload`` takes an async iterable of bytes too: read, as streams are, on the
+        connection's threads."""
+        import asyncio
+
+        return _AsyncChunks(chunks, asyncio.get_running_loop())  # type: ignore[return-value]
 
     def open(self, *args: Any, **kwargs: Any) -> Any:
         """Not on AsyncConnection yet (``Connection.open`` reads and writes blocking)."""
