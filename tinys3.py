@@ -2,7 +2,8 @@
 
 Upload, copy, update and delete objects on Amazon S3 or any S3-compatible
 service, signed with AWS Signature Version 4, over per-thread keep-alive
-connections, one call at a time (``Connection``) or many at once (``Pool``)::
+connections, one call at a time (``Connection``), many at once (``Pool``), or
+awaited on asyncio (``AsyncConnection``)::
 
     import tinys3
 
