@@ -5265,6 +5265,59 @@ def test_chaos_a_mixed_workload_through_a_faulty_proxy_loses_nothing(
     assert fds_after <= fds and threads_after <= threads
 
 
+def test_chaos_asyncio_through_the_faulty_proxy_never_mixes_bytes(seaweedfs: Server, tmp_path: Path) -> None:
+    """AsyncConnection through the same faults, with gets cancelled at random besides: every
+    upload that reports success stored exactly its bytes, every get that completes returns
+    exactly its object's, failures stay few, and no multipart upload keeps parts."""
+    import asyncio
+    import random
+
+    rng = random.Random(CHAOS_SEED)
+    s3, bucket = seaweedfs.boto3(), seaweedfs.new_bucket()
+    bodies = {f"a/{i:03d}": rng.randbytes(rng.randrange(1, 200_000)) for i in range(120)}
+    bodies["a/big"] = rng.randbytes(11 * MiB)
+    settings = {"default": bucket, "retries": 5, "timeout": (2.0, 2.0), "multipart_threshold": 5 * MiB,
+                "multipart_size": 5 * MiB}  # fmt: skip
+    stored: dict[str, bytes] = {}
+    failures: list[str] = []
+    with conftest.chaos_proxy(seaweedfs.endpoint, CHAOS_SEED, 3.0, tmp_path) as endpoint:
+        conn = tinys3.AsyncConnection(seaweedfs.access_key, seaweedfs.secret_key, endpoint=endpoint, **settings)
+
+        async def upload(key: str) -> None:
+            try:
+                await conn.upload(key, bodies[key])
+                stored[key] = bodies[key]
+            except tinys3.S3Error as error:
+                failures.append(f"upload {key}: {error}")
+
+        async def get(key: str) -> None:
+            try:
+                body = await (await conn.get(key)).read()
+            except tinys3.S3Error as error:
+                failures.append(f"get {key}: {error}")
+                return
+            assert body == stored[key], f"{key}: another object's bytes, or a mix"
+
+        async def run() -> None:
+            await asyncio.gather(*[upload(key) for key in bodies])
+            keys = rng.choices(sorted(stored), k=300)
+            tasks = [asyncio.ensure_future(get(key)) for key in keys]
+            for _ in range(60):
+                await asyncio.sleep(rng.random() * 0.02)
+                rng.choice(tasks).cancel()
+            for outcome in await asyncio.gather(*tasks, return_exceptions=True):
+                if not isinstance(outcome, asyncio.CancelledError) and outcome is not None:
+                    raise outcome
+            await conn.close()
+
+        asyncio.run(run())
+    assert len(failures) <= 4, failures
+    for key, data in stored.items():
+        assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == data, key
+    uploads = s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    assert not [u for u in uploads if s3.list_parts(Bucket=bucket, Key=u["Key"], UploadId=u["UploadId"]).get("Parts")]
+
+
 ###############################################################################
 # The world outside the rig: skewed clocks, forks, pickles, other clients #####
 ###############################################################################
