@@ -1922,7 +1922,7 @@ def test_policy_a_body_cut_short_is_resumed_from_the_next_byte_of_the_same_objec
     cut = ScriptedBody(10, b"hello", tinys3.TransportError("the answer was cut short: got 5 of 10 bytes"))
     response = tinys3.Response(200, "OK", headers, cut, "http://127.0.0.1:9/b/k", "GET", "b", "k")
     response._conn, response._resumes = conn, 2
-    response._reopen = functools.partial(tinys3._reopen, conn, request, response)
+    response._reopen = functools.partial(tinys3._reopen, conn, request)
     rest = (
         b'HTTP/1.1 206 Partial Content\r\nETag: "e1"\r\nContent-Range: bytes 5-9/10\r\nContent-Length: 5\r\n\r\nworld'
     )
@@ -6655,6 +6655,27 @@ def test_async_a_forked_child_gets_connections_of_its_own(seaweedfs: Server) -> 
     finally:
         parents_loop.close()
         FORKED.clear()
+
+
+def test_async_responses_dropped_unread_give_their_connections_back(moto: Server) -> None:
+    """More gets than the loop's limit, none read nor closed, then dropped: the next calls
+    still find connections (none waits forever for a place a forgotten body holds)."""
+    import asyncio
+
+    bucket = moto.new_bucket()
+    conn = aconnect(moto, default=bucket)
+
+    async def forget() -> None:
+        for _ in range(tinys3._ASYNC_LINES + 20):
+            await conn.get("k")  # its body never read, the response dropped at once
+
+    async def run() -> None:
+        await conn.upload("k", b"x" * 100_000)
+        await asyncio.wait_for(forget(), 30)  # a place a forgotten body held would be waited for forever
+        assert len(await (await conn.get("k")).read()) == 100_000
+        await conn.close()
+
+    asyncio.run(run())
 
 
 def test_async_retries_a_503_then_stores(moto: Server) -> None:

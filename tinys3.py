@@ -3731,7 +3731,7 @@ class Response:
         self._progress = progress
         #: The connection whose driver reads a streamed body, and resumes it where it broke.
         self._conn: Connection | None = None
-        self._reopen: Callable[[int], Steps[Any]] | None = None
+        self._reopen: Callable[[Response, int], Steps[Any]] | None = None  # (this response, offset)
         self._resumes = 0
         self._check: _Checker | None = None
         #: Whether the attempt's deadline bounds the body too (one tinys3 reads whole itself).
@@ -3826,7 +3826,7 @@ class Response:
                     _log("resuming %s at byte %d after %s", self.url, done, exc)
                     yield _Sleep(_backoff(self._resumes - resumes))
                     resumes -= 1
-                    stream = yield from self._reopen(done)
+                    stream = yield from self._reopen(self, done)
                     continue
                 if not n:
                     if self._check is not None:
@@ -6025,7 +6025,7 @@ class Connection:
                 response._drop_body()
                 raise
         if response.headers.get("ETag") or response.headers.get("x-amz-version-id", "null") != "null":
-            response._reopen = _partial(_reopen, self, request, response)
+            response._reopen = _partial(_reopen, self, request)  # not the response: no cycle to outlive it
             response._resumes = self._retries - 1
         return response
 
@@ -7278,6 +7278,12 @@ class _AsyncStream:
             self._open = False
             self._line.transport.abort()
             self._transport.release(self._line)
+
+    def __del__(self) -> None:
+        """A body dropped unread and unclosed: its connection is closed and its place in the
+        loop's limit freed, so that forgotten responses cannot use the limit up."""
+        if self._open and not self._line.loop.is_closed():
+            self.close()
 
 
 class _AsyncTransport(_Transport):
