@@ -6683,6 +6683,27 @@ def test_async_responses_dropped_unread_give_their_connections_back(moto: Server
     asyncio.run(run())
 
 
+def test_async_close_leaves_no_descriptor_open(seaweedfs: Server) -> None:
+    import asyncio
+
+    bucket = seaweedfs.new_bucket()
+    conn = aconnect(seaweedfs, default=bucket)
+
+    async def run() -> None:
+        before = _open_fds()
+        await asyncio.gather(*[conn.upload(f"f/{n}", b"x" * n) for n in range(200)])
+
+        async def read(key: str) -> bytes:
+            return await (await conn.get(key)).read()
+
+        bodies = await asyncio.gather(*[read(f"f/{n}") for n in range(200)])
+        assert bodies == [b"x" * n for n in range(200)] and _open_fds() > before  # keep-alive lines open
+        await conn.close()
+        assert _open_fds() == before
+
+    asyncio.run(run())
+
+
 def test_async_retries_a_503_then_stores(moto: Server) -> None:
     import asyncio
 

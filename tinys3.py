@@ -7429,13 +7429,18 @@ class _AsyncTransport(_Transport):
         return answer.status, answer.reason, answer.headers, content
 
     async def aclose(self) -> None:
-        """Close this loop's idle lines (lines in use close as their answers end)."""
+        """Close this loop's idle lines, their descriptors closed when this returns (lines in
+        use close as their answers end)."""
         import asyncio
 
         pool, _ = self._pool(asyncio.get_running_loop())
+        closing = [line for idle in pool.values() for line in idle]
         for idle in pool.values():
-            while idle:
-                idle.pop().transport.abort()
+            idle.clear()
+        for line in closing:
+            line.transport.abort()
+        if closing:
+            await asyncio.sleep(0)  # the loop closes an aborted transport's socket on its next turn
 
 
 class _AsyncChunks(io.RawIOBase):
