@@ -1818,11 +1818,16 @@ def _ended_early(missing: int) -> InvalidInput:
 _buffers = threading.local()
 
 
+def _buffer_size(size: int | None) -> int:
+    """A read buffer's size for ``size`` bytes (None: unknown): at least 1, at most 1 MiB."""
+    return _CHUNK if size is None else min(max(size, 1), _CHUNK)
+
+
 def _read_buffer(size: int | None = _CHUNK) -> memoryview:
     """This thread's reusable buffer, at least ``size`` bytes (None: unknown) up to 1 MiB:
     reading files allocates nothing per chunk, and a thread that only ever moves small
     files holds a small one (64 threads of ``cp -r`` would otherwise hold 64 MiB)."""
-    want = _CHUNK if size is None else min(max(size, 1), _CHUNK)
+    want = _buffer_size(size)
     buffer: memoryview | None = getattr(_buffers, "buffer", None)
     if buffer is None or len(buffer) < want:
         buffer = _buffers.buffer = memoryview(bytearray(want))
@@ -2672,6 +2677,16 @@ class _Transport:
         with self._lock:
             self._open.discard(conn)
 
+    def route(self, request: _Send) -> tuple[tuple[str, str, int], _Proxy | None, bytes]:
+        """Where a request goes, ``(scheme, host, port)``; the proxy on the way, if any; and
+        its head as the bytes that go out (through a plain-HTTP proxy: the whole URL, and
+        the proxy's credentials)."""
+        endpoint, host = request.endpoint, request.host
+        origin = (endpoint.scheme, endpoint.connect_host(host), endpoint.port)
+        proxy = self.proxy(origin)
+        target, headers = _through_proxy(proxy, endpoint.scheme, host, request.target, request.headers)
+        return origin, proxy, _request_head(request.method, target, host, headers)
+
     def send(self, request: _Send) -> tuple[int, str, _Headers, bytes | _Stream]:
         """Perform a ``_Send``: (status, reason, headers, body).
 
@@ -2679,13 +2694,8 @@ class _Transport:
         comes as a ``_Stream``. A reused connection that turns out closed is
         replaced once, at once.
         """
-        endpoint, host, method, body = request.endpoint, request.host, request.method, request.body
-        target, headers = request.target, request.headers
-        origin = (endpoint.scheme, endpoint.connect_host(host), endpoint.port)
-        proxy = self.proxy(origin)
-        if proxy is not None:  # no call at all on the usual, proxy-less path
-            target, headers = _through_proxy(proxy, endpoint.scheme, host, target, headers)  # type: ignore[assignment]
-        head = _request_head(method, target, host, headers)
+        method, body = request.method, request.body
+        origin, proxy, head = self.route(request)
         for fresh_retry in (False, True):
             conn, reused = self._checkout(origin)
             paced = _Paced(conn.sock, self._read_timeout, time.monotonic() + self._deadline)
@@ -4251,7 +4261,7 @@ def _write_at(response: Response, fd: int, offset: int) -> Steps[int]:
 def _body_buffer(response: Response) -> memoryview:
     """A buffer of its own for one body read in steps (up to 1 MiB): a driver's loop may
     read many bodies at once, so none may share a thread's buffer."""
-    return memoryview(bytearray(min(_content_length(response) or _CHUNK, _CHUNK) or 1))
+    return memoryview(bytearray(_buffer_size(_content_length(response))))
 
 
 def _etag_md5(headers: _Headers) -> str | None:
@@ -6617,23 +6627,10 @@ class Connection:
     def _wire(self, request: _Request) -> tuple[tuple[str, str, int], bytes, str]:
         """One attempt of a request, signed now: the (scheme, host, port) it goes to, its head
         as the bytes that go out (the body, if any, follows them) and its URL.
-        ``_Multiplexer``'s way to send; ``_send`` is everyone else's."""
+        ``_Multiplexer``'s way to send; ``_attempts`` is everyone else's."""
         _, endpoint, host, target, headers = self._addressed(request, _framed(request), self.credentials)
-        origin = (endpoint.scheme, endpoint.connect_host(host), endpoint.port)
-        target, signed = _through_proxy(self._transport.proxy(origin), endpoint.scheme, host, target, headers)
-        return origin, _request_head(request.method, target, host, signed), f"{endpoint.scheme}://{host}{target}"
-
-    def _send(
-        self,
-        request: _Request,
-        error_in_body: bool = False,
-        stream: bool = False,
-        progress: Progress | None = None,
-        check: Callable[[Response], object] | None = None,
-        idempotent: bool = False,
-    ) -> Response:
-        """``_attempts`` run on this thread: a 2xx Response, or the error."""
-        return self._drive(self._attempts(request, error_in_body, stream, progress, check, idempotent))
+        origin, _, head = self._transport.route(_Send(endpoint, host, target, request.method, headers, None, False))
+        return origin, head, f"{endpoint.scheme}://{host}{target}"
 
     def _drive(self, steps: Generator[_Effect, Any, T]) -> T:
         """The blocking driver: perform each effect the core yields, here, on this thread, and
@@ -7354,11 +7351,7 @@ class _AsyncTransport(_Transport):
         import asyncio
 
         loop = asyncio.get_running_loop()
-        endpoint, host = request.endpoint, request.host
-        origin = (endpoint.scheme, endpoint.connect_host(host), endpoint.port)
-        proxy = self.proxy(origin)
-        target, headers = _through_proxy(proxy, endpoint.scheme, host, request.target, request.headers)
-        head = _request_head(request.method, target, host, headers)
+        origin, proxy, head = self.route(request)
         pool, lines = self._pool(loop)
         await lines.acquire()
         for fresh_retry in (False, True):
