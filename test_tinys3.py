@@ -38,7 +38,7 @@ import urllib.parse
 import urllib.request
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -8000,11 +8000,12 @@ def test_cli_downloads_small_objects_in_one_plain_get_each_over_kept_connections
 def test_cli_small_downloads_met_by_a_fault_go_again_the_usual_way_and_land_whole(
     seaweedfs: Server, tmp_path: Path
 ) -> None:
-    """A 503, a reset, a body cut short or corrupted, an answer chunked, one longer than
-    listed, one with bytes past its Content-Length, one with a header over 64 KiB: each
-    such first GET is asked again on a thread, where retries live, and the file lands whole
-    (one saying Connection: close is taken, and its socket closed). A key that is gone
-    fails loudly and leaves no file; the others are not held up."""
+    """A 503, a reset, a body cut short or corrupted, one longer than listed, one with a
+    header over 64 KiB: each such first GET is asked again (a retry, the resume of a cut
+    body, or for a wrong body the usual ranged download) and the file lands whole. An
+    answer chunked, one saying Connection: close, one with bytes past its Content-Length
+    are taken as framed (the last's connection is not reused). A key that is gone fails
+    loudly and leaves no file; the others are not held up."""
     bucket = seaweedfs.new_bucket()
     objects = {f"d/{name}": os.urandom(3000 + n) for n, name in enumerate("abcdefghij")}
     direct = connect(seaweedfs, default=bucket)
@@ -8061,8 +8062,8 @@ def test_cli_small_downloads_met_by_a_fault_go_again_the_usual_way_and_land_whol
     assert {path.name: path.read_bytes() for path in (tmp_path / "got").iterdir()} == {
         key[2:]: data for key, data in objects.items()
     }, "every file whole, none for the key that is gone, no temporary left"
-    assert all(asked[name] == 2 for name in "abcdeghi"), f"each fault met once, then asked again: {asked}"
-    assert all(asked[name] == 1 for name in "fj"), "the others (Connection: close is no fault): one GET"
+    assert all(asked[name] == 2 for name in "abcdgi"), f"each fault met once, then asked again: {asked}"
+    assert all(asked[name] == 1 for name in "efhj"), "the others: one GET"
 
 
 def test_cli_small_downloads_go_over_https_through_a_proxy_tunnel(seaweedfs: Server, tmp_path: Path) -> None:
@@ -8111,9 +8112,9 @@ def test_cli_small_transfers_go_through_a_plain_http_proxy_in_absolute_form(seaw
     assert all(request.headers["proxy-authorization"] == "Basic dXNlcjpwdw==" for request in transfers)
 
 
-def test_a_small_download_that_stalls_times_out_and_goes_again_the_usual_way(seaweedfs: Server, tmp_path: Path) -> None:
-    """The read timeout bounds a multiplexed GET as it bounds any other: the stalled one
-    is given up after it, asked again on a thread, and lands whole."""
+def test_a_batch_download_that_stalls_times_out_and_goes_again(seaweedfs: Server, tmp_path: Path) -> None:
+    """The read timeout bounds a batch's GET as it bounds any other: the stalled one is given
+    up after it, asked again, and lands whole; the others are not held up."""
     bucket = seaweedfs.new_bucket()
     objects = {f"d/{number}": os.urandom(2000 + number) for number in range(6)}
     direct = connect(seaweedfs, default=bucket)
@@ -8129,12 +8130,10 @@ def test_a_small_download_that_stalls_times_out_and_goes_again_the_usual_way(sea
     started = time.monotonic()
     with scripted_server(answer, upstream=seaweedfs.endpoint) as (endpoint, _):
         conn = tinys3.Connection(seaweedfs.access_key, seaweedfs.secret_key, endpoint=endpoint, timeout=(5, 0.5))
-        with tinys3._Batch(4, io.StringIO(), False) as batch:
+        with tinys3._Batch(conn, 4, io.StringIO(), False) as batch:
             for key, data in objects.items():
-                path = str(tmp_path / key[2:])
-                work = functools.partial(conn.download, key, path, bucket)
-                sink = functools.partial(tinys3._SmallDownload, conn, bucket, key, path, len(data))
-                batch.add_small(conn, len(data), sink, print, work, failures.append)
+                download = tinys3.Connection.download.steps(batch.conn, key, str(tmp_path / key[2:]), bucket)
+                batch.add(len(data), download, failures.append)
     assert failures == [] and time.monotonic() - started < 20, "given up after 0.5 s, not the stall's 30 s"
     assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == {k[2:]: v for k, v in objects.items()}
     assert asked[f"/{bucket}/d/3"] == 2
@@ -8198,83 +8197,34 @@ def test_cli_small_uploads_met_by_a_fault_go_again_the_usual_way(seaweedfs: Serv
     assert [asked[name] for name in "abcdef"] == [2, 2, 2, 2, 1, 1]
 
 
-def test_a_small_file_that_grew_since_the_walk_goes_up_whole_the_usual_way(
-    seaweedfs: Server, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    """The multiplexer reads a file when its PUT is about to go: one now past 64 KiB is not
-    read whole into memory but handed to ``upload``, which stores all of it."""
-    import logging
-
-    caplog.set_level(logging.DEBUG, logger="tinys3")
+def test_a_file_that_grew_since_the_walk_goes_up_whole(seaweedfs: Server, tmp_path: Path) -> None:
+    """A batch's upload reads the file as it is when its turn comes, not as it was listed."""
     bucket, path = seaweedfs.new_bucket(), tmp_path / "grows"
     path.write_bytes(b"small when listed")
     conn = connect(seaweedfs)
-    with tinys3._Batch(None, io.StringIO(), False) as batch:
+    failures: list[Exception] = []
+    with tinys3._Batch(conn, None, io.StringIO(), False) as batch:
         grown = os.urandom(200_000)
         path.write_bytes(grown)
-        sink = functools.partial(tinys3._SmallUpload, conn, bucket, "grows", str(path), {})
-        work = functools.partial(conn.upload, "grows", path, bucket)
-        failures: list[Exception] = []
-        batch.add_small(conn, 17, sink, print, work, failures.append)
+        batch.add(17, tinys3.Connection.upload.steps(batch.conn, "grows", path, bucket), failures.append)
     assert failures == []
     assert seaweedfs.boto3().get_object(Bucket=bucket, Key="grows")["Body"].read() == grown
-    assert f"{path} grew past 65536 bytes since it was listed" in caplog.text
 
 
-def test_small_downloads_that_cannot_be_sent_or_connected_fail_as_they_would_on_a_thread(tmp_path: Path) -> None:
-    """A key no request can name, a server nobody listens at: each small download goes the
-    usual way, which reports the same error it would have; nothing is written."""
+def test_batch_downloads_that_cannot_be_sent_or_connected_fail_as_they_would_alone(tmp_path: Path) -> None:
+    """A key no request can name, a server nobody listens at: each of a batch's downloads
+    reports the error a download alone raises; nothing is written."""
     from conftest import free_port
 
     conn = tinys3.Connection("k", "s", endpoint=f"http://127.0.0.1:{free_port()}", retries=1)
     failures: list[Exception] = []
-    with tinys3._Batch(4, io.StringIO(), False) as batch:
+    with tinys3._Batch(conn, 4, io.StringIO(), False) as batch:
         for key in ("", "fine"):
-            work = functools.partial(conn.download, key, str(tmp_path / "file"), "bkt")
-            sink = functools.partial(tinys3._SmallDownload, conn, "bkt", key, str(tmp_path / "file"), 1)
-            batch.add_small(conn, 1, sink, print, work, failures.append)
+            batch.add(1, tinys3.Connection.download.steps(batch.conn, key, str(tmp_path / "file"), "bkt"),
+                      failures.append)  # fmt: skip
     assert sorted(type(error).__name__ for error in failures) == ["InvalidInput", "TransportError"]
     assert "cannot connect" in str(next(error for error in failures if type(error) is tinys3.TransportError))
     assert list(tmp_path.iterdir()) == []
-
-
-def _in_flight_after(
-    room: tinys3._InFlight, transfers: int, seconds: Callable[[int], float], size: int = 1, cpu: float = 0.1
-) -> int:
-    """Run ``transfers`` through ``room`` as a batch does, the limit kept full: each takes
-    ``seconds(limit)`` and ends before the next begins in its place, the process keeping
-    ``cpu`` of a CPU busy. The limit at the end."""
-    room.cpu_share = lambda: cpu  # type: ignore[method-assign]
-    under_way: collections.deque[int] = collections.deque()
-    for _ in range(transfers):
-        while len(under_way) < room.limit:
-            under_way.append(room.begin())
-        room.end(under_way.popleft(), size, seconds(room.limit))
-    while under_way:
-        room.end(under_way.popleft(), size, seconds(room.limit))
-    return room.limit
-
-
-def test_files_in_flight_double_while_that_pays_and_then_stay() -> None:
-    """Waiting on the network (each transfer as long, however many at once), 4 doubles to the
-    most; where twice as many at once take twice as long each, it tries 8 and stays there, and
-    where they take longer still (more threads cost more), it goes back to 4. Then it stays."""
-    assert _in_flight_after(tinys3._InFlight(4, most=16), 100, lambda limit: 0.1) == 16
-    assert _in_flight_after(tinys3._InFlight(4, most=16), 100, lambda limit: 0.01 * limit) == 8
-    room = tinys3._InFlight(4, most=16)
-    assert _in_flight_after(room, 100, lambda limit: 0.01 * limit * (1 + limit / 40)) == 4
-    assert _in_flight_after(room, 100, lambda limit: 0.1) == 4, "once it stopped, it stays"
-
-
-def test_files_in_flight_do_not_grow_for_large_files_a_fixed_limit_a_busy_cpu_or_one_not_kept_full() -> None:
-    assert _in_flight_after(tinys3._InFlight(4, most=256), 100, lambda _: 0.1, size=8 << 20) == 4
-    assert _in_flight_after(tinys3._InFlight(4, most=4), 100, lambda _: 0.1) == 4
-    assert _in_flight_after(tinys3._InFlight(4, most=256), 100, lambda _: 0.1, cpu=0.7) == 4, "half a CPU busy"
-    room = tinys3._InFlight(4, most=256)
-    room.cpu_share = lambda: 0.1  # type: ignore[method-assign]
-    for _ in range(100):  # one at a time: what holds the pace is not the limit
-        room.end(room.begin(), 1, 0.1)
-    assert room.limit == 4
 
 
 class _Transfers:
@@ -8299,72 +8249,40 @@ class _Transfers:
             raise ValueError(f"transfer {number} failed")
 
 
-def test_a_batch_runs_its_limit_at_once_with_the_listing_at_most_a_limit_ahead() -> None:
-    """Four at once on four threads; the listing waits while four more are queued; a
-    failure is reported and the rest go on; every transfer runs once."""
-    batch, transfers = tinys3._Batch(4, io.StringIO(), False), _Transfers(0.01, failing=7)
-    ahead, failed = 0, []
-    with batch:
+def test_a_batch_runs_its_limit_at_once_and_the_listing_waits_for_room() -> None:
+    """Four at once; the listing waits while four are under way; a failure is reported and
+    the rest go on; every transfer runs once."""
+    transfers, ahead, failed = _Transfers(0.01, failing=7), 0, []
+
+    def transfer(number: int) -> Generator[Any, Any, None]:
+        yield tinys3._Work(functools.partial(transfers, number))
+
+    with tinys3._Batch(tinys3.Connection("k", "s"), 4, io.StringIO(), False) as batch:
         for number in range(40):
-            batch.add(1, functools.partial(transfers, number), failed.append)
+            batch.add(1, transfer(number), failed.append)
             with transfers.lock:
                 ahead = max(ahead, number + 1 - len(transfers.done))
     assert sorted(transfers.done) == list(range(40)) and [str(error) for error in failed] == ["transfer 7 failed"]
-    assert transfers.most == 4 and ahead <= 8, (transfers.most, ahead)
-    assert len(batch._threads) == 4
+    assert transfers.most == 4 and ahead <= 4, (transfers.most, ahead)
 
 
-def test_a_batch_grows_to_a_doubled_limit_and_no_further(monkeypatch: pytest.MonkeyPatch) -> None:
-    """4 at once at first; the limit doubles (transfers wait, the CPU idles) and 8 run at
-    once, on 8 threads in all: a thread starts only for work no idle one takes."""
-    monkeypatch.setattr(tinys3, "_IN_FLIGHT", (4, 8))
-    batch, transfers = tinys3._Batch(None, io.StringIO(), False), _Transfers(0.02)
-    batch._room.cpu_share = lambda: 0.1  # type: ignore[method-assign]
-    with batch:
-        for number in range(64):
-            batch.add(1, functools.partial(transfers, number), print)
-    assert sorted(transfers.done) == list(range(64)) and batch._room.limit == 8
-    assert transfers.most == 8 and len(batch._threads) == 8, (transfers.most, len(batch._threads))
-
-
-def test_the_cpu_share_is_this_process_cpu_over_the_time_since_the_era_began() -> None:
-    room = tinys3._InFlight(4, most=8)
-    time.sleep(0.2)  # no CPU
-    assert room.cpu_share() < 0.25
-    room, wall, cpu = tinys3._InFlight(4, most=8), time.monotonic(), time.process_time()
-    while time.process_time() < cpu + 0.2:  # a CPU's worth, as much as this busy box gives it
-        pass
-    share = room.cpu_share()
-    assert abs(share - (time.process_time() - cpu) / (time.monotonic() - wall)) < 0.05 and share > 0.2
-
-
-def test_cli_recursive_commands_put_more_files_in_flight_while_that_pays(seaweedfs: Server, tmp_path: Path) -> None:
-    """By default 128 small files at once, doubled while the files finished per second grow
-    by half (a slow network), up to 256 and no further; a server that takes them one after
-    another does not take it past 256 either (the rule itself: the offline tests above)."""
+def test_cli_recursive_commands_keep_128_files_in_flight_by_default(seaweedfs: Server, tmp_path: Path) -> None:
+    """By default 128 files at once over 128 kept connections, however slow the server;
+    --max-concurrency sets another number."""
     bucket = seaweedfs.new_bucket()
-    for number in range(1200):
+    for number in range(600):
         (tmp_path / f"{number:04d}").write_bytes(b"x")
-    booked, clock = [0.0], threading.Lock()
 
     def far(request: Recorded) -> None:  # every PUT waits a round trip, all at once
         time.sleep(0.3 if request.method == "PUT" else 0)
 
-    def busy(request: Recorded) -> None:  # 5 ms each, one after another in the order they came
-        if request.method == "PUT":
-            with clock:
-                booked[0] = max(booked[0], time.monotonic()) + 0.005
-                done = booked[0]
-            time.sleep(max(0.0, done - time.monotonic()))
-
-    for pace, least, most in ((far, 250, 256), (busy, 128, 256)):
-        with scripted_server(pace, upstream=seaweedfs.endpoint) as (endpoint, seen):
-            done = run_cli(seaweedfs, "cp", "-r", str(tmp_path), f"s3://{bucket}/{pace.__name__}/",
-                           "--endpoint-url", endpoint)  # fmt: skip
-        assert done.returncode == 0 and len(lines_of(done)) == 1200
-        connections = len({request.connection for request in seen if request.method == "PUT"})
-        assert least <= connections <= most, (pace.__name__, connections)
-    assert len(list(connect(seaweedfs).list("far/", bucket))) == 1200
+    for limit, extra in ((128, ()), (16, ("--max-concurrency", "16"))):
+        with scripted_server(far, upstream=seaweedfs.endpoint) as (endpoint, seen):
+            done = run_cli(seaweedfs, "cp", "-r", str(tmp_path), f"s3://{bucket}/{limit}/", "--endpoint-url",
+                           endpoint, *extra)  # fmt: skip
+        assert done.returncode == 0 and len(lines_of(done)) == 600
+        assert len({request.connection for request in seen if request.method == "PUT"}) == limit
+    assert len(list(connect(seaweedfs).list("16/", bucket))) == 600
 
 
 def test_cli_ctrl_c_during_a_sync_leaves_only_whole_files(seaweedfs: Server, tmp_path: Path) -> None:

@@ -2744,464 +2744,6 @@ class _Transport:
         self._idle.connections.clear()
 
 
-class _Line:
-    """One socket of the multiplexer, and the request on it (None while idle)."""
-
-    __slots__ = ("conn", "exchange", "fresh", "idle_since", "origin", "sock")
-
-    def __init__(self, origin: tuple[str, str, int], conn: _Connection) -> None:
-        self.origin, self.conn, self.sock = origin, conn, conn.sock
-        self.fresh = True  # nothing answered on it yet
-        self.exchange: _Exchange | None = None
-        self.idle_since = time.monotonic()
-
-
-class _Exchange:
-    """One request in flight: what is left to send, and the reader of its answer."""
-
-    __slots__ = ("era", "out", "reader", "since", "sink", "size", "started")
-
-    def __init__(self, sink: Any, out: bytes) -> None:
-        self.sink, self.out, self.reader = sink, out, _AnswerReader("GET" if out.startswith(b"GET ") else "PUT")
-        self.era = self.size = 0  # ``_InFlight``'s era when it began (-1 once ended), the body's size
-        self.started = self.since = time.monotonic()
-
-
-#: Files a recursive command transfers at once on threads by default: at first, and at most
-#: (how they were chosen: bench/RESULTS.md, "Many files at once").
-_IN_FLIGHT = (64, 128)
-
-
-class _InFlight:
-    """How many transfers of a batch may be under way at once: ``limit``, doubled up to
-    ``most`` while doing so pays, as TCP grows its window.
-
-    Each transfer's time tells: while transfers wait on the network, twice as many
-    in flight take about as long each, so twice as many finish a second; once the
-    CPU, the disk or the server sets the pace, each takes twice as long. So once
-    half a limit's worth of transfers begun under it have finished (each thread's or
-    socket's first left out: it opened the connection, a round trip more), the rate they
-    finish at (by Little's law, the mean number in flight over their mean time) is
-    compared with that under the last limit: half as fast again, and the limit
-    doubles; slower, and it goes back to the last limit and stays; in between, it
-    stays where it is. (Half, not less: the first transfers under a new limit meet
-    a queue still building, so a limit that only adds waiting looks a third faster
-    at first.) The first limit doubles if it was kept full (three quarters of it in
-    flight at least): a limit that the listing does not fill is not the bottleneck.
-    Only small files (under 1 MiB on average) grow it: a small file costs a round
-    trip, where large ones are paced by bytes, and each thread holds a read buffer
-    of up to 1 MiB. And it doubles only while this process kept less than half a
-    CPU busy under it (``cpu_share``): twice the files a second cost twice the CPU,
-    and one Python process gets little more than one CPU's worth (the GIL); past
-    that, more threads mostly contend."""
-
-    def __init__(self, limit: int, most: int) -> None:
-        self.limit, self._most = limit, most
-        self.busy = self._era = 0  # the era counts the changes of limit
-        self._count = self._bytes = self._full = 0  # this era's transfers, their bytes, their sum of busy
-        self._seconds = self._rate = 0.0  # the sum of their times; the rate under the last limit
-        self._warm = threading.local()
-        self._since = time.monotonic(), time.process_time()
-
-    def cpu_share(self) -> float:
-        """The CPU this process used since the era began, over the time since."""
-        wall, cpu = self._since
-        return (time.process_time() - cpu) / max(time.monotonic() - wall, 1e-9)
-
-    def begin(self) -> int:
-        """One more transfer under way; the era to give back to ``end``. (The caller
-        keeps ``busy`` under ``limit`` and holds the lock both are read under.)"""
-        self.busy += 1
-        return self._era
-
-    def end(self, era: int, size: int, seconds: float, cold: bool | None = None) -> None:
-        """A transfer begun in ``era`` ended: ``size`` bytes a file, in ``seconds``; ``cold``
-        if it opened its connection (by default, if it is its thread's first)."""
-        if cold is None:
-            cold, self._warm.done = not getattr(self._warm, "done", False), True
-        if not cold and era == self._era and self.limit < self._most:
-            self._count, self._bytes, self._full = self._count + 1, self._bytes + size, self._full + self.busy
-            self._seconds += seconds
-            if self._count >= max(self.limit // 2, 1):
-                self._judge()
-        self.busy -= 1
-
-    def _judge(self) -> None:
-        rate = self._full / max(self._seconds, 1e-9)  # (full / count) in flight / (seconds / count) each
-        if self._bytes >= self._count * _CHUNK:  # large files: bytes, not round trips, set the pace
-            gain = 0.0
-        elif self._rate:
-            gain = rate / self._rate
-        else:  # the first limit: worth doubling only if it was kept full
-            gain = 2.0 if 4 * self._full >= 3 * self._count * self.limit else 0.0
-        if gain >= 1.5 and self.cpu_share() < 0.5:
-            self._rate, self.limit = rate, min(2 * self.limit, self._most)
-        else:  # it stops: here, or back at the last limit if this one is slower
-            self.limit = self._most = self.limit // 2 if gain < 1 and self._rate else self.limit
-        self._era, self._count, self._bytes, self._full, self._seconds = self._era + 1, 0, 0, 0, 0.0
-        self._since = time.monotonic(), time.process_time()
-
-
-#: Sockets of the multiplexer: at first, and the most it grows to (``_InFlight``).
-_SOCKETS = (128, 256)
-#: Seconds after a failed connect before another to its origin: meanwhile its requests wait for
-#: its live sockets, or go to threads when it has none.
-_BROKEN_FOR = 10.0
-
-
-class _Multiplexer:
-    """Many small requests at once (GETs of small objects, PUTs of small files) on one
-    thread of its own, over up to ``width`` keep-alive sockets, non-blocking once connected.
-
-    Threads that each move one small object spend most of their CPU handing the GIL
-    to one another at every system call (bench/RESULTS.md, "Small files on one
-    thread"); one thread does not. Connections open on short-lived threads of their
-    own, with the transport's code (proxies, TLS), so that 128 handshakes take one
-    round trip, not 128. Only a plain answer is taken here: 200, framed by
-    Content-Length, on time. Anything else (an error status, a cut, late or
-    malformed answer, a refused connection) goes to the sink's ``fail``, whose
-    caller tries again the usual way, on threads, where every retry, redirect and
-    error message lives.
-
-    It holds ``width`` sockets at first, doubled up to ``most`` while that pays
-    (``_InFlight``), for every origin together: a request whose origin has no idle
-    socket and no room for another closes the least recently used idle socket of
-    another origin. The loop's thread ends when nothing is left to do (the next
-    request starts another) and is not a daemon: as with ``concurrent.futures``, the
-    interpreter waits at exit for the requests added.
-
-    A sink has ``request()`` (origin, bytes), ``begin(status, headers)``,
-    ``write(view)``, ``end()`` and ``fail(error)`` (None: abandoned).
-    """
-
-    def __init__(self, transport: _Transport, width: int, most: int, bounded: bool = True) -> None:
-        import selectors
-        import socket
-
-        self._bounded = bounded
-        self._transport, self._room = transport, _InFlight(width, most)
-        self._selector = selectors.DefaultSelector()
-        self._wake_in, self._wake_out = socket.socketpair()
-        self._wake_in.setblocking(False)
-        self._selector.register(self._wake_in, selectors.EVENT_READ, None)
-        self._lock = threading.Lock()
-        self._space = threading.Condition(self._lock)
-        self._queued: _deque[Any] = _deque()  # sinks added, not yet taken by the loop
-        self._arrived: list[tuple[tuple[str, str, int], _Connection | Exception]] = []
-        self._waiting: dict[tuple[str, str, int], _deque[tuple[Any, bytes]]] = {}
-        self._idle: dict[tuple[str, str, int], list[_Line]] = {}
-        self._lines: set[_Line] = set()
-        self._opening: dict[tuple[str, str, int], int] = {}  # connects under way, by origin
-        self._broken: dict[tuple[str, str, int], tuple[Exception, float]] = {}  # why, and until when
-        self._hungry = True  # the loop could start a request now: an added sink wakes it
-        self._closing = self._aborting = False
-        self._inbox = memoryview(bytearray(256 * 1024))  # what a socket brought, before the reader takes it
-        self._thread: threading.Thread | None = None
-        self._finished = threading.Event()
-        self._over = False  # the loop ended: what is added now fails at once, with ``_stopped``
-        self._stopped: Exception | None = None
-
-    def add(self, sink: Any) -> None:
-        """Queue a request (``bounded``, waiting while two widths' worth are queued, so that
-        memory stays bounded; the requests of a Pool's callers are in memory already)."""
-        with self._lock:
-            while self._bounded and len(self._queued) >= 2 * self._room.limit and not self._aborting:
-                if self._over:
-                    break
-                self._space.wait(1.0)
-            if not self._over:
-                self._queued.append(sink)
-                if self._thread is None:
-                    self._thread = threading.Thread(target=self._run, name="tinys3-many")
-                    self._thread.start()
-                elif self._hungry:
-                    self._hungry = False
-                    self._wake()
-                return
-        sink.fail(self._stopped)  # the loop is over: the request goes the usual way at once
-
-    def close(self, abort: bool = False) -> None:
-        """Finish every request added (or with ``abort``, drop them, no file left behind), then close."""
-        with self._lock:
-            self._closing, self._aborting = True, abort
-            self._space.notify_all()
-            thread = self._thread
-            self._wake()
-        if thread is None:  # no loop runs, so nothing is due: only idle sockets to close
-            self._end(None)
-        # not join(): a Ctrl-C during it can mark a running thread as ended (CPython 3.9 to
-        # 3.11), and the next join() would not wait
-        self._finished.wait()
-        self._selector.close()
-        self._wake_in.close()
-        self._wake_out.close()
-
-    def _wake(self) -> None:
-        with _suppress(OSError):  # its buffer is full: the loop is awake already
-            self._wake_out.send(b"!")
-
-    def _run(self) -> None:
-        """The loop, until nothing is left to do (then the thread ends, keeping the idle
-        sockets) or the multiplexer closes."""
-        stopped: Exception | None = None
-        try:
-            for key, events in self._selector.select(0):  # idle sockets closed while no loop ran
-                if key.data is not None:
-                    self._serve(key.data, events)
-            while True:
-                while self._turn():
-                    pass
-                with self._lock:
-                    if self._queued and not self._aborting:  # added as the loop found nothing to do
-                        continue
-                    if not self._closing:
-                        self._thread = None
-                        return
-                break
-        except Exception as exc:
-            stopped = exc
-        self._end(stopped)
-
-    def _end(self, stopped: Exception | None) -> None:
-        """Close every socket for good. What is still due fails with ``stopped`` (an error
-        of the loop itself: a bug) or a plain error, to be tried again on threads; after
-        a Ctrl-C (``close(abort=True)``) it is abandoned. Producers waiting in ``add``
-        wake and fail their requests the same way."""
-        try:
-            error = None if self._aborting else stopped or _no_retry("the multiplexer stopped")
-            for line in list(self._lines):
-                self._drop(line, error)
-            with self._lock:
-                self._over, self._stopped = True, error
-                left, self._queued = list(self._queued), _deque()
-                self._space.notify_all()
-            for sink in left + [sink for waiting in self._waiting.values() for sink, _ in waiting]:
-                self._fail(sink, error)
-        finally:
-            self._finished.set()
-
-    @staticmethod
-    def _fail(sink: Any, error: Exception | None) -> None:
-        """``sink.fail(error)``; should that raise, the loop goes on with the other requests."""
-        try:
-            sink.fail(error)
-        except Exception as exc:
-            _log("a request's failure could not be handed on: %r", exc)
-
-    def _turn(self) -> bool:
-        """Start what can start, wait for sockets, handle what they bring: False once all is done."""
-        self._take()
-        with self._lock:
-            if self._aborting:
-                return False
-            busy = any(self._opening.values()) or self._room.busy or any(self._waiting.values())
-            if not busy and not self._queued:
-                return False
-            self._hungry = not self._queued
-        timeout = self._transport._read_timeout  # a connect under way ends within its own timeout
-        now = time.monotonic()
-        for line in self._lines:
-            if line.exchange is not None:
-                timeout = min(timeout, self._due(line.exchange) - now)
-        for key, events in self._selector.select(max(timeout, 0.0)):
-            if key.data is None:
-                self._drain_wakes()
-            else:
-                self._serve(key.data, events)
-        now = time.monotonic()
-        for line in list(self._lines):
-            if line.exchange is not None and self._due(line.exchange) <= now:
-                self._drop(line, Timeout("the answer did not come in time: timed out"))
-        return True
-
-    def _due(self, exchange: _Exchange) -> float:
-        """When an exchange times out: the read timeout after its last byte, or its deadline."""
-        return min(exchange.since + self._transport._read_timeout, exchange.started + self._transport._deadline)
-
-    def _drain_wakes(self) -> None:
-        with _suppress(BlockingIOError, InterruptedError):
-            while self._wake_in.recv(4096):
-                pass
-
-    def _take(self) -> None:
-        """Sinks queued → signed requests waiting for their origin; connections opened →
-        lines; then every waiting request that has an idle line goes out on it, and those
-        left get connects of their own, as far as there is room (made, when there is none,
-        by closing the idle lines of other origins, least recently used first).
-
-        A failed connect stops connects to its origin for ``_BROKEN_FOR`` seconds: its
-        requests wait for its live lines meanwhile, or when it has none, fail at once (to
-        go to threads, where retries and error messages live)."""
-        import selectors
-
-        with self._lock:  # no more signed (and, for a PUT, read) requests waiting than sockets
-            room = 2 * self._room.limit - self._room.busy - sum(map(len, self._waiting.values()))
-            sinks = [self._queued.popleft() for _ in range(min(max(room, 0), len(self._queued)))]
-            arrived, self._arrived = self._arrived, []
-            self._space.notify_all()
-        now = time.monotonic()
-        for origin, conn in arrived:
-            self._opening[origin] -= 1
-            if isinstance(conn, Exception):
-                self._broken[origin] = conn, now + _BROKEN_FOR
-                continue
-            line = _Line(origin, conn)
-            line.sock.setblocking(False)
-            self._selector.register(line.sock, selectors.EVENT_READ, line)
-            self._lines.add(line)
-            self._idle.setdefault(origin, []).append(line)
-        for sink in sinks:
-            try:
-                origin, out = sink.request()
-            except Exception as exc:
-                self._fail(sink, exc)
-                continue
-            self._waiting.setdefault(origin, _deque()).append((sink, out))
-        for origin, waiting in self._waiting.items():
-            idle = self._idle.get(origin, [])
-            while waiting and idle:
-                self._start(idle.pop(), *waiting.popleft())
-            opening = self._opening.get(origin, 0)
-            broken, until = self._broken.get(origin, (None, 0.0))
-            if broken is not None and now < until:
-                if not opening and all(line.origin != origin for line in self._lines):
-                    while waiting:
-                        self._fail(waiting.popleft()[0], broken)
-                continue
-            wanted = len(waiting) - opening
-            free = self._room.limit - len(self._lines) - sum(self._opening.values())
-            if wanted > free:
-                others = [line for other, lines in self._idle.items() if other != origin for line in lines]
-                for line in sorted(others, key=lambda line: line.idle_since)[: wanted - free]:
-                    self._drop(line, None)
-                    free += 1
-            for _ in range(max(min(wanted, free), 0)):
-                self._opening[origin] = self._opening.get(origin, 0) + 1
-                threading.Thread(target=self._connect, args=(origin,), name="tinys3-connect", daemon=True).start()
-
-    def _connect(self, origin: tuple[str, str, int]) -> None:
-        """On a thread of its own: one more connection, or why there is none."""
-        try:
-            arrived: _Connection | Exception = self._transport.open(origin)
-        except Exception as exc:
-            arrived = exc
-        with self._lock:
-            self._arrived.append((origin, arrived))
-            self._wake()
-
-    def _start(self, line: _Line, sink: Any, out: bytes) -> None:
-        import selectors
-
-        line.exchange = _Exchange(sink, out)
-        line.exchange.era = self._room.begin()
-        self._send(line, selectors.EVENT_READ)  # as an idle line is registered
-
-    def _send(self, line: _Line, events: int) -> None:
-        """Send what is left of the request; wait for the socket to take more if it must
-        (``events``: what the socket is registered for now)."""
-        import selectors
-        import ssl
-
-        exchange = line.exchange
-        assert exchange is not None
-        try:
-            sent = line.sock.send(exchange.out)
-        except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError):
-            sent = 0
-        except OSError as exc:
-            self._drop(line, _transport_error(exc, "sending the request failed"))
-            return
-        exchange.out = exchange.out[sent:]
-        wanted = selectors.EVENT_READ | (selectors.EVENT_WRITE if exchange.out else 0)
-        if wanted != events:
-            self._selector.modify(line.sock, wanted, line)
-
-    def _serve(self, line: _Line, events: int) -> None:
-        """A socket is ready: send more of its request, or read what came."""
-        import selectors
-        import ssl
-
-        if line.exchange is not None and line.exchange.out and events & selectors.EVENT_WRITE:
-            self._send(line, selectors.EVENT_READ | selectors.EVENT_WRITE)
-            return
-        while line in self._lines:
-            try:
-                n = line.sock.recv_into(self._inbox)
-            except (BlockingIOError, InterruptedError, ssl.SSLWantReadError):
-                return
-            except OSError as exc:
-                self._drop(line, _transport_error(exc, "reading the answer failed"))
-                return
-            if not n:  # closed: an idle line's server let it go; else the answer is cut short
-                self._drop(line, _transport_error(ConnectionResetError(), "the server closed the connection"))
-                return
-            try:
-                self._received(line, self._inbox[:n])
-            except Exception as exc:
-                self._drop(line, exc)
-                return
-            if not (isinstance(line.sock, ssl.SSLSocket) and line.sock.pending()):
-                return
-
-    def _received(self, line: _Line, data: memoryview) -> None:
-        """Bytes of the answer on ``line``: its head, then its body, into the sink."""
-        exchange = line.exchange
-        if exchange is None:
-            raise _no_retry("the server sent bytes nobody asked for")
-        if exchange.out:  # the rest of the request would be read as the start of the next one
-            raise TransportError("the server answered before the whole request was sent")
-        exchange.since = time.monotonic()
-        reader = exchange.reader
-        reader.feed(data)
-        while (event := reader.next_event()) is not None:
-            if isinstance(event, _Head):
-                self._begin(exchange, event)
-            elif isinstance(event, bytes):
-                exchange.sink.write(memoryview(event))
-            else:
-                self._ended(line, exchange)
-
-    def _begin(self, exchange: _Exchange, head: _Head) -> None:
-        """Only an HTTP/1.x 200 framed by Content-Length is taken here."""
-        if head.status != 200 or head.length is None:
-            framing = "" if head.length is not None else ", not framed by Content-Length"
-            raise TransportError(f"answered {head.version} {head.status} {head.reason}{framing}")
-        exchange.size = head.length
-        exchange.sink.begin(head.status, head.headers)
-
-    def _ended(self, line: _Line, exchange: _Exchange) -> None:
-        """The answer on ``line`` is whole: the line is idle again (or closed), the sink ends."""
-        if exchange.reader.overrun:
-            raise _no_retry("the server sent more than its Content-Length")
-        line.exchange = None
-        if exchange.reader.reusable:
-            line.idle_since = time.monotonic()
-            self._idle.setdefault(line.origin, []).append(line)
-        else:
-            self._drop(line, None)
-        self._room.end(exchange.era, exchange.size, exchange.since - exchange.started, line.fresh)
-        exchange.era, line.fresh = -1, False
-        try:
-            exchange.sink.end()
-        except Exception as exc:
-            self._fail(exchange.sink, exc)
-
-    def _drop(self, line: _Line, error: Exception | None) -> None:
-        """Close a line; the request on it, if any, fails with ``error`` (None: abandoned)."""
-        self._lines.discard(line)
-        idle = self._idle.get(line.origin, [])
-        if line in idle:
-            idle.remove(line)
-        with _suppress(KeyError, ValueError):
-            self._selector.unregister(line.sock)
-        self._transport._close(line.conn)
-        exchange, line.exchange = line.exchange, None
-        if exchange is not None:
-            if exchange.era >= 0:
-                self._room.end(-1, 0, 0.0, cold=True)  # no longer in flight, and no measure of the limit
-            self._fail(exchange.sink, error)
-
-
 def _header_block(host: str, headers: Mapping[str, str]) -> bytes:
     """A request's header lines, Host first, without the blank line that ends them.
 
@@ -4414,134 +3956,6 @@ def _move_into_place(temporary: str, path: str | os.PathLike[str]) -> None:
         os.replace(temporary, path)
     except OSError as error:
         raise type(error)(error.errno, error.strerror, path) from None
-
-
-class _SmallDownload:
-    """One object into a file through the ``_Multiplexer``, checked as ``download`` checks it:
-    a temporary file beside the path, renamed into place only once the length the
-    listing gave arrived whole (and its MD5 matched the ETag, when that is one).
-
-    ``done(headers)`` runs once the file is in place; ``fallback(error)`` when the
-    GET was not answered plainly (the caller downloads it the usual way: retries,
-    errors and their messages are there), and not at all when it was abandoned.
-    """
-
-    def __init__(
-        self, conn: Connection, bucket: str, key: str, path: str, size: int,
-        done: Callable[[_Headers], object], fallback: Callable[[Exception], object],
-    ) -> None:  # fmt: skip
-        self._conn, self._bucket, self._key, self._path, self._size = conn, bucket, key, path, size
-        self._done, self._fallback = done, fallback
-        self._fd: int | None = None
-        self._temporary = ""
-        self._md5: Any = None
-        self._etag: str | None = None
-        self._request: _Request | None = None
-        self._headers: _Headers | None = None
-        self._started = 0.0
-
-    def request(self) -> tuple[tuple[str, str, int], bytes]:
-        key = _check_key(self._key)
-        self._request = _Request("GET", self._bucket, key, self._conn._read_headers(self._bucket, None, None))
-        self._started = time.monotonic()
-        origin, head, _ = self._conn._wire(self._request)
-        return origin, head
-
-    def begin(self, status: int, headers: _Headers) -> None:
-        if int(headers["Content-Length"]) != self._size:
-            raise _no_retry(f"{self._key!r} is no longer the size it was listed with")
-        self._headers, self._etag = headers, _etag_md5(headers)
-        self._md5 = hashlib.md5() if self._etag is not None else None
-        self._fd, self._temporary = _temporary_beside(self._path)
-
-    def write(self, view: memoryview) -> None:
-        assert self._fd is not None
-        _write_all(self._fd, view)
-        if self._md5 is not None:
-            self._md5.update(view)
-
-    def end(self) -> None:
-        assert self._fd is not None and self._headers is not None and self._request is not None
-        fd, self._fd = self._fd, None
-        try:
-            os.close(fd)
-            _check_md5(self._md5, self._etag)
-            _move_into_place(self._temporary, self._path)
-        except BaseException:
-            os.unlink(self._temporary)
-            raise
-        _log_request(self._request, 200, 1, self._started, self._headers)
-        self._done(self._headers)
-
-    def fail(self, error: Exception | None) -> None:
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            os.close(fd)
-            os.unlink(self._temporary)
-        if error is not None:
-            if self._request is not None:
-                _log_request(self._request, error, 1, self._started)
-            self._fallback(error)
-
-
-#: Files up to this size go up through the multiplexer, read whole: 256 sockets hold 16 MiB.
-_SMALL_PUT = 64 * 1024
-
-
-class _SmallUpload:
-    """A small file (read whole when its PUT is about to go) or bytes stored through the
-    ``_Multiplexer`` in one PUT: the request ``upload`` would send (the same headers,
-    from ``options``: ``content_type``, ``headers``, ``expires``, ``public``; the body's
-    SHA-256 signed, so that S3 checks every byte). ``done(response)`` runs once it is
-    stored; ``fallback(error)`` as for ``_SmallDownload``."""
-
-    def __init__(
-        self, conn: Connection, bucket: str | None, key: str, source: str | bytes, options: Mapping[str, Any],
-        done: Callable[[Response], object], fallback: Callable[[Exception], object],
-    ) -> None:  # fmt: skip
-        self._conn, self._bucket, self._key, self._source, self._options = conn, bucket, key, source, options
-        self._done, self._fallback = done, fallback
-        self._request: _Request | None = None
-        self._answer: _Headers | None = None
-        self._started, self._url = 0.0, ""
-
-    def request(self) -> tuple[tuple[str, str, int], bytes]:
-        options = self._options
-        target, wire, _ = self._conn._upload_wire(
-            self._key, self._bucket, options.get("expires"), options.get("content_type"),
-            options.get("public", False), options.get("headers"), None, None, None, None, None,
-        )  # fmt: skip
-        data = self._source if isinstance(self._source, bytes) else self._read(self._source)
-        self._request = _Request("PUT", *target, wire, _Body(data))
-        self._started = time.monotonic()
-        origin, head, self._url = self._conn._wire(self._request)
-        return origin, head + data
-
-    @staticmethod
-    def _read(path: str) -> bytes:
-        with open(path, "rb") as file:
-            data = file.read(_SMALL_PUT + 1)
-        if len(data) > _SMALL_PUT:
-            raise _no_retry(f"{path} grew past {_SMALL_PUT} bytes since it was listed")
-        return data
-
-    def begin(self, status: int, headers: _Headers) -> None:
-        self._answer = headers
-
-    def write(self, view: memoryview) -> None:
-        pass  # the body of a PUT's answer says nothing a 200 did not
-
-    def end(self) -> None:
-        request, answer = self._request, self._answer
-        assert request is not None and answer is not None
-        _log_request(request, 200, 1, self._started, answer)
-        self._done(Response(200, "OK", answer, b"", self._url, "PUT", request.bucket, request.key))
-
-    def fail(self, error: Exception | None) -> None:
-        if error is not None:
-            if self._request is not None:
-                _log_request(self._request, error, 1, self._started)
-            self._fallback(error)
 
 
 def _checker(conn: Connection, response: Response, request: _Request) -> Steps[_Checker | None]:
@@ -6624,14 +6038,6 @@ class Connection:
         signed = self._signed(request, path, headers, credentials, region)
         return region, endpoint, host, f"{path}?{query}" if query else path, signed
 
-    def _wire(self, request: _Request) -> tuple[tuple[str, str, int], bytes, str]:
-        """One attempt of a request, signed now: the (scheme, host, port) it goes to, its head
-        as the bytes that go out (the body, if any, follows them) and its URL.
-        ``_Multiplexer``'s way to send; ``_attempts`` is everyone else's."""
-        _, endpoint, host, target, headers = self._addressed(request, _framed(request), self.credentials)
-        origin, _, head = self._transport.route(_Send(endpoint, host, target, request.method, headers, None, False))
-        return origin, head, f"{endpoint.scheme}://{host}{target}"
-
     def _drive(self, steps: Generator[_Effect, Any, T]) -> T:
         """The blocking driver: perform each effect the core yields, here, on this thread, and
         send back its result (or throw in its exception) until the core returns its own."""
@@ -6934,21 +6340,8 @@ class _OnPool:
         return _partial(pool._submit, method) if self._read is None else _partial(pool._submit, self._read, method)
 
 
-#: What ``Pool.upload`` may be given, besides key, bytes and bucket, for its multiplexer to take it.
-_QUICK_OPTIONS = frozenset({"bucket", "content_type", "headers", "expires", "public"})
-
-
-def _chain(inner: Future[T], outer: Future[T]) -> None:
-    """Resolve ``outer`` (running) as ``inner`` is resolved."""
-
-    def copy(done: Future[T]) -> None:
-        error = done.exception()
-        if error is None:
-            outer.set_result(done.result())
-        else:
-            outer.set_exception(error)
-
-    inner.add_done_callback(copy)
+#: ``Pool.upload`` sends bytes up to this size on its event loop.
+_SMALL_PUT = 64 * 1024
 
 
 def _read_body(get: Callable[..., Response], *args: Any, **kwargs: Any) -> Response:
@@ -6995,7 +6388,7 @@ class Pool:
         self.connection = connection
         self.size = size
         self._executor: ThreadPoolExecutor | None = None
-        self._many: _Multiplexer | None = None  # small PUTs of bytes (made on first use)
+        self._loop: tuple[_LoopThread, AsyncConnection] | None = None  # small uploads (made on first use)
         self._lock = threading.Lock()
         _forkable.add(self)
 
@@ -7006,7 +6399,7 @@ class Pool:
 
     def _after_fork(self) -> None:
         """A forked child gets threads of its own on its first call (the parent's stayed there)."""
-        self._executor, self._many = None, None
+        self._executor, self._loop = None, None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -7029,40 +6422,18 @@ class Pool:
     def upload(self, key: str, local_file: Body, *args: Any, **kwargs: Any) -> Future[Response]:
         """``Connection.upload`` on the pool: a Future of its Response.
 
-        Bytes up to 64 KiB, with no argument past ``bucket``, ``content_type``,
-        ``headers``, ``expires`` and ``public``, go through the pool's multiplexer:
-        its PUTs in flight on one thread, over ``size`` sockets (a thread each costs
-        a GIL hand-over at each system call). Their Futures are resolved, and their
-        callbacks run, on that thread: keep callbacks short. Any answer but a plain
-        200 sends the upload again on the pool's threads.
+        Bytes up to 64 KiB go on the asyncio driver, on an event loop of the pool's own
+        thread, ``size`` at once (a thread each would cost a GIL hand-over at each
+        system call). Their Futures are resolved, and their callbacks run, on that
+        thread: keep callbacks short.
         """
-        from concurrent.futures import Future
-
-        data = local_file if isinstance(local_file, (bytes, bytearray, memoryview)) else None
-        clash = bool(args) and "bucket" in kwargs  # Connection.upload raises it, on a thread
-        if data is None or len(data) > _SMALL_PUT or len(args) > 1 or clash or not set(kwargs) <= _QUICK_OPTIONS:
+        if not isinstance(local_file, (bytes, bytearray, memoryview)) or len(local_file) > _SMALL_PUT:
             return self._submit(self.connection.upload, key, local_file, *args, **kwargs)
-        bucket, data = (args[0] if args else kwargs.pop("bucket", None)), bytes(data)
-        future: Future[Response] = Future()
-        future.set_running_or_notify_cancel()
-
-        def again(error: Exception) -> None:
-            try:
-                retried = self._submit(self.connection.upload, key, data, bucket, **kwargs)
-            except RuntimeError:  # the interpreter is exiting: no new thread; the upload goes on this one
-                try:
-                    future.set_result(self.connection.upload(key, data, bucket, **kwargs))
-                except Exception as exc:
-                    future.set_exception(exc)
-                return
-            _chain(retried, future)
-
         with self._lock:
-            if self._many is None:
-                self._many = _Multiplexer(self.connection._transport, self.size, self.size, bounded=False)
-            many = self._many
-        many.add(_SmallUpload(self.connection, bucket, key, data, kwargs, future.set_result, again))
-        return future
+            if self._loop is None:
+                self._loop = _LoopThread(), _asyncio_twin(self.connection, self.size)
+            loop, twin = self._loop
+        return loop.submit(_awaited(twin.upload, key, bytes(local_file), *args, **kwargs))
 
     # Each runs the Connection method of its name on the pool's threads and returns a Future of its result.
     copy = _OnPool()
@@ -7124,11 +6495,10 @@ class Pool:
     def close(self, wait: bool = True) -> None:
         """Finish the pending work (with ``wait``), stop the threads, close connections."""
         with self._lock:
-            many, self._many = self._many, None
-        if many is not None:  # first: what it could not take plainly goes to the threads
-            many.close()
-        with self._lock:
+            loop, self._loop = self._loop, None
             executor, self._executor = self._executor, None
+        if loop is not None and wait:
+            loop[0].close(loop[1])
         if executor is not None:
             executor.shutdown(wait=wait)
         self.connection.close()
@@ -7296,6 +6666,7 @@ class _AsyncTransport(_Transport):
 
         self._loops: WeakKeyDictionary[Any, tuple[dict[tuple[str, str, int], list[_AsyncLine]], Any]]
         self._loops = WeakKeyDictionary()
+        self.lines = _ASYNC_LINES  # open at once in each loop
 
     def _after_fork(self) -> None:
         super()._after_fork()
@@ -7307,7 +6678,7 @@ class _AsyncTransport(_Transport):
         if found is None:
             import asyncio
 
-            found = self._loops[loop] = ({}, asyncio.Semaphore(_ASYNC_LINES))
+            found = self._loops[loop] = ({}, asyncio.Semaphore(self.lines))
         return found
 
     async def _connect(self, loop: Any, origin: tuple[str, str, int], owner: Connection) -> _AsyncLine:
@@ -7628,6 +6999,107 @@ class AsyncConnection(Connection):
         await self.close()
 
 
+def _asyncio_twin(conn: Connection, lines: int) -> AsyncConnection:
+    """An AsyncConnection for ``conn``'s blocking callers (``Pool``'s small uploads, the
+    command line's batches): the same settings, credentials, learnt regions and clock
+    offset (shared, not copied), connections of its own, at most ``lines`` open at once."""
+    twin = AsyncConnection.__new__(AsyncConnection)
+    twin.__dict__.update(conn.__dict__)
+    blocking = conn._transport
+    timeout = (blocking._connect_timeout, blocking._read_timeout, blocking._deadline)
+    twin._transport = _AsyncTransport(timeout, blocking._verify, blocking._proxy_setting, blocking._environ)
+    twin._transport.lines = lines
+    _forkable.add(twin)
+    return twin
+
+
+async def _awaited(call: Callable[..., Coroutine[Any, Any, T]], *args: Any, **kwargs: Any) -> T:
+    """``call(*args, **kwargs)`` awaited: an argument it refuses fails the future, not the caller."""
+    return await call(*args, **kwargs)
+
+
+class _LoopThread:
+    """An event loop on a thread of its own, run while it has work: where blocking callers
+    hand coroutines of the asyncio driver (``submit`` gives a ``concurrent.futures.Future``).
+    Once nothing is left the thread ends, the loop and its idle connections kept for the next
+    work, which starts another thread. Not a daemon: as with ``concurrent.futures``, the
+    interpreter waits at exit for the work handed to it."""
+
+    def __init__(self) -> None:
+        import asyncio
+
+        self.loop = asyncio.new_event_loop()
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._pending = 0  # coroutines handed over and not yet ended
+        self._thread: threading.Thread | None = None  # the one running the loop, or that last ran it
+        _forkable.add(self)
+
+    def _after_fork(self) -> None:
+        """A forked child runs a loop of its own (the parent's thread stayed there, and its
+        loop's selector watches the parent's sockets)."""
+        self.__init__()  # type: ignore[misc]
+
+    def submit(self, coroutine: Coroutine[Any, Any, T]) -> Future[T]:
+        """Run ``coroutine`` on the loop; its Future, as an executor's, cannot be cancelled
+        once it runs."""
+        from concurrent.futures import Future
+
+        future: Future[T] = Future()
+        with self._lock:
+            self._pending += 1
+            self.loop.call_soon_threadsafe(self._start, coroutine, future)
+            if self._pending == 1:  # the loop stopped, or is stopping: a thread runs it again
+                self._thread = threading.Thread(target=self._run, args=(self._thread,), name="tinys3-loop")
+                self._thread.start()
+        return future
+
+    def _run(self, previous: threading.Thread | None) -> None:
+        if previous is not None:  # it leaves the loop once the stop it was given is done
+            previous.join()
+        self.loop.run_forever()
+
+    def _start(self, coroutine: Coroutine[Any, Any, T], future: Future[T]) -> None:
+        """On the loop: ``coroutine`` as a task, unless its future was cancelled first."""
+        if future.set_running_or_notify_cancel():
+            self.loop.create_task(coroutine).add_done_callback(_partial(self._ended, future))
+        else:
+            coroutine.close()
+            self._ended(future, None)
+
+    def _ended(self, future: Future[T], task: Any) -> None:
+        """On the loop: a task really ended (a cancelled one, once its cleanup is done)."""
+        import asyncio
+
+        if task is not None:
+            error = asyncio.CancelledError() if task.cancelled() else task.exception()
+            if error is None:
+                future.set_result(task.result())
+            else:
+                future.set_exception(error)
+        with self._lock:
+            self._pending -= 1
+            if not self._pending:
+                self.loop.stop()
+                self._idle.notify_all()
+
+    def cancel(self) -> None:
+        """Cancel every coroutine under way (each aborts what it started)."""
+        import asyncio
+
+        self.loop.call_soon_threadsafe(lambda: [task.cancel() for task in asyncio.all_tasks(self.loop)])
+
+    def close(self, conn: AsyncConnection) -> None:
+        """Once the work handed over has ended, close ``conn``'s connections, then the loop."""
+        with self._lock:
+            while self._pending:
+                self._idle.wait()
+        self.submit(conn.close()).result()
+        assert self._thread is not None
+        self._thread.join()
+        self.loop.close()
+
+
 ###############################################################################
 # Command line ################################################################
 ###############################################################################
@@ -7690,10 +7162,12 @@ def _cli_parents(parser: Any) -> tuple[Any, Any, Any]:
     batch.add_argument("--dryrun", action="store_true", help="print what would be done, do nothing")
     batch.add_argument("--follow-symlinks", action=argparse.BooleanOptionalAction, default=True,
                        help="read a local source's links as what they point to (the default)")  # fmt: skip
-    batch.add_argument("--max-concurrency", type=_cli_count, metavar="N",
-                       help=f"files transferred at once by recursive commands (default: {_SOCKETS[0]} small "
-                            f"ones, up to {_SOCKETS[1]}, and {_IN_FLIGHT[0]} others, up to {_IN_FLIGHT[1]}, "
-                            "while more at once is faster)")  # fmt: skip
+    batch.add_argument(
+        "--max-concurrency",
+        type=_cli_count,
+        metavar="N",
+        help=f"files transferred at once by recursive commands (default: {_ASYNC_LINES})",
+    )
     stored = argparse.ArgumentParser(add_help=False)  # what uploads and copies store
     stored.add_argument("--content-type", metavar="TYPE", help="Content-Type (default: guessed from the name)")
     stored.add_argument("--cache-control", metavar="VALUE", help="Cache-Control header")
@@ -7809,163 +7283,93 @@ _FAILS_EVERY_TRANSFER = frozenset({"NoSuchBucket", "AccessDenied", "SignatureDoe
 
 
 class _Batch:
-    """The transfers of a recursive command, on threads of its own: ``--max-concurrency``
-    at a time, or by default 64 growing up to 128 while that pays (``_InFlight``); small
-    ones go to a ``_Multiplexer`` instead (``add_small``), which hands back what it cannot take.
+    """The transfers of a recursive command, as tasks of the asyncio driver on an event
+    loop of their own (``_LoopThread``): ``--max-concurrency`` at once (by default as many
+    as an ``AsyncConnection`` keeps open in one loop), over as many keep-alive connections.
 
-    The listing queues work up to a limit's worth ahead, then waits until half of
-    it has started: a thread that ends a transfer takes the next one at once,
-    without waiting to be handed it (each hand-over is a wake-up, two thread
-    switches and a turn for the GIL), and the listing wakes once per half a
-    limit, not once a file; memory stays bounded. A thread starts only when no
-    idle one is left and the limit allows. A failed transfer is reported and the
-    others go on. On a terminal, one line on stderr counts files and bytes done
-    of those found so far (``~`` while the listing goes on), with rate and ETA.
+    The listing hands each transfer over as it is found, waiting while the limit is
+    under way, so memory stays bounded. A failed transfer is reported and the others
+    go on. On a terminal, one line on stderr counts files and bytes done of those found
+    so far (``~`` while the listing goes on), with rate and ETA.
     """
 
-    def __init__(self, workers: int | None, stream: Any, shown: bool) -> None:
-        least, most = (workers, workers) if workers else _IN_FLIGHT
-        self._room = _InFlight(least, most)
+    def __init__(self, conn: Connection, workers: int | None, stream: Any, shown: bool) -> None:
+        limit = workers or _ASYNC_LINES
+        self.conn = _asyncio_twin(conn, limit)  #: what the transfers' steps are made with
+        self._loop = _LoopThread()
+        self._room = threading.Semaphore(limit)
         self._stream = stream if shown and stream.isatty() else None
         self._start = time.monotonic()
         self._width = 0
         self.lock = threading.Lock()
-        self._work, self._space = threading.Condition(self.lock), threading.Condition(self.lock)
-        self._queued: _deque[tuple[int, Callable[[], object], Callable[[Exception], None], int]] = _deque()
-        self._many: _Multiplexer | None = None  # small downloads, on one thread (made on first use)
-        self._sockets = (workers, workers) if workers else _SOCKETS
-        self._threads: list[threading.Thread] = []
-        self._serving = self._idle = 0  # threads running, and of those, waiting for work
+        self._under_way: set[Future[None]] = set()
         self.listing = True
         self.files = self.files_done = self.bytes = self.bytes_done = 0
         self.stopped: HTTPError | None = None  # an error every transfer would meet (``halt``)
 
-    def add(self, size: int, work: Callable[[], object], report: Callable[[Exception], None], count: int = 1) -> None:
-        """Queue ``work`` (``count`` files, ``size`` bytes); ``report`` hears its failure."""
+    def add(self, size: int, steps: Steps[object], report: Callable[[Exception], None], count: int = 1) -> None:
+        """Run ``steps`` (``count`` files, ``size`` bytes) once fewer than the limit are
+        under way; ``report`` hears its failure."""
+        self._room.acquire()
         with self.lock:
-            while len(self._queued) >= self._room.limit and self.stopped is None:
-                self._space.wait()
             if self.stopped is not None:
+                self._room.release()
+                steps.close()
                 raise self.stopped
-            self._queued.append((size, work, report, count))
             self.files, self.bytes = self.files + count, self.bytes + size
             self.show()
-            if self._idle:  # one of them is woken, and no longer counted idle
-                self._idle -= 1
-                self._work.notify()
-            elif self._serving < self._room.limit:
-                self._serving += 1
-                thread = threading.Thread(target=self._serve, name=f"tinys3-cli-{len(self._threads)}")
-                self._threads.append(thread)
-                thread.start()
+            future = self._loop.submit(self._run(steps, size, count, report))
+            self._under_way.add(future)
+        future.add_done_callback(self._ended)
 
-    def add_small(
-        self, conn: Connection, size: int, sink: Callable[..., Any], done: Callable[[Any], object],
-        work: Callable[[], object], report: Callable[[Exception], None],
-    ) -> None:  # fmt: skip
-        """Queue a small transfer on the multiplexer: ``sink(finished, again)`` makes it. One
-        it could not take plainly comes back as the ordinary transfer ``work`` (``report``
-        hears its failure)."""
+    async def _run(self, steps: Steps[object], size: int, count: int, report: Callable[[Exception], None]) -> None:
+        try:
+            await self.conn._drive(steps)
+        except Exception as error:  # every failure is reported: the others go on
+            if not self.halt(error):
+                report(error)
         with self.lock:
-            self.files, self.bytes = self.files + 1, self.bytes + size
+            self.files_done, self.bytes_done = self.files_done + count, self.bytes_done + size
             self.show()
-            if self._many is None:
-                self._many = _Multiplexer(conn._transport, *self._sockets)
 
-        def finished(outcome: Any) -> None:  # the answer's headers, or the Response of a PUT
-            done(outcome)
-            with self.lock:
-                self.files_done, self.bytes_done = self.files_done + 1, self.bytes_done + size
-                self.show()
-
-        def again(error: Exception) -> None:
-            _log("a transfer goes on a thread of its own, after: %s", error)
-            with self.lock:
-                self.files, self.bytes = self.files - 1, self.bytes - size
-            with _suppress(HTTPError):  # the batch is over: ``halt`` reported why
-                self.add(size, work, report)
-
-        self._many.add(sink(finished, again))
-
-    def _serve(self) -> None:
-        """One thread: queued transfers, one after another, until none is left once
-        the listing ended, or the limit went back below this thread's place."""
-        ended: tuple[int, int, int, float] | None = None
-        while True:
-            with self.lock:
-                if ended is not None:
-                    era, size, count, seconds = ended
-                    self.files_done, self.bytes_done = self.files_done + count, self.bytes_done + size
-                    self.show()
-                    self._room.end(era, size // max(count, 1), seconds)
-                while not self._queued and self.listing and self._serving <= self._room.limit:
-                    self._idle += 1
-                    self._work.wait()
-                if not self._queued or self._serving > self._room.limit:
-                    self._serving -= 1
-                    return
-                size, work, report, count = self._queued.popleft()
-                if len(self._queued) <= self._room.limit // 2:
-                    self._space.notify()
-                era = self._room.begin()
-            began = time.monotonic()
-            try:
-                work()
-            except Exception as error:  # every failure is reported: the others go on
-                if not self.halt(error):
-                    report(error)
-            ended = era, size, count, time.monotonic() - began
+    def _ended(self, future: Future[None]) -> None:
+        with self.lock:
+            self._under_way.discard(future)
+        self._room.release()
 
     def halt(self, error: Exception) -> bool:
         """Whether ``error`` would fail every other transfer too (the bucket is missing, the
         keys are refused); if so the first one ends the command (``add`` and the end of the
-        batch raise it: one line, not one a file) and the transfers not started are dropped."""
+        batch raise it: one line, not one a file) and no more transfers start."""
         if not (isinstance(error, HTTPError) and error.code in _FAILS_EVERY_TRANSFER):
             return False
         with self.lock:
             self.stopped = self.stopped or error
-            self._queued.clear()
-            self._space.notify_all()
         return True
 
     def __enter__(self) -> _Batch:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
-        """Wait for every queued transfer; after an error or Ctrl-C, drop those not started
-        (those under way finish: a file is never left half-written)."""
-        many = self._many
-        try:
-            if many is not None:  # first: what it cannot take plainly comes back here
-                many.close(abort=kind is not None)
-        except BaseException:  # Ctrl-C while waiting: its downloads are abandoned, and so are those queued
-            assert many is not None
-            many.close(abort=True)
-            self._end(True)
-            raise
-        self._end(kind is not None)
-        if kind is None and self.stopped is not None:
-            raise self.stopped
+        """Wait for the transfers under way (after an error or Ctrl-C too: a file is never
+        left half-written); a Ctrl-C while waiting cancels them, and each aborts what it
+        started (a download's temporary file goes, an upload is not stored)."""
+        from concurrent.futures import wait
 
-    def _end(self, dropping: bool) -> None:
-        """The listing is over: wait for the threads, or with ``dropping``, drop what has not started."""
         with self.lock:
             self.listing = False
-            if dropping:
-                self._queued.clear()
-            self._idle = 0
-            self._work.notify_all()
-            self.show()  # the count is final now (what the multiplexer finished was drawn as a guess)
+            self.show()
         try:
-            for thread in () if dropping else self._threads:
-                thread.join()
-        except BaseException:  # Ctrl-C while waiting
-            with self.lock:
-                self._queued.clear()
+            wait(list(self._under_way))
+        except BaseException:
+            self._loop.cancel()
             raise
         finally:
+            self._loop.close(self.conn)
             with self.lock:
                 self.clear()
+        if kind is None and self.stopped is not None:
+            raise self.stopped
 
     def clear(self) -> None:
         """Blank the progress line (the lock held), so that a line can be printed."""
@@ -8081,30 +7485,30 @@ class _Cli:
         return _included(relative, getattr(self.args, "filters", None))
 
     def many(self) -> _Batch:
-        """Run transfers on threads until the ``with`` block ends (which waits for them)."""
+        """Run transfers at once until the ``with`` block ends (which waits for them)."""
         args = self.args
-        self.batch = _Batch(args.max_concurrency, self.err, not (self.silent or args.no_progress))
+        self.batch = _Batch(self.conn, args.max_concurrency, self.err, not (self.silent or args.no_progress))
         return self.batch
 
     def transfer(
         self, verb: str, source: str, target: str, size: int,
-        action: Callable[[Progress | None], object], remove: Callable[[], object],
-        quick: Callable[[Callable[[], None], Callable[[], None], Callable[[Exception], None]], None] | None = None,
+        action: Callable[[Connection, Progress | None], Steps[object]],
+        remove: Callable[[Connection], Steps[object] | None],
     ) -> None:  # fmt: skip
-        """One upload, download or copy, and for ``mv`` the removal of its source
-        once it succeeded: now with a progress bar, or queued on the batch. ``quick``
-        (a small download or upload of ``cp`` or ``sync``) queues it on the batch's
-        multiplexer instead, given what to say once done, the transfer and how to report
-        its failure."""
+        """One upload, download or copy, and for ``mv`` the removal of its source once it
+        succeeded: now with a progress bar, or handed to the batch. ``action`` and ``remove``
+        make the steps with the connection that runs them."""
         verb = "move" if self.args.command == "mv" else verb
         line = f"{verb}: {source} to {target}"
         if self.dry(line):
             return
 
-        def work(bar: _ProgressBar | None) -> None:
-            action(bar)
+        def work(conn: Connection, bar: _ProgressBar | None) -> Steps[None]:
+            yield from action(conn, bar)
             if self.args.command == "mv":
-                remove()
+                removing = remove(conn)
+                if removing is not None:
+                    yield from removing
             if bar is not None:
                 bar.close()  # the result line goes on a clean line, not after the bar
             self.say(line)
@@ -8114,16 +7518,13 @@ class _Cli:
             def report(error: Exception) -> None:
                 self.fail(f"{verb} failed: {source} to {target}: {_error_text(error)}")
 
-            if quick is not None and self.args.command != "mv":
-                quick(lambda: self.say(line), lambda: work(None), report)
-            else:
-                self.batch.add(size, lambda: work(None), report)
+            self.batch.add(size, work(self.batch.conn, None), report)
             return
         hidden = self.silent or self.args.no_progress
         bar = None if hidden else _ProgressBar(self.err, (target if verb == "upload" else source).rpartition("/")[2])
         self.current = line
         try:
-            work(bar)
+            self.conn._drive(work(self.conn, bar))
         finally:
             if bar is not None:
                 bar.close()
@@ -8329,8 +7730,8 @@ class _Cli:
         url, to = f"s3://{source[0]}/{source[1]}", f"s3://{target[0]}/{target[1]}"
         self.transfer(
             "copy", url, to, size or 0,
-            lambda bar: self.conn.copy(source[1], source[0], target[1], target[0], **self.stores),
-            lambda: self.conn.delete(source[1], source[0]),
+            lambda conn, bar: Connection.copy.steps(conn, source[1], source[0], target[1], target[0], **self.stores),
+            lambda conn: Connection.delete.steps(conn, source[1], source[0]),
         )  # fmt: skip
 
     def upload(self, path: str, target: tuple[str, str], size: int | None) -> None:
@@ -8342,17 +7743,10 @@ class _Cli:
                 raise InvalidInput("name the key to upload standard input to: s3://BUCKET/KEY")
             key += os.path.basename(path)
         source: Any = sys.stdin.buffer if path == "-" else Path(path)
-
-        def quick(said: Callable[[], None], work: Callable[[], None], report: Callable[[Exception], None]) -> None:
-            assert self.batch is not None
-            sink = _partial(_SmallUpload, self.conn, bucket, key, path, self.stores)
-            self.batch.add_small(self.conn, size or 0, sink, lambda response: said(), work, report)
-
-        small = self.batch is not None and path != "-" and size is not None and size <= _SMALL_PUT
         self.transfer(
             "upload", path, f"s3://{bucket}/{key}", size or 0,
-            lambda bar: self.conn.upload(key, source, bucket, progress=bar, **self.stores),
-            lambda: os.remove(path), quick if small else None,
+            lambda conn, bar: Connection.upload.steps(conn, key, source, bucket, progress=bar, **self.stores),
+            lambda conn: os.remove(path),
         )  # fmt: skip
 
     def download(self, source: tuple[str, str], path: str, size: int | None) -> None:
@@ -8362,42 +7756,36 @@ class _Cli:
             sys.stdout.buffer.flush()
             return
 
-        def folder_ready() -> None:
+        def fetch(conn: Connection, bar: Progress | None) -> Steps[None]:
             folder = os.path.dirname(path) or "."
             if self.batch is not None and folder not in self.folders:
                 os.makedirs(folder, exist_ok=True)
                 self.folders.add(folder)
-
-        def stamp(headers: _Headers) -> None:
-            moment = headers.get("Last-Modified")
+            response = None
+            if size is not None and size < conn.multipart_threshold:  # small when listed: one plain GET
+                try:
+                    whole = yield from Connection.get.steps(conn, key, bucket, progress=bar)
+                    if _content_length(whole) not in (None, size):
+                        whole._drop_body()
+                        raise _no_retry(
+                            f"{key!r} was listed with {size} bytes; its GET has {whole.headers['Content-Length']}"
+                        )
+                    response = yield from _save(whole, path)
+                except HTTPError:
+                    raise
+                except S3Error as error:  # a wrong answer, a body cut or changed: the usual way, once
+                    _log("a download goes again the usual way, after: %s", error)
+            if response is None:
+                response = yield from Connection.download.steps(conn, key, path, bucket, progress=bar)
+            moment = response.headers.get("Last-Modified")
             if moment:  # as aws does: so that a sync finds the file up to date
                 from email.utils import parsedate_to_datetime
 
                 seconds = parsedate_to_datetime(moment).timestamp()
                 os.utime(path, (seconds, seconds))
 
-        def fetch(bar: Progress | None) -> None:
-            folder_ready()
-            stamp(self.conn.download(key, path, bucket, progress=bar).headers)
-
-        def quick(said: Callable[[], None], work: Callable[[], None], report: Callable[[Exception], None]) -> None:
-            assert self.batch is not None and size is not None
-            try:
-                folder_ready()
-            except OSError:
-                self.batch.add(size, work, report)  # where it fails again, and is reported
-                return
-
-            def done(headers: _Headers) -> None:
-                stamp(headers)
-                said()
-
-            sink = _partial(_SmallDownload, self.conn, bucket, key, path, size)
-            self.batch.add_small(self.conn, size, sink, done, work, report)
-
-        small = self.batch is not None and size is not None and size < self.conn.multipart_threshold
         self.transfer("download", f"s3://{bucket}/{key}", path, size or 0, fetch,
-                      lambda: self.conn.delete(key, bucket), quick if small else None)  # fmt: skip
+                      lambda conn: Connection.delete.steps(conn, key, bucket))  # fmt: skip
 
     def ls(self) -> int:
         """Buckets (no URL), or one level of a folder with names relative to it
@@ -8468,16 +7856,16 @@ class _Cli:
         return self.failures and 1
 
     def delete_keys(self, batch: _Batch, bucket: str, keys: list[str]) -> None:
-        def work() -> None:
-            failed = self.conn.delete_many(keys, bucket)
+        def work() -> Steps[None]:
+            failed = yield from Connection.delete_many.steps(batch.conn, keys, bucket)
             for key in keys:
                 if key not in failed:
                     self.say(f"delete: s3://{bucket}/{key}")
             for name, code in failed.items():
                 self.fail(f"delete failed: s3://{bucket}/{name}: {code}")
 
-        batch.add(0, work, lambda error: self.fail(f"delete failed: {len(keys)} keys in s3://{bucket}/: "
-                                                   f"{_error_text(error)}"), len(keys))  # fmt: skip
+        batch.add(0, work(), lambda error: self.fail(f"delete failed: {len(keys)} keys in s3://{bucket}/: "
+                                                     f"{_error_text(error)}"), len(keys))  # fmt: skip
 
     def mb(self) -> int:
         bucket = self.bucket_only()
