@@ -5374,8 +5374,8 @@ def test_a_skewed_clock_is_corrected_from_the_servers_date(seaweedfs: Server, sh
 
 
 def test_cli_small_files_go_up_and_down_with_the_clock_20_minutes_off(seaweedfs: Server, tmp_path: Path) -> None:
-    """The multiplexer signs with the clock the Connection learnt: the first refusals go again
-    on threads, which learn the server's time; every file arrives whole both ways."""
+    """A batch signs with the clock the Connection learnt: the first refusals teach it the
+    server's time and go again; every file arrives whole both ways."""
     import libfaketime
 
     bucket = seaweedfs.new_bucket()
@@ -5469,7 +5469,7 @@ def _forked_pool_get(key: str) -> bool:
 
 def _forked_pool_put(key: str) -> int:
     """In a forked worker: small byte uploads of the inherited Pool (the parent's went through its
-    multiplexer, whose thread and sockets stayed there) go through one of this process's own."""
+    event loop, whose thread and sockets stayed there) go through one of this process's own."""
     return int(FORKED["pool"].upload(f"child/{key}", _body_of(key)).result(timeout=30).status_code)
 
 
@@ -6227,8 +6227,10 @@ def test_an_answer_before_the_whole_request_is_not_taken_and_leaves_no_socket_bu
         assert pool.upload("k", first).result(timeout=30).ok
         # Loopback takes megabytes at once: a small send buffer is the one way to have a socket
         # take part of a request, as a slow network does.
-        (line,) = pool._many._lines  # type: ignore[union-attr]
-        line.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        assert pool._loop is not None
+        loop, twin = pool._loop
+        (line,) = [line for idle in twin._transport._loops[loop.loop][0].values() for line in idle]  # type: ignore[attr-defined]
+        line.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
         assert pool.upload("k", body).result(timeout=30).headers["ETag"] == f'"{hashlib.md5(body).hexdigest()}"'
         cpu = time.process_time()
         time.sleep(1)
@@ -6238,7 +6240,7 @@ def test_an_answer_before_the_whole_request_is_not_taken_and_leaves_no_socket_bu
 
 def test_a_script_that_never_closes_its_pool_still_stores_every_upload(seaweedfs: Server) -> None:
     """As with concurrent.futures, work handed to a Pool is done before the interpreter exits:
-    100 small uploads (some met by a 503, so sent again on threads at exit) and no close()."""
+    100 small uploads (some met by a 503, so sent again at exit) and no close()."""
     bucket = seaweedfs.new_bucket()
     asked: collections.Counter[str] = collections.Counter()
 
@@ -8089,7 +8091,7 @@ def test_cli_small_downloads_go_over_https_through_a_proxy_tunnel(seaweedfs: Ser
 
 
 def test_cli_small_transfers_go_through_a_plain_http_proxy_in_absolute_form(seaweedfs: Server, tmp_path: Path) -> None:
-    """With HTTP_PROXY set, the multiplexer's GETs and PUTs go to the proxy, each naming its
+    """With HTTP_PROXY set, a batch's GETs and PUTs go to the proxy, each naming its
     whole URL, with the proxy's credentials, as every other request does."""
     bucket = seaweedfs.new_bucket()
     files = {f"{number:02d}": os.urandom(number * 300) for number in range(12)}
@@ -8175,7 +8177,7 @@ def test_cli_uploads_small_files_in_one_put_each_that_other_clients_read_back(
 
 def test_cli_small_uploads_met_by_a_fault_go_again_the_usual_way(seaweedfs: Server, tmp_path: Path) -> None:
     """A 503, a reset before or after the body, an answer lost after the server stored the
-    object: each such first PUT is sent again on a thread, and every object is whole."""
+    object: each such first PUT is sent again, and every object is whole."""
     bucket = seaweedfs.new_bucket()
     files = {name: os.urandom(1000 + n) for n, name in enumerate("abcdef")}
     for name, data in files.items():
