@@ -6343,6 +6343,107 @@ def test_async_multipart_upload_sends_parts_at_once_and_boto3_reads_it_back(seaw
     assert got["Body"].read() == data and got["ETag"].endswith('-4"')
 
 
+def test_async_open_reads_and_seeks_what_boto3_wrote_by_ranges(server: Server, bucket: str) -> None:
+    """``async with conn.open(key)`` reads an object another client wrote: whole, by parts, after
+    seeks from the start, the position and the end; a closed file reads no more."""
+    import asyncio
+
+    data = os.urandom(3 * MiB + 123)
+    server.boto3().put_object(Bucket=bucket, Key="by-boto3", Body=data)
+    conn = aconnect(server, default=bucket)
+
+    async def reads() -> None:
+        async with conn.open("by-boto3") as f:
+            assert isinstance(f, tinys3._AsyncReader) and (f.size, f.tell()) == (len(data), 0)
+            assert await f.read(100) == data[:100] and f.tell() == 100
+            assert await f.seek(-1000, os.SEEK_END) == len(data) - 1000
+            assert await f.read() == data[-1000:] and await f.read(5) == b""
+            assert await f.seek(10) == 10 and await f.read(5) == data[10:15]
+            assert await f.seek(5, os.SEEK_CUR) == 20 and await f.read(2 * MiB) == data[20 : 20 + 2 * MiB]
+            await f.seek(0)
+            assert await f.read() == data
+        with pytest.raises(ValueError, match="closed"):
+            await f.read(1)
+        with pytest.raises(tinys3.NotFound):
+            async with conn.open("nothing"):
+                pass
+        await conn.close()
+
+    asyncio.run(reads())
+
+
+def test_async_open_writes_what_boto3_and_the_aws_cli_read_back(server: Server, bucket: str, tmp_path: Path) -> None:
+    """Written in chunks of any size: a small object is one PUT, a large one (12 MiB, with
+    CRC32) multipart; boto3 with checksum validation on and ``aws s3 cp`` read every byte."""
+    import asyncio
+
+    small, large = os.urandom(1000), os.urandom(12 * MiB + 5)
+    conn = aconnect(server, default=bucket)
+
+    async def writes() -> None:
+        async with conn.open("small", "wb", content_type="text/plain") as f:
+            for start in range(0, len(small), 300):
+                assert await f.write(small[start : start + 300]) == len(small[start : start + 300])
+        assert f.response is not None and f.response.status_code == 200
+        async with conn.open("large", "wb", checksum="crc32") as f:
+            for start in range(0, len(large), 1_000_000):
+                await f.write(memoryview(large)[start : start + 1_000_000])
+        await conn.close()
+
+    asyncio.run(writes())
+    s3 = server.boto3(response_checksum_validation="when_supported")
+    got = s3.get_object(Bucket=bucket, Key="small")
+    assert (got["Body"].read(), got["ContentType"]) == (small, "text/plain")
+    assert s3.get_object(Bucket=bucket, Key="large", ChecksumMode="ENABLED")["Body"].read() == large
+    aws_cli(server, "s3", "cp", f"s3://{bucket}/large", str(tmp_path / "large"), home=tmp_path)
+    assert (tmp_path / "large").read_bytes() == large
+
+
+def test_async_open_an_error_or_a_cancel_in_the_block_stores_nothing_and_leaves_no_part(moto: Server) -> None:
+    """An exception in the ``async with`` block, or the task cancelled while it writes: the
+    upload is given up, small or multipart, and nothing is stored or left behind."""
+    import asyncio
+
+    bucket = moto.new_bucket()
+    conn = aconnect(moto, default=bucket, multipart_threshold=5 * MiB, multipart_size=5 * MiB)
+
+    async def write_forever(key: str) -> None:
+        async with conn.open(key, "wb") as f:
+            while True:
+                await f.write(b"x" * MiB)
+
+    async def gives_up() -> None:
+        for key, size in (("small", 10), ("large", 12 * MiB)):
+            with pytest.raises(RuntimeError, match="boom"):
+                async with conn.open(key, "wb") as f:
+                    await f.write(os.urandom(size))
+                    raise RuntimeError("boom")
+        task = asyncio.ensure_future(write_forever("cancelled"))
+        await asyncio.sleep(1.0)  # some parts sent by then
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await conn.close()
+
+    asyncio.run(gives_up())
+    s3 = moto.boto3()
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
+    assert "Uploads" not in s3.list_multipart_uploads(Bucket=bucket), "every multipart upload aborted"
+
+
+def test_async_open_checks_its_arguments_before_sending() -> None:
+    conn = tinys3.AsyncConnection("k", "s", endpoint="http://127.0.0.1:9", default="bkt")  # nobody listens
+    for mode in ("r", "w", "ab"):
+        with pytest.raises(tinys3.InvalidInput, match="'rb' or 'wb'"):
+            conn.open("k", mode)
+    with pytest.raises(tinys3.InvalidInput, match="content_type: for writing"):
+        conn.open("k", "rb", content_type="text/plain")
+    with pytest.raises(tinys3.InvalidInput, match="version_id"):
+        conn.open("k", "wb", version_id="v1")
+    with pytest.raises(tinys3.InvalidInput, match="key"):
+        conn.open("", "wb")
+
+
 def test_async_connection_serves_successive_loops_and_shares_what_it_learnt(moto: Server) -> None:
     import asyncio
 

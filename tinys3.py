@@ -4550,21 +4550,23 @@ _SKIP_READ = 256 * 1024
 
 class _ObjectReader(io.RawIOBase):
     """The raw file under ``Connection.open(key, "rb")``: the object's bytes by ranged GETs,
-    each pinned to the ETag (and version) the file was opened on, so a change midway raises
-    instead of mixing two objects. Sequential reads ask for ever larger ranges; a seek away
-    drops the open range; a body that breaks is asked for again from where it broke."""
+    each pinned to the ETag (and version) of ``head``, the answer the file was opened on, so
+    a change midway raises instead of mixing two objects. Sequential reads ask for ever
+    larger ranges; a seek away drops the open range; a body that breaks is asked for again
+    from where it broke. Its reads are core steps (``read_steps``), run by its connection's
+    driver: ``AsyncConnection.open`` awaits the same."""
 
     def __init__(self, conn: Connection, key: str, bucket: str | None, version_id: str | None,
-                 headers: Mapping[str, object] | None, sse_customer_key: bytes | None) -> None:  # fmt: skip
+                 headers: Mapping[str, object] | None, sse_customer_key: bytes | None,
+                 head: Response) -> None:  # fmt: skip
         super().__init__()
-        head = conn.head(key, bucket, headers, version_id, sse_customer_key)
         etag = head.headers.get("ETag")
         self.name, self.size = key, int(head.headers.get("Content-Length") or 0)
         self._conn, self._bucket, self._customer_key = conn, bucket, sse_customer_key
         self._version = version_id or head.version_id
         self._headers = {**dict(headers or {}), **({"If-Match": etag} if etag else {})}
         self._position, self._ahead = 0, _FIRST_RANGE
-        self._stream: _Stream | None = None
+        self._stream: Any = None
         self._at = self._end = 0  # the open range: its next byte, and its end (exclusive)
 
     def readable(self) -> bool:
@@ -4588,19 +4590,41 @@ class _ObjectReader(io.RawIOBase):
     def readinto(self, buffer: Any) -> int:
         if self.closed:
             raise ValueError("read of a closed file")
-        view = memoryview(buffer).cast("B")
+        return self._conn._drive(self._readinto_steps(memoryview(buffer).cast("B")))
+
+    def readall(self) -> bytes:
+        """The rest of the object, read into one buffer (``io`` would read it 8 KiB a call)."""
+        if self.closed:
+            raise ValueError("read of a closed file")
+        return self._conn._drive(self.read_steps(-1))
+
+    def read_steps(self, size: int) -> Steps[bytes]:
+        """The next ``size`` bytes (the rest of the object if negative), fewer only at its end."""
+        left = max(0, self.size - self._position)
+        buffer = bytearray(left if size < 0 else min(size, left))
+        view, done = memoryview(buffer), 0
+        while done < len(buffer):
+            n = yield from self._readinto_steps(view[done:])
+            if not n:
+                break
+            done += n
+        view.release()
+        del buffer[done:]
+        return bytes(buffer)
+
+    def _readinto_steps(self, view: memoryview) -> Steps[int]:
         if self._position >= self.size or not len(view):
             return 0
         for attempt in range(1, self._conn._retries + 1):
             try:
-                stream = self._aim()
-                n = stream.readinto(view[: self._end - self._at])
+                stream = yield from self._aim()
+                n: int = yield _Receive(stream, view[: self._end - self._at], False)
             except TransportError as error:
                 self._drop()
                 if not error.retry or attempt == self._conn._retries:
                     raise
                 _log("resuming %r at byte %d after %s", self.name, self._position, error)
-                time.sleep(_backoff(attempt))
+                yield _Sleep(_backoff(attempt))
                 continue
             if not n:  # a range that ends early is never the end of the file
                 self._drop()
@@ -4609,27 +4633,14 @@ class _ObjectReader(io.RawIOBase):
             return n
         raise AssertionError("unreachable")
 
-    def readall(self) -> bytes:
-        """The rest of the object, read into one buffer (``io`` would read it 8 KiB a call)."""
-        buffer = bytearray(max(0, self.size - self._position))
-        view, done = memoryview(buffer), 0
-        while done < len(buffer):
-            n = self.readinto(view[done:])
-            if not n:
-                break
-            done += n
-        view.release()
-        del buffer[done:]
-        return bytes(buffer)
-
-    def _aim(self) -> _Stream:
+    def _aim(self) -> Steps[Any]:
         """A range whose next byte is the position: the open one (read through a short
         skip), else a new one, twice as long as the last if that one was read to its end."""
         stream = self._stream
         if stream is not None and self._at <= self._position < self._end and self._position - self._at <= _SKIP_READ:
-            scratch = memoryview(bytearray(65536))
+            scratch = memoryview(bytearray(min(65536, self._position - self._at)))
             while self._at < self._position:
-                skipped = stream.readinto(scratch[: self._position - self._at])
+                skipped = yield _Receive(stream, scratch[: self._position - self._at], False)
                 if not skipped:
                     raise _cut_short(self._at, self._end)
                 self._at += skipped
@@ -4642,15 +4653,16 @@ class _ObjectReader(io.RawIOBase):
         # GET (a round trip per range would bound it on a far link), dropped at the next seek.
         end = self.size if self._ahead >= cap else min(self.size, self._position + self._ahead)
         try:
-            response = self._conn.get(self.name, self._bucket, (self._position, end - 1), self._headers,
-                                      version_id=self._version, sse_customer_key=self._customer_key)  # fmt: skip
+            response = yield from Connection.get.steps(self._conn, self.name, self._bucket, (self._position, end - 1),
+                                                       self._headers, version_id=self._version,
+                                                       sse_customer_key=self._customer_key)  # fmt: skip
         except HTTPError as error:
             if error.status == 412:
                 raise _no_retry(f"{self.name!r} changed while it was open for reading: {error}") from error
             raise
         first, last = _span(response)
         if first != self._position:
-            response.close()
+            response._drop_body()
             raise _no_retry(f"asked for byte {self._position} of {self.name!r}, the server sent bytes from {first}")
         self._stream, self._at, self._end = response._take_stream(), first, end if last is None else last + 1
         return self._stream
@@ -5172,10 +5184,12 @@ class Connection:
             InvalidInput, InvalidType: before sending, for bad arguments.
             HTTPError, TransportError: when the upload did not succeed.
         """
+        source: Any = local_file
         try:
             target, wire, algorithm = self._upload_wire(key, bucket, expires, content_type, public, headers, tags,
                                                         sse, kms_key_id, sse_customer_key, checksum)  # fmt: skip
-            source = self._async_source(local_file) if hasattr(local_file, "__aiter__") else local_file
+            if hasattr(local_file, "__aiter__"):
+                source = self._async_source(local_file)
             taking = _partial(_body, source, rewind, self.multipart_threshold + 1)
             in_memory = isinstance(local_file, (bytes, bytearray, memoryview))
             body, more = taking() if in_memory else (yield _Work(taking))  # a file is read off the loop
@@ -5188,6 +5202,8 @@ class Connection:
         finally:
             if close and hasattr(local_file, "close"):
                 local_file.close()
+            if source is not local_file:  # the async iterable's reader: no thread waits on for it
+                source.close()
 
     def _async_source(self, chunks: Any) -> IO[bytes]:
         """An async iterable of bytes to upload: ``AsyncConnection``'s alone."""
@@ -5245,12 +5261,27 @@ class Connection:
             raise InvalidInput(f"mode must be 'rb', 'r', 'wb' or 'w'; got {mode!r}")
         if "b" in mode and (encoding, errors, newline) != (None, None, None):
             raise InvalidInput("encoding, errors and newline are for text modes ('r', 'w')")
+        options = self._file_options(key, mode, bucket, version_id, headers, sse_customer_key, upload)
+        if options is None:
+            head = self.head(key, bucket, headers, version_id, sse_customer_key)
+            raw = _ObjectReader(self, key, bucket, version_id, headers, sse_customer_key, head)
+            reader = io.BufferedReader(raw, _CHUNK)
+            return reader if mode == "rb" else io.TextIOWrapper(reader, encoding or "utf-8", errors, newline)
+        writer: IO[Any] = _abort_on_error(io.BufferedWriter)(_ObjectWriter(self, key, bucket, options), _CHUNK)
+        return (
+            writer if mode == "wb" else _abort_on_error(io.TextIOWrapper)(writer, encoding or "utf-8", errors, newline)
+        )
+
+    def _file_options(
+        self, key: str, mode: str, bucket: str | None, version_id: str | None, headers: Mapping[str, object] | None,
+        sse_customer_key: bytes | None, upload: dict[str, Any],
+    ) -> dict[str, Any] | None:  # fmt: skip
+        """``open``'s arguments checked: None to read, else the options of the upload that writes."""
+        _check_key(key)
         if mode.startswith("r"):
             if upload:
                 raise InvalidInput(f"{', '.join(sorted(upload))}: for writing, not for mode {mode!r}")
-            raw = _ObjectReader(self, _check_key(key), bucket, version_id, headers, sse_customer_key)
-            reader = io.BufferedReader(raw, _CHUNK)
-            return reader if mode == "rb" else io.TextIOWrapper(reader, encoding or "utf-8", errors, newline)
+            return None
         allowed = {"expires", "content_type", "public", "tags", "sse", "kms_key_id", "checksum"}
         if version_id is not None or not set(upload) <= allowed:
             wrong = sorted(set(upload) - allowed) or ["version_id"]
@@ -5259,10 +5290,7 @@ class Connection:
         self._upload_wire(key, bucket, options.get("expires"), options.get("content_type"),
                           options.get("public", False), headers, options.get("tags"), options.get("sse"),
                           options.get("kms_key_id"), sse_customer_key, options.get("checksum"))  # fmt: skip
-        writer: IO[Any] = _abort_on_error(io.BufferedWriter)(_ObjectWriter(self, key, bucket, options), _CHUNK)
-        return (
-            writer if mode == "wb" else _abort_on_error(io.TextIOWrapper)(writer, encoding or "utf-8", errors, newline)
-        )
+        return options
 
     @_operation
     def copy(
@@ -6810,10 +6838,14 @@ class _AsyncTransport(_Transport):
 class _AsyncChunks(io.RawIOBase):
     """An async iterable of bytes as a blocking binary stream, read by the connection's
     threads (an upload reads its stream there), each chunk fetched on the loop. Never
-    read on the loop's own thread: it would wait for itself."""
+    read on the loop's own thread: it would wait for itself. ``close`` (the upload was
+    given up) cancels the fetch being waited for, so that no thread waits on for it."""
 
     def __init__(self, chunks: Any, loop: Any) -> None:
+        super().__init__()
         self._chunks, self._loop, self._left = chunks.__aiter__(), loop, memoryview(b"")
+        self._lock = threading.Lock()
+        self._fetching: Future[Any] | None = None
 
     def readable(self) -> bool:
         return True
@@ -6822,8 +6854,12 @@ class _AsyncChunks(io.RawIOBase):
         import asyncio
 
         while not self._left:
+            with self._lock:
+                if self.closed:
+                    raise ValueError("read of a closed stream: the upload was given up")
+                self._fetching = asyncio.run_coroutine_threadsafe(self._chunks.__anext__(), self._loop)
             try:
-                chunk = asyncio.run_coroutine_threadsafe(self._chunks.__anext__(), self._loop).result()
+                chunk = self._fetching.result()
             except StopAsyncIteration:
                 return 0
             if not isinstance(chunk, (bytes, bytearray, memoryview)):
@@ -6832,6 +6868,12 @@ class _AsyncChunks(io.RawIOBase):
         n = min(len(buffer), len(self._left))
         buffer[:n], self._left = self._left[:n], self._left[n:]
         return n
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fetching is not None:
+                self._fetching.cancel()
+            super().close()
 
 
 class AsyncResponse(Response):
@@ -6876,6 +6918,137 @@ class AsyncResponse(Response):
         self._drop_body()
 
 
+class _AsyncReader:
+    """The file of ``AsyncConnection.open(key, "rb")``: an ``_ObjectReader`` (made on entering
+    the block, or on the first call, from the object's HEAD) whose reads are awaited."""
+
+    def __init__(self, conn: AsyncConnection, key: str, bucket: str | None, version_id: str | None,
+                 headers: Mapping[str, object] | None, sse_customer_key: bytes | None) -> None:  # fmt: skip
+        self.name, self._conn = key, conn
+        self._opening = (bucket, version_id, headers, sse_customer_key)
+        self._raw: _ObjectReader | None = None
+
+    async def _opened(self) -> _ObjectReader:
+        if self._raw is None:
+            bucket, version_id, headers, customer_key = self._opening
+            head = await self._conn.head(self.name, bucket, headers, version_id, customer_key)
+            self._raw = _ObjectReader(self._conn, self.name, bucket, version_id, headers, customer_key, head)
+        if self._raw.closed:
+            raise ValueError("read of a closed file")
+        return self._raw
+
+    @property
+    def size(self) -> int | None:
+        """The object's size, once opened."""
+        return None if self._raw is None else self._raw.size
+
+    async def read(self, size: int = -1) -> bytes:
+        """The next ``size`` bytes (the rest if negative), fewer only at the end of the object."""
+        raw = await self._opened()
+        return await self._conn._drive(raw.read_steps(size))
+
+    async def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return (await self._opened()).seek(offset, whence)
+
+    def tell(self) -> int:
+        return 0 if self._raw is None else self._raw.tell()
+
+    async def close(self) -> None:
+        """Drop the range being read (its connection is closed, not reused)."""
+        if self._raw is not None:
+            self._raw.close()
+
+    async def __aenter__(self) -> _AsyncReader:
+        await self._opened()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+class _AsyncWriter:
+    """The file of ``AsyncConnection.open(key, "wb")``: each chunk written goes to ``upload``,
+    running as a task with an async iterable of bytes (one PUT for a small object, parts
+    sent while writing goes on for a big one); ``write`` waits while the upload has not
+    taken the last chunk yet. ``close`` awaits the upload: the object exists once it
+    succeeded. An exception in the block (or ``abort``, or a writer dropped unclosed)
+    cancels the upload: nothing is stored, no part is left."""
+
+    def __init__(self, conn: AsyncConnection, key: str, bucket: str | None, options: dict[str, Any]) -> None:
+        self.name, self._conn, self._bucket, self._options = key, conn, bucket, options
+        self._task: Any = None
+        self._queue: Any = None  # of one chunk: what the upload has not taken yet
+        self.response: AsyncResponse | None = None
+
+    def _upload(self) -> Any:
+        """The upload's task, started on the first call."""
+        import asyncio
+
+        if self._task is None:
+            self._queue = asyncio.Queue(1)
+            upload = self._conn.upload(self.name, self._chunks(), self._bucket, **self._options)  # type: ignore[arg-type]
+            self._task = asyncio.ensure_future(upload)
+        return self._task
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        while (chunk := await self._queue.get()) is not None:
+            yield chunk
+
+    async def _hand(self, chunk: bytes | None) -> None:
+        """Give the upload ``chunk`` (None: the end) once it took the one before; if it ended
+        first, raise what made it fail."""
+        import asyncio
+
+        task = self._upload()
+        if not task.done():
+            put = asyncio.ensure_future(self._queue.put(chunk))
+            try:
+                await asyncio.wait({put, task}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                taken = put.done()
+                put.cancel()  # the chunk stays with the writer, unless it was taken
+            if taken:
+                return
+        await task  # raises what made it fail
+        raise S3Error(f"the upload of {self.name!r} ended before what was written did: it is not complete")
+
+    async def write(self, data: bytes | bytearray | memoryview) -> int:
+        if self._task is not None and self.response is not None:
+            raise ValueError("write to a closed file")
+        chunk = bytes(data)
+        await self._hand(chunk)
+        return len(chunk)
+
+    async def close(self) -> None:
+        """Finish the upload and await it; raises what made it fail (nothing is stored then)."""
+        if self.response is None:
+            await self._hand(None)
+            self.response = await self._task
+
+    async def abort(self) -> None:
+        """Give up: the upload is cancelled (a multipart one is aborted); nothing is stored."""
+        import asyncio
+
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task})
+
+    async def __aenter__(self) -> _AsyncWriter:
+        self._upload()
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        if kind is None:
+            await self.close()
+        else:
+            await self.abort()
+
+    def __del__(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+
 class AsyncConnection(Connection):
     """``Connection``'s calls as coroutines, for asyncio; the same arguments and settings.
 
@@ -6897,10 +7070,27 @@ class AsyncConnection(Connection):
 
         return _AsyncChunks(chunks, asyncio.get_running_loop())  # type: ignore[return-value]
 
-    def open(self, *args: Any, **kwargs: Any) -> Any:
-        """Not on AsyncConnection yet (``Connection.open`` reads and writes blocking)."""
-        raise S3Error("AsyncConnection has no open() yet: await get() and read its body, or run "
-                      "a Connection's open() on a thread (asyncio.to_thread)")  # fmt: skip
+    def open(  # type: ignore[override]
+        self,
+        key: str,
+        mode: str = "rb",
+        bucket: str | None = None,
+        *,
+        version_id: str | None = None,
+        headers: Mapping[str, object] | None = None,
+        sse_customer_key: bytes | None = None,
+        **upload: Any,
+    ) -> _AsyncReader | _AsyncWriter:
+        """An object as a file, for ``async with``: ``"rb"`` reads it (``await f.read(n)``,
+        ``await f.seek(offset, whence)``, ``f.tell()``), ``"wb"`` writes it (``await f.write(data)``),
+        as ``Connection.open`` does in binary modes. A writer's object exists once its block
+        ended (or ``await f.close()``) without an exception; with one, nothing is stored."""
+        if mode not in ("rb", "wb"):
+            raise InvalidInput(f"AsyncConnection.open takes mode 'rb' or 'wb'; got {mode!r}")
+        options = self._file_options(key, mode, bucket, version_id, headers, sse_customer_key, upload)
+        if options is None:
+            return _AsyncReader(self, key, bucket, version_id, headers, sse_customer_key)
+        return _AsyncWriter(self, key, bucket, options)
 
     async def _drive(self, steps: Steps[T]) -> T:  # type: ignore[override]
         """The asyncio driver: perform each effect the core yields on the running loop (or
