@@ -6343,6 +6343,23 @@ def test_async_multipart_upload_sends_parts_at_once_and_boto3_reads_it_back(seaw
     assert got["Body"].read() == data and got["ETag"].endswith('-4"')
 
 
+def test_an_asyncio_twin_shares_what_was_learnt_but_not_threads_or_connections() -> None:
+    """The AsyncConnection that runs a Pool's small uploads or a batch for a blocking
+    Connection signs with the same credentials, regions and clock; closing it leaves the
+    Connection's part threads working."""
+    import asyncio
+
+    conn = offline()
+    threads = tinys3._part_executor(conn)
+    twin = tinys3._asyncio_twin(conn, 4)
+    assert (twin._credential_source, twin._bucket_routes, twin._clock) == (
+        conn._credential_source, conn._bucket_routes, conn._clock)  # fmt: skip
+    assert twin._transport is not conn._transport and twin._transport.lines == 4  # type: ignore[attr-defined]
+    asyncio.run(twin.close())
+    assert threads.submit(int, "7").result(timeout=10) == 7 and tinys3._part_executor(conn) is threads
+    conn.close()
+
+
 def test_async_open_reads_and_seeks_what_boto3_wrote_by_ranges(server: Server, bucket: str) -> None:
     """``async with conn.open(key)`` reads an object another client wrote: whole, by parts, after
     seeks from the start, the position and the end; a closed file reads no more."""

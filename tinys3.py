@@ -7195,6 +7195,7 @@ def _asyncio_twin(conn: Connection, lines: int) -> AsyncConnection:
     offset (shared, not copied), connections of its own, at most ``lines`` open at once."""
     twin = AsyncConnection.__new__(AsyncConnection)
     twin.__dict__.update(conn.__dict__)
+    twin._parts, twin._part_lock = None, threading.Lock()  # threads of its own: closing it leaves conn's
     blocking = conn._transport
     timeout = (blocking._connect_timeout, blocking._read_timeout, blocking._deadline)
     twin._transport = _AsyncTransport(timeout, blocking._verify, blocking._proxy_setting, blocking._environ)
@@ -7216,9 +7217,7 @@ class _LoopThread:
     interpreter waits at exit for the work handed to it."""
 
     def __init__(self) -> None:
-        import asyncio
-
-        self.loop = asyncio.new_event_loop()
+        self.loop: Any = None  # made on the first work
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._pending = 0  # coroutines handed over and not yet ended
@@ -7237,6 +7236,10 @@ class _LoopThread:
 
         future: Future[T] = Future()
         with self._lock:
+            if self.loop is None:
+                import asyncio
+
+                self.loop = asyncio.new_event_loop()
             self._pending += 1
             self.loop.call_soon_threadsafe(self._start, coroutine, future)
             if self._pending == 1:  # the loop stopped, or is stopping: a thread runs it again
@@ -7277,13 +7280,16 @@ class _LoopThread:
         """Cancel every coroutine under way (each aborts what it started)."""
         import asyncio
 
-        self.loop.call_soon_threadsafe(lambda: [task.cancel() for task in asyncio.all_tasks(self.loop)])
+        if self.loop is not None:
+            self.loop.call_soon_threadsafe(lambda: [task.cancel() for task in asyncio.all_tasks(self.loop)])
 
     def close(self, conn: AsyncConnection) -> None:
         """Once the work handed over has ended, close ``conn``'s connections, then the loop."""
         with self._lock:
             while self._pending:
                 self._idle.wait()
+            if self.loop is None:  # it never had work: nothing was opened
+                return
         self.submit(conn.close()).result()
         assert self._thread is not None
         self._thread.join()
