@@ -6624,22 +6624,23 @@ def _time_out(future: Any) -> None:
         future.set_exception(Timeout("the answer did not come in time: timed out"))
 
 
-def _off_loop(conn: Connection, call: Callable[..., Any], *args: Any) -> Any:
-    """A future of ``call(*args)`` run on the connection's threads, off the loop. Once the
-    interpreter is exiting, ``concurrent.futures`` takes no new work: the call then runs
-    here, blocking the loop (what is left to finish needs it more than the loop does)."""
+def _off_loop(conn: Connection, call: Callable[..., Any], *args: Any, here: bool = False) -> Any:
+    """A future of ``call(*args)`` run on the connection's threads, off the loop; or run
+    right here, blocking the loop, with ``here``, or once the interpreter is exiting
+    (``concurrent.futures`` then takes no new work, and what is left to finish needs the
+    call more than the loop does)."""
     import asyncio
 
     loop = asyncio.get_running_loop()
+    if not here:
+        with _suppress(RuntimeError):
+            return loop.run_in_executor(_part_executor(conn), call, *args)
+    done = loop.create_future()
     try:
-        return loop.run_in_executor(_part_executor(conn), call, *args)
-    except RuntimeError:
-        done = loop.create_future()
-        try:
-            done.set_result(call(*args))
-        except Exception as exc:
-            done.set_exception(exc)
-        return done
+        done.set_result(call(*args))
+    except Exception as exc:
+        done.set_exception(exc)
+    return done
 
 
 class _AsyncStream:
@@ -6709,7 +6710,7 @@ class _AsyncTransport(_Transport):
             found = self._loops[loop] = ({}, asyncio.Semaphore(self.lines))
         return found
 
-    async def _connect(self, loop: Any, origin: tuple[str, str, int], owner: Connection) -> _AsyncLine:
+    async def _connect(self, loop: Any, origin: tuple[str, str, int], owner: AsyncConnection) -> _AsyncLine:
         scheme, host, port = origin
         proxy = self.proxy(origin)
         context = None
@@ -6744,7 +6745,7 @@ class _AsyncTransport(_Transport):
         lines.release()
 
     async def send(  # type: ignore[override]
-        self, request: _Send, owner: Connection
+        self, request: _Send, owner: AsyncConnection
     ) -> tuple[int, str, _Headers, bytes | _AsyncStream]:
         """Perform a ``_Send`` on the running loop: (status, reason, headers, body)."""
         import asyncio
@@ -6778,7 +6779,7 @@ class _AsyncTransport(_Transport):
         raise AssertionError("unreachable")
 
     async def _exchange(
-        self, line: _AsyncLine, head: bytes, request: _Send, proxy: _Proxy | None, owner: Connection
+        self, line: _AsyncLine, head: bytes, request: _Send, proxy: _Proxy | None, owner: AsyncConnection
     ) -> tuple[int, str, _Headers, bytes | _AsyncStream]:
         loop, reader = line.loop, line.reader
         assert reader is not None
@@ -6795,7 +6796,7 @@ class _AsyncTransport(_Transport):
             if body.data is not None:
                 piece: bytes | memoryview = memoryview(body.data)[offset : offset + _SLICE]
             else:  # a file: read on a thread, into bytes of its own (the loop's transport keeps them)
-                piece = await _off_loop(owner, body.read_at, offset, _SLICE)
+                piece = await _off_loop(owner, body.read_at, offset, _SLICE, here=owner._work_here)
             if line.writable is not None:
                 await line.settle(line.writable, loop.time() + self._read_timeout)
             if line.lost and not reader.began:
@@ -7062,6 +7063,9 @@ class AsyncConnection(Connection):
 
     _transport_class = _AsyncTransport
     _response_class = AsyncResponse
+    #: Blocking work (file reads and writes, digests, credentials) runs on the loop: only for
+    #: a loop of tinys3's own (``_asyncio_twin``), where a thread hop would cost more than it.
+    _work_here = False
 
     def _async_source(self, chunks: Any) -> IO[bytes]:
         """``upload`` takes an async iterable of bytes too: read, as streams are, on the
@@ -7142,7 +7146,7 @@ class AsyncConnection(Connection):
                 return None, None
             if isinstance(effect, _Gather):
                 return await self._gather(effect), None
-            return await _off_loop(self, effect.call), None
+            return await _off_loop(self, effect.call, here=self._work_here), None
         except BaseException as exc:
             return None, exc
 
@@ -7159,7 +7163,7 @@ class AsyncConnection(Connection):
         try:
             while taking or running:
                 if taking and len(running) < most:  # the next operation is taken (a part read) on a thread
-                    operation = await _off_loop(self, next, gather.operations, None)
+                    operation = await _off_loop(self, next, gather.operations, None, here=self._work_here)
                     taking = operation is not None
                     if operation is not None:
                         tasks.append(asyncio.ensure_future(self._drive(operation)))
@@ -7200,6 +7204,7 @@ def _asyncio_twin(conn: Connection, lines: int) -> AsyncConnection:
     timeout = (blocking._connect_timeout, blocking._read_timeout, blocking._deadline)
     twin._transport = _AsyncTransport(timeout, blocking._verify, blocking._proxy_setting, blocking._environ)
     twin._transport.lines = lines
+    twin._work_here = True
     _forkable.add(twin)
     return twin
 
