@@ -6711,25 +6711,40 @@ class _AsyncTransport(_Transport):
         return found
 
     async def _connect(self, loop: Any, origin: tuple[str, str, int], owner: AsyncConnection) -> _AsyncLine:
+        """A new line to ``origin``: connected by the loop (its DNS on the loop's threads), or
+        through a proxy's CONNECT tunnel opened on the connection's threads; TLS on the loop."""
+        import asyncio
+
         scheme, host, port = origin
         proxy = self.proxy(origin)
         context = None
         if scheme == "https":
             context = self._ssl_context or await _off_loop(owner, self._context)
-        conn = _new_connection(scheme, host, port, proxy, self._connect_timeout, context)
-        opening = _off_loop(owner, conn.connect, False)
+        tls = {"ssl": context, "server_hostname": host, "ssl_handshake_timeout": self._connect_timeout}
+        tunnel, opening = None, None
         try:
-            await opening
-            tls = {"ssl": context, "server_hostname": host, "ssl_handshake_timeout": self._connect_timeout}
-            _, line = await loop.create_connection(lambda: _AsyncLine(loop, origin), sock=conn.sock,
-                                                   **(tls if context else {}))  # fmt: skip
+            if proxy is not None and context is not None:
+                tunnel = _new_connection(scheme, host, port, proxy, self._connect_timeout, context)
+                opening = _off_loop(owner, tunnel.connect, False)
+                await opening
+                _, line = await loop.create_connection(lambda: _AsyncLine(loop, origin), sock=tunnel.sock, **tls)
+            else:
+                address = (proxy.host, proxy.port) if proxy is not None else (host, port)
+                connecting = loop.create_connection(lambda: _AsyncLine(loop, origin), *address,
+                                                    **(tls if context else {}))  # fmt: skip
+                try:
+                    _, line = await asyncio.wait_for(connecting, self._connect_timeout)
+                except asyncio.TimeoutError:
+                    raise TimeoutError("timed out") from None
         except OSError as exc:
-            conn.close()
+            if tunnel is not None:
+                tunnel.close()
             if context is not None and self._widen_store(exc, context):
                 return await self._connect(loop, origin, owner)
             raise _connect_error(exc, host, port, proxy, context is not None) from exc
         except BaseException:
-            opening.add_done_callback(lambda _: conn.close())
+            if opening is not None:
+                opening.add_done_callback(lambda _: tunnel.close())  # type: ignore[union-attr]
             raise
         return line  # type: ignore[no-any-return]
 
