@@ -6435,6 +6435,8 @@ def test_async_open_an_error_or_a_cancel_in_the_block_stores_nothing_and_leaves_
                 async with conn.open(key, "wb") as f:
                     await f.write(os.urandom(size))
                     raise RuntimeError("boom")
+            with pytest.raises(ValueError, match="closed"):
+                await f.write(b"more")
         task = asyncio.ensure_future(write_forever("cancelled"))
         await asyncio.sleep(1.0)  # some parts sent by then
         task.cancel()

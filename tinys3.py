@@ -6995,6 +6995,7 @@ class _AsyncWriter:
         self._task: Any = None
         self._queue: Any = None  # of one chunk: what the upload has not taken yet
         self.response: AsyncResponse | None = None
+        self.closed = False
 
     def _upload(self) -> Any:
         """The upload's task, started on the first call."""
@@ -7025,11 +7026,13 @@ class _AsyncWriter:
                 put.cancel()  # the chunk stays with the writer, unless it was taken
             if taken:
                 return
+        if task.cancelled():  # by abort: not a cancellation of the caller's task
+            raise S3Error(f"the upload of {self.name!r} was given up: nothing was stored")
         await task  # raises what made it fail
         raise S3Error(f"the upload of {self.name!r} ended before what was written did: it is not complete")
 
     async def write(self, data: bytes | bytearray | memoryview) -> int:
-        if self._task is not None and self.response is not None:
+        if self.closed:
             raise ValueError("write to a closed file")
         chunk = bytes(data)
         await self._hand(chunk)
@@ -7037,7 +7040,8 @@ class _AsyncWriter:
 
     async def close(self) -> None:
         """Finish the upload and await it; raises what made it fail (nothing is stored then)."""
-        if self.response is None:
+        if not self.closed:
+            self.closed = True
             await self._hand(None)
             self.response = await self._task
 
@@ -7045,6 +7049,7 @@ class _AsyncWriter:
         """Give up: the upload is cancelled (a multipart one is aborted); nothing is stored."""
         import asyncio
 
+        self.closed = True
         task = self._task
         if task is not None and not task.done():
             task.cancel()

@@ -78,7 +78,7 @@ async def gets():
     return await asyncio.gather(*[one(n) for n in range(N)])
 """,
     "Pool(64)": """
-import tinys3
+import pathlib, tinys3
 pool = tinys3.Pool(KEY, SECRET, endpoint=ENDPOINT, default=BUCKET, size=64)
 def puts():
     pool.all_completed([pool.upload(f"o/{n}", DATA) for n in range(N)])
@@ -90,18 +90,18 @@ def gets():
 #: ``--large``: ``SOURCE`` (a file of ``N`` MiB) up, then down to ``TARGET``.
 LARGE = {
     "AsyncConnection": """
-import tinys3
+import pathlib, tinys3
 conn = tinys3.AsyncConnection(KEY, SECRET, endpoint=ENDPOINT, default=BUCKET)
 async def puts():
-    await conn.upload("large", SOURCE)
+    await conn.upload("large", pathlib.Path(SOURCE))
 async def gets():
     await conn.download("large", TARGET)
 """,
     "Connection": """
-import tinys3
+import pathlib, tinys3
 conn = tinys3.Connection(KEY, SECRET, endpoint=ENDPOINT, default=BUCKET)
 def puts():
-    conn.upload("large", SOURCE)
+    conn.upload("large", pathlib.Path(SOURCE))
 def gets():
     conn.download("large", TARGET)
 """,
