@@ -6807,17 +6807,26 @@ class _AsyncTransport(_Transport):
             offset = body.length
         else:
             line.transport.write(head)
-        while body is not None and offset < body.length and not reader.began:
-            if body.data is not None:
-                piece: bytes | memoryview = memoryview(body.data)[offset : offset + _SLICE]
-            else:  # a file: read on a thread, into bytes of its own (the loop's transport keeps them)
-                piece = await _off_loop(owner, body.read_at, offset, _SLICE, here=owner._work_here)
-            if line.writable is not None:
-                await line.settle(line.writable, loop.time() + self._read_timeout)
-            if line.lost and not reader.began:
-                raise ConnectionResetError("the connection closed while the request was sent")
-            line.transport.write(piece)
-            offset += len(piece)
+        reading = None  # a file's next piece, read on a thread while the one before goes out
+        try:
+            while body is not None and offset < body.length and not reader.began:
+                if body.data is not None:
+                    piece: bytes | memoryview = memoryview(body.data)[offset : offset + _SLICE]
+                else:  # into bytes of its own: the loop's transport keeps them
+                    piece = await (reading or _off_loop(owner, body.read_at, offset, _CHUNK, here=owner._work_here))
+                    ahead = offset + len(piece)
+                    reading = None
+                    if ahead < body.length:
+                        reading = _off_loop(owner, body.read_at, ahead, _CHUNK, here=owner._work_here)
+                if line.writable is not None:
+                    await line.settle(line.writable, loop.time() + self._read_timeout)
+                if line.lost and not reader.began:
+                    raise ConnectionResetError("the connection closed while the request was sent")
+                line.transport.write(piece)
+                offset += len(piece)
+        finally:
+            if reading is not None:  # the answer came early, or sending failed
+                reading.cancel()
         answer = await line.next_event(until, self._read_timeout)
         assert isinstance(answer, _Head)
         self._idle.waited = loop.time() - sent  # this loop's thread's, as ``waited`` reads it
