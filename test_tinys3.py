@@ -6345,8 +6345,8 @@ def test_async_multipart_upload_sends_parts_at_once_and_boto3_reads_it_back(seaw
 
 def test_an_asyncio_twin_shares_what_was_learnt_but_not_threads_or_connections() -> None:
     """The AsyncConnection that runs a Pool's small uploads or a batch for a blocking
-    Connection signs with the same credentials, regions and clock; closing it leaves the
-    Connection's part threads working."""
+    Connection signs with the same credentials, regions and clock and trusts the same CA
+    store; closing it leaves the Connection's part threads working."""
     import asyncio
 
     conn = offline()
@@ -6355,6 +6355,7 @@ def test_an_asyncio_twin_shares_what_was_learnt_but_not_threads_or_connections()
     assert (twin._credential_source, twin._bucket_routes, twin._clock) == (
         conn._credential_source, conn._bucket_routes, conn._clock)  # fmt: skip
     assert twin._transport is not conn._transport and twin._transport.lines == 4  # type: ignore[attr-defined]
+    assert twin._transport._context() is conn._transport._context(), "one CA store, loaded once"
     asyncio.run(twin.close())
     assert threads.submit(int, "7").result(timeout=10) == 7 and tinys3._part_executor(conn) is threads
     conn.close()

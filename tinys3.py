@@ -6719,7 +6719,7 @@ class _AsyncTransport(_Transport):
         proxy = self.proxy(origin)
         context = None
         if scheme == "https":
-            context = self._ssl_context or await _off_loop(owner, self._context)
+            context = self._ssl_context or await _off_loop(owner, self._context, here=owner._work_here)
         tls = {"ssl": context, "server_hostname": host, "ssl_handshake_timeout": self._connect_timeout}
         tunnel, opening = None, None
         try:
@@ -7231,8 +7231,10 @@ def _asyncio_twin(conn: Connection, lines: int) -> AsyncConnection:
     twin._parts, twin._part_lock = None, threading.Lock()  # threads of its own: closing it leaves conn's
     blocking = conn._transport
     timeout = (blocking._connect_timeout, blocking._read_timeout, blocking._deadline)
-    twin._transport = _AsyncTransport(timeout, blocking._verify, blocking._proxy_setting, blocking._environ)
-    twin._transport.lines = lines
+    transport = twin._transport = _AsyncTransport(timeout, blocking._verify, blocking._proxy_setting, blocking._environ)
+    transport._context = blocking._context  # type: ignore[method-assign]  # one CA store, loaded once
+    transport._widen_store = blocking._widen_store  # type: ignore[method-assign]
+    transport.lines = lines
     twin._work_here = True
     _forkable.add(twin)
     return twin
