@@ -6343,6 +6343,32 @@ def test_async_multipart_upload_sends_parts_at_once_and_boto3_reads_it_back(seaw
     assert got["Body"].read() == data and got["ETag"].endswith('-4"')
 
 
+def test_a_loop_thread_runs_while_it_has_work_and_skips_what_was_cancelled_before_it_began() -> None:
+    """Coroutines handed to a ``_LoopThread`` come back as futures; one whose future is cancelled
+    before the loop reached it never runs; once nothing is left the thread ends, and the next
+    work starts another on the same loop."""
+    loop = tinys3._LoopThread()
+
+    async def holds_the_loop() -> str:
+        time.sleep(0.3)  # blocking on purpose: what is handed over meanwhile waits
+        return "first"
+
+    async def must_not_run() -> None:
+        raise AssertionError("a coroutine whose future was cancelled ran")
+
+    first = loop.submit(holds_the_loop())
+    time.sleep(0.1)
+    skipped = loop.submit(must_not_run())
+    assert skipped.cancel() and first.result(timeout=10) == "first"
+    thread = loop._thread
+    assert thread is not None
+    thread.join(10)
+    assert not thread.is_alive() and loop._pending == 0, "the thread ended with the work"
+    assert loop.submit(holds_the_loop()).result(timeout=10) == "first" and loop._thread is not thread
+    loop.close(tinys3.AsyncConnection("k", "s", endpoint="http://127.0.0.1:9"))
+    assert loop.loop.is_closed()
+
+
 def test_an_asyncio_twin_shares_what_was_learnt_but_not_threads_or_connections() -> None:
     """The AsyncConnection that runs a Pool's small uploads or a batch for a blocking
     Connection signs with the same credentials, regions and clock and trusts the same CA

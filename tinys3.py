@@ -7257,6 +7257,7 @@ class _LoopThread:
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._pending = 0  # coroutines handed over and not yet ended
+        self._inbox: list[tuple[Coroutine[Any, Any, Any], Future[Any]]] = []  # handed over, not yet started
         self._thread: threading.Thread | None = None  # the one running the loop, or that last ran it
         _forkable.add(self)
 
@@ -7277,7 +7278,9 @@ class _LoopThread:
 
                 self.loop = asyncio.new_event_loop()
             self._pending += 1
-            self.loop.call_soon_threadsafe(self._start, coroutine, future)
+            self._inbox.append((coroutine, future))
+            if len(self._inbox) == 1:  # one wake-up of the loop for all handed over until it looks
+                self.loop.call_soon_threadsafe(self._start)
             if self._pending == 1:  # the loop stopped, or is stopping: a thread runs it again
                 self._thread = threading.Thread(target=self._run, args=(self._thread,), name="tinys3-loop")
                 self._thread.start()
@@ -7288,13 +7291,16 @@ class _LoopThread:
             previous.join()
         self.loop.run_forever()
 
-    def _start(self, coroutine: Coroutine[Any, Any, T], future: Future[T]) -> None:
-        """On the loop: ``coroutine`` as a task, unless its future was cancelled first."""
-        if future.set_running_or_notify_cancel():
-            self.loop.create_task(coroutine).add_done_callback(_partial(self._ended, future))
-        else:
-            coroutine.close()
-            self._ended(future, None)
+    def _start(self) -> None:
+        """On the loop: each coroutine handed over as a task, unless its future was cancelled first."""
+        with self._lock:
+            inbox, self._inbox = self._inbox, []
+        for coroutine, future in inbox:
+            if future.set_running_or_notify_cancel():
+                self.loop.create_task(coroutine).add_done_callback(_partial(self._ended, future))
+            else:
+                coroutine.close()
+                self._ended(future, None)
 
     def _ended(self, future: Future[T], task: Any) -> None:
         """On the loop: a task really ended (a cancelled one, once its cleanup is done)."""
