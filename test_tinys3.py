@@ -6229,7 +6229,7 @@ def test_an_answer_before_the_whole_request_is_not_taken_and_leaves_no_socket_bu
         # take part of a request, as a slow network does.
         assert pool._loop is not None
         loop, twin = pool._loop
-        (line,) = [line for idle in twin._transport._loops[loop.loop][0].values() for line in idle]  # type: ignore[attr-defined]
+        (line,) = [line for idle in twin._transport._loops[loop.loop].idle.values() for line in idle]  # type: ignore[attr-defined]
         line.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
         assert pool.upload("k", body).result(timeout=30).headers["ETag"] == f'"{hashlib.md5(body).hexdigest()}"'
         cpu = time.process_time()

@@ -6557,6 +6557,8 @@ class _AsyncLine:
         self.reader: _AnswerReader | None = None
         self.waiter: Any = None
         self.writable: Any = None  # a future while the transport's buffer is full
+        self.into: memoryview | None = None  # a waiting read's buffer: a sized body's next bytes go there
+        self.got = 0  # how many did
         self.lost = False
         self.heard = loop.time()  # when bytes last came
 
@@ -6565,11 +6567,21 @@ class _AsyncLine:
 
     def data_received(self, data: bytes) -> None:
         self.heard = self.loop.time()
-        if self.reader is None:  # an idle line spoke: it can carry no request after that
+        reader = self.reader
+        if reader is None:  # an idle line spoke: it can carry no request after that
             self.lost = True
             self.transport.abort()
             return
-        self.reader.feed(data)
+        into, due = self.into, reader.body_due()
+        if into is not None and due:  # straight into the waiting buffer, past the reader
+            n = min(len(data), due, len(into))
+            into[:n] = memoryview(data)[:n]
+            reader.took(n)
+            self.into, self.got = None, n
+            if n < len(data):
+                reader.feed(memoryview(data)[n:])
+        else:
+            reader.feed(data)
         self._wake(self.waiter)
         self._wake(self.writable)  # an answer while the request waits to be sent: it is sent no further
 
@@ -6651,22 +6663,35 @@ class _AsyncStream:
         self._transport, self._line, self.length, self.deadline = transport, line, length, deadline
         self._open = True
 
-    async def read(self, most: int, within_deadline: bool = False) -> bytes:
-        """Up to ``most`` of the body's next bytes; b"" at its end. Each wait is bounded by the
-        read timeout and, ``within_deadline``, by the attempt's deadline (a body read whole)."""
+    async def readinto(self, buffer: memoryview, within_deadline: bool = False) -> int:
+        """Fill ``buffer`` with the body's next bytes, as many as came; 0 at its end. Bytes of a
+        sized body that arrive while this waits go straight into ``buffer``. Each wait is
+        bounded by the read timeout and, ``within_deadline``, by the attempt's deadline (a
+        body read whole)."""
         if not self._open:
-            return b""
+            return 0
+        line = self._line
+        reader = line.reader
+        assert reader is not None
+        until = self.deadline if within_deadline else float("inf")
         try:
-            until = self.deadline if within_deadline else float("inf")
-            event = await self._line.next_event(until, self._transport._read_timeout, most)
+            while (event := reader.next_event(len(buffer))) is None:
+                line.into, line.got, line.waiter = buffer, 0, line.loop.create_future()
+                try:
+                    await line.settle(line.waiter, min(line.heard + self._transport._read_timeout, until))
+                finally:
+                    line.into, line.waiter = None, None
+                if line.got:
+                    return line.got
         except BaseException:
             self.close()
             raise
         if isinstance(event, bytes):
-            return event
+            buffer[: len(event)] = event
+            return len(event)
         self._open = False
-        self._transport.release(self._line)
-        return b""
+        self._transport.release(line)
+        return 0
 
     def close(self) -> None:
         """Stop reading: the connection cannot be reused, so it is closed."""
@@ -6682,32 +6707,45 @@ class _AsyncStream:
             self.close()
 
 
+class _LoopLines:
+    """An ``_AsyncTransport``'s lines in one event loop: the idle ones by origin, the
+    semaphore that bounds those in use, how many are in use by origin, and the requests
+    waiting for one of those to be released (their connects were refused)."""
+
+    __slots__ = ("busy", "freed", "idle", "room")
+
+    def __init__(self, most: int) -> None:
+        import asyncio
+
+        self.idle: dict[tuple[str, str, int], list[_AsyncLine]] = {}
+        self.room = asyncio.Semaphore(most)
+        self.busy: dict[tuple[str, str, int], int] = {}
+        self.freed: dict[tuple[str, str, int], list[Any]] = {}
+
+
 class _AsyncTransport(_Transport):
     """The asyncio driver's ``_Send``: keep-alive connections kept per event loop (at most
-    ``_ASYNC_LINES`` open in each), each an ``_AsyncLine``. Connections are opened (DNS,
-    TCP, a proxy's tunnel) on a thread, so that nothing blocks the loop; the TLS handshake
-    runs on the loop. A line goes back to its pool only once its request went out whole
-    and its answer was read to its framed end; anything else, a cancellation too, closes it."""
+    ``_ASYNC_LINES`` open in each), each an ``_AsyncLine``. Connections are opened by the
+    loop (DNS on its threads; a proxy's tunnel on the connection's), TLS too. A line goes
+    back to its pool only once its request went out whole and its answer was read to its
+    framed end; anything else, a cancellation too, closes it."""
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         from weakref import WeakKeyDictionary
 
-        self._loops: WeakKeyDictionary[Any, tuple[dict[tuple[str, str, int], list[_AsyncLine]], Any]]
-        self._loops = WeakKeyDictionary()
+        self._loops: WeakKeyDictionary[Any, _LoopLines] = WeakKeyDictionary()
         self.lines = _ASYNC_LINES  # open at once in each loop
 
     def _after_fork(self) -> None:
         super()._after_fork()
         self._loops.clear()
 
-    def _pool(self, loop: Any) -> tuple[dict[tuple[str, str, int], list[_AsyncLine]], Any]:
-        """This loop's idle lines by origin, and the semaphore that bounds its open lines."""
+    def _pool(self, loop: Any) -> _LoopLines:
+        """This loop's lines."""
         found = self._loops.get(loop)
         if found is None:
-            import asyncio
-
-            found = self._loops[loop] = ({}, asyncio.Semaphore(self.lines))
+            found = self._loops[loop] = _LoopLines(self.lines)
         return found
 
     async def _connect(self, loop: Any, origin: tuple[str, str, int], owner: AsyncConnection) -> _AsyncLine:
@@ -6750,14 +6788,41 @@ class _AsyncTransport(_Transport):
 
     def release(self, line: _AsyncLine) -> None:
         """A line's request is over: back to its loop's pool if its answer was read to its
-        framed end and it is still open; closed otherwise. Its place is free either way."""
-        pool, lines = self._pool(line.loop)
+        framed end and it is still open; closed otherwise. Its place is free either way, and
+        requests waiting for a line to its origin look again."""
+        pool = self._pool(line.loop)
         reader, line.reader = line.reader, None
         if reader is not None and reader.reusable and not line.lost and not line.transport.is_closing():
-            pool.setdefault(line.origin, []).append(line)
+            pool.idle.setdefault(line.origin, []).append(line)
         else:
             line.transport.abort()
-        lines.release()
+        pool.busy[line.origin] -= 1
+        for waiter in pool.freed.pop(line.origin, ()):
+            if not waiter.done():
+                waiter.set_result(None)
+        pool.room.release()
+
+    async def _line_to(
+        self, loop: Any, pool: _LoopLines, origin: tuple[str, str, int], owner: AsyncConnection
+    ) -> tuple[_AsyncLine, bool]:
+        """An idle line to ``origin`` (True: reused), else a new one. A connect refused while
+        other lines to ``origin`` are in use waits for one of them instead: a server at its
+        limit of connections takes the work on those it keeps."""
+        while True:
+            idle = pool.idle.get(origin)
+            while idle and idle[-1].lost:
+                idle.pop().transport.abort()
+            if idle:
+                return idle.pop(), True
+            try:
+                return await self._connect(loop, origin, owner), False
+            except TransportError:
+                if not pool.busy.get(origin):
+                    raise
+                _log("a connect to %s:%s was refused: waiting for a line in use", origin[1], origin[2])
+                waiter = loop.create_future()
+                pool.freed.setdefault(origin, []).append(waiter)
+                await waiter
 
     async def send(  # type: ignore[override]
         self, request: _Send, owner: AsyncConnection
@@ -6767,25 +6832,22 @@ class _AsyncTransport(_Transport):
 
         loop = asyncio.get_running_loop()
         origin, proxy, head = self.route(request)
-        pool, lines = self._pool(loop)
-        await lines.acquire()
+        pool = self._pool(loop)
+        await pool.room.acquire()
         for fresh_retry in (False, True):
-            idle = pool.get(origin)
-            while idle and idle[-1].lost:
-                idle.pop().transport.abort()
-            reused = bool(idle)
             try:
-                line = idle.pop() if idle else await self._connect(loop, origin, owner)
+                line, reused = await self._line_to(loop, pool, origin, owner)
             except BaseException:
-                lines.release()
+                pool.room.release()
                 raise
+            pool.busy[origin] = pool.busy.get(origin, 0) + 1
             line.reader = _AnswerReader(request.method)
             try:
                 return await self._exchange(line, head, request, proxy, owner)
             except (ConnectionResetError, BrokenPipeError) as exc:  # closed before any byte of the answer
                 self.release(line)
                 if reused and not fresh_retry:  # the server had let the idle line go: once more, on a new one
-                    await lines.acquire()
+                    await pool.room.acquire()
                     continue
                 raise _transport_error(exc, "the server closed the connection") from exc
             except BaseException:
@@ -6850,9 +6912,9 @@ class _AsyncTransport(_Transport):
         use close as their answers end)."""
         import asyncio
 
-        pool, _ = self._pool(asyncio.get_running_loop())
-        closing = [line for idle in pool.values() for line in idle]
-        for idle in pool.values():
+        pool = self._pool(asyncio.get_running_loop())
+        closing = [line for idle in pool.idle.values() for line in idle]
+        for idle in pool.idle.values():
             idle.clear()
         for line in closing:
             line.transport.abort()
@@ -7167,9 +7229,7 @@ class AsyncConnection(Connection):
             if isinstance(effect, _Send):
                 return await transport.send(effect, self), None
             if isinstance(effect, _Receive):
-                data = await effect.stream.read(len(effect.buffer), effect.within_deadline)
-                effect.buffer[: len(data)] = data
-                return len(data), None
+                return await effect.stream.readinto(effect.buffer, effect.within_deadline), None
             if isinstance(effect, _Sleep):
                 await asyncio.sleep(effect.seconds)
                 return None, None
