@@ -6572,8 +6572,8 @@ class _AsyncLine:
             self.lost = True
             self.transport.abort()
             return
-        into, due = self.into, reader.body_due()
-        if into is not None and due:  # straight into the waiting buffer, past the reader
+        into = self.into
+        if into is not None and (due := reader.body_due()):  # straight into the waiting buffer, past the reader
             n = min(len(data), due, len(into))
             into[:n] = memoryview(data)[:n]
             reader.took(n)
@@ -6616,18 +6616,24 @@ class _AsyncLine:
         finally:
             timer.cancel()
 
+    async def wait(self, until: float, read_timeout: float, into: memoryview | None = None) -> int:
+        """Wait for the next bytes, as long as the server is not silent for ``read_timeout``
+        seconds and ``until`` (loop time: the attempt's deadline) has not passed. With ``into``,
+        a sized body's bytes go straight there: how many did (0: they went to the reader)."""
+        self.into, self.got, self.waiter = into, 0, self.loop.create_future()
+        try:
+            await self.settle(self.waiter, min(self.heard + read_timeout, until))
+        finally:
+            self.into, self.waiter = None, None
+        return self.got
+
     async def next_event(self, until: float, read_timeout: float, most: int = 1 << 20) -> _Head | bytes | str:
-        """The reader's next event (of at most ``most`` body bytes), waiting for bytes
-        as long as the server is not silent for ``read_timeout`` seconds and ``until`` (the
-        attempt's deadline) has not passed."""
+        """The reader's next event (of at most ``most`` body bytes), waiting for bytes as
+        ``wait`` does."""
         reader = self.reader
         assert reader is not None
         while (event := reader.next_event(most)) is None:
-            self.waiter = self.loop.create_future()
-            try:
-                await self.settle(self.waiter, min(self.heard + read_timeout, until))
-            finally:
-                self.waiter = None
+            await self.wait(until, read_timeout)
         return event
 
 
@@ -6636,15 +6642,16 @@ def _time_out(future: Any) -> None:
         future.set_exception(Timeout("the answer did not come in time: timed out"))
 
 
-def _off_loop(conn: Connection, call: Callable[..., Any], *args: Any, here: bool = False) -> Any:
-    """A future of ``call(*args)`` run on the connection's threads, off the loop; or run
-    right here, blocking the loop, with ``here``, or once the interpreter is exiting
+def _off_loop(conn: AsyncConnection, call: Callable[..., Any], *args: Any, waits: bool = False) -> Any:
+    """A future of ``call(*args)`` run on the connection's threads, off the loop; or right
+    here, blocking the loop, on a loop of tinys3's own (``_work_here``) unless the call
+    ``waits`` on the network (a connect), and once the interpreter is exiting
     (``concurrent.futures`` then takes no new work, and what is left to finish needs the
     call more than the loop does)."""
     import asyncio
 
     loop = asyncio.get_running_loop()
-    if not here:
+    if waits or not conn._work_here:
         with _suppress(RuntimeError):
             return loop.run_in_executor(_part_executor(conn), call, *args)
     done = loop.create_future()
@@ -6676,13 +6683,9 @@ class _AsyncStream:
         until = self.deadline if within_deadline else float("inf")
         try:
             while (event := reader.next_event(len(buffer))) is None:
-                line.into, line.got, line.waiter = buffer, 0, line.loop.create_future()
-                try:
-                    await line.settle(line.waiter, min(line.heard + self._transport._read_timeout, until))
-                finally:
-                    line.into, line.waiter = None, None
-                if line.got:
-                    return line.got
+                got = await line.wait(until, self._transport._read_timeout, buffer)
+                if got:
+                    return got
         except BaseException:
             self.close()
             raise
@@ -6757,13 +6760,13 @@ class _AsyncTransport(_Transport):
         proxy = self.proxy(origin)
         context = None
         if scheme == "https":
-            context = self._ssl_context or await _off_loop(owner, self._context, here=owner._work_here)
+            context = self._ssl_context or await _off_loop(owner, self._context)
         tls = {"ssl": context, "server_hostname": host, "ssl_handshake_timeout": self._connect_timeout}
         tunnel, opening = None, None
         try:
             if proxy is not None and context is not None:
                 tunnel = _new_connection(scheme, host, port, proxy, self._connect_timeout, context)
-                opening = _off_loop(owner, tunnel.connect, False)
+                opening = _off_loop(owner, tunnel.connect, False, waits=True)
                 await opening
                 _, line = await loop.create_connection(lambda: _AsyncLine(loop, origin), sock=tunnel.sock, **tls)
             else:
@@ -6869,17 +6872,17 @@ class _AsyncTransport(_Transport):
             offset = body.length
         else:
             line.transport.write(head)
-        reading = None  # a file's next piece, read on a thread while the one before goes out
+        reading = None  # a file's next piece, read while the one before goes out
         try:
             while body is not None and offset < body.length and not reader.began:
                 if body.data is not None:
                     piece: bytes | memoryview = memoryview(body.data)[offset : offset + _SLICE]
                 else:  # into bytes of its own: the loop's transport keeps them
-                    piece = await (reading or _off_loop(owner, body.read_at, offset, _CHUNK, here=owner._work_here))
+                    piece = await (reading or _off_loop(owner, body.read_at, offset, _CHUNK))
                     ahead = offset + len(piece)
                     reading = None
                     if ahead < body.length:
-                        reading = _off_loop(owner, body.read_at, ahead, _CHUNK, here=owner._work_here)
+                        reading = _off_loop(owner, body.read_at, ahead, _CHUNK)
                 if line.writable is not None:
                     await line.settle(line.writable, loop.time() + self._read_timeout)
                 if line.lost and not reader.began:
@@ -7235,7 +7238,7 @@ class AsyncConnection(Connection):
                 return None, None
             if isinstance(effect, _Gather):
                 return await self._gather(effect), None
-            return await _off_loop(self, effect.call, here=self._work_here), None
+            return await _off_loop(self, effect.call), None
         except BaseException as exc:
             return None, exc
 
@@ -7251,8 +7254,8 @@ class AsyncConnection(Connection):
         taking = True
         try:
             while taking or running:
-                if taking and len(running) < most:  # the next operation is taken (a part read) on a thread
-                    operation = await _off_loop(self, next, gather.operations, None, here=self._work_here)
+                if taking and len(running) < most:  # the next operation is taken (a part read) as blocking work
+                    operation = await _off_loop(self, next, gather.operations, None)
                     taking = operation is not None
                     if operation is not None:
                         tasks.append(asyncio.ensure_future(self._drive(operation)))
