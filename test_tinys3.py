@@ -6569,6 +6569,34 @@ def test_async_get_streams_what_boto3_wrote_and_checks_it(seaweedfs: Server, tmp
     assert (tmp_path / "whole.bin").read_bytes() == data and [p.name for p in tmp_path.iterdir()] == ["whole.bin"]
 
 
+def test_async_a_body_read_slowly_is_not_buffered_ahead_of_its_reader(seaweedfs: Server) -> None:
+    """A streamed body the caller reads slowly waits in the socket, not in memory: the loop
+    stops reading the connection until the next read, and the bytes come whole and in order."""
+    import asyncio
+    import tracemalloc
+
+    bucket = seaweedfs.new_bucket()
+    data = os.urandom(48 * MiB)
+    seaweedfs.boto3().put_object(Bucket=bucket, Key="big", Body=data)
+    conn = aconnect(seaweedfs, default=bucket)
+
+    async def reads() -> tuple[int, bytes]:
+        response = await conn.get("big")
+        chunks = response.iter_content(MiB)
+        first = await chunks.__anext__()
+        tracemalloc.start()
+        await asyncio.sleep(1.5)  # the server could send it all meanwhile
+        held = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        rest = b"".join([chunk async for chunk in chunks])
+        await conn.close()
+        return held, first + rest
+
+    held, body = asyncio.run(reads())
+    assert body == data
+    assert held < 4 * MiB, f"{held} bytes held while nobody read"
+
+
 def test_async_gets_cancelled_at_random_never_hand_one_object_another_ones_bytes(moto: Server) -> None:
     """Hundreds of gets, a third cancelled at random moments (waiting for a connection, the
     head, the body); every get that completes after them gets exactly its own object."""

@@ -2265,6 +2265,11 @@ class _AnswerReader:
         return self.ended and self._pos < len(self._data)
 
     @property
+    def buffered(self) -> int:
+        """Bytes fed and not yet taken."""
+        return len(self._data) - self._pos
+
+    @property
     def reusable(self) -> bool:
         """The connection may carry another request (see the class)."""
         head = self.head
@@ -3357,8 +3362,9 @@ class Response:
         self, stream: Any, buffer: memoryview, sink: Callable[[memoryview], object] | None = None
     ) -> Generator[Any, Any, None]:
         """The core of reading a streamed body: it yields effects, and each view of ``buffer``
-        filled: as data (the driver hands it on, then goes on), or with a ``sink``, as the
-        blocking work of ``sink(view)`` (a file's write).
+        filled: as data (the driver hands it on, then goes on) as the bytes come, or with a
+        ``sink``, as the blocking work of ``sink(view)`` (a file's write) once the buffer is
+        full or the body over: one write for many receives.
 
         When the connection breaks mid-body (reset, cut short, read timeout)
         and the response can resume, the rest is asked for from the next
@@ -3367,10 +3373,11 @@ class Response:
         A checksum asked for is checked as the bytes pass, and at the end.
         """
         done, total, resumes = 0, stream.length, self._resumes
+        held = 0  # bytes in ``buffer`` not yet given to the sink
         try:
             while True:
                 try:
-                    n = yield _Receive(stream, buffer, self._within_deadline)
+                    n = yield _Receive(stream, buffer[held:], self._within_deadline)
                 except TransportError as exc:
                     stream.close()
                     if self._reopen is None or not exc.retry or resumes < 1:
@@ -3380,16 +3387,23 @@ class Response:
                     resumes -= 1
                     stream = yield from self._reopen(self, done)
                     continue
+                if n:
+                    done += n
+                    if self._check is not None:
+                        self._check.update(buffer[held : held + n])
+                    if self._progress is not None:
+                        self._progress(done, total)
+                    if sink is None:
+                        yield buffer[:n]
+                        continue
+                    held += n
+                if sink is not None and held and (held == len(buffer) or not n):
+                    yield _Work(_partial(sink, buffer[:held]))
+                    held = 0
                 if not n:
                     if self._check is not None:
                         self._check.verify()
                     return
-                done += n
-                if self._check is not None:
-                    self._check.update(buffer[:n])
-                if self._progress is not None:
-                    self._progress(done, total)
-                yield buffer[:n] if sink is None else _Work(_partial(sink, buffer[:n]))
         finally:
             stream.close()
 
@@ -6544,46 +6558,81 @@ class Pool:
 #: Connections an ``AsyncConnection`` keeps open at once in one event loop: calls past it wait
 #: for one to be free (an ``asyncio.gather`` of thousands queues, never times out waiting).
 _ASYNC_LINES = 128
+#: The loop's scratch buffer, which the asyncio driver reads what it cannot put in place into,
+#: and how much an answer's reader may hold with no read waiting before the loop pauses.
+_SCRATCH = 64 * 1024
+
+
+@_lru_cache(maxsize=1)
+def _line_protocol() -> type[_AsyncLine]:
+    """``_AsyncLine`` as an ``asyncio.BufferedProtocol`` (which a loop tells by its class),
+    made on first use: importing asyncio with tinys3 would cost every program the time."""
+    import asyncio
+
+    return type("_AsyncLine", (_AsyncLine, asyncio.BufferedProtocol), {})
 
 
 class _AsyncLine:
-    """One keep-alive connection of the asyncio driver, as the loop's protocol: the bytes
-    that arrive go to the reader of the answer being read; bytes nobody asked for, or a
-    close, make it unusable. ``waiter`` is the future the reading coroutine awaits."""
+    """One keep-alive connection of the asyncio driver, as the loop's buffered protocol
+    (``_line_protocol``): the loop reads what arrives straight into a waiting read's buffer
+    while a sized body is due (no copy), else into the loop's scratch buffer, from which
+    the answer's reader is fed. Once more than ``_SCRATCH`` bytes wait in the reader with
+    no read to take them, the loop stops reading the connection until the next read: a
+    body read slowly waits in the socket, not in memory. Bytes nobody asked for, or a
+    close, make the line unusable. ``waiter`` is the future the reading coroutine awaits."""
 
-    def __init__(self, loop: Any, origin: tuple[str, str, int]) -> None:
-        self.loop, self.origin = loop, origin
+    def __init__(self, loop: Any, origin: tuple[str, str, int], scratch: memoryview) -> None:
+        self.loop, self.origin, self.scratch = loop, origin, scratch
         self.transport: Any = None
         self.reader: _AnswerReader | None = None
         self.waiter: Any = None
         self.writable: Any = None  # a future while the transport's buffer is full
         self.into: memoryview | None = None  # a waiting read's buffer: a sized body's next bytes go there
         self.got = 0  # how many did
+        self.direct = False  # the loop reads into ``into`` now, not into the scratch buffer
+        self.paused = False  # the loop does not read the connection
         self.lost = False
         self.heard = loop.time()  # when bytes last came
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        """Where the loop reads the next bytes into."""
+        reader, into = self.reader, self.into
+        due = reader.body_due() if into is not None and reader is not None and self.got < len(into) else 0
+        self.direct = bool(due)
+        return into[self.got : self.got + due] if into is not None and due else self.scratch
+
+    def buffer_updated(self, count: int) -> None:
         self.heard = self.loop.time()
         reader = self.reader
         if reader is None:  # an idle line spoke: it can carry no request after that
             self.lost = True
             self.transport.abort()
             return
-        into = self.into
-        if into is not None and (due := reader.body_due()):  # straight into the waiting buffer, past the reader
-            n = min(len(data), due, len(into))
-            into[:n] = memoryview(data)[:n]
-            reader.took(n)
-            self.into, self.got = None, n
-            if n < len(data):
-                reader.feed(memoryview(data)[n:])
+        if self.direct:
+            reader.took(count)
+            self.got += count
         else:
-            reader.feed(data)
+            reader.feed(self.scratch[:count])
+            if reader.buffered > _SCRATCH and (self.into is None or not reader.body_due()):
+                self.pause()
         self._wake(self.waiter)
         self._wake(self.writable)  # an answer while the request waits to be sent: it is sent no further
+
+    def pause(self) -> None:
+        """Stop the loop reading the connection: what comes waits in the socket."""
+        if not self.paused:
+            self.paused = True
+            self.transport.pause_reading()
+
+    def resume(self) -> None:
+        """Let the loop read the connection again (a read waits, or the line goes idle, where
+        a close must be noticed)."""
+        if self.paused:
+            self.paused = False
+            self.transport.resume_reading()
 
     def eof_received(self) -> bool:
         self.lost = True
@@ -6621,10 +6670,13 @@ class _AsyncLine:
         seconds and ``until`` (loop time: the attempt's deadline) has not passed. With ``into``,
         a sized body's bytes go straight there: how many did (0: they went to the reader)."""
         self.into, self.got, self.waiter = into, 0, self.loop.create_future()
+        self.resume()
         try:
             await self.settle(self.waiter, min(self.heard + read_timeout, until))
         finally:
             self.into, self.waiter = None, None
+            if self.got and self.reader is not None and self.reader.body_due():
+                self.pause()  # more of the body is due: it waits for the next read, to go straight into its buffer
         return self.got
 
     async def next_event(self, until: float, read_timeout: float, most: int = 1 << 20) -> _Head | bytes | str:
@@ -6713,9 +6765,10 @@ class _AsyncStream:
 class _LoopLines:
     """An ``_AsyncTransport``'s lines in one event loop: the idle ones by origin, the
     semaphore that bounds those in use, how many are in use by origin, and the requests
-    waiting for one of those to be released (their connects were refused)."""
+    waiting for one of those to be released (their connects were refused); and the scratch
+    buffer they read into."""
 
-    __slots__ = ("busy", "freed", "idle", "room")
+    __slots__ = ("busy", "freed", "idle", "room", "scratch")
 
     def __init__(self, most: int) -> None:
         import asyncio
@@ -6724,6 +6777,7 @@ class _LoopLines:
         self.room = asyncio.Semaphore(most)
         self.busy: dict[tuple[str, str, int], int] = {}
         self.freed: dict[tuple[str, str, int], list[Any]] = {}
+        self.scratch = memoryview(bytearray(_SCRATCH))  # the loop's lines take turns: it is emptied at once
 
 
 class _AsyncTransport(_Transport):
@@ -6763,15 +6817,16 @@ class _AsyncTransport(_Transport):
             context = self._ssl_context or await _off_loop(owner, self._context)
         tls = {"ssl": context, "server_hostname": host, "ssl_handshake_timeout": self._connect_timeout}
         tunnel, opening = None, None
+        new_line = _partial(_line_protocol(), loop, origin, self._pool(loop).scratch)
         try:
             if proxy is not None and context is not None:
                 tunnel = _new_connection(scheme, host, port, proxy, self._connect_timeout, context)
                 opening = _off_loop(owner, tunnel.connect, False, waits=True)
                 await opening
-                _, line = await loop.create_connection(lambda: _AsyncLine(loop, origin), sock=tunnel.sock, **tls)
+                _, line = await loop.create_connection(new_line, sock=tunnel.sock, **tls)
             else:
                 address = (proxy.host, proxy.port) if proxy is not None else (host, port)
-                connecting = loop.create_connection(lambda: _AsyncLine(loop, origin), *address,
+                connecting = loop.create_connection(new_line, *address,
                                                     **(tls if context else {}))  # fmt: skip
                 try:
                     _, line = await asyncio.wait_for(connecting, self._connect_timeout)
@@ -6796,6 +6851,7 @@ class _AsyncTransport(_Transport):
         pool = self._pool(line.loop)
         reader, line.reader = line.reader, None
         if reader is not None and reader.reusable and not line.lost and not line.transport.is_closing():
+            line.resume()
             pool.idle.setdefault(line.origin, []).append(line)
         else:
             line.transport.abort()
