@@ -806,7 +806,8 @@ def _sts_credentials(
     )  # fmt: skip
     body = urlencode({"Action": action, "Version": "2011-06-15", **params}).encode()
     parts = urlsplit(endpoint)
-    headers = {"Host": parts.netloc, "Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
+    host = _parse_endpoint(f"{parts.scheme}://{parts.netloc}", True, "path").authority  # as the request's Host
+    headers = {"Host": host, "Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
     sign = None
     if credentials is not None:
         payload = hashlib.sha256(body).hexdigest()
@@ -2903,36 +2904,30 @@ def _metadata_request(
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
-    scheme, host = parts.scheme, parts.hostname or ""
-    port = parts.port or (443 if scheme == "https" else 80)
-    proxy = None if lookup is None else _proxy_for(scheme, host, port, lookup.proxy, lookup.environ)
-    verify = True if lookup is None else lookup.verify
-    context = _ssl_context(verify)[0] if scheme == "https" else None
+    endpoint = _parse_endpoint(f"{parts.scheme}://{parts.netloc}", True, "path")
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    proxy, verify, environ = (None, True, {}) if lookup is None else (lookup.proxy, lookup.verify, lookup.environ)
+    transport = _Transport((timeout, timeout, timeout), verify, proxy, environ)
     clock = None if sign is None or lookup is None else lookup.clock
-    for attempt in (1, 2):
-        signed_with = 0.0 if clock is None else clock.offset
-        signed = headers if clock is None or sign is None else sign(now=clock.now())
-        target, wire = _through_proxy(proxy, scheme, parts.netloc, path, signed)
-        conn = _new_connection(scheme, host, port, proxy, timeout, context)
-        try:
-            conn.connect()
-            paced = _Paced(conn.sock, timeout, time.monotonic() + timeout)
-            named = {name.lower(): value for name, value in wire.items()}.get("host", parts.netloc)
-            sized = {name: value for name, value in wire.items() if name.lower() != "host"}
+    payload = None if body is None else _Body(body)
+    try:
+        for attempt in (1, 2):
+            signed_with = 0.0 if clock is None else clock.offset
+            signed = dict(headers if clock is None or sign is None else sign(now=clock.now()))
+            signed = {name: value for name, value in signed.items() if name.lower() != "host"}
             if body is not None:
-                sized["Content-Length"] = str(len(body))
-            _write_request(paced, _request_head(method, target, named, sized), iter((body or b"",)))
-            reply = _Answer(paced, method)
-            answer = _read_whole(reply, method).content()
-        except OSError as exc:
-            raise CredentialsError(f"{url.split('?')[0]} did not answer: {type(exc).__name__}") from None
-        finally:
-            conn.close()
-        status = reply.head.status
-        skewed = attempt == 1 and clock is not None and status in (400, 403)
-        if not (skewed and clock is not None and clock.learn(reply.head.headers.get("Date"), signed_with)):
-            break
+                signed["Content-Length"] = str(len(body))
+            request = _Send(endpoint, endpoint.authority, path, method, signed, payload, False)
+            status, _, answered, answer = transport.send(request)
+            skewed = attempt == 1 and clock is not None and status in (400, 403)
+            if not (skewed and clock is not None and clock.learn(answered.get("Date"), signed_with)):
+                break
+    except OSError as exc:
+        cause = exc.__cause__ or exc
+        raise CredentialsError(f"{url.split('?')[0]} did not answer: {type(cause).__name__}") from None
+    finally:
+        transport.close()
+    assert isinstance(answer, bytes)
     if status != 200:
         detail = f": {explain(answer)}" if explain is not None else ""
         raise CredentialsError(f"{url.split('?')[0]} answered {status}{detail}")
