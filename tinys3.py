@@ -2119,12 +2119,13 @@ class _Gather:
 
 class _Work:
     """Effect: run ``call`` (blocking: a credential fetch, a file read, a digest) and give
-    back its result, or raise its exception."""
+    back its result, or raise its exception. ``waits``: it may wait on the caller's own
+    code (an async iterable being uploaded), not only compute or read."""
 
-    __slots__ = ("call",)
+    __slots__ = ("call", "waits")
 
-    def __init__(self, call: Callable[[], Any]) -> None:
-        self.call = call
+    def __init__(self, call: Callable[[], Any], waits: bool = False) -> None:
+        self.call, self.waits = call, waits
 
 
 #: What a driver performs; anything else a core generator yields is data for the caller
@@ -4361,13 +4362,15 @@ def _gather_on_threads(conn: Connection, gather: _Gather) -> list[tuple[str, int
         raise
 
 
-def _part_executor(conn: Connection) -> ThreadPoolExecutor:
+def _part_executor(conn: Connection, threads: int = 0) -> ThreadPoolExecutor:
+    """The connection's ``max_concurrency`` part threads, or its pool of ``threads``."""
+    threads = threads or conn.max_concurrency
     with conn._part_lock:
-        if conn._parts is None:
+        if threads not in conn._parts:
             from concurrent.futures import ThreadPoolExecutor
 
-            conn._parts = ThreadPoolExecutor(conn.max_concurrency, thread_name_prefix="tinys3-part")
-        return conn._parts
+            conn._parts[threads] = ThreadPoolExecutor(threads, thread_name_prefix="tinys3-part")
+        return conn._parts[threads]
 
 
 def _upload_part(
@@ -5067,7 +5070,7 @@ class Connection:
         self.multipart_size = _check_int("multipart_size", multipart_size, 5 * _MiB, _MAX_PUT)
         self.max_concurrency = _check_int("max_concurrency", max_concurrency, 1, 1000)
         self.multipart_copy_threshold = _check_int("multipart_copy_threshold", multipart_copy_threshold, 0, _MAX_PUT)
-        self._parts: ThreadPoolExecutor | None = None
+        self._parts: dict[int, ThreadPoolExecutor] = {}  # by size (``_part_executor``)
         self._part_lock = threading.Lock()
         self._part_slots = threading.BoundedSemaphore(self.max_concurrency)
         _forkable.add(self)
@@ -5131,16 +5134,16 @@ class Connection:
 
     def _after_fork(self) -> None:
         """In a forked child the part threads and the locks they held stayed in the parent."""
-        self._parts = None
+        self._parts = {}
         self._part_lock = threading.Lock()
         self._part_slots = threading.BoundedSemaphore(self.max_concurrency)
 
     def close(self) -> None:
         """Close the keep-alive connections and part threads; the object stays usable."""
         with self._part_lock:
-            parts, self._parts = self._parts, None
-        if parts is not None:
-            parts.shutdown(wait=True)
+            parts, self._parts = self._parts, {}
+        for executor in parts.values():
+            executor.shutdown(wait=True)
         self._transport.close()
 
     # -- operations ----------------------------------------------------------
@@ -5201,7 +5204,7 @@ class Connection:
                 source = self._async_source(local_file)
             taking = _partial(_body, source, rewind, self.multipart_threshold + 1)
             in_memory = isinstance(local_file, (bytes, bytearray, memoryview))
-            body, more = taking() if in_memory else (yield _Work(taking))  # a file is read off the loop
+            body, more = taking() if in_memory else (yield _Work(taking, source is not local_file))  # off the loop
             try:
                 if more is None and body.length <= self.multipart_threshold:
                     return (yield from _upload_whole(self, target, wire, body, algorithm, progress))
@@ -6556,6 +6559,8 @@ _ASYNC_LINES = 128
 #: The loop's scratch buffer, which the asyncio driver reads what it cannot put in place into,
 #: and how much an answer's reader may hold with no read waiting before the loop pauses.
 _SCRATCH = 64 * 1024
+#: Threads of an ``AsyncConnection`` that read files and compute digests (see ``_off_loop``).
+_WORK_THREADS = 2
 
 
 @_lru_cache(maxsize=1)
@@ -6690,17 +6695,19 @@ def _time_out(future: Any) -> None:
 
 
 def _off_loop(conn: AsyncConnection, call: Callable[..., Any], *args: Any, waits: bool = False) -> Any:
-    """A future of ``call(*args)`` run on the connection's threads, off the loop; or right
-    here, blocking the loop, on a loop of tinys3's own (``_work_here``) unless the call
-    ``waits`` on the network (a connect), and once the interpreter is exiting
-    (``concurrent.futures`` then takes no new work, and what is left to finish needs the
-    call more than the loop does)."""
+    """A future of ``call(*args)`` run on the connection's threads, off the loop: a call that
+    ``waits`` (on the network, or on the caller's code) on its part threads, one that only
+    computes or reads files on its ``_WORK_THREADS`` (more would only take the GIL from the
+    loop, making it late, for no speed on the cores there are). Or right here, blocking
+    the loop, on a loop of tinys3's own (``_work_here``) unless the call ``waits``, and once
+    the interpreter is exiting (``concurrent.futures`` then takes no new work, and what is
+    left to finish needs the call more than the loop does)."""
     import asyncio
 
     loop = asyncio.get_running_loop()
     if waits or not conn._work_here:
         with _suppress(RuntimeError):
-            return loop.run_in_executor(_part_executor(conn), call, *args)
+            return loop.run_in_executor(_part_executor(conn, 0 if waits else _WORK_THREADS), call, *args)
     done = loop.create_future()
     try:
         done.set_result(call(*args))
@@ -7289,7 +7296,7 @@ class AsyncConnection(Connection):
                 return None, None
             if isinstance(effect, _Gather):
                 return await self._gather(effect), None
-            return await _off_loop(self, effect.call), None
+            return await _off_loop(self, effect.call, waits=effect.waits), None
         except BaseException as exc:
             return None, exc
 
@@ -7306,7 +7313,7 @@ class AsyncConnection(Connection):
         try:
             while taking or running:
                 if taking and len(running) < most:  # the next operation is taken (a part read) as blocking work
-                    operation = await _off_loop(self, next, gather.operations, None)
+                    operation = await _off_loop(self, next, gather.operations, None, waits=True)
                     taking = operation is not None
                     if operation is not None:
                         tasks.append(asyncio.ensure_future(self._drive(operation)))
@@ -7342,7 +7349,7 @@ def _asyncio_twin(conn: Connection, lines: int) -> AsyncConnection:
     offset (shared, not copied), connections of its own, at most ``lines`` open at once."""
     twin = AsyncConnection.__new__(AsyncConnection)
     twin.__dict__.update(conn.__dict__)
-    twin._parts, twin._part_lock = None, threading.Lock()  # threads of its own: closing it leaves conn's
+    twin._parts, twin._part_lock = {}, threading.Lock()  # threads of its own: closing it leaves conn's
     blocking = conn._transport
     timeout = (blocking._connect_timeout, blocking._read_timeout, blocking._deadline)
     transport = twin._transport = _AsyncTransport(timeout, blocking._verify, blocking._proxy_setting, blocking._environ)
