@@ -6597,6 +6597,34 @@ def test_async_a_body_read_slowly_is_not_buffered_ahead_of_its_reader(seaweedfs:
     assert held < 4 * MiB, f"{held} bytes held while nobody read"
 
 
+@pytest.mark.portable
+def test_async_over_https_a_body_read_slowly_waits_in_the_socket_and_comes_whole(
+    seaweedfs_tls: Server, tmp_path: Path
+) -> None:
+    """The same over TLS, where the loop's TLS layer feeds the connection (on every Python
+    from 3.9): what boto3 wrote comes whole to a slow reader and into a file."""
+    import asyncio
+
+    server = seaweedfs_tls
+    bucket = server.new_bucket()
+    data = os.urandom(24 * MiB + 7)
+    server.boto3().put_object(Bucket=bucket, Key="big", Body=data)
+    conn = aconnect(server, default=bucket, verify=server.ca_file)
+
+    async def reads() -> bytes:
+        response = await conn.get("big")
+        chunks = response.iter_content(256 * 1024)
+        first = await chunks.__anext__()
+        await asyncio.sleep(0.5)
+        rest = b"".join([chunk async for chunk in chunks])
+        await conn.download("big", tmp_path / "big.bin")
+        await conn.close()
+        return first + rest
+
+    assert asyncio.run(reads()) == data
+    assert (tmp_path / "big.bin").read_bytes() == data
+
+
 def test_async_gets_cancelled_at_random_never_hand_one_object_another_ones_bytes(moto: Server) -> None:
     """Hundreds of gets, a third cancelled at random moments (waiting for a connection, the
     head, the body); every get that completes after them gets exactly its own object."""
