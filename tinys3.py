@@ -4362,15 +4362,17 @@ def _gather_on_threads(conn: Connection, gather: _Gather) -> list[tuple[str, int
         raise
 
 
-def _part_executor(conn: Connection, threads: int = 0) -> ThreadPoolExecutor:
-    """The connection's ``max_concurrency`` part threads, or its pool of ``threads``."""
-    threads = threads or conn.max_concurrency
+def _part_executor(conn: Connection, lane: str = "part") -> ThreadPoolExecutor:
+    """One of the connection's pools of threads, made on first use: ``"part"``, its
+    ``max_concurrency`` part threads; ``"work"`` and ``"send"``, the asyncio driver's
+    (see ``_off_loop``)."""
     with conn._part_lock:
-        if threads not in conn._parts:
+        if lane not in conn._parts:
             from concurrent.futures import ThreadPoolExecutor
 
-            conn._parts[threads] = ThreadPoolExecutor(threads, thread_name_prefix="tinys3-part")
-        return conn._parts[threads]
+            threads = {"part": conn.max_concurrency, "work": _WORK_THREADS, "send": 1}[lane]
+            conn._parts[lane] = ThreadPoolExecutor(threads, thread_name_prefix=f"tinys3-{lane}")
+        return conn._parts[lane]
 
 
 def _upload_part(
@@ -5070,7 +5072,7 @@ class Connection:
         self.multipart_size = _check_int("multipart_size", multipart_size, 5 * _MiB, _MAX_PUT)
         self.max_concurrency = _check_int("max_concurrency", max_concurrency, 1, 1000)
         self.multipart_copy_threshold = _check_int("multipart_copy_threshold", multipart_copy_threshold, 0, _MAX_PUT)
-        self._parts: dict[int, ThreadPoolExecutor] = {}  # by size (``_part_executor``)
+        self._parts: dict[str, ThreadPoolExecutor] = {}  # by lane (``_part_executor``)
         self._part_lock = threading.Lock()
         self._part_slots = threading.BoundedSemaphore(self.max_concurrency)
         _forkable.add(self)
@@ -6559,7 +6561,7 @@ _ASYNC_LINES = 128
 #: The loop's scratch buffer, which the asyncio driver reads what it cannot put in place into,
 #: and how much an answer's reader may hold with no read waiting before the loop pauses.
 _SCRATCH = 64 * 1024
-#: Threads of an ``AsyncConnection`` that read files and compute digests (see ``_off_loop``).
+#: Threads of an ``AsyncConnection`` that read and write files and compute digests (see ``_off_loop``).
 _WORK_THREADS = 2
 
 
@@ -6694,20 +6696,22 @@ def _time_out(future: Any) -> None:
         future.set_exception(Timeout("the answer did not come in time: timed out"))
 
 
-def _off_loop(conn: AsyncConnection, call: Callable[..., Any], *args: Any, waits: bool = False) -> Any:
-    """A future of ``call(*args)`` run on the connection's threads, off the loop: a call that
-    ``waits`` (on the network, or on the caller's code) on its part threads, one that only
-    computes or reads files on its ``_WORK_THREADS`` (more would only take the GIL from the
-    loop, making it late, for no speed on the cores there are). Or right here, blocking
-    the loop, on a loop of tinys3's own (``_work_here``) unless the call ``waits``, and once
-    the interpreter is exiting (``concurrent.futures`` then takes no new work, and what is
-    left to finish needs the call more than the loop does)."""
+def _off_loop(conn: AsyncConnection, call: Callable[..., Any], *args: Any, lane: str = "work") -> Any:
+    """A future of ``call(*args)`` run on the connection's threads, off the loop, in a lane:
+    ``"part"`` (its part threads) for a call that waits on the network or on the caller's
+    code; ``"work"`` (``_WORK_THREADS``) for one that computes or reads or writes files (more
+    threads would only take the GIL from the loop, making it late, for no speed on the
+    cores there are); ``"send"`` (one thread) for the next piece of a file being sent, which
+    must not queue behind the digests of the parts to come. Or right here, blocking the loop,
+    on a loop of tinys3's own (``_work_here``) but in the part lane, and once the interpreter
+    is exiting (``concurrent.futures`` then takes no new work, and what is left to finish
+    needs the call more than the loop does)."""
     import asyncio
 
     loop = asyncio.get_running_loop()
-    if waits or not conn._work_here:
+    if lane == "part" or not conn._work_here:
         with _suppress(RuntimeError):
-            return loop.run_in_executor(_part_executor(conn, 0 if waits else _WORK_THREADS), call, *args)
+            return loop.run_in_executor(_part_executor(conn, lane), call, *args)
     done = loop.create_future()
     try:
         done.set_result(call(*args))
@@ -6823,7 +6827,7 @@ class _AsyncTransport(_Transport):
         try:
             if proxy is not None and context is not None:
                 tunnel = _new_connection(scheme, host, port, proxy, self._connect_timeout, context)
-                opening = _off_loop(owner, tunnel.connect, False, waits=True)
+                opening = _off_loop(owner, tunnel.connect, False, lane="part")
                 await opening
                 _, line = await loop.create_connection(new_line, sock=tunnel.sock, **tls)
             else:
@@ -6936,11 +6940,11 @@ class _AsyncTransport(_Transport):
                 if body.data is not None:
                     piece: bytes | memoryview = memoryview(body.data)[offset : offset + _SLICE]
                 else:  # into bytes of its own: the loop's transport keeps them
-                    piece = await (reading or _off_loop(owner, body.read_at, offset, _CHUNK))
+                    piece = await (reading or _off_loop(owner, body.read_at, offset, _CHUNK, lane="send"))
                     ahead = offset + len(piece)
                     reading = None
                     if ahead < body.length:
-                        reading = _off_loop(owner, body.read_at, ahead, _CHUNK)
+                        reading = _off_loop(owner, body.read_at, ahead, _CHUNK, lane="send")
                 if line.writable is not None:
                     await line.settle(line.writable, loop.time() + self._read_timeout)
                 if line.lost and not reader.began:
@@ -7296,7 +7300,7 @@ class AsyncConnection(Connection):
                 return None, None
             if isinstance(effect, _Gather):
                 return await self._gather(effect), None
-            return await _off_loop(self, effect.call, waits=effect.waits), None
+            return await _off_loop(self, effect.call, lane="part" if effect.waits else "work"), None
         except BaseException as exc:
             return None, exc
 
@@ -7313,7 +7317,7 @@ class AsyncConnection(Connection):
         try:
             while taking or running:
                 if taking and len(running) < most:  # the next operation is taken (a part read) as blocking work
-                    operation = await _off_loop(self, next, gather.operations, None, waits=True)
+                    operation = await _off_loop(self, next, gather.operations, None, lane="part")
                     taking = operation is not None
                     if operation is not None:
                         tasks.append(asyncio.ensure_future(self._drive(operation)))
