@@ -2107,8 +2107,8 @@ class _Gather:
     order. ``operations`` is an iterator, advanced only when another can start (a part is
     read then, not before). At most ``most`` run at once, if given, besides the driver's
     own limit. Each returns ``(ETag or "", bytes)``: ``progress`` is told the running sum
-    of bytes, of ``total``. The first failure starts no more; once those under way ended,
-    it is raised."""
+    of bytes, of ``total`` (None: a stream's parts, whose reads may wait on its writer). The
+    first failure starts no more; once those under way ended, it is raised."""
 
     __slots__ = ("most", "operations", "progress", "total")
 
@@ -7316,8 +7316,9 @@ class AsyncConnection(Connection):
         taking = True
         try:
             while taking or running:
-                if taking and len(running) < most:  # the next operation is taken (a part read) as blocking work
-                    operation = await _off_loop(self, next, gather.operations, None, lane="part")
+                if taking and len(running) < most:  # the next operation is taken (a part read) as blocking work,
+                    lane = "part" if gather.total is None else "work"  # which waits when a stream's is
+                    operation = await _off_loop(self, next, gather.operations, None, lane=lane)
                     taking = operation is not None
                     if operation is not None:
                         tasks.append(asyncio.ensure_future(self._drive(operation)))
