@@ -6625,6 +6625,34 @@ def test_async_over_https_a_body_read_slowly_waits_in_the_socket_and_comes_whole
     assert (tmp_path / "big.bin").read_bytes() == data
 
 
+def test_async_a_connection_lost_while_its_reading_is_paused_is_a_body_cut_short(tmp_path: Path) -> None:
+    """Over TLS, a server that closes mid-body while the loop has stopped reading (nobody
+    asked for the bytes yet): the next read says the body was cut short, on every Python
+    (3.9 and 3.10's TLS transport lose their socket's before the connection is said lost)."""
+    import asyncio
+
+    body = os.urandom(MiB)
+    head = f"HTTP/1.1 200 OK\r\nContent-Length: {2 * MiB}\r\n\r\n".encode()
+    with scripted_server(lambda request: Cut(head + body)) as (endpoint, _), tls_proxy(endpoint) as (port, ca):
+        ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+        conn = tinys3.AsyncConnection("k", "s", endpoint=f"https://localhost:{port}", default="bkt", retries=1,
+                                      verify=str(tmp_path / "ca.pem"))  # fmt: skip
+
+        async def reads() -> bytes:
+            got = b""
+            response = await conn.get("key")
+            chunks = response.iter_content(64 * 1024)
+            got += await chunks.__anext__()
+            await asyncio.sleep(0.5)  # paused meanwhile, and the server closed
+            with pytest.raises(tinys3.TransportError, match="cut short"):
+                async for chunk in chunks:
+                    got += chunk
+            await conn.close()
+            return got
+
+        assert asyncio.run(reads()) == body
+
+
 def test_async_gets_cancelled_at_random_never_hand_one_object_another_ones_bytes(moto: Server) -> None:
     """Hundreds of gets, a third cancelled at random moments (waiting for a connection, the
     head, the body); every get that completes after them gets exactly its own object."""

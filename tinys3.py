@@ -6625,14 +6625,14 @@ class _AsyncLine:
 
     def pause(self) -> None:
         """Stop the loop reading the connection: what comes waits in the socket."""
-        if not self.paused:
+        if not self.paused and not self.lost:
             self.paused = True
             self.transport.pause_reading()
 
     def resume(self) -> None:
         """Let the loop read the connection again (a read waits, or the line goes idle, where
-        a close must be noticed)."""
-        if self.paused:
+        a close must be noticed). A lost line's transport is not steered any more."""
+        if self.paused and not self.lost:
             self.paused = False
             self.transport.resume_reading()
 
