@@ -130,12 +130,6 @@ if TYPE_CHECKING:
 class S3Error(OSError):
     """The root of every exception tinys3 raises on purpose."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-
-    def __str__(self) -> str:
-        return str(self.args[0])
-
 
 class HTTPError(S3Error):
     """S3 answered with an error.
@@ -633,11 +627,6 @@ def _profile(name: str, environ: Mapping[str, str]) -> dict[str, str]:
     return settings
 
 
-def _config_section(section: str, environ: Mapping[str, str]) -> dict[str, str]:
-    """One section of the config file, such as ``sso-session NAME``."""
-    return _section(_config_file(environ, "AWS_CONFIG_FILE", "config"), section)
-
-
 def _config_file(environ: Mapping[str, str], variable: str, name: str) -> Any:
     """The parsed shared config or credentials file; None if there is none (then
     ``configparser`` is not even imported: Lambda has no such files)."""
@@ -880,7 +869,7 @@ def _sso_fetcher(name: str, settings: Mapping[str, str], lookup: _Lookup) -> Cal
     session = settings.get("sso_session")
     sso: Mapping[str, str] = settings
     if session is not None:
-        sso = _config_section(f"sso-session {session}", lookup.environ)
+        sso = _section(_config_file(lookup.environ, "AWS_CONFIG_FILE", "config"), f"sso-session {session}")
         if not sso:
             raise CredentialsError(f"profile {name!r} names sso_session {session!r}, which the config file lacks")
     cache_key = session if session is not None else settings.get("sso_start_url", "")
@@ -2337,7 +2326,7 @@ class _AnswerReader:
         if state == "status" and not self._interim and self._pos == len(self._data) == 0:
             raise ConnectionResetError("the server closed the connection without answering")
         if state in ("status", "headers"):
-            raise _headers_cut_short()
+            raise TransportError("the answer was cut short: the connection closed inside its status line or headers")
         if state == "length":
             assert self.head is not None and self.head.length is not None
             raise _cut_short(self.head.length - self._left, self.head.length)
@@ -2545,10 +2534,6 @@ def _closes(http11: bool, message: _Headers) -> bool:
     if http11:
         return "close" in connection
     return not (message.get("keep-alive") or "keep-alive" in connection)
-
-
-def _headers_cut_short() -> TransportError:
-    return TransportError("the answer was cut short: the connection closed inside its status line or headers")
 
 
 #: What holds sockets, threads or locks that a forked child must not take over as they are
@@ -2863,12 +2848,7 @@ def _refuse(head: _Head, method: str, proxy: _Proxy | None) -> None:
     if head.status == 407 and proxy is not None:
         raise _no_retry(f"proxy {proxy} refused the request: 407 {head.reason}")
     if head.length is None and not head.by_chunks and method == "GET" and 200 <= head.status < 300:
-        raise _unframed()
-
-
-def _unframed() -> TransportError:
-    """A 2xx GET answer without Content-Length or chunks could end anywhere: refused."""
-    return _no_retry("the answer to GET has neither Content-Length nor chunked encoding: its end is unknowable")
+        raise _no_retry("the answer to GET has neither Content-Length nor chunked encoding: its end is unknowable")
 
 
 def _no_retry(message: str) -> TransportError:
@@ -3218,11 +3198,6 @@ def _backoff(attempt: int, at_least: float = 0.0, cap: float = 20.0, base: float
 def _retry_after(value: str | None) -> float:
     """Seconds from a ``Retry-After: N`` header (its date form is ignored)."""
     return float(value) if value and value.strip().isdigit() else 0.0
-
-
-def _lower_items(headers: _Headers) -> dict[str, str]:
-    """Response headers as a plain dict with lower-case names."""
-    return {name.lower(): value for name, value in headers.items()}
 
 
 ###############################################################################
@@ -3922,11 +3897,6 @@ def _copy_verified(response: Response, write: Callable[[memoryview], object]) ->
             digest.update(view)
 
     yield from response._body_steps(response._take_stream(), _body_buffer(response), written)
-    _check_md5(digest, etag)
-
-
-def _check_md5(digest: Any, etag: str | None) -> None:
-    """Raise unless ``digest`` (None: nothing to check) is the MD5 the ETag names."""
     if digest is not None and digest.hexdigest() != etag:
         raise TransportError(f"the download does not match its ETag (MD5 {digest.hexdigest()}, ETag {etag})")
 
@@ -4452,7 +4422,7 @@ def _copy_headers(
     if replace:
         return _apply({"content-type": _guess_content_type(to_key)}, metadata)
     assert source is not None
-    return _replacement_headers(_lower_items(source.headers), metadata)
+    return _replacement_headers({name.lower(): value for name, value in source.headers.items()}, metadata)
 
 
 def _copy_whole(
@@ -6260,7 +6230,13 @@ class MultipartUpload:
         """
         try:
             number = _check_int("part_num", part_num, 1, _MAX_PARTS)
-            size = None if length is None else _check_int("length", _as_int(length), 0, _MAX_PUT)
+            size = (
+                None
+                if length is None
+                else _check_int(
+                    "length", int(length) if isinstance(length, str) and length.isdigit() else length, 0, _MAX_PUT
+                )
+            )
             body = yield _Work(_partial(_part_body, fp, rewind, size))
             try:
                 headers = {} if md5 is None else {"Content-MD5": _header_value("md5", md5)}
@@ -6339,11 +6315,6 @@ class MultipartUpload:
     def cancel_upload(self) -> Steps[None]:
         """Abort the upload: S3 drops its parts (checked, and aborted again if still listed)."""
         yield from _abort(self.conn, self.bucket, self.key, self.uploadId)
-
-
-def _as_int(value: int | str) -> object:
-    """0.1.12 took numbers as text too (``length='5242880'``)."""
-    return int(value) if isinstance(value, str) and value.isdigit() else value
 
 
 def _part_body(source: Body, rewind: bool, length: int | None) -> _Body:
