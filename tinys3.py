@@ -2645,7 +2645,7 @@ class _Transport:
         scheme, host, port = origin
         proxy = self.proxy(origin)
         context = self._context() if scheme == "https" else None
-        conn = _new_connection(scheme, host, port, proxy, self._connect_timeout, context)
+        conn = _Connection(host, port, proxy, self._connect_timeout, context)
         try:
             conn.connect()
         except OSError as exc:
@@ -2996,13 +2996,6 @@ class _Connection:
         sock, self.sock = self.sock, None
         if sock is not None:
             sock.close()
-
-
-def _new_connection(
-    scheme: str, host: str, port: int, proxy: _Proxy | None, timeout: float, context: SSLContext | None
-) -> _Connection:
-    """An unopened connection to ``host`` (see ``_Connection``); a proxy tunnels HTTPS only."""
-    return _Connection(host, port, proxy, timeout, context if scheme == "https" else None)
 
 
 def _through_proxy(
@@ -6797,7 +6790,7 @@ class _AsyncTransport(_Transport):
         new_line = _partial(_line_protocol(), loop, origin, self._pool(loop).scratch)
         try:
             if proxy is not None and context is not None:
-                tunnel = _new_connection(scheme, host, port, proxy, self._connect_timeout, context)
+                tunnel = _Connection(host, port, proxy, self._connect_timeout, context)
                 opening = _off_loop(owner, tunnel.connect, False, lane="part")
                 await opening
                 _, line = await loop.create_connection(new_line, sock=tunnel.sock, **tls)
