@@ -2109,7 +2109,7 @@ class _Gather:
 class _Work:
     """Effect: run ``call`` (blocking: a credential fetch, a file read, a digest) and give
     back its result, or raise its exception. ``waits``: it may wait on the caller's own
-    code (an async iterable being uploaded), not only compute or read."""
+    code (a stream or an async iterable being uploaded), not only compute or read."""
 
     __slots__ = ("call", "waits")
 
@@ -2894,8 +2894,8 @@ def _metadata_request(
     try:
         for attempt in (1, 2):
             signed_with = 0.0 if clock is None else clock.offset
-            signed = dict(headers if clock is None or sign is None else sign(now=clock.now()))
-            signed = {name: value for name, value in signed.items() if name.lower() != "host"}
+            given = headers if clock is None or sign is None else sign(now=clock.now())
+            signed = {name: value for name, value in given.items() if name.lower() != "host"}
             if body is not None:
                 signed["Content-Length"] = str(len(body))
             request = _Send(endpoint, endpoint.authority, path, method, signed, payload, False)
@@ -5169,7 +5169,8 @@ class Connection:
                 source = self._async_source(local_file)
             taking = _partial(_body, source, rewind, self.multipart_threshold + 1)
             in_memory = isinstance(local_file, (bytes, bytearray, memoryview))
-            body, more = taking() if in_memory else (yield _Work(taking, source is not local_file))  # off the loop
+            # off the loop; a stream (an async iterable too) may wait on its writer, as its parts may
+            body, more = taking() if in_memory else (yield _Work(taking, not isinstance(source, os.PathLike)))
             try:
                 if more is None and body.length <= self.multipart_threshold:
                     return (yield from _upload_whole(self, target, wire, body, algorithm, progress))
@@ -6223,13 +6224,7 @@ class MultipartUpload:
         """
         try:
             number = _check_int("part_num", part_num, 1, _MAX_PARTS)
-            size = (
-                None
-                if length is None
-                else _check_int(
-                    "length", int(length) if isinstance(length, str) and length.isdigit() else length, 0, _MAX_PUT
-                )
-            )
+            size = None if length is None else _check_int("length", _as_int(length), 0, _MAX_PUT)
             body = yield _Work(_partial(_part_body, fp, rewind, size))
             try:
                 headers = {} if md5 is None else {"Content-MD5": _header_value("md5", md5)}
@@ -6308,6 +6303,11 @@ class MultipartUpload:
     def cancel_upload(self) -> Steps[None]:
         """Abort the upload: S3 drops its parts (checked, and aborted again if still listed)."""
         yield from _abort(self.conn, self.bucket, self.key, self.uploadId)
+
+
+def _as_int(value: int | str) -> object:
+    """0.1.12 took numbers as text too (``length='5242880'``)."""
+    return int(value) if isinstance(value, str) and value.isdigit() else value
 
 
 def _part_body(source: Body, rewind: bool, length: int | None) -> _Body:
@@ -6564,11 +6564,14 @@ class _AsyncLine:
         self.transport = transport
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        """Where the loop reads the next bytes into."""
+        """Where the loop reads the next bytes into: the waiting read's buffer, up to the sized
+        body's due bytes, else the scratch buffer."""
         reader, into = self.reader, self.into
-        due = reader.body_due() if into is not None and reader is not None and self.got < len(into) else 0
-        self.direct = bool(due)
-        return into[self.got : self.got + due] if into is not None and due else self.scratch
+        if into is not None and reader is not None and self.got < len(into) and (due := reader.body_due()):
+            self.direct = True
+            return into[self.got : self.got + due]
+        self.direct = False
+        return self.scratch
 
     def buffer_updated(self, count: int) -> None:
         self.heard = self.loop.time()
@@ -6582,7 +6585,7 @@ class _AsyncLine:
             self.got += count
         else:
             reader.feed(self.scratch[:count])
-            if reader.buffered > _SCRATCH and (self.into is None or not reader.body_due()):
+            if reader.buffered > _SCRATCH:  # no read took them (a sized body's due bytes go in place)
                 self.pause()
         self._wake(self.waiter)
         self._wake(self.writable)  # an answer while the request waits to be sent: it is sent no further
@@ -6666,9 +6669,9 @@ def _off_loop(conn: AsyncConnection, call: Callable[..., Any], *args: Any, lane:
     code; ``"work"`` (``_WORK_THREADS``) for one that computes or reads or writes files (more
     threads would only take the GIL from the loop, making it late, for no speed on the
     cores there are); ``"send"`` (one thread) for the next piece of a file being sent, which
-    must not queue behind the digests of the parts to come. Or right here, blocking the loop,
-    on a loop of tinys3's own (``_work_here``) but in the part lane, and once the interpreter
-    is exiting (``concurrent.futures`` then takes no new work, and what is left to finish
+    must not queue behind the digests of the parts to come. Or right here, blocking the loop:
+    on a loop of tinys3's own (``_work_here``) in any lane but the part lane, and once the
+    interpreter is exiting (``concurrent.futures`` then takes no new work, and what is left to finish
     needs the call more than the loop does)."""
     import asyncio
 
