@@ -4221,13 +4221,15 @@ def test_closing_a_connection_during_multipart_uploads_never_starves_the_next(se
         if "partNumber=" in request.path:
             time.sleep(0.4)
 
-    with faulty(seaweedfs, slow_parts, multipart_size=5 * MiB, max_concurrency=2) as (conn, _):
+    with faulty(seaweedfs, slow_parts, multipart_size=5 * MiB, max_concurrency=2) as (conn, seen):
         data = os.urandom(30 * MiB)
         for _ in range(3):
             failed: list[BaseException] = []
             uploading = threading.Thread(target=_record_raised, args=(failed, conn.upload, "big", data))
+            before = len(seen)
             uploading.start()
-            time.sleep(0.2)
+            while uploading.is_alive() and not any("partNumber=" in request.path for request in seen[before:]):
+                time.sleep(0.01)
             conn.close()
             uploading.join(30)
             assert not uploading.is_alive() and len(failed) == 1
@@ -4236,6 +4238,27 @@ def test_closing_a_connection_during_multipart_uploads_never_starves_the_next(se
         done.join(60)
         assert not done.is_alive(), "the next upload got its slots"
         assert seaweedfs.boto3().get_object(Bucket=conn.default_bucket, Key="big")["Body"].read() == data
+
+
+def test_closing_a_connection_lets_a_request_in_flight_on_another_thread_finish(seaweedfs: Server) -> None:
+    """close() closes idle connections at once and busy ones once their answer is read: a
+    socket another thread is using is never closed under it (with TLS the descriptor's number
+    could be reused by a new connection while that thread still reads it)."""
+
+    def slow_reads(request: Recorded) -> None:
+        if request.method == "GET":
+            time.sleep(0.5)
+
+    with faulty(seaweedfs, slow_reads, timeout=(5, 20)) as (conn, _):
+        conn.upload("k", b"kept")
+        read: list[tinys3.Response] = []
+        reading = threading.Thread(target=lambda: read.append(conn.get("k")))
+        started = time.monotonic()
+        reading.start()
+        time.sleep(0.2)
+        conn.close()
+        reading.join(15)
+        assert [(r.content, r.attempts) for r in read] == [(b"kept", 1)] and time.monotonic() - started < 5
 
 
 def _record_raised(raised: list[BaseException], call: Callable[..., Any], *args: Any) -> None:

@@ -2634,9 +2634,11 @@ class _Transport:
         answer still being read never shares it with the next request.
         """
         conn = self._idle.connections.pop(origin, None)
-        if conn is not None and conn.sock is not None and not _dropped(conn.sock):
-            return conn, True
         if conn is not None:
+            with self._lock:  # from here ``close`` leaves it to its request
+                conn.lent = conn.sock is not None
+            if conn.lent and not _dropped(conn.sock):
+                return conn, True
             self._close(conn)
         return self.open(origin), False
 
@@ -2660,8 +2662,11 @@ class _Transport:
         return conn
 
     def _checkin(self, origin: tuple[str, str, int], conn: _Connection) -> None:
-        """Give a connection whose answer was read in full back to this thread's pool."""
-        if conn.sock is None or self._idle.connections.setdefault(origin, conn) is not conn:
+        """Give a connection whose answer was read in full back to this thread's pool
+        (or close it, if the transport was closed while it was in use)."""
+        with self._lock:
+            conn.lent = False
+        if conn.retired or conn.sock is None or self._idle.connections.setdefault(origin, conn) is not conn:
             self._close(conn)
 
     def _close(self, conn: _Connection) -> None:
@@ -2728,11 +2733,17 @@ class _Transport:
         return self._idle.waited
 
     def close(self) -> None:
-        """Close every connection this transport opened, in any thread."""
+        """Close every connection this transport opened, in any thread: idle ones now, and
+        those in use once their request is done with them. A socket is never closed under
+        another thread's request: it would wait out its read timeout, or (TLS reads by
+        descriptor number) read from whatever connection is given that number next."""
         with self._lock:
             conns, self._open = list(self._open), _WeakSet()
+            for conn in conns:
+                conn.retired = conn.lent
         for conn in conns:
-            conn.close()
+            if not conn.retired:
+                conn.close()
         self._idle.connections.clear()
 
 
@@ -2962,6 +2973,8 @@ class _Connection:
     def __init__(self, host: str, port: int, proxy: _Proxy | None, timeout: float, context: SSLContext | None) -> None:
         self.host, self.port, self.proxy, self.timeout, self.context = host, port, proxy, timeout, context
         self.sock: Any = None
+        self.lent = True  # in use by a request (a transport's, under its lock); False while idle
+        self.retired = False  # the transport was closed while it was lent: closed when given back
 
     def connect(self, wrap: bool = True) -> None:
         """Connect (blocking); TLS too, unless ``wrap`` is False (an event loop's handshake follows)."""

@@ -79,6 +79,8 @@ MUTATIONS: list[tuple[str, str, str, str]] = [
      "never_for_get"),
     ("transport: cut body accepted", "            raise _cut_short(self.head.length - self._left, self.head.length)",
      "            return", "cut_short_is_an_error or at_most_retries"),
+    ("transport: close() closes a socket another thread is reading", "                conn.retired = conn.lent",
+     "                conn.retired = False", "lets_a_request_in_flight"),
     # -- integrity
     ("integrity: download MD5 unchecked", "if digest is not None and digest.hexdigest() != etag:",
      "if False:", "do_not_match_the_etag or small_downloads_met_by_a_fault"),
