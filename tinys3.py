@@ -4299,6 +4299,7 @@ def _gather_on_threads(conn: Connection, gather: _Gather) -> list[tuple[str, int
     The connection's ``max_concurrency`` slots bound the parts in flight
     (and so the memory) across all transfers, and ``gather.most``, if given,
     this one's; an operation is taken from the iterator only once a slot is free.
+    A ``close()`` meanwhile does not end the transfer.
     """
     from concurrent.futures import wait
 
@@ -4321,7 +4322,11 @@ def _gather_on_threads(conn: Connection, gather: _Gather) -> list[tuple[str, int
             slots.acquire()
             try:  # the slot is given back by ``finished`` once submitted, here on any other way out
                 operation = next(operations, None)
-                future = None if operation is None else executor.submit(conn._drive, operation)
+                try:
+                    future = None if operation is None else executor.submit(conn._drive, operation)
+                except RuntimeError:  # close() shut these threads down: the transfer goes on, on new ones
+                    executor = _part_executor(conn)
+                    future = executor.submit(conn._drive, operation)  # type: ignore[arg-type]
             except BaseException:
                 slots.release()
                 raise
@@ -6560,8 +6565,8 @@ class _AsyncLine:
     body read slowly waits in the socket, not in memory. Bytes nobody asked for, or a
     close, make the line unusable. ``waiter`` is the future the reading coroutine awaits."""
 
-    def __init__(self, loop: Any, origin: tuple[str, str, int], scratch: memoryview) -> None:
-        self.loop, self.origin, self.scratch = loop, origin, scratch
+    def __init__(self, loop: Any, origin: tuple[str, str, int], pool: _LoopLines) -> None:
+        self.loop, self.origin, self.scratch, self.epoch = loop, origin, pool.scratch, pool.epoch
         self.transport: Any = None
         self.reader: _AnswerReader | None = None
         self.waiter: Any = None
@@ -6751,10 +6756,11 @@ class _AsyncStream:
 class _LoopLines:
     """An ``_AsyncTransport``'s lines in one event loop: the idle ones by origin, the
     semaphore that bounds those in use, how many are in use by origin, and the requests
-    waiting for one of those to be released (their connects were refused); and the scratch
-    buffer they read into."""
+    waiting for one of those to be released (their connects were refused); the scratch
+    buffer they read into; and the count of ``aclose`` calls (a line opened before the
+    latest one is closed when released)."""
 
-    __slots__ = ("busy", "freed", "idle", "room", "scratch")
+    __slots__ = ("busy", "epoch", "freed", "idle", "room", "scratch")
 
     def __init__(self, most: int) -> None:
         import asyncio
@@ -6764,6 +6770,7 @@ class _LoopLines:
         self.busy: dict[tuple[str, str, int], int] = {}
         self.freed: dict[tuple[str, str, int], list[Any]] = {}
         self.scratch = memoryview(bytearray(_SCRATCH))  # the loop's lines take turns: it is emptied at once
+        self.epoch = 0
 
 
 class _AsyncTransport(_Transport):
@@ -6803,7 +6810,7 @@ class _AsyncTransport(_Transport):
             context = self._ssl_context or await _off_loop(owner, self._context)
         tls = {"ssl": context, "server_hostname": host, "ssl_handshake_timeout": self._connect_timeout}
         tunnel, opening = None, None
-        new_line = _partial(_line_protocol(), loop, origin, self._pool(loop).scratch)
+        new_line = _partial(_line_protocol(), loop, origin, self._pool(loop))
         try:
             if proxy is not None and context is not None:
                 tunnel = _Connection(host, port, proxy, self._connect_timeout, context)
@@ -6832,11 +6839,13 @@ class _AsyncTransport(_Transport):
 
     def release(self, line: _AsyncLine) -> None:
         """A line's request is over: back to its loop's pool if its answer was read to its
-        framed end and it is still open; closed otherwise. Its place is free either way, and
-        requests waiting for a line to its origin look again."""
+        framed end and it is still open (and opened since the latest ``aclose``); closed
+        otherwise. Its place is free either way, and requests waiting for a line to its
+        origin look again."""
         pool = self._pool(line.loop)
         reader, line.reader = line.reader, None
-        if reader is not None and reader.reusable and not line.lost and not line.transport.is_closing():
+        usable = not line.lost and line.epoch == pool.epoch and not line.transport.is_closing()
+        if reader is not None and reader.reusable and usable:
             line.resume()
             pool.idle.setdefault(line.origin, []).append(line)
         else:
@@ -6958,6 +6967,7 @@ class _AsyncTransport(_Transport):
         import asyncio
 
         pool = self._pool(asyncio.get_running_loop())
+        pool.epoch += 1
         closing = [line for idle in pool.idle.values() for line in idle]
         for idle in pool.idle.values():
             idle.clear()
@@ -7316,10 +7326,13 @@ class AsyncConnection(Connection):
             raise
 
     async def close(self) -> None:  # type: ignore[override]
-        """Close this loop's keep-alive connections and the connection's threads."""
+        """Close this loop's keep-alive connections and the connection's threads. The threads
+        are waited for on a thread of their own: what they are finishing may need this loop."""
+        import asyncio
+
         assert isinstance(self._transport, _AsyncTransport)
         await self._transport.aclose()
-        super().close()
+        await asyncio.get_running_loop().run_in_executor(None, super().close)
 
     async def __aenter__(self) -> AsyncConnection:
         return self

@@ -81,6 +81,12 @@ MUTATIONS: list[tuple[str, str, str, str]] = [
      "            return", "cut_short_is_an_error or at_most_retries"),
     ("transport: close() closes a socket another thread is reading", "                conn.retired = conn.lent",
      "                conn.retired = False", "lets_a_request_in_flight"),
+    ("asyncio: a line in use at close() goes back to the pool", "not line.lost and line.epoch == pool.epoch and",
+     "not line.lost and", "async_close_leaves_no_descriptor"),
+    ("asyncio: close() waits for the part threads on the loop", "run_in_executor(None, super().close)",
+     "run_in_executor(None, print)\n        super().close()", "close_during_an_upload_from_an_async"),
+    ("multipart: close() ends a transfer under way", "                    executor = _part_executor(conn)\n",
+     "                    raise\n", "neither_ends_them"),
     # -- integrity
     ("integrity: download MD5 unchecked", "if digest is not None and digest.hexdigest() != etag:",
      "if False:", "do_not_match_the_etag or small_downloads_met_by_a_fault"),
