@@ -4246,16 +4246,23 @@ def test_closing_a_connection_lets_a_request_in_flight_on_another_thread_finish(
         if request.method == "GET":
             time.sleep(0.5)
 
-    with faulty(seaweedfs, slow_reads, timeout=(5, 20)) as (conn, _):
+    with faulty(seaweedfs, slow_reads, timeout=(5, 20)) as (conn, seen):
         conn.upload("k", b"kept")
-        read: list[tinys3.Response] = []
-        reading = threading.Thread(target=lambda: read.append(conn.get("k")))
+        read: list[tuple[bytes, int]] = []
+
+        def read_twice() -> None:
+            for _ in range(2):
+                response = conn.get("k")
+                read.append((response.content, response.attempts))
+
+        reading = threading.Thread(target=read_twice)
         started = time.monotonic()
         reading.start()
         time.sleep(0.2)
         conn.close()
         reading.join(15)
-        assert [(r.content, r.attempts) for r in read] == [(b"kept", 1)] and time.monotonic() - started < 5
+        assert read == [(b"kept", 1)] * 2 and time.monotonic() - started < 5
+        assert seen[-1].connection != seen[-2].connection, "the first GET's connection was closed once it was read"
 
 
 def test_a_multipart_upload_that_keeps_failing_is_aborted(seaweedfs: Server) -> None:

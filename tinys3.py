@@ -2737,13 +2737,12 @@ class _Transport:
         those in use once their request is done with them. A socket is never closed under
         another thread's request: it would wait out its read timeout, or (TLS reads by
         descriptor number) read from whatever connection is given that number next."""
-        with self._lock:
+        with self._lock:  # a checkout takes a connection under it: closed first, or lent first
             conns, self._open = list(self._open), _WeakSet()
             for conn in conns:
                 conn.retired = conn.lent
-        for conn in conns:
-            if not conn.retired:
-                conn.close()
+                if not conn.lent:
+                    conn.close()
         self._idle.connections.clear()
 
 
