@@ -2136,7 +2136,8 @@ _MAX_INTERIM = 16
 _COALESCE = 64 * 1024
 #: A larger body goes out in sends of this size, each bounded by the read timeout: the
 #: timeout then bounds how long the server takes nothing, not how long the body takes.
-_SLICE = 256 * 1024
+#: (Over TLS each send costs more than its bytes: see bench/RESULTS.md for the size.)
+_SLICE = 512 * 1024
 
 
 class _Headers:
@@ -2490,10 +2491,11 @@ class _Answer:
     body as the caller asks, each wait paced. A sized body is read straight into the
     caller's buffer; what came with the head, and chunks, pass through the reader."""
 
-    __slots__ = ("head", "paced", "reader")
+    __slots__ = ("failed", "head", "paced", "reader")
 
     def __init__(self, paced: _Paced, method: str) -> None:
         self.paced, self.reader = paced, _AnswerReader(method)
+        self.failed: OSError | None = None
         head = self._next(0)
         assert isinstance(head, _Head)  # the reader's first event
         self.head = head
@@ -2513,14 +2515,29 @@ class _Answer:
         return event if isinstance(event, bytes) else b""
 
     def readinto(self, buffer: memoryview) -> int:
-        """Fill the start of ``buffer`` with body bytes; 0 at the body's end."""
+        """Fill the start of ``buffer`` with body bytes; 0 at the body's end. A sized body
+        fills it whole (or to the body's end): a TLS read gives one record, 16 KiB, and
+        the caller's step per read would cost more than the read."""
+        if self.failed is not None:
+            raise self.failed
         due = self.reader.body_due()
         if due:
-            count = self.paced.recv_into(buffer[: min(len(buffer), due)])
-            if not count:
-                self.reader.feed_eof()
-                self.read(len(buffer))  # the reader says how the body was cut short: it raises
-            self.reader.took(count)
+            wanted, count = min(len(buffer), due), 0
+            while count < wanted:
+                try:
+                    got = self.paced.recv_into(buffer[count:wanted])
+                except OSError as exc:
+                    if not count:
+                        raise
+                    self.failed = exc  # raised by the next read: the bytes before it are the caller's
+                    break
+                if not got:
+                    if count:
+                        break
+                    self.reader.feed_eof()
+                    self.read(len(buffer))  # the reader says how the body was cut short: it raises
+                self.reader.took(got)
+                count += got
             return count
         piece = self.read(len(buffer))
         buffer[: len(piece)] = piece

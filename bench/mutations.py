@@ -89,6 +89,8 @@ MUTATIONS: list[tuple[str, str, str, str]] = [
      "run_in_executor(None, print)\n        super().close()", "close_during_an_upload_from_an_async"),
     ("multipart: close() ends a transfer under way", "                    executor = _part_executor(conn)\n",
      "                    raise\n", "neither_ends_them"),
+    ("transport: a read failing after some of the body drops those bytes", "                    self.failed = exc  #",
+     "                    raise  #", "resumes_where_it_stopped or resume_too"),
     # -- integrity
     ("integrity: download MD5 unchecked", "if digest is not None and digest.hexdigest() != etag:",
      "if False:", "do_not_match_the_etag or small_downloads_met_by_a_fault"),
