@@ -4338,17 +4338,17 @@ def _gather_on_threads(conn: Connection, gather: _Gather) -> list[tuple[str, int
             slots.acquire()
             try:  # the slot is given back by ``finished`` once submitted, here on any other way out
                 operation = next(operations, None)
+                if operation is None:
+                    slots.release()
+                    break
                 try:
-                    future = None if operation is None else executor.submit(conn._drive, operation)
+                    future = executor.submit(conn._drive, operation)
                 except RuntimeError:  # close() shut these threads down: the transfer goes on, on new ones
                     executor = _part_executor(conn)
-                    future = executor.submit(conn._drive, operation)  # type: ignore[arg-type]
+                    future = executor.submit(conn._drive, operation)
             except BaseException:
                 slots.release()
                 raise
-            if future is None:
-                slots.release()
-                break
             future.add_done_callback(finished)
             futures.append(future)
         return [future.result() for future in futures]
