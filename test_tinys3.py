@@ -3278,6 +3278,8 @@ def scripted_server(
                 request = Recorded(method, path, headers, b"", number)
                 seen.append(request)
                 reply = answer(request)
+                if stopping.is_set():  # its test is over (``answer`` took long): nothing more goes upstream
+                    return None
                 if reply == "reset-before-body":
                     return self.reset()
                 request.body = self.rfile.read(int(headers.get("content-length", 0)))
