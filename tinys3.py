@@ -6559,6 +6559,8 @@ _ASYNC_LINES = 128
 #: The loop's scratch buffer, which the asyncio driver reads what it cannot put in place into,
 #: and how much an answer's reader may hold with no read waiting before the loop pauses.
 _SCRATCH = 64 * 1024
+#: The most plaintext one TLS record holds.
+_TLS_RECORD = 16 * 1024
 #: Threads of an ``AsyncConnection`` that read and write files and compute digests (see ``_off_loop``).
 _WORK_THREADS = 2
 
@@ -6578,11 +6580,12 @@ class _AsyncLine:
     while a sized body is due (no copy), else into the loop's scratch buffer, from which
     the answer's reader is fed. Once more than ``_SCRATCH`` bytes wait in the reader with
     no read to take them, the loop stops reading the connection until the next read: a
-    body read slowly waits in the socket, not in memory. Bytes nobody asked for, or a
-    close, make the line unusable. ``waiter`` is the future the reading coroutine awaits."""
+    body read slowly waits in the socket (over TLS, what asyncio's TLS layer holds too),
+    not in memory. Bytes nobody asked for, or a close, make the line unusable.
+    ``waiter`` is the future the reading coroutine awaits."""
 
     def __init__(self, loop: Any, origin: tuple[str, str, int], pool: _LoopLines) -> None:
-        self.loop, self.origin, self.scratch, self.epoch = loop, origin, pool.scratch, pool.epoch
+        self.loop, self.origin, self.pool, self.epoch = loop, origin, pool, pool.epoch
         self.transport: Any = None
         self.reader: _AnswerReader | None = None
         self.waiter: Any = None
@@ -6599,13 +6602,23 @@ class _AsyncLine:
 
     def get_buffer(self, sizehint: int) -> memoryview:
         """Where the loop reads the next bytes into: the waiting read's buffer, up to the sized
-        body's due bytes, else the scratch buffer."""
+        body's due bytes, else the scratch buffer.
+
+        Over TLS, ``sizehint`` is what asyncio's TLS layer holds, and the buffer takes all of
+        it, and a record more (what it decrypted but did not hand over yet): once the server
+        closed, that layer fills one buffer and drops the rest (CPython 3.11 to 3.13), which
+        would cut short a body that came whole."""
         reader, into = self.reader, self.into
+        want = sizehint + _TLS_RECORD if self.origin[0] == "https" else 0
         if into is not None and reader is not None and self.got < len(into) and (due := reader.body_due()):
-            self.direct = True
-            return into[self.got : self.got + due]
+            room = min(len(into) - self.got, due)
+            if room == due or room >= want:
+                self.direct = True
+                return into[self.got : self.got + room]
         self.direct = False
-        return self.scratch
+        if len(self.pool.scratch) < want:
+            self.pool.scratch = memoryview(bytearray(want))
+        return self.pool.scratch
 
     def buffer_updated(self, count: int) -> None:
         self.heard = self.loop.time()
@@ -6618,7 +6631,7 @@ class _AsyncLine:
             reader.took(count)
             self.got += count
         else:
-            reader.feed(self.scratch[:count])
+            reader.feed(self.pool.scratch[:count])
             if reader.buffered > _SCRATCH:  # no read took them (a sized body's due bytes go in place)
                 self.pause()
         self._wake(self.waiter)
