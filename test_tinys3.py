@@ -3755,26 +3755,13 @@ def tls_proxy(target: str, names: tuple[str, ...] = ("localhost", "127.0.0.1")) 
     listener.settimeout(0.2)
     stop = threading.Event()
 
-    def pump(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                with suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-
     def serve_one(raw: socket.socket) -> None:
         try:
             client = context.wrap_socket(raw, server_side=True)
         except (OSError, ssl.SSLError):
             raw.close()
             return
-        upstream = socket.create_connection(("127.0.0.1", upstream_port))
-        threading.Thread(target=pump, args=(upstream, client), daemon=True).start()
-        pump(client, upstream)
+        _pump(client, socket.create_connection(("127.0.0.1", upstream_port)))
 
     def accept() -> None:
         while not stop.is_set():
@@ -5543,7 +5530,11 @@ def test_a_pickle_carries_the_settings_and_given_keys_never_found_ones(clean_env
     assert (copy.endpoint, copy.region, copy.default_bucket, copy.multipart_size) == (
         "https://minio.example:9000/s3", "eu-west-3", "bkt", 6 * MiB)  # fmt: skip
     assert copy._clock.offset == 0 and copy.credentials.secret_key == "given-secret"  # type: ignore[union-attr]
-    assert copy.presign("k").split("&X-Amz-Date")[0] == given.presign("k").split("&X-Amz-Date")[0], "same key, region"
+
+    def scope(url: str) -> str:  # the URL to the signing date: the 20 minutes above may cross midnight UTC
+        return re.sub(r"%2F\d{8}%2F", "%2F", url.split("&X-Amz-Date")[0])
+
+    assert scope(copy.presign("k")) == scope(given.presign("k")), "same key, region"
 
     clean_env.setenv("AWS_ACCESS_KEY_ID", "AKIDFOUND")
     clean_env.setenv("AWS_SECRET_ACCESS_KEY", "found-secret")
