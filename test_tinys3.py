@@ -6958,6 +6958,32 @@ def test_async_responses_dropped_unread_give_their_connections_back(moto: Server
     asyncio.run(run())
 
 
+def test_async_a_response_dropped_on_another_thread_frees_its_connection_on_the_loop(moto: Server) -> None:
+    """The last reference to an unread response may go on another thread (here an executor's
+    thread empties the list it was given): its connection is closed, and its place in the
+    limit freed, by the loop's own thread. (A loop's transport and semaphore are not
+    for other threads: asyncio's debug mode refuses, and the place was never freed.)"""
+    import asyncio
+
+    bucket = moto.new_bucket()
+    conn = aconnect(moto, default=bucket)
+    conn._transport.lines = 1  # type: ignore[attr-defined]
+
+    async def run() -> bytes:
+        await conn.upload("k", b"x" * 100_000)
+        for _ in range(3):
+            await asyncio.get_running_loop().run_in_executor(None, list.clear, [await conn.get("k")])
+        return await (await conn.get("k")).read()
+
+    async def bounded() -> bytes:
+        try:
+            return await asyncio.wait_for(run(), 30)  # the one place, if never freed, is waited for forever
+        finally:
+            await conn.close()
+
+    assert asyncio.run(bounded(), debug=True) == b"x" * 100_000
+
+
 def test_async_close_leaves_no_descriptor_open(seaweedfs: Server) -> None:
     import asyncio
 

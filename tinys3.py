@@ -6777,9 +6777,10 @@ class _AsyncStream:
 
     def __del__(self) -> None:
         """A body dropped unread and unclosed: its connection is closed and its place in the
-        loop's limit freed, so that forgotten responses cannot use the limit up."""
+        loop's limit freed, so that forgotten responses cannot use the limit up. By the loop,
+        whichever thread let go of it last: a loop's transports are for its thread only."""
         if self._open and not self._line.loop.is_closed():
-            self.close()
+            self._line.loop.call_soon_threadsafe(self.close)
 
 
 class _LoopLines:
@@ -7221,8 +7222,9 @@ class _AsyncWriter:
             await self.abort()
 
     def __del__(self) -> None:
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
+        """A writer dropped unclosed: its upload is cancelled, by the loop (see ``_AsyncStream``)."""
+        if self._task is not None and not self._task.done() and not self._task.get_loop().is_closed():
+            self._task.get_loop().call_soon_threadsafe(self._task.cancel)
 
 
 class AsyncConnection(Connection):
