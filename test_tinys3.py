@@ -6984,6 +6984,38 @@ def test_async_a_response_dropped_on_another_thread_frees_its_connection_on_the_
     assert asyncio.run(bounded(), debug=True) == b"x" * 100_000
 
 
+def test_async_a_cancellation_as_a_connect_completes_is_never_lost(seaweedfs: Server) -> None:
+    """A task cancelled in the loop turn where its connect completes is cancelled: the
+    connection is closed and nothing is sent. (``asyncio.wait_for`` before Python 3.12
+    returns the result then, and the cancellation is lost: the call went on as if none came.)"""
+    import asyncio
+
+    class CancellingLoop(asyncio.SelectorEventLoop):
+        victim: Any = None
+
+        async def create_connection(self, *args: Any, **kwargs: Any) -> Any:
+            made = await super().create_connection(*args, **kwargs)
+            if self.victim is not None:
+                self.victim.cancel()
+            return made
+
+    bucket = seaweedfs.new_bucket()
+    conn = aconnect(seaweedfs, default=bucket)
+    loop = CancellingLoop()
+
+    async def run() -> None:
+        loop.victim = asyncio.ensure_future(conn.upload("cancelled", b"x"))
+        with pytest.raises(asyncio.CancelledError):
+            await loop.victim
+        await conn.close()
+
+    try:
+        loop.run_until_complete(run())
+    finally:
+        loop.close()
+    assert "Contents" not in seaweedfs.boto3().list_objects_v2(Bucket=bucket)
+
+
 def test_async_close_leaves_no_descriptor_open(seaweedfs: Server) -> None:
     import asyncio
 

@@ -6705,6 +6705,32 @@ class _AsyncLine:
         return event
 
 
+async def _connected(loop: Any, connecting: Coroutine[Any, Any, Any], timeout: float) -> _AsyncLine:
+    """The line ``connecting`` (a ``loop.create_connection``) makes, or ``TimeoutError`` after
+    ``timeout`` seconds; a line made all the same, once the caller was cancelled or timed out,
+    is closed. (Not ``asyncio.wait_for``: before Python 3.12 it returns a result that came as
+    its caller was cancelled, and the cancellation is lost.)"""
+    task = loop.create_task(connecting)
+    done = loop.create_future()
+    task.add_done_callback(lambda _: done.done() or done.set_result(None))
+    timer = loop.call_later(timeout, lambda: done.done() or done.set_exception(TimeoutError("timed out")))
+    try:
+        await done
+    except BaseException:
+        task.cancel()
+        task.add_done_callback(_close_made)
+        raise
+    finally:
+        timer.cancel()
+    return task.result()[1]  # type: ignore[no-any-return]
+
+
+def _close_made(task: Any) -> None:
+    """A connect given up on: the line it made anyway is closed."""
+    if not task.cancelled() and task.exception() is None:
+        task.result()[0].abort()
+
+
 def _time_out(future: Any) -> None:
     if not future.done():
         future.set_exception(Timeout("the answer did not come in time: timed out"))
@@ -6831,8 +6857,6 @@ class _AsyncTransport(_Transport):
     async def _connect(self, loop: Any, origin: tuple[str, str, int], owner: AsyncConnection) -> _AsyncLine:
         """A new line to ``origin``: connected by the loop (its DNS on the loop's threads), or
         through a proxy's CONNECT tunnel opened on the connection's threads; TLS on the loop."""
-        import asyncio
-
         scheme, host, port = origin
         proxy = self.proxy(origin)
         context = None
@@ -6846,15 +6870,11 @@ class _AsyncTransport(_Transport):
                 tunnel = _Connection(host, port, proxy, self._connect_timeout, context)
                 opening = _off_loop(owner, tunnel.connect, False, lane="part")
                 await opening
-                _, line = await loop.create_connection(new_line, sock=tunnel.sock, **tls)
+                connecting = loop.create_connection(new_line, sock=tunnel.sock, **tls)
             else:
                 address = (proxy.host, proxy.port) if proxy is not None else (host, port)
-                connecting = loop.create_connection(new_line, *address,
-                                                    **(tls if context else {}))  # fmt: skip
-                try:
-                    _, line = await asyncio.wait_for(connecting, self._connect_timeout)
-                except asyncio.TimeoutError:
-                    raise TimeoutError("timed out") from None
+                connecting = loop.create_connection(new_line, *address, **(tls if context else {}))
+            return await _connected(loop, connecting, self._connect_timeout)
         except OSError as exc:
             if tunnel is not None:
                 tunnel.close()
@@ -6865,7 +6885,6 @@ class _AsyncTransport(_Transport):
             if opening is not None:
                 opening.add_done_callback(lambda _: tunnel.close())  # type: ignore[union-attr]
             raise
-        return line  # type: ignore[no-any-return]
 
     def release(self, line: _AsyncLine) -> None:
         """A line's request is over: back to its loop's pool if its answer was read to its

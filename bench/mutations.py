@@ -87,6 +87,11 @@ MUTATIONS: list[tuple[str, str, str, str]] = [
      "not line.lost and", "async_close_leaves_no_descriptor"),
     ("asyncio: close() waits for the part threads on the loop", "run_in_executor(None, super().close)",
      "run_in_executor(None, print)\n        super().close()", "close_during_an_upload_from_an_async"),
+    ("asyncio: a connect made as its caller is cancelled is used (as wait_for does)",
+     "    except BaseException:\n        task.cancel()\n        task.add_done_callback(_close_made)",
+     "    except BaseException:\n        if task.done() and not task.cancelled() and task.exception() is None:\n"
+     "            return task.result()[1]  # type: ignore[no-any-return]\n        task.cancel()\n"
+     "        task.add_done_callback(_close_made)", "cancellation_as_a_connect"),
     ("asyncio: a dropped body closed on the thread that dropped it",
      "            self._line.loop.call_soon_threadsafe(self.close)", "            self.close()",
      "dropped_on_another_thread"),
