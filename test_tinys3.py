@@ -6553,6 +6553,37 @@ def test_async_gather_of_thousands_queues_on_the_connections_own_limit(seaweedfs
     assert s3.get_object(Bucket=bucket, Key="many/2999")["Body"].read() == b"2999"
 
 
+@pytest.mark.portable
+def test_async_a_place_handed_to_a_cancelled_call_goes_on_to_the_next(seaweedfs: Server) -> None:
+    """With every line in use, a call queued for one is cancelled in the very turn a line
+    is freed for it: the place goes on, and the next call gets a line. (Python 3.9's
+    asyncio.Semaphore lost that place: every later call waited for ever.)"""
+    import asyncio
+
+    bucket = seaweedfs.new_bucket()
+    conn = aconnect(seaweedfs, default=bucket)
+    conn._transport.lines = 1  # type: ignore[attr-defined]
+
+    async def fetch() -> bytes:
+        return await (await conn.get("k")).read()
+
+    async def run() -> bytes:
+        await conn.upload("k", b"x" * 100_000)
+        holding = await conn.get("k")
+        queued = asyncio.ensure_future(conn.get("k"))
+        await asyncio.sleep(0.1)
+        await holding.close()  # its line's place is handed to the queued call...
+        queued.cancel()  # ...which is cancelled before it wakes
+        with pytest.raises(asyncio.CancelledError):
+            await queued
+        try:
+            return await asyncio.wait_for(fetch(), 30)
+        finally:
+            await conn.close()
+
+    assert asyncio.run(run()) == b"x" * 100_000
+
+
 def test_async_get_streams_what_boto3_wrote_and_checks_it(seaweedfs: Server, tmp_path: Path) -> None:
     import asyncio
 

@@ -6811,22 +6811,47 @@ class _AsyncStream:
 
 class _LoopLines:
     """An ``_AsyncTransport``'s lines in one event loop: the idle ones by origin, the
-    semaphore that bounds those in use, how many are in use by origin, and the requests
-    waiting for one of those to be released (their connects were refused); the scratch
-    buffer they read into; and the count of ``aclose`` calls (a line opened before the
-    latest one is closed when released)."""
+    places for lines in use (``free``, and the requests queued for one), how many are in
+    use by origin, and the requests waiting for one of those to be released (their
+    connects were refused); the scratch buffer they read into; and the count of ``aclose``
+    calls (a line opened before the latest one is closed when released)."""
 
-    __slots__ = ("busy", "epoch", "freed", "idle", "room", "scratch")
+    __slots__ = ("busy", "epoch", "free", "freed", "idle", "queue", "scratch")
 
     def __init__(self, most: int) -> None:
-        import asyncio
-
         self.idle: dict[tuple[str, str, int], list[_AsyncLine]] = {}
-        self.room = asyncio.Semaphore(most)
+        self.free = most
+        self.queue: _deque[Any] = _deque()  # a future for each request queued for a place, in order
         self.busy: dict[tuple[str, str, int], int] = {}
         self.freed: dict[tuple[str, str, int], list[Any]] = {}
         self.scratch = memoryview(bytearray(_SCRATCH))  # the loop's lines take turns: it is emptied at once
         self.epoch = 0
+
+    async def claim_place(self, loop: Any) -> None:
+        """A place for a line in use: at once if one is free and nobody queues, else in turn.
+        A place handed to a request cancelled before it woke goes on to the next. (Not an
+        ``asyncio.Semaphore``: Python 3.9's loses that place, and every later call waits
+        for ever.)"""
+        if self.free and not self.queue:
+            self.free -= 1
+            return
+        turn = loop.create_future()
+        self.queue.append(turn)
+        try:
+            await turn
+        except BaseException:
+            if turn.done() and not turn.cancelled():
+                self.free_place()
+            raise
+
+    def free_place(self) -> None:
+        """Give a place back: to the first request queued for one (a cancelled one is passed over)."""
+        while self.queue:
+            turn = self.queue.popleft()
+            if not turn.done():
+                turn.set_result(None)
+                return
+        self.free += 1
 
 
 class _AsyncTransport(_Transport):
@@ -6903,7 +6928,7 @@ class _AsyncTransport(_Transport):
         for waiter in pool.freed.pop(line.origin, ()):
             if not waiter.done():
                 waiter.set_result(None)
-        pool.room.release()
+        pool.free_place()
 
     async def _line_to(
         self, loop: Any, pool: _LoopLines, origin: tuple[str, str, int], owner: AsyncConnection
@@ -6936,12 +6961,12 @@ class _AsyncTransport(_Transport):
         loop = asyncio.get_running_loop()
         origin, proxy, head = self.route(request)
         pool = self._pool(loop)
-        await pool.room.acquire()
+        await pool.claim_place(loop)
         for fresh_retry in (False, True):
             try:
                 line, reused = await self._line_to(loop, pool, origin, owner)
             except BaseException:
-                pool.room.release()
+                pool.free_place()
                 raise
             pool.busy[origin] = pool.busy.get(origin, 0) + 1
             line.reader = _AnswerReader(request.method)
@@ -6950,7 +6975,7 @@ class _AsyncTransport(_Transport):
             except (ConnectionResetError, BrokenPipeError) as exc:  # closed before any byte of the answer
                 self.release(line)
                 if reused and not fresh_retry:  # the server had let the idle line go: once more, on a new one
-                    await pool.room.acquire()
+                    await pool.claim_place(loop)
                     continue
                 raise _transport_error(exc, "the server closed the connection") from exc
             except BaseException:

@@ -92,6 +92,9 @@ MUTATIONS: list[tuple[str, str, str, str]] = [
      "    except BaseException:\n        if task.done() and not task.cancelled() and task.exception() is None:\n"
      "            return task.result()[1]  # type: ignore[no-any-return]\n        task.cancel()\n"
      "        task.add_done_callback(_close_made)", "cancellation_as_a_connect"),
+    ("asyncio: a place handed to a call cancelled before it woke is lost",
+     "            if turn.done() and not turn.cancelled():\n                self.free_place()",
+     "            if False:\n                self.free_place()", "place_handed"),
     ("asyncio: a dropped body closed on the thread that dropped it",
      "            self._line.loop.call_soon_threadsafe(self.close)", "            self.close()",
      "dropped_on_another_thread"),
