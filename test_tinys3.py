@@ -7073,6 +7073,37 @@ def test_async_close_leaves_no_descriptor_open(seaweedfs: Server) -> None:
     asyncio.run(run())
 
 
+def test_async_a_cancelled_close_leaves_the_connection_whole(seaweedfs: Server) -> None:
+    """``await conn.close()`` cancelled: the upload under way still stores its object, a
+    second ``close()`` leaves no descriptor open, and the connection serves the next call."""
+    import asyncio
+
+    bucket = seaweedfs.new_bucket()
+    conn = aconnect(seaweedfs, default=bucket, multipart_threshold=5 * MiB, multipart_size=5 * MiB)
+    data = os.urandom(30 * MiB)
+
+    async def run() -> tuple[int, int, bytes]:
+        before = _open_sockets()
+        uploading = asyncio.ensure_future(conn.upload("big", data))
+        await asyncio.sleep(0.05)
+        closing = asyncio.ensure_future(conn.close())
+        await asyncio.sleep(0)
+        closing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await closing
+        await uploading
+        await conn.close()
+        await asyncio.sleep(0.1)
+        after = _open_sockets()
+        body = await (await conn.get("big")).read()
+        await conn.close()
+        return before, after, body
+
+    before, after, body = asyncio.run(run())
+    assert after <= before and body == data
+    assert seaweedfs.boto3().get_object(Bucket=bucket, Key="big")["Body"].read() == data
+
+
 def test_async_close_during_an_upload_from_an_async_iterable_never_blocks_the_loop(seaweedfs: Server) -> None:
     """close() waits for the part threads off the loop (one of them is reading the upload's
     chunks, which only the loop can make), and the upload goes on to a whole object."""
