@@ -6673,14 +6673,6 @@ class _AsyncLine:
         if future is not None and not future.done():
             future.set_result(None)
 
-    async def settle(self, future: Any, until: float) -> None:
-        """Await ``future``; ``Timeout`` if it is not done by ``until`` (loop time)."""
-        timer = self.loop.call_at(until, _time_out, future)
-        try:
-            await future
-        finally:
-            timer.cancel()
-
     async def wait(self, until: float, read_timeout: float, into: memoryview | None = None) -> int:
         """Wait for the next bytes, as long as the server is not silent for ``read_timeout``
         seconds and ``until`` (loop time: the attempt's deadline) has not passed. With ``into``,
@@ -6688,7 +6680,7 @@ class _AsyncLine:
         self.into, self.got, self.waiter = into, 0, self.loop.create_future()
         self.resume()
         try:
-            await self.settle(self.waiter, min(self.heard + read_timeout, until))
+            await _settle(self.waiter, min(self.heard + read_timeout, until))
         finally:
             self.into, self.waiter = None, None
             if self.got and self.reader is not None and self.reader.body_due():
@@ -6705,23 +6697,30 @@ class _AsyncLine:
         return event
 
 
+async def _settle(future: Any, until: float) -> None:
+    """Await ``future``; ``Timeout`` if it is not done by ``until`` (its loop's time). Not
+    ``asyncio.wait_for``: before Python 3.12 it returns a result that came as its caller was
+    cancelled, and the cancellation is lost."""
+    timer = future.get_loop().call_at(until, _time_out, future)
+    try:
+        await future
+    finally:
+        timer.cancel()
+
+
 async def _connected(loop: Any, connecting: Coroutine[Any, Any, Any], timeout: float) -> _AsyncLine:
-    """The line ``connecting`` (a ``loop.create_connection``) makes, or ``TimeoutError`` after
-    ``timeout`` seconds; a line made all the same, once the caller was cancelled or timed out,
-    is closed. (Not ``asyncio.wait_for``: before Python 3.12 it returns a result that came as
-    its caller was cancelled, and the cancellation is lost.)"""
+    """The line ``connecting`` (a ``loop.create_connection``) makes, or ``Timeout`` after
+    ``timeout`` seconds; a line made all the same, once the caller was cancelled or timed
+    out, is closed."""
     task = loop.create_task(connecting)
     done = loop.create_future()
     task.add_done_callback(lambda _: done.done() or done.set_result(None))
-    timer = loop.call_later(timeout, lambda: done.done() or done.set_exception(TimeoutError("timed out")))
     try:
-        await done
+        await _settle(done, loop.time() + timeout)
     except BaseException:
         task.cancel()
         task.add_done_callback(_close_made)
         raise
-    finally:
-        timer.cancel()
     return task.result()[1]  # type: ignore[no-any-return]
 
 
@@ -7009,7 +7008,7 @@ class _AsyncTransport(_Transport):
                     if ahead < body.length:
                         reading = _off_loop(owner, body.read_at, ahead, _CHUNK, lane="send")
                 if line.writable is not None:
-                    await line.settle(line.writable, loop.time() + self._read_timeout)
+                    await _settle(line.writable, loop.time() + self._read_timeout)
                 if line.lost and not reader.began:
                     raise ConnectionResetError("the connection closed while the request was sent")
                 line.transport.write(piece)

@@ -166,7 +166,7 @@ MUTATIONS: list[tuple[str, str, str, str]] = [
     ("cli: a small download of another size than listed taken",
      "if _content_length(whole) not in (None, size):", "if False:", "small_downloads_met_by_a_fault"),
     ("asyncio: a stalled answer waited for past the read timeout",
-     "await self.settle(self.waiter, min(self.heard + read_timeout, until))", "await self.waiter",
+     "await _settle(self.waiter, min(self.heard + read_timeout, until))", "await self.waiter",
      "batch_download_that_stalls"),
     ("asyncio: a body nobody reads buffered whole in memory",
      "                self.pause()\n", "                pass\n", "read_slowly_is_not_buffered"),
