@@ -7047,6 +7047,44 @@ def test_async_a_cancellation_as_a_connect_completes_is_never_lost(seaweedfs: Se
     assert "Contents" not in seaweedfs.boto3().list_objects_v2(Bucket=bucket)
 
 
+def test_async_connects_and_closes_without_the_loops_default_executor(seaweedfs: Server) -> None:
+    """A name is looked up, and ``close`` waits for the connection's threads, on threads
+    of tinys3's own: the loop's default executor, filled with the caller's own work,
+    holds up neither. ``localhost`` may name ::1 first, where nothing listens: the next
+    address is tried, as asyncio does."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    bucket = seaweedfs.new_bucket()
+    conn = aconnect(seaweedfs, default=bucket)
+    conn_by_name = tinys3.AsyncConnection(
+        seaweedfs.access_key, seaweedfs.secret_key, endpoint=seaweedfs.endpoint.replace("127.0.0.1", "localhost"),
+        default=bucket,
+    )  # fmt: skip
+    gate = threading.Event()
+    opening = threading.Timer(30, gate.set)  # only if the calls below hang: the test then fails, not hangs
+    opening.start()
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(ThreadPoolExecutor(1))
+        busy = loop.run_in_executor(None, gate.wait)  # the caller's own work, on the only default thread
+        try:
+            await conn_by_name.upload("by-name", b"looked up")
+            assert await (await conn_by_name.get("by-name")).read() == b"looked up"
+            await conn.upload("by-address", b"x")
+            await conn_by_name.close()
+            await conn.close()
+            assert not gate.is_set()
+        finally:
+            gate.set()
+            opening.cancel()
+            await busy
+
+    asyncio.run(run())
+    assert seaweedfs.boto3().get_object(Bucket=bucket, Key="by-name")["Body"].read() == b"looked up"
+
+
 def test_async_close_leaves_no_descriptor_open(seaweedfs: Server) -> None:
     import asyncio
 

@@ -6724,6 +6724,32 @@ async def _connected(loop: Any, connecting: Coroutine[Any, Any, Any], timeout: f
     return task.result()[1]  # type: ignore[no-any-return]
 
 
+async def _dial(
+    loop: Any, owner: AsyncConnection, address: tuple[str, int], new_line: Callable[[], Any], tls: dict[str, Any]
+) -> tuple[Any, Any]:
+    """``loop.create_connection`` over a socket connected to the first of ``address``'s
+    addresses that accepts, each tried in turn as asyncio does. The name is looked up on
+    the connection's part threads: asyncio would look it up on the loop's default executor,
+    which the caller's own work may fill."""
+    import socket
+
+    found = await _off_loop(owner, socket.getaddrinfo, *address, 0, socket.SOCK_STREAM, lane="part")
+    errors: list[OSError] = []
+    for family, kind, protocol, _, socket_address in found:
+        sock = socket.socket(family, kind, protocol)
+        try:
+            sock.setblocking(False)
+            await loop.sock_connect(sock, socket_address)
+            return await loop.create_connection(new_line, sock=sock, **tls)  # type: ignore[no-any-return]
+        except OSError as exc:
+            sock.close()
+            errors.append(exc)
+        except BaseException:
+            sock.close()
+            raise
+    raise errors[0]
+
+
 def _close_made(task: Any) -> None:
     """A connect given up on: the line it made anyway is closed."""
     if not task.cancelled() and task.exception() is None:
@@ -6856,7 +6882,7 @@ class _LoopLines:
 class _AsyncTransport(_Transport):
     """The asyncio driver's ``_Send``: keep-alive connections kept per event loop (at most
     ``_ASYNC_LINES`` open in each), each an ``_AsyncLine``. Connections are opened by the
-    loop (DNS on its threads; a proxy's tunnel on the connection's), TLS too. A line goes
+    loop (DNS and a proxy's tunnel on the connection's threads), TLS too. A line goes
     back to its pool only once its request went out whole and its answer was read to its
     framed end; anything else, a cancellation too, closes it."""
 
@@ -6879,8 +6905,8 @@ class _AsyncTransport(_Transport):
         return found
 
     async def _connect(self, loop: Any, origin: tuple[str, str, int], owner: AsyncConnection) -> _AsyncLine:
-        """A new line to ``origin``: connected by the loop (its DNS on the loop's threads), or
-        through a proxy's CONNECT tunnel opened on the connection's threads; TLS on the loop."""
+        """A new line to ``origin``: connected by the loop (``_dial``), or through a proxy's
+        CONNECT tunnel opened on the connection's threads; TLS on the loop."""
         scheme, host, port = origin
         proxy = self.proxy(origin)
         context = None
@@ -6897,7 +6923,7 @@ class _AsyncTransport(_Transport):
                 connecting = loop.create_connection(new_line, sock=tunnel.sock, **tls)
             else:
                 address = (proxy.host, proxy.port) if proxy is not None else (host, port)
-                connecting = loop.create_connection(new_line, *address, **(tls if context else {}))
+                connecting = _dial(loop, owner, address, new_line, tls if context else {})
             return await _connected(loop, connecting, self._connect_timeout)
         except OSError as exc:
             if tunnel is not None:
@@ -7406,7 +7432,13 @@ class AsyncConnection(Connection):
 
         assert isinstance(self._transport, _AsyncTransport)
         await self._transport.aclose()
-        await asyncio.get_running_loop().run_in_executor(None, super().close)
+        from concurrent.futures import ThreadPoolExecutor
+
+        closing = ThreadPoolExecutor(1, thread_name_prefix="tinys3-close")  # not the loop's default executor,
+        try:  # which the caller's own work may fill
+            await asyncio.get_running_loop().run_in_executor(closing, super().close)
+        finally:
+            closing.shutdown(wait=False)
 
     async def __aenter__(self) -> AsyncConnection:
         return self
