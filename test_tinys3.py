@@ -6287,6 +6287,24 @@ def aconnect(server: Server, **kwargs: Any) -> tinys3.AsyncConnection:
     return tinys3.AsyncConnection(server.access_key, server.secret_key, endpoint=server.endpoint, **kwargs)
 
 
+def test_async_calls_are_coroutine_functions_as_frameworks_check() -> None:
+    """Each call that sends a request is a coroutine function (``inspect`` says so, as
+    retry decorators and frameworks ask before awaiting what a call returns), with the
+    blocking call's signature; ``presign``, ``presign_post``, the listings and ``open``
+    stay plain calls."""
+    import inspect
+
+    plain = {"presign", "presign_post", "list", "list_versions", "list_multipart_uploads", "list_parts", "open"}
+    pairs = ((tinys3.AsyncConnection, tinys3.Connection), (tinys3._AsyncMultipartUpload, tinys3.MultipartUpload))
+    for cls, blocking in pairs:
+        calls = {name for name in dir(blocking) if not name.startswith("_") and callable(getattr(blocking, name))}
+        assert {"close", "upload", "get", "delete_many"} <= calls or {"complete_upload", "list_parts"} <= calls
+        for name in calls:
+            call = getattr(cls, name)
+            assert inspect.iscoroutinefunction(call) == (name not in plain), name
+            assert name == "open" or inspect.signature(call) == inspect.signature(getattr(blocking, name)), name
+
+
 def test_async_calls_are_the_blocking_ones_awaited(server: Server, bucket: str, tmp_path: Path) -> None:
     import asyncio
 
@@ -6316,6 +6334,7 @@ def test_async_calls_are_the_blocking_ones_awaited(server: Server, bucket: str, 
             await conn.upload("", b"x")
         assert await conn.delete_many(["k.txt", "copy.txt"]) == {}
         by_hand = await conn.initiate_multipart_upload("by-hand")
+        assert isinstance(by_hand, tinys3._AsyncMultipartUpload) and isinstance(by_hand, tinys3.MultipartUpload)
         await by_hand.upload_part_from_file(b"a" * (5 * MiB), 1)
         await by_hand.upload_part_from_file(path, 2)
         assert await by_hand.number_of_parts() == 2 and [p["size"] async for p in by_hand.list_parts()] == [

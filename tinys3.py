@@ -4961,8 +4961,24 @@ def _operation(steps: Callable[Concatenate[Any, P], Steps[T]]) -> _Operation[P, 
     def call(self: Any, *args: Any, **kwargs: Any) -> Any:
         return self._drive(steps(self, *args, **kwargs))
 
-    call.steps = steps  # type: ignore[attr-defined]
+    @_wraps(steps)
+    async def awaited(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return await self._drive(steps(self, *args, **kwargs))
+
+    call.steps = awaited.steps = steps  # type: ignore[attr-defined]
+    call.awaited = awaited  # type: ignore[attr-defined]
     return call  # type: ignore[return-value]
+
+
+def _coroutine_calls(cls: type[T]) -> type[T]:
+    """``cls`` (a class decorator) with each call its bases wrote as core steps
+    (``_operation``) made a coroutine function, as ``inspect.iscoroutinefunction``
+    tells (frameworks and retry decorators ask it before awaiting what a call returns)."""
+    for base in cls.__mro__[1:]:
+        for name, call in vars(base).items():
+            if hasattr(call, "awaited") and name not in vars(cls):
+                setattr(cls, name, call.awaited)
+    return cls
 
 
 class Connection:
@@ -5783,7 +5799,10 @@ class Connection:
         wire = _upload_headers(key, None, None, False, headers, self._clock.time())
         request = _Request("POST", bucket, key, wire, query=[("uploads", "")])
         created = yield from self._attempts(request, idempotent=True)
-        return MultipartUpload(self, bucket, key, _upload_id(created.content))
+        return self._multipart_upload(bucket, key, _upload_id(created.content))
+
+    def _multipart_upload(self, bucket: str, key: str, upload_id: str) -> MultipartUpload:
+        return MultipartUpload(self, bucket, key, upload_id)
 
     def list_multipart_uploads(
         self,
@@ -5816,7 +5835,7 @@ class Connection:
         ids = ("upload-id-marker", "NextUploadIdMarker")
 
         def uploads(root: Any) -> Iterable[MultipartUpload]:
-            found = [MultipartUpload(self, bucket, key, upload_id) for key, upload_id, _, _ in _parse_uploads(root)]
+            found = [self._multipart_upload(bucket, key, upload_id) for key, upload_id, _, _ in _parse_uploads(root)]
             if into is None:
                 return found
             into.extend(found)
@@ -7296,6 +7315,12 @@ class _AsyncWriter:
             self._task.get_loop().call_soon_threadsafe(self._task.cancel)
 
 
+@_coroutine_calls
+class _AsyncMultipartUpload(MultipartUpload):
+    """An ``AsyncConnection``'s ``MultipartUpload``: its calls are coroutine functions."""
+
+
+@_coroutine_calls
 class AsyncConnection(Connection):
     """``Connection``'s calls as coroutines, for asyncio; the same arguments and settings.
 
@@ -7312,6 +7337,9 @@ class AsyncConnection(Connection):
     #: Blocking work (file reads and writes, digests, credentials) runs on the loop: only for
     #: a loop of tinys3's own (``_asyncio_twin``), where a thread hop would cost more than it.
     _work_here = False
+
+    def _multipart_upload(self, bucket: str, key: str, upload_id: str) -> MultipartUpload:
+        return _AsyncMultipartUpload(self, bucket, key, upload_id)
 
     def _async_source(self, chunks: Any) -> IO[bytes]:
         """``upload`` takes an async iterable of bytes too: read, as streams are, on the

@@ -89,6 +89,8 @@ MUTATIONS: list[tuple[str, str, str, str]] = [
      "run_in_executor(closing, print)\n            super().close()", "close_during_an_upload_from_an_async"),
     ("asyncio: close() waits for the part threads on the default executor", "run_in_executor(closing, super().close)",
      "run_in_executor(None, super().close)", "without_the_loops_default_executor"),
+    ("asyncio: calls are plain functions returning coroutines", "                setattr(cls, name, call.awaited)",
+     "                pass", "coroutine_functions"),
     ("asyncio: a name looked up on the default executor",
      "connecting = _dial(loop, owner, address, new_line, tls if context else {})",
      "connecting = loop.create_connection(new_line, *address, **(tls if context else {}))",
