@@ -6572,6 +6572,40 @@ def test_async_gather_of_thousands_queues_on_the_connections_own_limit(seaweedfs
     assert s3.get_object(Bucket=bucket, Key="many/2999")["Body"].read() == b"2999"
 
 
+def test_async_max_connections_sets_the_limit_calls_queue_on(seaweedfs: Server) -> None:
+    """``max_connections`` bounds the connections open at once in a loop (gathered calls
+    past it wait their turn); a pickled copy keeps it; a bad value is refused at once."""
+    import asyncio
+    import pickle
+
+    bucket = seaweedfs.new_bucket()
+    conn = aconnect(seaweedfs, default=bucket, max_connections=3)
+    assert conn.max_connections == 3 and aconnect(seaweedfs).max_connections == tinys3._ASYNC_LINES
+    copy = pickle.loads(pickle.dumps(conn))
+    assert isinstance(copy, tinys3.AsyncConnection) and copy.max_connections == 3
+    most_open = 0
+    exchange = tinys3._AsyncTransport._exchange
+
+    async def counted(self: Any, line: Any, *args: Any) -> Any:
+        nonlocal most_open
+        most_open = max(most_open, sum(line.pool.busy.values()))
+        return await exchange(self, line, *args)
+
+    async def many(conn: tinys3.AsyncConnection) -> list[tinys3.Response]:
+        try:
+            return await asyncio.gather(*[conn.upload(f"few/{i}", b"x" * i) for i in range(300)])
+        finally:
+            await conn.close()
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tinys3._AsyncTransport, "_exchange", counted)
+        assert len(asyncio.run(many(copy))) == 300 and most_open == 3
+    assert seaweedfs.boto3().get_object(Bucket=bucket, Key="few/299")["Body"].read() == b"x" * 299
+    for wrong in (0, -1, "8"):
+        with pytest.raises((tinys3.InvalidInput, tinys3.InvalidType), match="max_connections"):
+            aconnect(seaweedfs, max_connections=wrong)
+
+
 @pytest.mark.portable
 def test_async_a_place_handed_to_a_cancelled_call_goes_on_to_the_next(seaweedfs: Server) -> None:
     """With every line in use, a call queued for one is cancelled in the very turn a line

@@ -4940,7 +4940,8 @@ def _check_int(name: str, value: object, low: int, high: int) -> int:
 def _unpickled(cls: type[Connection], settings: dict[str, Any], aws_default: bool) -> Connection:
     """A Connection made from a pickle's settings (``Connection._settings``)."""
     conn = cls.__new__(cls)
-    Connection.__init__(conn, **settings)
+    init: Any = AsyncConnection.__init__ if issubclass(cls, AsyncConnection) else Connection.__init__
+    init(conn, **settings)
     conn._aws_default = aws_default  # the endpoint was AWS's own: a bucket elsewhere moves to its region's host
     return conn
 
@@ -7322,7 +7323,8 @@ class _AsyncMultipartUpload(MultipartUpload):
 
 @_coroutine_calls
 class AsyncConnection(Connection):
-    """``Connection``'s calls as coroutines, for asyncio; the same arguments and settings.
+    """``Connection``'s calls as coroutines, for asyncio; its arguments and settings, and
+    ``max_connections``.
 
     It may be made anywhere, a running loop or none, and used from several loops in
     turn (``asyncio.run`` after ``asyncio.run``): connections are kept per loop,
@@ -7337,6 +7339,34 @@ class AsyncConnection(Connection):
     #: Blocking work (file reads and writes, digests, credentials) runs on the loop: only for
     #: a loop of tinys3's own (``_asyncio_twin``), where a thread hop would cost more than it.
     _work_here = False
+
+    def __init__(
+        self,
+        access_key: str | None = None,
+        secret_key: str | None = None,
+        default_bucket: str | None = None,
+        tls: bool | None = None,
+        endpoint: str | None = None,
+        *,
+        max_connections: int = _ASYNC_LINES,
+        **kwargs: Any,
+    ) -> None:
+        """``Connection``'s arguments, and ``max_connections``: how many connections it
+        keeps open at once in each event loop (128); calls past that wait for one to come
+        free."""
+        lines = _check_int("max_connections", max_connections, 1, 100_000)
+        super().__init__(access_key, secret_key, default_bucket, tls, endpoint, **kwargs)
+        assert isinstance(self._transport, _AsyncTransport)
+        self._transport.lines = lines
+
+    @property
+    def max_connections(self) -> int:
+        """How many connections it keeps open at once in each event loop."""
+        assert isinstance(self._transport, _AsyncTransport)
+        return self._transport.lines
+
+    def _settings(self) -> dict[str, Any]:
+        return {**super()._settings(), "max_connections": self.max_connections}
 
     def _multipart_upload(self, bucket: str, key: str, upload_id: str) -> MultipartUpload:
         return _AsyncMultipartUpload(self, bucket, key, upload_id)

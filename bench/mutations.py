@@ -91,6 +91,8 @@ MUTATIONS: list[tuple[str, str, str, str]] = [
      "run_in_executor(None, super().close)", "without_the_loops_default_executor"),
     ("asyncio: calls are plain functions returning coroutines", "                setattr(cls, name, call.awaited)",
      "                pass", "coroutine_functions"),
+    ("asyncio: max_connections not applied", "        self._transport.lines = lines\n",
+     "        self._transport.lines = _ASYNC_LINES\n", "max_connections"),
     ("asyncio: a name looked up on the default executor",
      "connecting = _dial(loop, owner, address, new_line, tls if context else {})",
      "connecting = loop.create_connection(new_line, *address, **(tls if context else {}))",
