@@ -6815,25 +6815,29 @@ def test_async_listings_are_fetched_as_they_are_iterated(moto: Server) -> None:
     asyncio.run(listings())
 
 
-def test_async_a_cancelled_multipart_upload_is_aborted_and_leaves_nothing(moto: Server) -> None:
+@pytest.mark.parametrize("slow", ["partNumber", "?uploads"])
+def test_async_a_cancelled_multipart_upload_is_aborted_and_leaves_nothing(moto: Server, slow: str) -> None:
+    """Cancelled while a part goes up, or while the upload is being created (the server
+    makes it all the same: its answer is still read, for the id to abort), the upload is
+    aborted before the cancellation goes on."""
     import asyncio
 
     bucket = moto.new_bucket()
-    parts_sent: list[int] = []
+    slowed: list[int] = []
     sizes = {"multipart_threshold": 5 * MiB, "multipart_size": 5 * MiB, "max_concurrency": 2}
 
-    def slow_part(request: Recorded) -> Any:
-        if "partNumber" in request.path:
-            parts_sent.append(1)
+    def slow_request(request: Recorded) -> Any:
+        if slow in request.path:
+            slowed.append(1)
             time.sleep(0.3)
         return None
 
-    with scripted_server(slow_part, upstream=moto.endpoint) as (endpoint, seen):
+    with scripted_server(slow_request, upstream=moto.endpoint) as (endpoint, seen):
         conn = tinys3.AsyncConnection(moto.access_key, moto.secret_key, endpoint=endpoint, default=bucket, **sizes)
 
         async def cancelled() -> None:
             task = asyncio.ensure_future(conn.upload("big", os.urandom(30 * MiB)))
-            while not parts_sent:
+            while not slowed:
                 await asyncio.sleep(0.01)
             task.cancel()
             with pytest.raises(asyncio.CancelledError):

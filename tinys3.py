@@ -2062,14 +2062,17 @@ class _Send:
     """Effect: send one request and give back its answer, ``(status, reason, headers,
     body)`` (the body a ``bytes``, or for a 2xx answer to a ``stream`` request, the
     driver's stream of it), or raise its TransportError. ``headers`` are signed, Host
-    aside (the driver writes it)."""
+    aside (the driver writes it). ``finish``: the core must learn what the request made,
+    to undo it, even if the caller gives up while it is under way: the asyncio driver
+    then still reads the answer and hands it over, and throws the cancellation into the
+    core at the next effect it yields."""
 
-    __slots__ = ("body", "endpoint", "headers", "host", "method", "stream", "target")
+    __slots__ = ("body", "endpoint", "finish", "headers", "host", "method", "stream", "target")
 
     def __init__(self, endpoint: _Endpoint, host: str, target: str, method: str, headers: dict[str, str],
-                 body: _Body | None, stream: bool) -> None:  # fmt: skip
+                 body: _Body | None, stream: bool, finish: bool = False) -> None:  # fmt: skip
         self.endpoint, self.host, self.target, self.method = endpoint, host, target, method
-        self.headers, self.body, self.stream = headers, body, stream
+        self.headers, self.body, self.stream, self.finish = headers, body, stream, finish
 
 
 class _Sleep:
@@ -4169,7 +4172,8 @@ def _multipart(
     """
     stored = {k: v for k, v in headers.items() if k not in _REQUEST_ONLY_HEADERS}
     began = time.monotonic()
-    created = yield from conn._attempts(_Request("POST", bucket, key, stored, query=[("uploads", "")]), idempotent=True)
+    creating = _Request("POST", bucket, key, stored, query=[("uploads", "")])
+    created = yield from conn._attempts(creating, idempotent=True, finish=True)  # a cancellation waits for its id
     upload_id = _upload_id(created.content)
     try:
         if created.attempts > 1:
@@ -6155,10 +6159,11 @@ class Connection:
         progress: Progress | None = None,
         check: Callable[[Response], object] | None = None,
         idempotent: bool = False,
+        finish: bool = False,
     ) -> Generator[_Effect, Any, Response]:
         """The policy of one request, socket-free: sign, send, judge the answer; return a
         2xx Response or raise. It yields effects for a driver to perform (``_Send``,
-        ``_Sleep``, ``_Work``) and never blocks itself.
+        ``_Sleep``, ``_Work``) and never blocks itself. ``finish``: see ``_Send``.
 
         ``check`` vets a 2xx answer: a retryable TransportError from it is
         retried like a failed request. Read timeouts are retried for GET,
@@ -6188,7 +6193,7 @@ class Connection:
             started = time.monotonic()
             try:
                 status, reason, reply_headers, content = yield _Send(
-                    endpoint, host, target, request.method, signed, body, stream
+                    endpoint, host, target, request.method, signed, body, stream, finish
                 )
                 _log_request(request, status, attempt, started, reply_headers, content)
                 response = self._response_class(
@@ -7415,6 +7420,7 @@ class AsyncConnection(Connection):
         """The asyncio driver over steps that may also yield data (``Connection._iterate``'s twin)."""
         reply: Any = None
         failure: BaseException | None = None
+        deferred: BaseException | None = None  # a cancellation that came with an answer the core takes first
         try:
             while True:
                 try:
@@ -7424,7 +7430,11 @@ class AsyncConnection(Connection):
                         outcome.append(done.value)
                     return
                 if isinstance(effect, _EFFECTS):
-                    reply, failure = await self._perform(effect)
+                    reply, failure = (None, deferred) if deferred else await self._perform(effect)
+                    if reply is not None and failure is not None:  # a ``_Send`` to ``finish``, then a cancellation
+                        deferred, failure = failure, None
+                    else:
+                        deferred = None
                 else:
                     reply = None
                     yield effect
@@ -7439,6 +7449,8 @@ class AsyncConnection(Connection):
         transport = self._transport
         assert isinstance(transport, _AsyncTransport)
         try:
+            if isinstance(effect, _Send) and effect.finish:
+                return await _finished(transport.send(effect, self))
             if isinstance(effect, _Send):
                 return await transport.send(effect, self), None
             if isinstance(effect, _Receive):
@@ -7503,6 +7515,23 @@ class AsyncConnection(Connection):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+
+async def _finished(sending: Coroutine[Any, Any, T]) -> tuple[T | None, BaseException | None]:
+    """(the answer, None) of a ``_Send`` to ``finish``; if the caller is cancelled while it
+    is under way, the answer is still awaited (bounded by the timeouts), and comes with the
+    cancellation: (the answer, or None if it failed, the cancellation). A second
+    cancellation is not waited out: it cancels the send."""
+    import asyncio
+
+    task = asyncio.ensure_future(sending)
+    try:
+        return await asyncio.shield(task), None
+    except asyncio.CancelledError as cancelled:
+        try:
+            return await task, cancelled
+        except Exception:
+            return None, cancelled
 
 
 def _asyncio_twin(conn: Connection, lines: int) -> AsyncConnection:
