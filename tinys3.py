@@ -7562,14 +7562,21 @@ class _LoopThread:
     hand coroutines of the asyncio driver (``submit`` gives a ``concurrent.futures.Future``).
     Once nothing is left the thread ends, the loop and its idle connections kept for the next
     work, which starts another thread. Not a daemon: as with ``concurrent.futures``, the
-    interpreter waits at exit for the work handed to it."""
+    interpreter waits at exit for the work handed to it.
+
+    A Ctrl-C may cut the caller's thread anywhere, a ``submit`` too: the caller's side only
+    ever appends to the inbox, then wakes the loop; what runs is counted on the loop's side,
+    and ``close`` wakes the loop itself, so that work stranded in the inbox still runs and
+    ``close`` still returns."""
 
     def __init__(self) -> None:
         self.loop: Any = None  # made on the first work
         self._lock = threading.Lock()
-        self._idle = threading.Condition(self._lock)
-        self._pending = 0  # coroutines handed over and not yet ended
+        self._stopped = threading.Condition(self._lock)
         self._inbox: list[tuple[Coroutine[Any, Any, Any], Future[Any]]] = []  # handed over, not yet started
+        self._started: set[Any] = set()  # the tasks of those handed over, until each has ended
+        self._running = False  # a thread runs the loop (or is about to): the lock held to change it
+        self._woken = False  # the loop will look at the inbox: no other wake-up is needed
         self._thread: threading.Thread | None = None  # the one running the loop, or that last ran it
         _forkable.add(self)
 
@@ -7589,46 +7596,62 @@ class _LoopThread:
                 import asyncio
 
                 self.loop = asyncio.new_event_loop()
-            self._pending += 1
             self._inbox.append((coroutine, future))
-            if len(self._inbox) == 1:  # one wake-up of the loop for all handed over until it looks
-                self.loop.call_soon_threadsafe(self._start)
-            if self._pending == 1:  # the loop stopped, or is stopping: a thread runs it again
-                self._thread = threading.Thread(target=self._run, args=(self._thread,), name="tinys3-loop")
-                self._thread.start()
+            self._wake()
         return future
+
+    def _wake(self) -> None:
+        """(The lock held.) Have the loop start what the inbox holds: a thread runs the loop
+        if none does (the one that ran it last has stopped it, or is stopping it), else the
+        loop is woken, once for all handed over until it looks."""
+        if not self._running:
+            thread = threading.Thread(target=self._run, args=(self._thread,), name="tinys3-loop")
+            self._thread, self._running, self._woken = thread, True, True
+            thread.start()  # a Ctrl-C as it waits for the thread to begin leaves it running
+        elif not self._woken:
+            self.loop.call_soon_threadsafe(self._start)
+            self._woken = True
 
     def _run(self, previous: threading.Thread | None) -> None:
         if previous is not None:  # it leaves the loop once the stop it was given is done
             previous.join()
+        self.loop.call_soon(self._start)
         self.loop.run_forever()
 
     def _start(self) -> None:
         """On the loop: each coroutine handed over as a task, unless its future was cancelled first."""
         with self._lock:
-            inbox, self._inbox = self._inbox, []
+            inbox, self._inbox, self._woken = self._inbox, [], False
         for coroutine, future in inbox:
             if future.set_running_or_notify_cancel():
-                self.loop.create_task(coroutine).add_done_callback(_partial(self._ended, future))
+                task = self.loop.create_task(coroutine)
+                self._started.add(task)
+                task.add_done_callback(_partial(self._ended, future))
             else:
                 coroutine.close()
-                self._ended(future, None)
+        self._stop_if_idle()
 
     def _ended(self, future: Future[T], task: Any) -> None:
         """On the loop: a task really ended (a cancelled one, once its cleanup is done)."""
         import asyncio
 
-        if task is not None:
-            error = asyncio.CancelledError() if task.cancelled() else task.exception()
-            if error is None:
-                future.set_result(task.result())
-            else:
-                future.set_exception(error)
+        error = asyncio.CancelledError() if task.cancelled() else task.exception()
+        if error is None:
+            future.set_result(task.result())
+        else:
+            future.set_exception(error)
+        self._started.discard(task)
+        self._stop_if_idle()
+
+    def _stop_if_idle(self) -> None:
+        """On the loop: once nothing handed over is left to run, the loop stops (its thread
+        ends), and ``close`` hears it."""
         with self._lock:
-            self._pending -= 1
-            if not self._pending:
-                self.loop.stop()
-                self._idle.notify_all()
+            if self._started or self._inbox:
+                return
+            self._running = False
+            self.loop.stop()
+            self._stopped.notify_all()
 
     def cancel(self) -> None:
         """Cancel every coroutine under way (each aborts what it started)."""
@@ -7639,15 +7662,23 @@ class _LoopThread:
 
     def close(self, conn: AsyncConnection) -> None:
         """Once the work handed over has ended, close ``conn``'s connections, then the loop."""
+        if self.loop is None:  # it never had work: nothing was opened
+            return
+        self.submit(self._close_last(conn)).result()
         with self._lock:
-            while self._pending:
-                self._idle.wait()
-            if self.loop is None:  # it never had work: nothing was opened
-                return
-        self.submit(conn.close()).result()
+            while self._running:
+                self._stopped.wait()
         assert self._thread is not None
         self._thread.join()
         self.loop.close()
+
+    async def _close_last(self, conn: AsyncConnection) -> None:
+        """On the loop: once every other coroutine handed over has ended, ``conn`` closed."""
+        import asyncio
+
+        while others := self._started - {asyncio.current_task()}:
+            await asyncio.wait(others)
+        await conn.close()
 
 
 ###############################################################################

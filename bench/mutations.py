@@ -99,6 +99,8 @@ MUTATIONS: list[tuple[str, str, str, str]] = [
     ("asyncio: the cancellation after a finished send is lost",
      "                        deferred, failure = failure, None", "                        failure = None",
      "a_cancelled_multipart_upload_is_aborted"),
+    ("loop thread: a close after a submit cut short wakes nobody", "        elif not self._woken:",
+     "        elif len(self._inbox) == 1:", "ctrl_c_left_in_its_inbox"),
     ("asyncio: a name looked up on the default executor",
      "connecting = _dial(loop, owner, address, new_line, tls if context else {})",
      "connecting = loop.create_connection(new_line, *address, **(tls if context else {}))",
