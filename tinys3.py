@@ -7340,6 +7340,7 @@ class AsyncConnection(Connection):
     """
 
     _transport_class = _AsyncTransport
+    _transport: _AsyncTransport
     _response_class = AsyncResponse
     #: Blocking work (file reads and writes, digests, credentials) runs on the loop: only for
     #: a loop of tinys3's own (``_asyncio_twin``), where a thread hop would cost more than it.
@@ -7361,13 +7362,11 @@ class AsyncConnection(Connection):
         free."""
         lines = _check_int("max_connections", max_connections, 1, 100_000)
         super().__init__(access_key, secret_key, default_bucket, tls, endpoint, **kwargs)
-        assert isinstance(self._transport, _AsyncTransport)
         self._transport.lines = lines
 
     @property
     def max_connections(self) -> int:
         """How many connections it keeps open at once in each event loop."""
-        assert isinstance(self._transport, _AsyncTransport)
         return self._transport.lines
 
     def _settings(self) -> dict[str, Any]:
@@ -7447,7 +7446,6 @@ class AsyncConnection(Connection):
         import asyncio
 
         transport = self._transport
-        assert isinstance(transport, _AsyncTransport)
         try:
             if isinstance(effect, _Send) and effect.finish:
                 return await _finished(transport.send(effect, self))
@@ -7500,7 +7498,6 @@ class AsyncConnection(Connection):
         are waited for on a thread of their own: what they are finishing may need this loop."""
         import asyncio
 
-        assert isinstance(self._transport, _AsyncTransport)
         await self._transport.aclose()
         from concurrent.futures import ThreadPoolExecutor
 
