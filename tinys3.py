@@ -7569,7 +7569,6 @@ class _LoopThread:
     def __init__(self) -> None:
         self.loop: Any = None  # made on the first work
         self._lock = threading.Lock()
-        self._stopped = threading.Condition(self._lock)
         self._inbox: list[tuple[Coroutine[Any, Any, Any], Future[Any]]] = []  # handed over, not yet started
         self._started: set[Any] = set()  # the tasks of those handed over, until each has ended
         self._running = False  # a thread runs the loop (or is about to): the lock held to change it
@@ -7642,13 +7641,12 @@ class _LoopThread:
 
     def _stop_if_idle(self) -> None:
         """On the loop: once nothing handed over is left to run, the loop stops (its thread
-        ends), and ``close`` hears it."""
+        ends)."""
         with self._lock:
             if self._started or self._inbox:
                 return
             self._running = False
             self.loop.stop()
-            self._stopped.notify_all()
 
     def cancel(self) -> None:
         """Cancel every coroutine under way (each aborts what it started)."""
@@ -7662,10 +7660,7 @@ class _LoopThread:
         if self.loop is None:  # it never had work: nothing was opened
             return
         self.submit(self._close_last(conn)).result()
-        with self._lock:
-            while self._running:
-                self._stopped.wait()
-        assert self._thread is not None
+        assert self._thread is not None  # the one that ran the last coroutine: it ends as the loop stops
         self._thread.join()
         self.loop.close()
 
