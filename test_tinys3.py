@@ -6388,15 +6388,15 @@ def test_a_loop_thread_runs_while_it_has_work_and_skips_what_was_cancelled_befor
     async def must_not_run() -> None:
         raise AssertionError("a coroutine whose future was cancelled ran")
 
-    first = loop.submit(holds_the_loop())
+    first = loop.submit(holds_the_loop)
     time.sleep(0.1)
-    skipped = loop.submit(must_not_run())
+    skipped = loop.submit(must_not_run)
     assert skipped.cancel() and first.result(timeout=10) == "first"
     thread = loop._thread
     assert thread is not None
     thread.join(10)
     assert not thread.is_alive() and not loop._running, "the thread ended with the work"
-    assert loop.submit(holds_the_loop()).result(timeout=10) == "first" and loop._thread is not thread
+    assert loop.submit(holds_the_loop).result(timeout=10) == "first" and loop._thread is not thread
     loop.close(tinys3.AsyncConnection("k", "s", endpoint="http://127.0.0.1:9"))
 
 
@@ -6418,11 +6418,11 @@ def test_a_loop_thread_runs_what_a_ctrl_c_left_in_its_inbox_and_close_returns() 
     async def left_behind() -> str:
         return "ran"
 
-    first = loop.submit(holds_the_loop())
+    first = loop.submit(holds_the_loop)
     assert running.wait(10)
     stranded: Future[str] = Future()
     with loop._lock:
-        loop._inbox.append((left_behind(), stranded))  # what a submit cut short after its append leaves
+        loop._inbox.append((left_behind, stranded))  # what a submit cut short after its append leaves
     gate.set()
     first.result(timeout=10)
     conn = tinys3.AsyncConnection("k", "s", endpoint="http://127.0.0.1:9")

@@ -6498,7 +6498,7 @@ class Pool:
             if self._loop is None:
                 self._loop = _LoopThread(), _asyncio_twin(self.connection, self.size)
             loop, twin = self._loop
-        return loop.submit(_awaited(twin.upload, key, bytes(local_file), *args, **kwargs))
+        return loop.submit(twin.upload, key, bytes(local_file), *args, **kwargs)
 
     # Each runs the Connection method of its name on the pool's threads and returns a Future of its result.
     copy = _OnPool()
@@ -7549,11 +7549,6 @@ def _asyncio_twin(conn: Connection, lines: int) -> AsyncConnection:
     return twin
 
 
-async def _awaited(call: Callable[..., Coroutine[Any, Any, T]], *args: Any, **kwargs: Any) -> T:
-    """``call(*args, **kwargs)`` awaited: an argument it refuses fails the future, not the caller."""
-    return await call(*args, **kwargs)
-
-
 class _LoopThread:
     """An event loop on a thread of its own, run while it has work: where blocking callers
     hand coroutines of the asyncio driver (``submit`` gives a ``concurrent.futures.Future``).
@@ -7569,7 +7564,9 @@ class _LoopThread:
     def __init__(self) -> None:
         self.loop: Any = None  # made on the first work
         self._lock = threading.Lock()
-        self._inbox: list[tuple[Coroutine[Any, Any, Any], Future[Any]]] = []  # handed over, not yet started
+        self._inbox: list[
+            tuple[Callable[[], Coroutine[Any, Any, Any]], Future[Any]]
+        ] = []  # handed over, not yet started
         self._started: set[Any] = set()  # the tasks of those handed over, until each has ended
         self._running = False  # a thread runs the loop (or is about to): the lock held to change it
         self._woken = False  # the loop will look at the inbox: no other wake-up is needed
@@ -7581,9 +7578,10 @@ class _LoopThread:
         loop's selector watches the parent's sockets)."""
         self.__init__()  # type: ignore[misc]
 
-    def submit(self, coroutine: Coroutine[Any, Any, T]) -> Future[T]:
-        """Run ``coroutine`` on the loop; its Future, as an executor's, cannot be cancelled
-        once it runs."""
+    def submit(self, call: Callable[..., Coroutine[Any, Any, T]], *args: Any, **kwargs: Any) -> Future[T]:
+        """Run ``call(*args, **kwargs)`` on the loop; its Future, as an executor's, cannot be
+        cancelled once it runs. The coroutine is made there: one made here and cut off from
+        the inbox by a Ctrl-C would be reported as never awaited."""
         from concurrent.futures import Future
 
         future: Future[T] = Future()
@@ -7592,7 +7590,7 @@ class _LoopThread:
                 import asyncio
 
                 self.loop = asyncio.new_event_loop()
-            self._inbox.append((coroutine, future))
+            self._inbox.append((_partial(call, *args, **kwargs), future))
             self._wake()
         return future
 
@@ -7615,16 +7613,14 @@ class _LoopThread:
         self.loop.run_forever()
 
     def _start(self) -> None:
-        """On the loop: each coroutine handed over as a task, unless its future was cancelled first."""
+        """On the loop: each call handed over as a task, unless its future was cancelled first."""
         with self._lock:
             inbox, self._inbox, self._woken = self._inbox, [], False
-        for coroutine, future in inbox:
+        for call, future in inbox:
             if future.set_running_or_notify_cancel():
-                task = self.loop.create_task(coroutine)
+                task = self.loop.create_task(call())
                 self._started.add(task)
                 task.add_done_callback(_partial(self._ended, future))
-            else:
-                coroutine.close()
         self._stop_if_idle()
 
     def _ended(self, future: Future[T], task: Any) -> None:
@@ -7659,7 +7655,7 @@ class _LoopThread:
         """Once the work handed over has ended, close ``conn``'s connections, then the loop."""
         if self.loop is None:  # it never had work: nothing was opened
             return
-        self.submit(self._close_last(conn)).result()
+        self.submit(self._close_last, conn).result()
         assert self._thread is not None  # the one that ran the last coroutine: it ends as the loop stops
         self._thread.join()
         self.loop.close()
@@ -7891,7 +7887,7 @@ class _Batch:
                 raise self.stopped
             self.files, self.bytes = self.files + count, self.bytes + size
             self.show()
-            future = self._loop.submit(self._run(steps, size, count, report))
+            future = self._loop.submit(self._run, steps, size, count, report)
             self._under_way.add(future)
         future.add_done_callback(self._ended)
 
